@@ -1,0 +1,15 @@
+# The two commands of the README. Both create/refresh ./.venv first (idempotent:
+# under a second when nothing changed; the llama-cpp-python build is cached).
+.PHONY: run test setup lint
+
+setup:
+	@bash scripts/setup_env.sh
+
+run: setup
+	.venv/bin/quantdesk
+
+test: setup
+	QT_QPA_PLATFORM=offscreen .venv/bin/python -m pytest -q
+
+lint: setup
+	.venv/bin/ruff check app ui engine tests

@@ -1,0 +1,378 @@
+"""Wires the window to the engine: library, imports, the model worker and the chat.
+
+Runs on the GUI thread. Slow work goes to the model worker (loading and
+generation) or to :func:`run_job` (file validation and copying).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from PySide6.QtCore import QObject, QTimer, QUrl
+from PySide6.QtGui import QDesktopServices
+from PySide6.QtWidgets import QFileDialog, QMessageBox
+
+from quantdesk.engine.errors import QuantDeskError
+from quantdesk.engine.events import GenerationStats
+from quantdesk.engine.hardware import hardware_summary, memory_snapshot
+from quantdesk.engine.importer import MODE_COPY, MODE_REFERENCE, ImportOutcome, import_paths
+from quantdesk.engine.library import LibraryEntry, ModelLibrary
+from quantdesk.engine.model_info import summarize
+from quantdesk.engine.gguf import read_header_from_file
+from quantdesk.engine.prompting import COMPLETION_MODE_NOTICE
+from quantdesk.engine.session import MODE_COMPLETION
+from quantdesk.engine.starter import ensure_starter_file
+from quantdesk.engine.templates import Message
+from quantdesk.paths import AppPaths
+from quantdesk.settings import SETTINGS, Settings
+from quantdesk.ui.jobs import run_job
+from quantdesk.ui.library_panel import human_size
+from quantdesk.ui.main_window import MainWindow
+from quantdesk.ui.model_worker import LoadedModel, ModelThread
+
+WELCOME = (
+    "Welcome to QuantDesk. Models run here, on this computer: nothing you type leaves it.\n"
+    "This machine: {hardware}.\n"
+    "Pick a model on the left (double-click) or drop a .gguf file anywhere on the window."
+)
+
+
+class AppController(QObject):
+    """The GUI's composition root."""
+
+    def __init__(self, paths: AppPaths, settings: Settings, window: MainWindow) -> None:
+        super().__init__()
+        self.paths = paths
+        self.settings = settings
+        self.window = window
+        self.library = ModelLibrary(paths.library_db)
+        self.models = ModelThread(paths.probe_cache)
+        self.loaded: LoadedModel | None = None
+        self.loading = False
+        self.messages: list[Message] = []
+        self._reply_row = -1
+        self._reply_parts: list[str] = []
+        self._wire()
+        self._memory_timer = QTimer(self)
+        self._memory_timer.timeout.connect(self._show_memory)
+        self._memory_timer.start(2000)
+        self._show_memory()
+
+    # -- wiring ----------------------------------------------------------------------------
+
+    def _wire(self) -> None:
+        w, worker = self.window, self.models.worker
+        w.filesDropped.connect(lambda paths: self.import_files([Path(p) for p in paths]))
+        w.newChatRequested.connect(self.new_chat)
+        w.closing.connect(self.shutdown)
+        w.library.loadRequested.connect(self.load)
+        w.library.addRequested.connect(self._add_dialog)
+        w.library.removeRequested.connect(self._remove)
+        w.library.revealRequested.connect(self._reveal)
+        w.chat.modelChosen.connect(self.load)
+        w.chat.ejectRequested.connect(worker.unloadRequested)
+        w.chat.sendRequested.connect(self.send)
+        w.chat.stopRequested.connect(worker.stop)
+        w.chat.view.regenerateRequested.connect(self.regenerate)
+        w.chat.view.editRequested.connect(self.edit)
+        panel = w.settings_panel
+        panel.set_values({name: self.settings.get(name) for name in SETTINGS})
+        panel.settingChanged.connect(self._setting_changed)
+        panel.resetRequested.connect(self._reset_settings)
+        panel.reloadRequested.connect(self._reload)
+        worker.loadStarted.connect(self._load_started)
+        worker.loaded.connect(self._loaded)
+        worker.loadFailed.connect(self._load_failed)
+        worker.unloaded.connect(self._unloaded)
+        worker.tokenReady.connect(self._token)
+        worker.generationFinished.connect(self._finished)
+        worker.generationFailed.connect(self._generation_failed)
+
+    def start(self, open_files: list[Path]) -> None:
+        """Fill the library, prepare the starter model, open files given on the command line."""
+        self.refresh_library()
+        self.window.chat.transcript.append_message(
+            "notice", WELCOME.format(hardware=hardware_summary())
+        )
+        if open_files:
+            self.import_files(open_files, mode=MODE_REFERENCE, load_first=True)
+            return
+        if os.environ.get("QUANTDESK_SKIP_STARTER") == "1":
+            self._load_last()
+            return
+        run_job(
+            lambda: self._add_starter(),
+            on_done=lambda _entry: (self.refresh_library(), self._load_last()),
+            on_error=self._job_failed,
+        )
+
+    def _add_starter(self) -> LibraryEntry | None:
+        path = ensure_starter_file(self.paths.models_dir)
+        if path is None:
+            return None
+        library = ModelLibrary(self.paths.library_db)  # this runs on a pool thread
+        try:
+            report = summarize(read_header_from_file(path), path=path)
+            return library.add(path, report, source="starter", owned=True)
+        finally:
+            library.close()
+
+    def _load_last(self) -> None:
+        entries = [e for e in self.library.entries() if e.exists]
+        last = self.settings.get("library.last_model")
+        chosen = next((e for e in entries if str(e.path) == last), entries[0] if entries else None)
+        if chosen is not None and self.loaded is None and not self.loading:
+            self.load(chosen)
+
+    def shutdown(self) -> None:
+        """Stop generation, free the model, close the database."""
+        self._memory_timer.stop()
+        self.models.shutdown()
+        self.library.close()
+
+    # -- library ---------------------------------------------------------------------------
+
+    def refresh_library(self) -> None:
+        """Re-read the library into the sidebar and picker."""
+        self.window.library.set_entries(self.library.entries())
+        if self.loaded is not None:
+            self._select(self.loaded.path)
+
+    def _select(self, path: str) -> None:
+        self.window.library.select_path(path)
+        self.window.chat.picker.setCurrentIndex(self.window.library.model.row_of(path))
+
+    def _ask_import_mode(self) -> str | None:
+        mode = self.settings.get("import.mode")
+        if mode != "ask":
+            return mode
+        box = QMessageBox(self.window)
+        box.setWindowTitle("Add models")
+        box.setText("Copy the files into QuantDesk's models folder, or use them where they are?")
+        box.setInformativeText(
+            "Using them in place saves disk space; the files stay yours and are never modified."
+        )
+        use = box.addButton("Use in place", QMessageBox.ButtonRole.AcceptRole)
+        copy = box.addButton("Copy", QMessageBox.ButtonRole.ActionRole)
+        box.addButton(QMessageBox.StandardButton.Cancel)
+        box.setDefaultButton(use)
+        box.exec()
+        clicked = box.clickedButton()
+        return MODE_REFERENCE if clicked is use else MODE_COPY if clicked is copy else None
+
+    def import_files(self, paths: list[Path], mode: str | None = None, load_first: bool = False) -> None:
+        """Validate and add dropped/opened files in the background, then report."""
+        mode = mode or self._ask_import_mode()
+        if mode is None:
+            return
+        db, models_dir = self.paths.library_db, self.paths.models_dir
+
+        def work() -> list[ImportOutcome]:
+            library = ModelLibrary(db)
+            try:
+                return import_paths(paths, library, models_dir, mode)
+            finally:
+                library.close()
+
+        self.window.statusBar().showMessage("Checking dropped files…")
+        run_job(work, on_done=lambda out: self._imported(out, load_first), on_error=self._job_failed)
+
+    def _imported(self, outcomes: list[ImportOutcome], load_first: bool) -> None:
+        self.window.statusBar().clearMessage()
+        self.refresh_library()
+        added = [o.entry for o in outcomes if o.entry is not None]
+        failed = [o for o in outcomes if o.error]
+        if failed:
+            lines = [f"{o.source.name}: {o.error}" for o in failed]
+            head = "This file is not a usable model:" if len(failed) == 1 else (
+                f"{len(failed)} files are not usable models:"
+            )
+            self.window.show_error(
+                head + "\n" + "\n".join(lines[:5]),
+                details="\n".join(f"{o.source}: {o.error} {o.details}" for o in failed),
+            )
+        elif added:
+            names = ", ".join(e.name for e in added[:3])
+            self.window.show_info(f"Added to the library: {names}.")
+        if added:
+            self._select(str(added[0].path))
+            if load_first:
+                self.load(added[0])
+
+    def _add_dialog(self) -> None:
+        files, _ = QFileDialog.getOpenFileNames(
+            self.window, "Add models", str(Path.home()), "GGUF models (*.gguf);;All files (*)"
+        )
+        if files:
+            self.import_files([Path(f) for f in files])
+
+    def _remove(self, entry: LibraryEntry) -> None:
+        self.library.remove(entry.id)
+        self.refresh_library()
+
+    def _reveal(self, entry: LibraryEntry) -> None:
+        QDesktopServices.openUrl(QUrl.fromLocalFile(str(entry.path.parent)))
+
+    def _job_failed(self, exc: BaseException) -> None:
+        self.window.statusBar().clearMessage()
+        if isinstance(exc, QuantDeskError):
+            self.window.show_error(exc.message, exc.details)
+        else:
+            self.window.show_error("Something unexpected went wrong.", f"{type(exc).__name__}: {exc}")
+
+    # -- settings --------------------------------------------------------------------------
+
+    def _setting_changed(self, name: str, value: object) -> None:
+        try:
+            self.settings.set(name, value)
+        except ValueError as exc:
+            self.window.show_error(str(exc))
+            return
+        if name.startswith("load.") and self.loaded is not None:
+            self.window.settings_panel.set_reload_needed(True)
+
+    def _reset_settings(self) -> None:
+        self.settings.reset("load.")
+        self.settings.reset("sampling.")
+        self.window.settings_panel.set_values({n: self.settings.get(n) for n in SETTINGS})
+        if self.loaded is not None:
+            self.window.settings_panel.set_reload_needed(True)
+
+    def _reload(self) -> None:
+        entry = self.library.find(Path(self.loaded.path)) if self.loaded else None
+        if entry is not None:
+            self.load(entry)
+
+    # -- model -----------------------------------------------------------------------------
+
+    def load(self, entry: LibraryEntry) -> None:
+        """Load ``entry`` on the model worker (the previous model is unloaded first)."""
+        if not entry.exists:
+            self.window.show_error(
+                f"'{entry.path}' no longer exists. It was moved or deleted outside QuantDesk; "
+                "remove it from the library or put the file back."
+            )
+            return
+        self.models.worker.stop()
+        self.models.worker.loadRequested.emit(str(entry.path), self.settings.load_settings())
+
+    def _load_started(self, path: str) -> None:
+        self.loading = True
+        self.window.chat.set_loaded(None)
+        self.window.chat.model_status.setText(f"Loading {Path(path).name}…")
+        self.window.chat.send.setEnabled(False)
+
+    def _loaded(self, model: LoadedModel) -> None:
+        self.loading = False
+        self.loaded = model
+        self.window.chat.send.setEnabled(True)
+        self.window.settings_panel.set_reload_needed(False)
+        notice = COMPLETION_MODE_NOTICE if model.mode == MODE_COMPLETION else ""
+        self.window.chat.set_loaded(
+            f"{model.name} · {model.file_type} · ctx {model.context_size:,} · {model.backend}", notice
+        )
+        self.settings.set("library.last_model", model.path)
+        self._select(model.path)
+        self.window.context_label.setText(f"Context 0 / {model.context_size:,}")
+
+    def _load_failed(self, message: str, details: str) -> None:
+        self.loading = False
+        self.loaded = None
+        self.window.chat.send.setEnabled(True)
+        self.window.chat.set_loaded(None)
+        self.window.show_error(message, details)
+
+    def _unloaded(self) -> None:
+        self.loaded = None
+        self.window.chat.set_loaded(None)
+        self.window.context_label.setText("")
+
+    # -- chat ------------------------------------------------------------------------------
+
+    def new_chat(self) -> None:
+        """Start an empty conversation (the model stays loaded)."""
+        self.models.worker.stop()
+        self.messages.clear()
+        self.window.chat.transcript.clear()
+
+    def send(self, text: str) -> None:
+        """Add the user's message and ask the worker for a reply."""
+        if self.loaded is None:
+            self.window.show_error(
+                "No model is loaded. Double-click a model in the library, or drop a .gguf file."
+            )
+            return
+        self.window.chat.input.clear()
+        self.messages.append(Message("user", text))
+        self.window.chat.transcript.append_message("user", text)
+        self._request_reply()
+
+    def _request_reply(self) -> None:
+        transcript = self.window.chat.transcript
+        self._reply_row = transcript.append_message("assistant", "", streaming=True)
+        self._reply_parts = []
+        self.window.chat.set_generating(True)
+        system = self.settings.get("chat.system_prompt").strip()
+        history = ([Message("system", system)] if system else []) + list(self.messages)
+        self.models.worker.generateRequested.emit(history, self.settings.sampling_settings())
+
+    def _token(self, text: str) -> None:
+        if self._reply_row >= 0:
+            self._reply_parts.append(text)
+            self.window.chat.transcript.append_text(self._reply_row, text)
+
+    def _finished(self, stats: GenerationStats) -> None:
+        reply = "".join(self._reply_parts)
+        self.window.chat.transcript.finish(self._reply_row, stats.summary())
+        self.messages.append(Message("assistant", reply))
+        self._reply_row = -1
+        self.window.chat.set_generating(False)
+        self.window.speed_label.setText(f"{stats.decode_tokens_per_s:.1f} tok/s")
+        self.window.context_label.setText(
+            f"Context {stats.context_used:,} / {stats.context_size:,}"
+        )
+        if not reply.strip() and stats.stop_reason == "eos":
+            self.window.show_info("The model ended its reply without any text. Try Regenerate.")
+
+    def _generation_failed(self, message: str, details: str) -> None:
+        if self._reply_row >= 0:
+            self.window.chat.transcript.set_error(self._reply_row, message)
+        if self.messages and self.messages[-1].role == "user":
+            pass  # the user message stays; Regenerate or a new message retries
+        self._reply_row = -1
+        self.window.chat.set_generating(False)
+        self.window.show_error(message, details)
+
+    def regenerate(self, row: int) -> None:
+        """Drop the reply at ``row`` and generate a new one."""
+        if self._reply_row >= 0 or self.loaded is None:
+            return
+        self.window.chat.transcript.remove_from(row)
+        if self.messages and self.messages[-1].role == "assistant":
+            self.messages.pop()
+        if self.messages and self.messages[-1].role == "user":
+            self._request_reply()
+
+    def edit(self, row: int) -> None:
+        """Put a user message back in the input box and drop it and everything after."""
+        if self._reply_row >= 0:
+            return
+        transcript = self.window.chat.transcript
+        text = transcript.message(row).text
+        later_user_turns = sum(1 for m in transcript.messages()[row:] if m.role == "user")
+        transcript.remove_from(row)
+        for _ in range(later_user_turns):
+            while self.messages and self.messages.pop().role != "user":
+                pass
+        self.window.chat.input.setPlainText(text)
+        self.window.chat.input.setFocus()
+
+    # -- status ----------------------------------------------------------------------------
+
+    def _show_memory(self) -> None:
+        snap = memory_snapshot()
+        self.window.ram_label.setText(
+            f"RAM: app {human_size(snap.process_rss)} · free {human_size(snap.available)}"
+            f" of {human_size(snap.total)}"
+        )

@@ -1,0 +1,70 @@
+"""GUI entry point: ``quantdesk [FILE.gguf ...] [--data-dir DIR]``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from quantdesk import __version__
+from quantdesk.crash_handler import install_hooks, setup_logging
+from quantdesk.paths import resolve_paths
+from quantdesk.settings import SETTINGS, Settings
+
+
+def _parse(argv: Sequence[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="quantdesk",
+        description="QuantDesk: chat with quantized language models on this computer. "
+        "Sub-commands: inspect, run (see 'quantdesk inspect --help').",
+    )
+    parser.add_argument("files", nargs="*", type=Path, help=".gguf files to open")
+    parser.add_argument("--data-dir", help="keep all data, settings and models under this folder")
+    parser.add_argument("--version", action="version", version=f"QuantDesk {__version__}")
+    return parser.parse_args(list(argv))
+
+
+def build_app(args: argparse.Namespace):  # noqa: ANN201 - returns (window, controller)
+    """Create the window and its controller (the QApplication must exist)."""
+    from quantdesk.controller import AppController
+    from quantdesk.ui.main_window import MainWindow
+
+    paths = resolve_paths(args.data_dir).ensure()
+    settings = Settings(paths.settings_file)
+    window = MainWindow(SETTINGS.values(), title=f"QuantDesk {__version__}")
+    controller = AppController(paths, settings, window)
+    return window, controller, paths
+
+
+def _notifier_class():  # noqa: ANN202 - defined lazily so the CLI never imports Qt
+    from PySide6.QtCore import QObject, Signal
+
+    class Notifier(QObject):
+        error = Signal(str, str)
+
+    return Notifier
+
+
+def run_gui(argv: Sequence[str]) -> int:
+    """Start the desktop app; returns the exit status."""
+    args = _parse(argv)
+    from PySide6.QtCore import QTimer
+    from PySide6.QtGui import QIcon
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication(sys.argv[:1])
+    _Notifier = _notifier_class()  # noqa: N806
+    app.setApplicationName("QuantDesk")
+    app.setApplicationVersion(__version__)
+    icon = Path(__file__).resolve().parent.parent / "resources" / "icon.svg"
+    if icon.exists():
+        app.setWindowIcon(QIcon(str(icon)))
+    window, controller, paths = build_app(args)
+    setup_logging(paths.log_file)
+    notifier = _Notifier()
+    notifier.error.connect(window.show_error)  # queued: hooks may fire on any thread
+    install_hooks(notifier.error.emit)
+    window.show()
+    QTimer.singleShot(0, lambda: controller.start([f.resolve() for f in args.files]))
+    return app.exec()

@@ -1,0 +1,1 @@
+"""QuantDesk engine: everything that is not a widget. Never imports Qt."""

@@ -1,0 +1,66 @@
+"""Typed engine errors, each carrying a message a person understands.
+
+Every error the engine raises on purpose derives from :class:`QuantDeskError`.
+``message`` says what happened and what to do next; ``details`` holds the
+technical text (shown behind an expander in the GUI, printed with --verbose).
+"""
+
+from __future__ import annotations
+
+
+class QuantDeskError(Exception):
+    """Base class of all errors QuantDesk reports to the user."""
+
+    def __init__(self, message: str, details: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class InvalidGGUF(QuantDeskError):
+    """A file (or a byte prefix of one) is not a well-formed GGUF model.
+
+    ``offset`` is the byte offset at which the problem was found, or None when
+    the problem is not tied to one place in the file.
+    """
+
+    def __init__(self, message: str, offset: int | None = None, details: str = "") -> None:
+        if offset is not None:
+            message = f"{message} (at byte offset {offset})"
+        super().__init__(message, details)
+        self.offset = offset
+
+
+class NeedMoreBytes(QuantDeskError):
+    """The header continues past the bytes given; fetch at least ``needed`` bytes and retry.
+
+    Raised only when the caller said the whole file is longer than the prefix
+    it handed over (a remote header read through HTTP range requests).
+    """
+
+    def __init__(self, needed: int) -> None:
+        super().__init__(f"The GGUF header needs at least {needed} bytes; read more of the file.")
+        self.needed = needed
+
+
+class ModelLoadError(QuantDeskError):
+    """llama.cpp could not load a model (bad file, not enough memory, unsupported architecture)."""
+
+
+class GenerationError(QuantDeskError):
+    """Text generation failed after the model was loaded."""
+
+
+class TemplateError(QuantDeskError):
+    """A chat template could not be rendered safely."""
+
+
+class LlamaBuildError(QuantDeskError):
+    """The installed llama.cpp build is missing or crashes on this CPU."""
+
+
+class ImportRejected(QuantDeskError):
+    """A file offered for the library was refused (not a GGUF, unreadable, duplicate...)."""

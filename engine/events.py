@@ -1,0 +1,46 @@
+"""Events streamed by a generation: text as it arrives, then the final stats."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+STOP_EOS = "eos"
+STOP_LENGTH = "length"
+STOP_USER = "stopped"
+STOP_CONTEXT_FULL = "context_full"
+
+
+@dataclass(frozen=True)
+class TokenText:
+    """A piece of generated text (one or more tokens, always whole UTF-8 characters)."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class GenerationStats:
+    """What a finished (or stopped) generation cost."""
+
+    prompt_tokens: int
+    completion_tokens: int
+    time_to_first_token_s: float
+    total_s: float
+    decode_tokens_per_s: float
+    stop_reason: str
+    context_used: int
+    context_size: int
+
+    def summary(self) -> str:
+        """One line for a status bar or a message footer."""
+        reason = {
+            STOP_USER: " · stopped",
+            STOP_LENGTH: " · max tokens reached",
+            STOP_CONTEXT_FULL: " · context full",
+        }.get(self.stop_reason, "")
+        return (
+            f"{self.completion_tokens} tokens · {self.decode_tokens_per_s:.1f} tok/s · "
+            f"{self.total_s:.1f} s{reason}"
+        )
+
+
+GenerationEvent = TokenText | GenerationStats

@@ -1,0 +1,140 @@
+"""The model library: GGUF files the user can load, indexed in SQLite.
+
+Files are never locked into a private store: an entry is a path. Files the app
+copied into its own models folder are marked ``owned`` (only those may ever be
+deleted by the app); everything else is referenced in place.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from quantdesk.engine.model_info import ModelReport
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS models (
+    id INTEGER PRIMARY KEY,
+    path TEXT NOT NULL UNIQUE,
+    name TEXT NOT NULL,
+    source TEXT NOT NULL,
+    owned INTEGER NOT NULL,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    architecture TEXT NOT NULL,
+    file_type TEXT NOT NULL,
+    parameters TEXT NOT NULL,
+    context_length INTEGER NOT NULL,
+    has_chat_template INTEGER NOT NULL,
+    added_at REAL NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True)
+class LibraryEntry:
+    """One model in the library, as plain data the UI can show."""
+
+    id: int
+    path: Path
+    name: str
+    source: str  # "starter", "imported", "opened"
+    owned: bool
+    size: int
+    architecture: str
+    file_type: str
+    parameters: str
+    context_length: int
+    has_chat_template: bool
+
+    @property
+    def exists(self) -> bool:
+        """False when the file was moved or deleted outside the app."""
+        return self.path.is_file()
+
+
+class ModelLibrary:
+    """SQLite-backed list of models. One instance per thread (sqlite3 connections are per thread)."""
+
+    def __init__(self, db_path: Path) -> None:
+        db_path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(str(db_path))
+        self._db.row_factory = sqlite3.Row
+        with self._db:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.executescript(_SCHEMA)
+            self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+    def close(self) -> None:
+        """Close the database connection."""
+        self._db.close()
+
+    def add(self, path: Path, report: ModelReport, *, source: str, owned: bool) -> LibraryEntry:
+        """Add (or refresh) the model at ``path``; returns its entry."""
+        path = path.resolve()
+        stat = path.stat()
+        with self._db:
+            self._db.execute(
+                """INSERT INTO models (path, name, source, owned, size, mtime_ns, architecture,
+                       file_type, parameters, context_length, has_chat_template, added_at)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                   ON CONFLICT(path) DO UPDATE SET name=excluded.name, size=excluded.size,
+                       mtime_ns=excluded.mtime_ns, architecture=excluded.architecture,
+                       file_type=excluded.file_type, parameters=excluded.parameters,
+                       context_length=excluded.context_length,
+                       has_chat_template=excluded.has_chat_template""",
+                (
+                    str(path),
+                    report.name,
+                    source,
+                    int(owned),
+                    stat.st_size,
+                    stat.st_mtime_ns,
+                    report.architecture,
+                    report.file_type,
+                    report.parameter_label,
+                    report.context_length or 0,
+                    int(report.has_chat_template),
+                    time.time(),
+                ),
+            )
+        entry = self.find(path)
+        assert entry is not None
+        return entry
+
+    def find(self, path: Path) -> LibraryEntry | None:
+        """The entry for ``path``, if it is in the library."""
+        row = self._db.execute("SELECT * FROM models WHERE path = ?", (str(path.resolve()),)).fetchone()
+        return _entry(row) if row else None
+
+    def entries(self) -> list[LibraryEntry]:
+        """All models, starter first, then by name."""
+        rows = self._db.execute(
+            "SELECT * FROM models ORDER BY source = 'starter' DESC, name COLLATE NOCASE"
+        ).fetchall()
+        return [_entry(r) for r in rows]
+
+    def remove(self, entry_id: int) -> None:
+        """Forget a model (the file itself is left alone)."""
+        with self._db:
+            self._db.execute("DELETE FROM models WHERE id = ?", (entry_id,))
+
+
+def _entry(row: sqlite3.Row) -> LibraryEntry:
+    return LibraryEntry(
+        id=row["id"],
+        path=Path(row["path"]),
+        name=row["name"],
+        source=row["source"],
+        owned=bool(row["owned"]),
+        size=row["size"],
+        architecture=row["architecture"],
+        file_type=row["file_type"],
+        parameters=row["parameters"],
+        context_length=row["context_length"],
+        has_chat_template=bool(row["has_chat_template"]),
+    )

@@ -1,0 +1,52 @@
+"""Plain settings objects for loading a model and sampling from it."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+
+
+def default_threads() -> int:
+    """Threads for generation: the physical core count (hyperthreads slow llama.cpp down)."""
+    try:
+        import psutil
+
+        physical = psutil.cpu_count(logical=False)
+    except Exception:  # psutil may not know on exotic systems
+        physical = None
+    return max(1, physical or os.cpu_count() or 1)
+
+
+@dataclass(frozen=True)
+class LoadSettings:
+    """How a model is loaded: these need a reload to change."""
+
+    n_ctx: int = 4096
+    n_threads: int = 0  # 0 means default_threads()
+    n_gpu_layers: int = 0
+    n_batch: int = 512
+
+    def resolved_threads(self) -> int:
+        """The thread count to hand to llama.cpp."""
+        return self.n_threads if self.n_threads > 0 else default_threads()
+
+    def with_(self, **changes: object) -> LoadSettings:
+        """A copy with some fields changed."""
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class SamplingSettings:
+    """How tokens are picked: these apply to the next reply without a reload."""
+
+    temperature: float = 0.8
+    top_p: float = 0.95
+    top_k: int = 40
+    min_p: float = 0.05
+    repeat_penalty: float = 1.1
+    seed: int = -1  # -1 means a new random seed per reply
+    max_tokens: int = 512
+
+    def with_(self, **changes: object) -> SamplingSettings:
+        """A copy with some fields changed."""
+        return replace(self, **changes)  # type: ignore[arg-type]

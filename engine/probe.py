@@ -1,0 +1,192 @@
+"""Load-test a model in a child process before the app loads it in its own.
+
+llama.cpp aborts the whole process on some inputs (GGML_ASSERT on bad metadata)
+and a llama.cpp build made for the wrong CPU dies with SIGILL on the first
+token (e.g. AMX code on a machine that did not grant AMX). Neither may take the
+app down, so the first load of each (model file, load settings, llama.cpp build)
+happens in a throw-away child process; the verdict is cached on disk.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from quantdesk.engine.errors import LlamaBuildError, ModelLoadError, QuantDeskError
+from quantdesk.engine.params import LoadSettings
+
+PROBE_TIMEOUT_S = 900.0
+_RESULT_PREFIX = "QUANTDESK-PROBE-RESULT "
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    """The outcome of a child-process load test."""
+
+    ok: bool
+    message: str = ""
+    details: str = ""
+    seconds: float = 0.0
+
+
+def _signal_message(signum: int, path: Path) -> str:
+    name = signal.Signals(signum).name if signum in signal.Signals._value2member_map_ else str(signum)
+    if signum == signal.SIGILL:
+        return (
+            f"llama.cpp crashed with {name} (an illegal CPU instruction) while running "
+            f"'{path.name}'. This llama.cpp build uses instructions this processor cannot run "
+            "(for example AMX or AVX-512). Rebuild it for this CPU with the setup command in the "
+            "README (it detects the CPU features)."
+        )
+    if signum == signal.SIGKILL:
+        return (
+            f"The test load of '{path.name}' was killed ({name}), most likely because the "
+            "machine ran out of memory. Try a smaller context length or a smaller quant."
+        )
+    if signum == signal.SIGABRT:
+        return (
+            f"llama.cpp aborted ({name}) while loading '{path.name}': the file's metadata is "
+            "inconsistent or uses something this llama.cpp build does not support. The app kept "
+            "running; try another file."
+        )
+    return (
+        f"llama.cpp crashed ({name}) while loading '{path.name}'. The app kept running; the "
+        "file may be damaged or unsupported by this llama.cpp build."
+    )
+
+
+def _cache_key(path: Path, settings: LoadSettings) -> str:
+    try:
+        import llama_cpp
+
+        build = getattr(llama_cpp, "__version__", "?")
+    except ImportError:
+        build = "missing"
+    stat = path.stat()
+    raw = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{build}|{settings.n_gpu_layers}"
+    return hashlib.sha256(raw.encode()).hexdigest()[:24]
+
+
+class ProbeCache:
+    """Remembers which (file, build, GPU layers) already passed a child-process load."""
+
+    def __init__(self, path: Path | None) -> None:
+        self._path = path
+
+    def _read(self) -> dict[str, float]:
+        if self._path is None:
+            return {}
+        try:
+            return json.loads(self._path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+
+    def passed(self, key: str) -> bool:
+        """True when this key passed before."""
+        return key in self._read()
+
+    def remember(self, key: str) -> None:
+        """Record a passing probe (best effort: a read-only disk only costs a re-probe)."""
+        if self._path is None:
+            return
+        data = self._read()
+        data[key] = time.time()
+        try:
+            self._path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self._path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(data), encoding="utf-8")
+            os.replace(tmp, self._path)
+        except OSError:
+            pass
+
+
+def probe_load(
+    path: str | Path,
+    settings: LoadSettings,
+    *,
+    cache: ProbeCache | None = None,
+    cancel: threading.Event | None = None,
+    timeout_s: float = PROBE_TIMEOUT_S,
+) -> ProbeResult:
+    """Load ``path`` in a child process and generate two tokens; report how it went."""
+    path = Path(path)
+    cache = cache or ProbeCache(None)
+    key = _cache_key(path, settings)
+    if cache.passed(key):
+        return ProbeResult(ok=True, message="passed before (cached)")
+    # A small context keeps the probe quick; memory for the real context is the estimator's job.
+    probe_settings = settings.with_(n_ctx=min(settings.n_ctx or 512, 512))
+    cmd = [sys.executable, "-m", "quantdesk.engine.probe_child", str(path), json.dumps(asdict(probe_settings))]
+    started = time.monotonic()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        while True:
+            try:
+                out, err = proc.communicate(timeout=0.2)
+                break
+            except subprocess.TimeoutExpired:
+                if (cancel is not None and cancel.is_set()) or time.monotonic() - started > timeout_s:
+                    proc.kill()
+                    proc.communicate()
+                    reason = "cancelled" if cancel is not None and cancel.is_set() else "timed out"
+                    return ProbeResult(ok=False, message=f"The test load of '{path.name}' {reason}.")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    seconds = time.monotonic() - started
+    tail = (err or "").strip()[-4000:]
+    if proc.returncode < 0:
+        return ProbeResult(False, _signal_message(-proc.returncode, path), tail, seconds)
+    for line in (out or "").splitlines():
+        if line.startswith(_RESULT_PREFIX):
+            payload = json.loads(line[len(_RESULT_PREFIX):])
+            result = ProbeResult(payload["ok"], payload.get("message", ""), payload.get("details", "") or tail, seconds)
+            if result.ok:
+                cache.remember(key)
+            return result
+    return ProbeResult(
+        False,
+        f"The test load of '{path.name}' ended unexpectedly (exit code {proc.returncode}).",
+        tail,
+        seconds,
+    )
+
+
+def raise_for_probe(result: ProbeResult) -> None:
+    """Turn a failed probe into the matching typed error."""
+    if result.ok:
+        return
+    if "illegal CPU instruction" in result.message:
+        raise LlamaBuildError(result.message, result.details)
+    raise ModelLoadError(result.message, result.details)
+
+
+def child_main(path: str, settings_json: str) -> int:
+    """Entry point of the child: load, generate two tokens, print a one-line verdict."""
+    from quantdesk.engine.events import TokenText
+    from quantdesk.engine.session import InferenceSession
+    from quantdesk.engine.templates import Message
+    from quantdesk.engine.params import SamplingSettings
+
+    payload: dict[str, object]
+    try:
+        session = InferenceSession.load(path, LoadSettings(**json.loads(settings_json)))
+        stop = threading.Event()
+        events = session.generate(
+            [Message("user", "Hello")], SamplingSettings(temperature=0.0, max_tokens=2, seed=0), stop
+        )
+        pieces = [e.text for e in events if isinstance(e, TokenText)]
+        session.close()
+        payload = {"ok": True, "message": f"generated {''.join(pieces)!r}"}
+    except QuantDeskError as exc:
+        payload = {"ok": False, "message": exc.message, "details": exc.details}
+    print(_RESULT_PREFIX + json.dumps(payload), flush=True)
+    return 0

@@ -1,0 +1,207 @@
+"""One loaded model and text generation from it (llama-cpp-python underneath).
+
+An :class:`InferenceSession` is owned by exactly one thread for its whole
+life. :meth:`InferenceSession.generate` is a generator of events; the caller
+sets a :class:`threading.Event` to stop it, honoured before the next token.
+"""
+
+from __future__ import annotations
+
+import codecs
+import random
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from quantdesk.engine.errors import GenerationError, ModelLoadError
+from quantdesk.engine.events import (
+    STOP_CONTEXT_FULL,
+    STOP_EOS,
+    STOP_LENGTH,
+    STOP_USER,
+    GenerationEvent,
+    GenerationStats,
+    TokenText,
+)
+from quantdesk.engine.gguf import read_header_from_file
+from quantdesk.engine.model_info import ModelReport, summarize
+from quantdesk.engine.params import LoadSettings, SamplingSettings
+from quantdesk.engine.prompting import PromptPlan, plan_prompt
+from quantdesk.engine.templates import Message
+
+MODE_CHAT = "chat"
+MODE_COMPLETION = "completion"
+
+
+class InferenceSession:
+    """A model loaded into llama.cpp, ready to generate."""
+
+    def __init__(self, path: Path, settings: LoadSettings, report: ModelReport, llama: object):
+        self.path = path
+        self.settings = settings
+        self.report = report
+        self._llama = llama
+        self.context_used = 0
+
+    # -- loading ---------------------------------------------------------------------------
+
+    @classmethod
+    def load(cls, path: str | Path, settings: LoadSettings) -> InferenceSession:
+        """Validate the file's header strictly, then load it into llama.cpp.
+
+        Raises InvalidGGUF for a malformed file and ModelLoadError when
+        llama.cpp refuses it (unsupported architecture, not enough memory...).
+        """
+        path = Path(path)
+        report = summarize(read_header_from_file(path), path=path)
+        try:
+            import llama_cpp
+        except ImportError as exc:  # pragma: no cover - depends on the installation
+            raise ModelLoadError(
+                "llama-cpp-python is not installed, so models cannot be loaded. "
+                "Run the setup command from the README again.",
+                details=str(exc),
+            ) from exc
+        n_ctx = settings.n_ctx
+        if report.context_length and (n_ctx <= 0 or n_ctx > report.context_length):
+            n_ctx = report.context_length
+        threads = settings.resolved_threads()
+        try:
+            llama = llama_cpp.Llama(
+                model_path=str(path),
+                n_ctx=n_ctx,
+                n_batch=min(settings.n_batch, n_ctx),
+                n_threads=threads,
+                n_threads_batch=threads,
+                n_gpu_layers=settings.n_gpu_layers,
+                verbose=False,
+            )
+        except (ValueError, RuntimeError, OSError) as exc:
+            raise ModelLoadError(
+                f"llama.cpp could not load '{path.name}'. The file may use an architecture this "
+                "llama.cpp build does not support, or there is not enough memory for the chosen "
+                "context length.",
+                details=str(exc),
+            ) from exc
+        return cls(path, settings.with_(n_ctx=n_ctx), report, llama)
+
+    def close(self) -> None:
+        """Free the model and its context now rather than at garbage collection."""
+        llama, self._llama = self._llama, None
+        if llama is not None:
+            llama.close()
+
+    # -- properties ------------------------------------------------------------------------
+
+    @property
+    def mode(self) -> str:
+        """MODE_CHAT when the model has a chat template, else MODE_COMPLETION."""
+        return MODE_CHAT if self.report.chat_template else MODE_COMPLETION
+
+    @property
+    def context_size(self) -> int:
+        """Context length llama.cpp allocated, in tokens."""
+        return self._require().n_ctx()
+
+    def _require(self):  # noqa: ANN202 - llama_cpp.Llama, imported lazily
+        if self._llama is None:
+            raise GenerationError("The model was unloaded; load it again to continue.")
+        return self._llama
+
+    # -- generation ------------------------------------------------------------------------
+
+    def count_tokens(self, text: str) -> int:
+        """How many tokens ``text`` takes with this model's tokenizer."""
+        return len(self._require().tokenize(text.encode("utf-8"), add_bos=False, special=False))
+
+    def plan(self, messages: Sequence[Message]) -> PromptPlan:
+        """The prompt text (and mode) the conversation turns into for this model."""
+        llama = self._require()
+        return plan_prompt(
+            messages,
+            chat_template=self.report.chat_template,
+            bos_token=_token_text(llama, llama.token_bos()),
+            eos_token=_token_text(llama, llama.token_eos()),
+        )
+
+    def generate(
+        self,
+        messages: Sequence[Message],
+        sampling: SamplingSettings,
+        stop: threading.Event,
+    ) -> Iterator[GenerationEvent]:
+        """Stream the reply to ``messages``: TokenText events, then one GenerationStats."""
+        llama = self._require()
+        plan = self.plan(messages)
+        tokens = llama.tokenize(
+            plan.text.encode("utf-8"), add_bos=not plan.has_bos_text, special=plan.parse_special
+        )
+        n_ctx = llama.n_ctx()
+        if len(tokens) >= n_ctx:
+            raise GenerationError(
+                f"The prompt is {len(tokens):,} tokens but the context holds {n_ctx:,}. "
+                "Start a new chat, shorten the message, or load the model with a longer context."
+            )
+        budget = min(sampling.max_tokens, n_ctx - len(tokens))
+        llama.set_seed(sampling.seed if sampling.seed >= 0 else random.randrange(2**31))
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        started = time.perf_counter()
+        first_at: float | None = None
+        produced = 0
+        stop_reason = STOP_LENGTH if budget == sampling.max_tokens else STOP_CONTEXT_FULL
+        if stop.is_set():
+            stop_reason = STOP_USER
+        else:
+            stream = llama.generate(
+                tokens,
+                temp=sampling.temperature,
+                top_p=sampling.top_p,
+                top_k=sampling.top_k,
+                min_p=sampling.min_p,
+                repeat_penalty=sampling.repeat_penalty,
+            )
+            for token in stream:
+                if first_at is None:
+                    first_at = time.perf_counter()
+                if _is_end_of_generation(llama, token):
+                    stop_reason = STOP_EOS
+                    break
+                produced += 1
+                text = decoder.decode(llama.detokenize([token], special=False))
+                if text:
+                    yield TokenText(text)
+                if produced >= budget:
+                    break
+                if stop.is_set():
+                    stop_reason = STOP_USER
+                    break
+            stream.close()
+        tail = decoder.decode(b"", final=True)
+        if tail:
+            yield TokenText(tail)
+        ended = time.perf_counter()
+        self.context_used = len(tokens) + produced
+        decode_s = ended - first_at if first_at is not None else 0.0
+        yield GenerationStats(
+            prompt_tokens=len(tokens),
+            completion_tokens=produced,
+            time_to_first_token_s=(first_at or ended) - started,
+            total_s=ended - started,
+            decode_tokens_per_s=(produced - 1) / decode_s if produced > 1 and decode_s > 0 else 0.0,
+            stop_reason=stop_reason,
+            context_used=self.context_used,
+            context_size=n_ctx,
+        )
+
+
+def _token_text(llama, token: int) -> str:  # noqa: ANN001 - llama_cpp.Llama
+    if token < 0:
+        return ""
+    return llama.detokenize([token], special=True).decode("utf-8", errors="replace")
+
+
+def _is_end_of_generation(llama, token: int) -> bool:  # noqa: ANN001 - llama_cpp.Llama
+    import llama_cpp
+
+    return bool(llama_cpp.llama_vocab_is_eog(llama._model.vocab, token))

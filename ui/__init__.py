@@ -1,0 +1,1 @@
+"""QuantDesk widgets and item models. Presentation only: no file formats, no HTTP."""

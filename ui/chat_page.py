@@ -1,0 +1,123 @@
+"""The chat page: model picker, transcript, and the message box with Send/Stop."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QAbstractItemModel, Qt, Signal
+from PySide6.QtGui import QKeyEvent
+from PySide6.QtWidgets import (
+    QComboBox,
+    QHBoxLayout,
+    QLabel,
+    QPlainTextEdit,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from quantdesk.ui.chat_model import ChatListModel
+from quantdesk.ui.chat_view import ChatView
+from quantdesk.ui.library_panel import EntryRole
+
+
+class MessageEdit(QPlainTextEdit):
+    """Message box: Enter sends, Shift+Enter starts a new line."""
+
+    submitted = Signal()
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802 - Qt API
+        if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and not (
+            event.modifiers() & Qt.KeyboardModifier.ShiftModifier
+        ):
+            self.submitted.emit()
+            return
+        super().keyPressEvent(event)
+
+
+class ChatPage(QWidget):
+    """Transcript and input; emits requests, shows state. Owns no model."""
+
+    sendRequested = Signal(str)
+    stopRequested = Signal()
+    modelChosen = Signal(object)  # LibraryEntry
+    ejectRequested = Signal()
+
+    def __init__(self, library_model: QAbstractItemModel, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(8, 8, 8, 8)
+        top = QHBoxLayout()
+        self.picker = QComboBox()
+        self.picker.setModel(library_model)
+        self.picker.setPlaceholderText("Select a model…")
+        self.picker.setCurrentIndex(-1)
+        self.picker.setMinimumWidth(260)
+        self.picker.setAccessibleName("Model picker")
+        self.picker.setToolTip("Choose the model to chat with (Ctrl+K)")
+        self.picker.activated.connect(self._picked)
+        top.addWidget(self.picker, 1)
+        self.model_status = QLabel("No model loaded")
+        self.model_status.setAccessibleName("Loaded model")
+        top.addWidget(self.model_status, 2)
+        self.eject = QPushButton("Eject")
+        self.eject.setToolTip("Unload the model and free its memory")
+        self.eject.setEnabled(False)
+        self.eject.clicked.connect(self.ejectRequested)
+        top.addWidget(self.eject)
+        layout.addLayout(top)
+
+        self.mode_notice = QLabel()
+        self.mode_notice.setWordWrap(True)
+        self.mode_notice.setAccessibleName("Model mode")
+        self.mode_notice.setStyleSheet(
+            "QLabel { background: palette(alternate-base); border-radius: 6px; padding: 6px; }"
+        )
+        self.mode_notice.hide()
+        layout.addWidget(self.mode_notice)
+
+        self.transcript = ChatListModel()
+        self.view = ChatView()
+        self.view.setModel(self.transcript)
+        layout.addWidget(self.view, 1)
+
+        bottom = QHBoxLayout()
+        self.input = MessageEdit()
+        self.input.setPlaceholderText("Type a message — Enter sends, Shift+Enter adds a line")
+        self.input.setAccessibleName("Message")
+        self.input.setMaximumHeight(110)
+        self.input.submitted.connect(self._send)
+        bottom.addWidget(self.input, 1)
+        self.send = QPushButton("Send")
+        self.send.setDefault(True)
+        self.send.setToolTip("Send the message (Enter)")
+        self.send.clicked.connect(self._send)
+        self.stop = QPushButton("Stop")
+        self.stop.setToolTip("Stop generating (Esc)")
+        self.stop.clicked.connect(self.stopRequested)
+        self.stop.hide()
+        bottom.addWidget(self.send)
+        bottom.addWidget(self.stop)
+        layout.addLayout(bottom)
+
+    def _picked(self, row: int) -> None:
+        entry = self.picker.model().index(row, 0).data(EntryRole)
+        if entry is not None:
+            self.modelChosen.emit(entry)
+
+    def _send(self) -> None:
+        if self.stop.isVisible():
+            return
+        text = self.input.toPlainText().strip()
+        if text:
+            self.sendRequested.emit(text)
+
+    def set_generating(self, generating: bool) -> None:
+        """Swap Send for Stop while a reply streams."""
+        self.send.setVisible(not generating)
+        self.stop.setVisible(generating)
+
+    def set_loaded(self, summary: str | None, notice: str = "") -> None:
+        """Show the loaded model (None = nothing loaded) and the mode notice, if any."""
+        self.model_status.setText(summary or "No model loaded")
+        self.eject.setEnabled(summary is not None)
+        self.mode_notice.setText(notice)
+        self.mode_notice.setVisible(bool(notice))

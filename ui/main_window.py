@@ -1,0 +1,105 @@
+"""The main window: library sidebar, chat page, settings panel, status bar.
+
+Presentation only. It emits what the user asked for (files dropped, model
+chosen...) and shows what it is told; app/controller.py does the work.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence, QShortcut
+from PySide6.QtWidgets import QLabel, QMainWindow, QSplitter, QVBoxLayout, QWidget
+
+from quantdesk.ui.banner import Banner
+from quantdesk.ui.chat_page import ChatPage
+from quantdesk.ui.library_panel import LibraryPanel
+from quantdesk.ui.settings_panel import SettingSpec, SettingsPanel
+
+
+class MainWindow(QMainWindow):
+    """QuantDesk's window."""
+
+    filesDropped = Signal(list)  # list[str]
+    newChatRequested = Signal()
+    closing = Signal()
+
+    def __init__(self, setting_specs: Iterable[SettingSpec], title: str = "QuantDesk") -> None:
+        super().__init__()
+        self.setWindowTitle(title)
+        self.setAcceptDrops(True)
+        self.resize(1200, 780)
+        self.library = LibraryPanel()
+        self.chat = ChatPage(self.library.model)
+        self.settings_panel = SettingsPanel(setting_specs)
+        self.banner = Banner()
+
+        center = QWidget()
+        column = QVBoxLayout(center)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.addWidget(self.banner)
+        column.addWidget(self.chat, 1)
+
+        self.splitter = QSplitter(Qt.Orientation.Horizontal)
+        self.splitter.addWidget(self.library)
+        self.splitter.addWidget(center)
+        self.splitter.addWidget(self.settings_panel)
+        self.splitter.setStretchFactor(1, 1)
+        self.splitter.setCollapsible(1, False)
+        self.splitter.setSizes([260, 660, 280])
+        self.setCentralWidget(self.splitter)
+
+        self.ram_label = QLabel()
+        self.speed_label = QLabel()
+        self.context_label = QLabel()
+        for label, name in (
+            (self.ram_label, "Memory use"),
+            (self.speed_label, "Speed of the last reply"),
+            (self.context_label, "Context used"),
+        ):
+            label.setAccessibleName(name)
+            self.statusBar().addPermanentWidget(label)
+        self._shortcuts()
+
+    def _shortcuts(self) -> None:
+        for keys, slot in (
+            ("Esc", self.chat.stopRequested.emit),
+            ("Ctrl+N", self.newChatRequested.emit),
+            ("Ctrl+K", self._focus_picker),
+            ("Ctrl+,", self.toggle_settings),
+            ("Ctrl+O", self.library.addRequested.emit),
+        ):
+            QShortcut(QKeySequence(keys), self, activated=slot)
+
+    def _focus_picker(self) -> None:
+        self.chat.picker.setFocus()
+        self.chat.picker.showPopup()
+
+    def toggle_settings(self) -> None:
+        """Show or hide the settings panel (Ctrl+,)."""
+        self.settings_panel.setVisible(not self.settings_panel.isVisible())
+
+    def show_error(self, message: str, details: str = "", actions=()) -> None:  # noqa: ANN001
+        """Show an error in the banner; the window stays usable."""
+        self.banner.show_message("error", message, details, actions)
+
+    def show_info(self, message: str, actions=()) -> None:  # noqa: ANN001
+        """Show a neutral message in the banner."""
+        self.banner.show_message("info", message, "", actions)
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 - Qt API
+        if event.mimeData().hasUrls() and any(u.isLocalFile() for u in event.mimeData().urls()):
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802 - Qt API
+        paths = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
+        if paths:
+            event.acceptProposedAction()
+            self.filesDropped.emit(paths)
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt API
+        self.closing.emit()
+        super().closeEvent(event)

@@ -1,0 +1,137 @@
+"""The right-hand panel of the chat: load settings, sampling and the system prompt.
+
+Built from declared setting specs (objects with name/type/default/minimum/
+maximum/label/tooltip), so it never invents keys or ranges of its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, Protocol
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QDoubleSpinBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QPlainTextEdit,
+    QPushButton,
+    QScrollArea,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+
+class SettingSpec(Protocol):
+    """What the panel needs to know about one setting."""
+
+    name: str
+    type: type
+    default: Any
+    minimum: float | None
+    maximum: float | None
+    label: str
+    tooltip: str
+
+
+class SettingsPanel(QScrollArea):
+    """Load and sampling settings; emits ``settingChanged(name, value)`` on every edit."""
+
+    settingChanged = Signal(str, object)
+    resetRequested = Signal()
+    reloadRequested = Signal()
+
+    def __init__(self, specs: Iterable[SettingSpec], parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWidgetResizable(True)
+        self.setAccessibleName("Model settings")
+        self._editors: dict[str, QWidget] = {}
+        body = QWidget()
+        layout = QVBoxLayout(body)
+        groups = {
+            "load": self._group(layout, "Load settings"),
+            "sampling": self._group(layout, "Sampling"),
+        }
+        self._reload_row = QWidget()
+        row = QHBoxLayout(self._reload_row)
+        row.setContentsMargins(0, 0, 0, 0)
+        note = QLabel("Load settings changed: reload to apply.")
+        note.setWordWrap(True)
+        reload_button = QPushButton("Reload")
+        reload_button.clicked.connect(self.reloadRequested)
+        row.addWidget(note, 1)
+        row.addWidget(reload_button)
+        groups["load"].addRow(self._reload_row)
+        self._reload_row.hide()
+        self._prompt = QPlainTextEdit()
+        self._prompt.setPlaceholderText("Optional instructions sent before every chat.")
+        self._prompt.setAccessibleName("System prompt")
+        self._prompt.setMaximumHeight(120)
+        for spec in specs:
+            section = spec.name.split(".", 1)[0]
+            if spec.name == "chat.system_prompt":
+                self._editors[spec.name] = self._prompt
+                self._prompt.textChanged.connect(
+                    lambda n=spec.name: self.settingChanged.emit(n, self._prompt.toPlainText())
+                )
+            elif section in groups:
+                groups[section].addRow(spec.label or spec.name, self._editor(spec))
+        prompt_box = QGroupBox("System prompt")
+        QVBoxLayout(prompt_box).addWidget(self._prompt)
+        layout.addWidget(prompt_box)
+        reset = QPushButton("Reset to defaults")
+        reset.setToolTip("Put every load and sampling setting back to its default value.")
+        reset.clicked.connect(self.resetRequested)
+        layout.addWidget(reset, 0, Qt.AlignmentFlag.AlignLeft)
+        layout.addStretch(1)
+        self.setWidget(body)
+
+    @staticmethod
+    def _group(layout: QVBoxLayout, title: str) -> QFormLayout:
+        box = QGroupBox(title)
+        form = QFormLayout(box)
+        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        layout.addWidget(box)
+        return form
+
+    def _editor(self, spec: SettingSpec) -> QWidget:
+        editor: QSpinBox | QDoubleSpinBox
+        if spec.type is float:
+            editor = QDoubleSpinBox()
+            editor.setDecimals(2)
+            editor.setSingleStep(0.05)
+        else:
+            editor = QSpinBox()
+        editor.setRange(spec.minimum if spec.minimum is not None else -(2**31),
+                        spec.maximum if spec.maximum is not None else 2**31 - 1)
+        editor.setToolTip(spec.tooltip)
+        editor.setAccessibleName(spec.label or spec.name)
+        editor.setKeyboardTracking(False)
+        editor.valueChanged.connect(lambda v, n=spec.name: self.settingChanged.emit(n, v))
+        self._editors[spec.name] = editor
+        return editor
+
+    def editor(self, name: str) -> QWidget:
+        """The widget editing setting ``name`` (tests and keyboard focus use it)."""
+        return self._editors[name]
+
+    def set_values(self, values: dict[str, Any]) -> None:
+        """Show ``values`` without emitting settingChanged."""
+        for name, value in values.items():
+            editor = self._editors.get(name)
+            if editor is None:
+                continue
+            editor.blockSignals(True)
+            if isinstance(editor, QPlainTextEdit):
+                if editor.toPlainText() != value:
+                    editor.setPlainText(value)
+            else:
+                editor.setValue(value)
+            editor.blockSignals(False)
+
+    def set_reload_needed(self, needed: bool) -> None:
+        """Show or hide the "reload to apply" note."""
+        self._reload_row.setVisible(needed)
