@@ -54,7 +54,10 @@ def _inspect(args: argparse.Namespace) -> int:
 
     report = summarize(read_header_from_file(args.file), path=args.file)
     if args.json:
-        print(json.dumps(report.to_dict(include_tensors=args.tensors), indent=2))
+        data = report.to_dict()
+        if not args.tensors:
+            data.pop("tensors", None)
+        print(json.dumps(data, indent=2))
     else:
         print(format_text(report, include_tensors=args.tensors))
     return 0

@@ -15,11 +15,11 @@ from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 from quantdesk.engine.errors import QuantDeskError
 from quantdesk.engine.events import GenerationStats
+from quantdesk.engine.gguf import read_header_from_file
 from quantdesk.engine.hardware import hardware_summary, memory_snapshot
 from quantdesk.engine.importer import MODE_COPY, MODE_REFERENCE, ImportOutcome, import_paths
 from quantdesk.engine.library import LibraryEntry, ModelLibrary
-from quantdesk.engine.model_info import summarize
-from quantdesk.engine.gguf import read_header_from_file
+from quantdesk.engine.model_info import human_bytes, summarize
 from quantdesk.engine.prompting import COMPLETION_MODE_NOTICE
 from quantdesk.engine.session import MODE_COMPLETION
 from quantdesk.engine.starter import ensure_starter_file
@@ -27,7 +27,6 @@ from quantdesk.engine.templates import Message
 from quantdesk.paths import AppPaths
 from quantdesk.settings import SETTINGS, Settings
 from quantdesk.ui.jobs import run_job
-from quantdesk.ui.library_panel import human_size
 from quantdesk.ui.main_window import MainWindow
 from quantdesk.ui.model_worker import LoadedModel, ModelThread
 
@@ -161,7 +160,9 @@ class AppController(QObject):
         clicked = box.clickedButton()
         return MODE_REFERENCE if clicked is use else MODE_COPY if clicked is copy else None
 
-    def import_files(self, paths: list[Path], mode: str | None = None, load_first: bool = False) -> None:
+    def import_files(
+        self, paths: list[Path], mode: str | None = None, load_first: bool = False
+    ) -> None:
         """Validate and add dropped/opened files in the background, then report."""
         mode = mode or self._ask_import_mode()
         if mode is None:
@@ -176,7 +177,9 @@ class AppController(QObject):
                 library.close()
 
         self.window.statusBar().showMessage("Checking dropped files…")
-        run_job(work, on_done=lambda out: self._imported(out, load_first), on_error=self._job_failed)
+        run_job(
+            work, on_done=lambda out: self._imported(out, load_first), on_error=self._job_failed
+        )
 
     def _imported(self, outcomes: list[ImportOutcome], load_first: bool) -> None:
         self.window.statusBar().clearMessage()
@@ -185,8 +188,10 @@ class AppController(QObject):
         failed = [o for o in outcomes if o.error]
         if failed:
             lines = [f"{o.source.name}: {o.error}" for o in failed]
-            head = "This file is not a usable model:" if len(failed) == 1 else (
-                f"{len(failed)} files are not usable models:"
+            head = (
+                "This file is not a usable model:"
+                if len(failed) == 1
+                else (f"{len(failed)} files are not usable models:")
             )
             self.window.show_error(
                 head + "\n" + "\n".join(lines[:5]),
@@ -219,7 +224,9 @@ class AppController(QObject):
         if isinstance(exc, QuantDeskError):
             self.window.show_error(exc.message, exc.details)
         else:
-            self.window.show_error("Something unexpected went wrong.", f"{type(exc).__name__}: {exc}")
+            self.window.show_error(
+                "Something unexpected went wrong.", f"{type(exc).__name__}: {exc}"
+            )
 
     # -- settings --------------------------------------------------------------------------
 
@@ -270,7 +277,8 @@ class AppController(QObject):
         self.window.settings_panel.set_reload_needed(False)
         notice = COMPLETION_MODE_NOTICE if model.mode == MODE_COMPLETION else ""
         self.window.chat.set_loaded(
-            f"{model.name} · {model.file_type} · ctx {model.context_size:,} · {model.backend}", notice
+            f"{model.name} · {model.file_type} · ctx {model.context_size:,} · {model.backend}",
+            notice,
         )
         self.settings.set("library.last_model", model.path)
         self._select(model.path)
@@ -373,6 +381,6 @@ class AppController(QObject):
     def _show_memory(self) -> None:
         snap = memory_snapshot()
         self.window.ram_label.setText(
-            f"RAM: app {human_size(snap.process_rss)} · free {human_size(snap.available)}"
-            f" of {human_size(snap.total)}"
+            f"RAM: app {human_bytes(snap.process_rss)} · free {human_bytes(snap.available)}"
+            f" of {human_bytes(snap.total)}"
         )

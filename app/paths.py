@@ -51,7 +51,13 @@ class AppPaths:
 
     def ensure(self) -> AppPaths:
         """Create the folders; returns self."""
-        for folder in (self.data_dir, self.config_dir, self.cache_dir, self.log_dir, self.models_dir):
+        for folder in (
+            self.data_dir,
+            self.config_dir,
+            self.cache_dir,
+            self.log_dir,
+            self.models_dir,
+        ):
             folder.mkdir(parents=True, exist_ok=True)
         return self
 

@@ -30,4 +30,6 @@ def hardware_summary() -> str:
     logical = psutil.cpu_count(logical=True) or physical
     ram = psutil.virtual_memory().total / 2**30
     cpu = platform.processor() or platform.machine()
-    return f"{cpu}, {physical} cores ({logical} threads), {ram:.0f} GiB RAM; GPU offload: not detected"
+    return (
+        f"{cpu}, {physical} cores ({logical} threads), {ram:.0f} GiB RAM; GPU offload: not detected"
+    )

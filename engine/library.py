@@ -58,7 +58,7 @@ class LibraryEntry:
 
 
 class ModelLibrary:
-    """SQLite-backed list of models. One instance per thread (sqlite3 connections are per thread)."""
+    """SQLite-backed list of models; one instance per thread (sqlite3 connections are)."""
 
     def __init__(self, db_path: Path) -> None:
         db_path.parent.mkdir(parents=True, exist_ok=True)
@@ -89,13 +89,13 @@ class ModelLibrary:
                        has_chat_template=excluded.has_chat_template""",
                 (
                     str(path),
-                    report.name,
+                    report.name or path.stem,
                     source,
                     int(owned),
                     stat.st_size,
                     stat.st_mtime_ns,
-                    report.architecture,
-                    report.file_type,
+                    report.architecture or "unknown",
+                    report.file_type or "unknown",
                     report.parameter_label,
                     report.context_length or 0,
                     int(report.has_chat_template),
@@ -108,7 +108,9 @@ class ModelLibrary:
 
     def find(self, path: Path) -> LibraryEntry | None:
         """The entry for ``path``, if it is in the library."""
-        row = self._db.execute("SELECT * FROM models WHERE path = ?", (str(path.resolve()),)).fetchone()
+        row = self._db.execute(
+            "SELECT * FROM models WHERE path = ?", (str(path.resolve()),)
+        ).fetchone()
         return _entry(row) if row else None
 
     def entries(self) -> list[LibraryEntry]:

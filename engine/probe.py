@@ -38,7 +38,9 @@ class ProbeResult:
 
 
 def _signal_message(signum: int, path: Path) -> str:
-    name = signal.Signals(signum).name if signum in signal.Signals._value2member_map_ else str(signum)
+    name = (
+        signal.Signals(signum).name if signum in signal.Signals._value2member_map_ else str(signum)
+    )
     if signum == signal.SIGILL:
         return (
             f"llama.cpp crashed with {name} (an illegal CPU instruction) while running "
@@ -124,20 +126,32 @@ def probe_load(
         return ProbeResult(ok=True, message="passed before (cached)")
     # A small context keeps the probe quick; memory for the real context is the estimator's job.
     probe_settings = settings.with_(n_ctx=min(settings.n_ctx or 512, 512))
-    cmd = [sys.executable, "-m", "quantdesk.engine.probe_child", str(path), json.dumps(asdict(probe_settings))]
+    cmd = [
+        sys.executable,
+        "-m",
+        "quantdesk.engine.probe_child",
+        str(path),
+        json.dumps(asdict(probe_settings)),
+    ]
     started = time.monotonic()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # GGML_NO_BACKTRACE: on abort ggml would otherwise attach gdb for a backtrace (seconds).
+    env = {**os.environ, "GGML_NO_BACKTRACE": "1"}
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
         while True:
             try:
                 out, err = proc.communicate(timeout=0.2)
                 break
             except subprocess.TimeoutExpired:
-                if (cancel is not None and cancel.is_set()) or time.monotonic() - started > timeout_s:
+                if (
+                    cancel is not None and cancel.is_set()
+                ) or time.monotonic() - started > timeout_s:
                     proc.kill()
                     proc.communicate()
                     reason = "cancelled" if cancel is not None and cancel.is_set() else "timed out"
-                    return ProbeResult(ok=False, message=f"The test load of '{path.name}' {reason}.")
+                    return ProbeResult(
+                        ok=False, message=f"The test load of '{path.name}' {reason}."
+                    )
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -147,8 +161,13 @@ def probe_load(
         return ProbeResult(False, _signal_message(-proc.returncode, path), tail, seconds)
     for line in (out or "").splitlines():
         if line.startswith(_RESULT_PREFIX):
-            payload = json.loads(line[len(_RESULT_PREFIX):])
-            result = ProbeResult(payload["ok"], payload.get("message", ""), payload.get("details", "") or tail, seconds)
+            payload = json.loads(line[len(_RESULT_PREFIX) :])
+            result = ProbeResult(
+                payload["ok"],
+                payload.get("message", ""),
+                payload.get("details", "") or tail,
+                seconds,
+            )
             if result.ok:
                 cache.remember(key)
             return result
@@ -172,16 +191,21 @@ def raise_for_probe(result: ProbeResult) -> None:
 def child_main(path: str, settings_json: str) -> int:
     """Entry point of the child: load, generate two tokens, print a one-line verdict."""
     from quantdesk.engine.events import TokenText
+    from quantdesk.engine.params import SamplingSettings
     from quantdesk.engine.session import InferenceSession
     from quantdesk.engine.templates import Message
-    from quantdesk.engine.params import SamplingSettings
 
     payload: dict[str, object]
     try:
-        session = InferenceSession.load(path, LoadSettings(**json.loads(settings_json)))
+        # verbose: llama.cpp's log (and any GGML_ASSERT text) reaches the parent as details.
+        session = InferenceSession.load(
+            path, LoadSettings(**json.loads(settings_json)), verbose=True
+        )
         stop = threading.Event()
         events = session.generate(
-            [Message("user", "Hello")], SamplingSettings(temperature=0.0, max_tokens=2, seed=0), stop
+            [Message("user", "Hello")],
+            SamplingSettings(temperature=0.0, max_tokens=2, seed=0),
+            stop,
         )
         pieces = [e.text for e in events if isinstance(e, TokenText)]
         session.close()

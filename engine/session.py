@@ -47,7 +47,9 @@ class InferenceSession:
     # -- loading ---------------------------------------------------------------------------
 
     @classmethod
-    def load(cls, path: str | Path, settings: LoadSettings) -> InferenceSession:
+    def load(
+        cls, path: str | Path, settings: LoadSettings, *, verbose: bool = False
+    ) -> InferenceSession:
         """Validate the file's header strictly, then load it into llama.cpp.
 
         Raises InvalidGGUF for a malformed file and ModelLoadError when
@@ -75,7 +77,7 @@ class InferenceSession:
                 n_threads=threads,
                 n_threads_batch=threads,
                 n_gpu_layers=settings.n_gpu_layers,
-                verbose=False,
+                verbose=verbose,
             )
         except (ValueError, RuntimeError, OSError) as exc:
             raise ModelLoadError(

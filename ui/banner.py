@@ -59,7 +59,9 @@ class Banner(QFrame):
         self._details.setReadOnly(True)
         self._details.setMaximumHeight(120)
         copy = QPushButton("Copy details")
-        copy.clicked.connect(lambda: QGuiApplication.clipboard().setText(self._details.toPlainText()))
+        copy.clicked.connect(
+            lambda: QGuiApplication.clipboard().setText(self._details.toPlainText())
+        )
         self._details_box = QWidget()
         box = QVBoxLayout(self._details_box)
         box.setContentsMargins(0, 0, 0, 0)

@@ -41,7 +41,7 @@ def run_job(
     on_done: Callable[[Any], None],
     on_error: Callable[[BaseException], None],
 ) -> None:
-    """Run ``fn()`` on a worker thread; call ``on_done(result)`` or ``on_error(exc)`` on the GUI thread."""
+    """Run ``fn()`` off the GUI thread; ``on_done(result)`` or ``on_error(exc)`` run on it."""
     signals = _JobSignals()
     _live.add(signals)
 

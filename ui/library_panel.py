@@ -17,18 +17,10 @@ from PySide6.QtWidgets import (
 )
 
 from quantdesk.engine.library import LibraryEntry
+from quantdesk.engine.model_info import human_bytes
 
 EntryRole = Qt.ItemDataRole.UserRole + 1
 _Index = QModelIndex | QPersistentModelIndex
-
-
-def human_size(n_bytes: float) -> str:
-    """Bytes as a short human string (1.2 GB, 241 MB)."""
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if n_bytes < 1000 or unit == "TB":
-            return f"{n_bytes:.0f} {unit}" if unit in ("B", "KB", "MB") else f"{n_bytes:.1f} {unit}"
-        n_bytes /= 1000
-    return ""
 
 
 class LibraryListModel(QAbstractListModel):
@@ -61,14 +53,22 @@ class LibraryListModel(QAbstractListModel):
         entry = self._entries[index.row()]
         if role == Qt.ItemDataRole.DisplayRole:
             details = " · ".join(
-                part for part in (entry.file_type, entry.parameters, human_size(entry.size)) if part
+                part
+                for part in (entry.file_type, entry.parameters, human_bytes(entry.size))
+                if part
             )
             tag = "  (starter)" if entry.source == "starter" else ""
             missing = "\nFile missing" if not entry.exists else ""
             return f"{entry.name}{tag}\n{details}{missing}"
         if role == Qt.ItemDataRole.ToolTipRole:
-            template = "has a chat template" if entry.has_chat_template else "base model (no chat template)"
-            return f"{entry.path}\n{entry.architecture}, context {entry.context_length:,}, {template}"
+            template = (
+                "has a chat template"
+                if entry.has_chat_template
+                else "base model (no chat template)"
+            )
+            return (
+                f"{entry.path}\n{entry.architecture}, context {entry.context_length:,}, {template}"
+            )
         if role == Qt.ItemDataRole.ForegroundRole and not entry.exists:
             return QPalette().color(QPalette.ColorGroup.Disabled, QPalette.ColorRole.Text)
         if role == EntryRole:

@@ -15,7 +15,7 @@ from PySide6.QtWidgets import QLabel, QMainWindow, QSplitter, QVBoxLayout, QWidg
 from quantdesk.ui.banner import Banner
 from quantdesk.ui.chat_page import ChatPage
 from quantdesk.ui.library_panel import LibraryPanel
-from quantdesk.ui.settings_panel import SettingSpec, SettingsPanel
+from quantdesk.ui.settings_panel import SettingsPanel, SettingSpec
 
 
 class MainWindow(QMainWindow):

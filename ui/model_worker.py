@@ -10,6 +10,7 @@ checks between tokens.
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +36,10 @@ class LoadedModel:
     backend: str
 
 
+# Text reaches the GUI at most this often, so a fast model never floods the event loop.
+TOKEN_FLUSH_INTERVAL_S = 0.025
+
+
 class ModelWorker(QObject):
     """Owns the model; lives in a dedicated QThread."""
 
@@ -56,6 +61,7 @@ class ModelWorker(QObject):
     def __init__(self, probe_cache: Path | None = None) -> None:
         super().__init__()
         self._session: InferenceSession | None = None
+        self.tokens_generated = 0  # tokens of the current reply (read by tests and benchmarks)
         self._stop = threading.Event()
         self._cancel_load = threading.Event()
         self._probe_cache = ProbeCache(probe_cache)
@@ -72,7 +78,9 @@ class ModelWorker(QObject):
         self._unload_quietly()
         self.loadStarted.emit(path)
         try:
-            raise_for_probe(probe_load(path, settings, cache=self._probe_cache, cancel=self._cancel_load))
+            raise_for_probe(
+                probe_load(path, settings, cache=self._probe_cache, cancel=self._cancel_load)
+            )
             session = InferenceSession.load(path, settings)
         except QuantDeskError as exc:
             self.loadFailed.emit(exc.message, exc.details)
@@ -98,14 +106,28 @@ class ModelWorker(QObject):
             self.generationFailed.emit("No model is loaded. Pick one in the library first.", "")
             return
         self._stop.clear()
+        self.tokens_generated = 0
         self.generationStarted.emit()
+        pending: list[str] = []
+        last_flush = time.monotonic()
         try:
             for event in session.generate(messages, sampling, self._stop):
                 if isinstance(event, TokenText):
-                    self.tokenReady.emit(event.text)
+                    self.tokens_generated += 1
+                    pending.append(event.text)
+                    now = time.monotonic()
+                    if now - last_flush >= TOKEN_FLUSH_INTERVAL_S:
+                        self.tokenReady.emit("".join(pending))
+                        pending.clear()
+                        last_flush = now
                 elif isinstance(event, GenerationStats):
+                    if pending:
+                        self.tokenReady.emit("".join(pending))
+                        pending.clear()
                     self.generationFinished.emit(event)
         except QuantDeskError as exc:
+            if pending:
+                self.tokenReady.emit("".join(pending))
             self.generationFailed.emit(exc.message, exc.details)
 
     def _unload_quietly(self) -> None:

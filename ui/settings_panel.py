@@ -105,8 +105,10 @@ class SettingsPanel(QScrollArea):
             editor.setSingleStep(0.05)
         else:
             editor = QSpinBox()
-        editor.setRange(spec.minimum if spec.minimum is not None else -(2**31),
-                        spec.maximum if spec.maximum is not None else 2**31 - 1)
+        editor.setRange(
+            spec.minimum if spec.minimum is not None else -(2**31),
+            spec.maximum if spec.maximum is not None else 2**31 - 1,
+        )
         editor.setToolTip(spec.tooltip)
         editor.setAccessibleName(spec.label or spec.name)
         editor.setKeyboardTracking(False)

@@ -1,0 +1,165 @@
+"""The window as a user drives it (pytest-qt, offscreen), on real llama.cpp and SQLite."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+from PySide6.QtGui import QDropEvent
+from PySide6.QtWidgets import QApplication
+
+from quantdesk.engine.session import MODE_COMPLETION
+from tests.tiny_models import write_model_that_aborts_llama, write_tiny_model
+
+CHATML = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
+    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+@pytest.fixture
+def app(qtbot, data_dir: Path):
+    from quantdesk.gui import build_app
+
+    window, controller, _paths = build_app(argparse.Namespace(data_dir=None, files=[]))
+    controller.settings.set("import.mode", "reference")
+    controller.settings.set("load.n_ctx", 512)
+    controller.settings.set("load.n_threads", 1)
+    qtbot.addWidget(window)
+    window.show()
+    controller.start([])
+    yield window, controller
+    controller.shutdown()
+
+
+def drop(window, paths: list[Path]) -> None:
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
+    event = QDropEvent(
+        QPointF(50, 50),
+        Qt.DropAction.CopyAction,
+        mime,
+        Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
+    QApplication.sendEvent(window, event)
+
+
+def load_first(qtbot, window, controller) -> None:
+    entry = window.library.model.entries()[0]
+    with qtbot.waitSignal(controller.models.worker.loaded, timeout=60_000):
+        controller.load(entry)
+
+
+def test_drag_and_drop_adds_a_model_and_a_folder(qtbot, app, tmp_path: Path) -> None:
+    window, _controller = app
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    one = write_tiny_model(tmp_path / "one.gguf", name="first-tiny")
+    write_tiny_model(folder / "two.gguf", name="second-tiny", seed=2)
+    drop(window, [one, folder])
+    qtbot.waitUntil(lambda: window.library.model.rowCount() == 2, timeout=10_000)
+    names = sorted(e.name for e in window.library.model.entries())
+    assert names == ["first-tiny", "second-tiny"]
+    assert all(not e.owned for e in window.library.model.entries())  # referenced in place
+    assert window.banner.isVisible() and "Added" in window.banner.label.text()
+
+
+def test_copy_mode_puts_the_file_in_the_models_folder(qtbot, app, tmp_path: Path) -> None:
+    window, controller = app
+    controller.settings.set("import.mode", "copy")
+    drop(window, [write_tiny_model(tmp_path / "copied.gguf")])
+    qtbot.waitUntil(lambda: window.library.model.rowCount() == 1, timeout=10_000)
+    entry = window.library.model.entries()[0]
+    assert entry.owned and entry.path.parent == controller.paths.models_dir
+    assert not list(controller.paths.models_dir.glob("*.part"))
+
+
+def test_a_bad_file_shows_a_message_and_the_app_lives_on(qtbot, app, tmp_path: Path) -> None:
+    window, _controller = app
+    bad = tmp_path / "broken.gguf"
+    bad.write_bytes(b"GGUF\x03\x00\x00\x00" + b"\xff" * 40)
+    drop(window, [bad])
+    qtbot.waitUntil(window.banner.isVisible, timeout=10_000)
+    text = window.banner.label.text()
+    assert "broken.gguf" in text and "not a usable model" in text
+    assert window.library.model.rowCount() == 0
+    assert window.isVisible()
+
+
+def test_a_model_that_aborts_llama_cpp_is_reported_not_fatal(qtbot, app, tmp_path: Path) -> None:
+    window, controller = app
+    drop(window, [write_model_that_aborts_llama(tmp_path / "aborts.gguf")])
+    qtbot.waitUntil(lambda: window.library.model.rowCount() == 1, timeout=10_000)
+    with qtbot.waitSignal(controller.models.worker.loadFailed, timeout=60_000):
+        controller.load(window.library.model.entries()[0])
+    assert "SIGABRT" in window.banner.label.text()
+    assert controller.loaded is None and window.isVisible()
+
+
+def test_streaming_reply_in_completion_mode(qtbot, app, tmp_path: Path) -> None:
+    window, controller = app
+    drop(window, [write_tiny_model(tmp_path / "base.gguf")])
+    qtbot.waitUntil(lambda: window.library.model.rowCount() == 1, timeout=10_000)
+    load_first(qtbot, window, controller)
+    assert controller.loaded.mode == MODE_COMPLETION
+    assert window.chat.mode_notice.isVisible()
+    assert "base model" in window.chat.mode_notice.text()
+    controller.settings.set("sampling.max_tokens", 24)
+    chunks: list[str] = []
+    controller.models.worker.tokenReady.connect(chunks.append)
+    window.chat.input.setPlainText("Hello")
+    with qtbot.waitSignal(controller.models.worker.generationFinished, timeout=60_000) as done:
+        qtbot.keyClick(window.chat.input, Qt.Key.Key_Return)
+    stats = done.args[0]
+    assert stats.completion_tokens == 24
+    transcript = window.chat.transcript.messages()
+    assert [m.role for m in transcript[-2:]] == ["user", "assistant"]
+    assert transcript[-1].text == "".join(chunks) != ""
+    assert "tok/s" in transcript[-1].stats
+    assert "tok/s" in window.speed_label.text()
+    assert window.chat.send.isVisible() and not window.chat.stop.isVisible()
+
+
+def test_chat_template_model_and_regenerate(qtbot, app, tmp_path: Path) -> None:
+    window, controller = app
+    path = write_tiny_model(
+        tmp_path / "chat.gguf",
+        chat_template=CHATML,
+        extra_special_tokens=("<|im_start|>", "<|im_end|>"),
+    )
+    drop(window, [path])
+    qtbot.waitUntil(lambda: window.library.model.rowCount() == 1, timeout=10_000)
+    load_first(qtbot, window, controller)
+    assert not window.chat.mode_notice.isVisible()
+    controller.settings.set("sampling.max_tokens", 8)
+    worker = controller.models.worker
+    with qtbot.waitSignal(worker.generationFinished, timeout=60_000):
+        controller.send("Hi there")
+    assert len(controller.messages) == 2
+    with qtbot.waitSignal(worker.generationFinished, timeout=60_000):
+        window.chat.view.regenerateRequested.emit(len(window.chat.transcript.messages()) - 1)
+    assert [m.role for m in controller.messages] == ["user", "assistant"]
+
+
+def test_stop_takes_effect_within_one_token(qtbot, app, tmp_path: Path) -> None:
+    window, controller = app
+    drop(window, [write_tiny_model(tmp_path / "long.gguf", n_ctx_train=8192)])
+    qtbot.waitUntil(lambda: window.library.model.rowCount() == 1, timeout=10_000)
+    controller.settings.set("load.n_ctx", 8192)
+    load_first(qtbot, window, controller)
+    controller.settings.set("sampling.max_tokens", 8000)
+    worker = controller.models.worker
+    with qtbot.waitSignal(worker.generationStarted, timeout=10_000):
+        controller.send("Hello")
+    qtbot.waitUntil(lambda: worker.tokens_generated >= 5, timeout=10_000)
+    assert window.chat.stop.isVisible()
+    with qtbot.waitSignal(worker.generationFinished, timeout=60_000) as done:
+        qtbot.keyClick(window, Qt.Key.Key_Escape)
+        at_stop = worker.tokens_generated
+    stats = done.args[0]
+    assert stats.stop_reason == "stopped"
+    assert stats.completion_tokens - at_stop <= 1
+    assert stats.completion_tokens < 8000

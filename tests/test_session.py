@@ -1,0 +1,129 @@
+"""The inference session on real llama.cpp, with tiny generated models."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from quantdesk.engine.errors import GenerationError, InvalidGGUF, ModelLoadError
+from quantdesk.engine.events import (
+    STOP_LENGTH,
+    STOP_USER,
+    GenerationStats,
+    TokenText,
+)
+from quantdesk.engine.params import LoadSettings, SamplingSettings
+from quantdesk.engine.session import MODE_CHAT, MODE_COMPLETION, InferenceSession
+from quantdesk.engine.templates import Message
+from tests.tiny_models import (
+    write_model_with_runaway_utf8,
+    write_tiny_model,
+    write_tiny_model_with_bad_metadata,
+)
+
+CHATML = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
+    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+GREEDY = SamplingSettings(temperature=0.0, max_tokens=12, seed=1)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_tiny_model(tmp_path_factory.mktemp("m") / "tiny.gguf")
+
+
+@pytest.fixture(scope="module")
+def session(tiny: Path):
+    s = InferenceSession.load(tiny, LoadSettings(n_ctx=256, n_threads=1))
+    yield s
+    s.close()
+
+
+def _run(session: InferenceSession, prompt: str, sampling: SamplingSettings, stop=None):
+    events = list(session.generate([Message("user", prompt)], sampling, stop or threading.Event()))
+    texts = [e.text for e in events if isinstance(e, TokenText)]
+    stats = events[-1]
+    assert isinstance(stats, GenerationStats)
+    return texts, stats
+
+
+def test_base_model_streams_a_continuation(session: InferenceSession) -> None:
+    assert session.mode == MODE_COMPLETION
+    texts, stats = _run(session, "Hello", GREEDY)
+    assert "".join(texts)
+    assert stats.completion_tokens == 12
+    assert stats.stop_reason == STOP_LENGTH
+    assert stats.prompt_tokens >= 2
+    assert stats.context_used == stats.prompt_tokens + 12
+    assert stats.context_size == 256
+
+
+def test_greedy_generation_is_deterministic(session: InferenceSession) -> None:
+    assert _run(session, "Hello world", GREEDY)[0] == _run(session, "Hello world", GREEDY)[0]
+
+
+def test_stop_takes_effect_within_one_token(session: InferenceSession) -> None:
+    stop = threading.Event()
+    seen = 0
+    events = session.generate([Message("user", "Hello")], GREEDY.with_(max_tokens=100), stop)
+    for event in events:
+        if isinstance(event, TokenText):
+            seen += 1
+            if seen == 3:
+                stop.set()
+        else:
+            stats = event
+    assert stats.stop_reason == STOP_USER
+    assert stats.completion_tokens == 3
+
+
+def test_chat_template_is_used_when_present(tmp_path: Path) -> None:
+    path = write_tiny_model(
+        tmp_path / "chat.gguf",
+        chat_template=CHATML,
+        extra_special_tokens=("<|im_start|>", "<|im_end|>"),
+    )
+    s = InferenceSession.load(path, LoadSettings(n_ctx=256, n_threads=1))
+    try:
+        assert s.mode == MODE_CHAT
+        plan = s.plan([Message("system", "Be brief."), Message("user", "Hi")])
+        assert plan.text == (
+            "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n"
+            "<|im_start|>assistant\n"
+        )
+        texts, stats = _run(s, "Hi", GREEDY)
+        assert stats.completion_tokens == 12 and "".join(texts)
+    finally:
+        s.close()
+
+
+def test_prompt_longer_than_context_is_a_clear_error(session: InferenceSession) -> None:
+    with pytest.raises(GenerationError, match="context holds 256"):
+        _run(session, "word " * 400, GREEDY)
+
+
+def test_max_tokens_holds_even_when_utf8_never_completes(tmp_path: Path) -> None:
+    path = write_model_with_runaway_utf8(tmp_path / "runaway.gguf")
+    s = InferenceSession.load(path, LoadSettings(n_ctx=128, n_threads=1))
+    try:
+        texts, stats = _run(s, "Hello", GREEDY.with_(max_tokens=20))
+        assert stats.completion_tokens == 20
+        assert "\ufffd" in "".join(texts)  # the dangling bytes are shown, not swallowed
+    finally:
+        s.close()
+
+
+def test_malformed_file_is_rejected_before_llama_sees_it(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.gguf"
+    bad.write_bytes(b"GGUF" + b"\x03\x00\x00\x00" + b"\xff" * 8)
+    with pytest.raises(InvalidGGUF):
+        InferenceSession.load(bad, LoadSettings(n_ctx=128))
+
+
+def test_llama_refusal_becomes_model_load_error(tmp_path: Path) -> None:
+    path = write_tiny_model_with_bad_metadata(tmp_path / "shape.gguf")
+    with pytest.raises(ModelLoadError, match="could not load"):
+        InferenceSession.load(path, LoadSettings(n_ctx=128))
