@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from PySide6.QtCore import QObject, QTimer, QUrl
+from PySide6.QtCore import QObject, QTimer, QUrl, Signal
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
@@ -38,7 +38,13 @@ WELCOME = (
 
 
 class AppController(QObject):
-    """The GUI's composition root."""
+    """The GUI's composition root. Its signals fire on the GUI thread."""
+
+    modelLoaded = Signal(object)  # LoadedModel
+    modelLoadFailed = Signal(str)
+    replyStarted = Signal()
+    replyFinished = Signal(object)  # GenerationStats
+    replyFailed = Signal(str)
 
     def __init__(self, paths: AppPaths, settings: Settings, window: MainWindow) -> None:
         super().__init__()
@@ -72,7 +78,7 @@ class AppController(QObject):
         w.chat.modelChosen.connect(self.load)
         w.chat.ejectRequested.connect(worker.unloadRequested)
         w.chat.sendRequested.connect(self.send)
-        w.chat.stopRequested.connect(worker.stop)
+        w.chat.stopRequested.connect(self.stop_generation)
         w.chat.view.regenerateRequested.connect(self.regenerate)
         w.chat.view.editRequested.connect(self.edit)
         panel = w.settings_panel
@@ -276,13 +282,14 @@ class AppController(QObject):
         self.window.chat.send.setEnabled(True)
         self.window.settings_panel.set_reload_needed(False)
         notice = COMPLETION_MODE_NOTICE if model.mode == MODE_COMPLETION else ""
+        mode = "completion mode" if model.mode == MODE_COMPLETION else "chat mode"
         self.window.chat.set_loaded(
-            f"{model.name} · {model.file_type} · ctx {model.context_size:,} · {model.backend}",
-            notice,
+            f"ctx {model.context_size:,} · {model.backend} · {mode}", notice
         )
         self.settings.set("library.last_model", model.path)
         self._select(model.path)
         self.window.context_label.setText(f"Context 0 / {model.context_size:,}")
+        self.modelLoaded.emit(model)
 
     def _load_failed(self, message: str, details: str) -> None:
         self.loading = False
@@ -290,6 +297,7 @@ class AppController(QObject):
         self.window.chat.send.setEnabled(True)
         self.window.chat.set_loaded(None)
         self.window.show_error(message, details)
+        self.modelLoadFailed.emit(message)
 
     def _unloaded(self) -> None:
         self.loaded = None
@@ -297,6 +305,10 @@ class AppController(QObject):
         self.window.context_label.setText("")
 
     # -- chat ------------------------------------------------------------------------------
+
+    def stop_generation(self) -> None:
+        """Stop the streaming reply before its next token (called on the GUI thread)."""
+        self.models.worker.stop()
 
     def new_chat(self) -> None:
         """Start an empty conversation (the model stays loaded)."""
@@ -321,6 +333,7 @@ class AppController(QObject):
         self._reply_row = transcript.append_message("assistant", "", streaming=True)
         self._reply_parts = []
         self.window.chat.set_generating(True)
+        self.replyStarted.emit()
         system = self.settings.get("chat.system_prompt").strip()
         history = ([Message("system", system)] if system else []) + list(self.messages)
         self.models.worker.generateRequested.emit(history, self.settings.sampling_settings())
@@ -342,6 +355,7 @@ class AppController(QObject):
         )
         if not reply.strip() and stats.stop_reason == "eos":
             self.window.show_info("The model ended its reply without any text. Try Regenerate.")
+        self.replyFinished.emit(stats)
 
     def _generation_failed(self, message: str, details: str) -> None:
         if self._reply_row >= 0:
@@ -351,6 +365,7 @@ class AppController(QObject):
         self._reply_row = -1
         self.window.chat.set_generating(False)
         self.window.show_error(message, details)
+        self.replyFailed.emit(message)
 
     def regenerate(self, row: int) -> None:
         """Drop the reply at ``row`` and generate a new one."""

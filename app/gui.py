@@ -66,5 +66,6 @@ def run_gui(argv: Sequence[str]) -> int:
     notifier.error.connect(window.show_error)  # queued: hooks may fire on any thread
     install_hooks(notifier.error.emit)
     window.show()
+    window.chat.input.setFocus()
     QTimer.singleShot(0, lambda: controller.start([f.resolve() for f in args.files]))
     return app.exec()

@@ -24,12 +24,35 @@ def memory_snapshot() -> MemorySnapshot:
     return MemorySnapshot(psutil.Process().memory_info().rss, vm.total, vm.available)
 
 
+def cpu_name() -> str:
+    """The CPU's marketing name where the OS tells it, else the machine type."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def hardware_summary() -> str:
     """One line describing the CPU and RAM, for the welcome screen."""
     physical = psutil.cpu_count(logical=False) or os.cpu_count() or 1
     logical = psutil.cpu_count(logical=True) or physical
     ram = psutil.virtual_memory().total / 2**30
-    cpu = platform.processor() or platform.machine()
     return (
-        f"{cpu}, {physical} cores ({logical} threads), {ram:.0f} GiB RAM; GPU offload: not detected"
+        f"{cpu_name()}, {physical} cores ({logical} threads), {ram:.0f} GiB RAM; "
+        f"GPU offload: {gpu_offload_status()}"
     )
+
+
+def gpu_offload_status() -> str:
+    """Whether the installed llama.cpp build can offload layers to a GPU at all."""
+    try:
+        import llama_cpp
+    except ImportError:
+        return "unknown (llama-cpp-python is not installed)"
+    if llama_cpp.llama_supports_gpu_offload():
+        return "supported by this llama.cpp build"
+    return "not available (this llama.cpp build is CPU-only)"

@@ -203,7 +203,8 @@ def format_text(report: ModelReport, include_tensors: bool = False) -> str:
     lines.append("Quantization mix:")
     for share in report.quant_mix:
         lines.append(
-            f"  {share.type_name:<8}{share.tensor_count:>6} tensors  {human_bytes(share.n_bytes):>10}"
+            f"  {share.type_name:<8}{share.tensor_count:>6} tensors"
+            f"  {human_bytes(share.n_bytes):>10}"
         )
     if include_tensors:
         lines.append("Tensor table:")

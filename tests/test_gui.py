@@ -6,9 +6,8 @@ import argparse
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
-from PySide6.QtGui import QDropEvent
-from PySide6.QtWidgets import QApplication
+from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
+from PySide6.QtGui import QDragEnterEvent, QDropEvent
 
 from quantdesk.engine.session import MODE_COMPLETION
 from tests.tiny_models import write_model_that_aborts_llama, write_tiny_model
@@ -35,21 +34,41 @@ def app(qtbot, data_dir: Path):
 
 
 def drop(window, paths: list[Path]) -> None:
+    """Drag files over the window and drop them (the window's own Qt event handlers)."""
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
-    event = QDropEvent(
-        QPointF(50, 50),
+    args = (
         Qt.DropAction.CopyAction,
         mime,
         Qt.MouseButton.LeftButton,
         Qt.KeyboardModifier.NoModifier,
     )
-    QApplication.sendEvent(window, event)
+    enter = QDragEnterEvent(QPoint(50, 50), *args)
+    window.dragEnterEvent(enter)
+    assert enter.isAccepted()
+    window.dropEvent(QDropEvent(QPointF(50, 50), *args))
+
+
+def _direct_reply(path: Path, prompt: str, n: int) -> str:
+    """What the engine itself generates greedily, outside the GUI."""
+    import threading
+
+    from quantdesk.engine.events import TokenText
+    from quantdesk.engine.params import LoadSettings, SamplingSettings
+    from quantdesk.engine.session import InferenceSession
+    from quantdesk.engine.templates import Message
+
+    session = InferenceSession.load(path, LoadSettings(n_ctx=512, n_threads=1))
+    sampling = SamplingSettings(temperature=0.0, max_tokens=n)
+    events = session.generate([Message("user", prompt)], sampling, threading.Event())
+    text = "".join(e.text for e in events if isinstance(e, TokenText))
+    session.close()
+    return text
 
 
 def load_first(qtbot, window, controller) -> None:
     entry = window.library.model.entries()[0]
-    with qtbot.waitSignal(controller.models.worker.loaded, timeout=60_000):
+    with qtbot.waitSignal(controller.modelLoaded, timeout=60_000):
         controller.load(entry)
 
 
@@ -93,7 +112,7 @@ def test_a_model_that_aborts_llama_cpp_is_reported_not_fatal(qtbot, app, tmp_pat
     window, controller = app
     drop(window, [write_model_that_aborts_llama(tmp_path / "aborts.gguf")])
     qtbot.waitUntil(lambda: window.library.model.rowCount() == 1, timeout=10_000)
-    with qtbot.waitSignal(controller.models.worker.loadFailed, timeout=60_000):
+    with qtbot.waitSignal(controller.modelLoadFailed, timeout=60_000):
         controller.load(window.library.model.entries()[0])
     assert "SIGABRT" in window.banner.label.text()
     assert controller.loaded is None and window.isVisible()
@@ -108,16 +127,15 @@ def test_streaming_reply_in_completion_mode(qtbot, app, tmp_path: Path) -> None:
     assert window.chat.mode_notice.isVisible()
     assert "base model" in window.chat.mode_notice.text()
     controller.settings.set("sampling.max_tokens", 24)
-    chunks: list[str] = []
-    controller.models.worker.tokenReady.connect(chunks.append)
+    controller.settings.set("sampling.temperature", 0.0)
     window.chat.input.setPlainText("Hello")
-    with qtbot.waitSignal(controller.models.worker.generationFinished, timeout=60_000) as done:
+    with qtbot.waitSignal(controller.replyFinished, timeout=60_000) as done:
         qtbot.keyClick(window.chat.input, Qt.Key.Key_Return)
     stats = done.args[0]
     assert stats.completion_tokens == 24
     transcript = window.chat.transcript.messages()
     assert [m.role for m in transcript[-2:]] == ["user", "assistant"]
-    assert transcript[-1].text == "".join(chunks) != ""
+    assert transcript[-1].text == _direct_reply(tmp_path / "base.gguf", "Hello", 24) != ""
     assert "tok/s" in transcript[-1].stats
     assert "tok/s" in window.speed_label.text()
     assert window.chat.send.isVisible() and not window.chat.stop.isVisible()
@@ -135,11 +153,10 @@ def test_chat_template_model_and_regenerate(qtbot, app, tmp_path: Path) -> None:
     load_first(qtbot, window, controller)
     assert not window.chat.mode_notice.isVisible()
     controller.settings.set("sampling.max_tokens", 8)
-    worker = controller.models.worker
-    with qtbot.waitSignal(worker.generationFinished, timeout=60_000):
+    with qtbot.waitSignal(controller.replyFinished, timeout=60_000):
         controller.send("Hi there")
     assert len(controller.messages) == 2
-    with qtbot.waitSignal(worker.generationFinished, timeout=60_000):
+    with qtbot.waitSignal(controller.replyFinished, timeout=60_000):
         window.chat.view.regenerateRequested.emit(len(window.chat.transcript.messages()) - 1)
     assert [m.role for m in controller.messages] == ["user", "assistant"]
 
@@ -152,14 +169,32 @@ def test_stop_takes_effect_within_one_token(qtbot, app, tmp_path: Path) -> None:
     load_first(qtbot, window, controller)
     controller.settings.set("sampling.max_tokens", 8000)
     worker = controller.models.worker
-    with qtbot.waitSignal(worker.generationStarted, timeout=10_000):
+    with qtbot.waitSignal(controller.replyStarted, timeout=10_000):
         controller.send("Hello")
     qtbot.waitUntil(lambda: worker.tokens_generated >= 5, timeout=10_000)
     assert window.chat.stop.isVisible()
-    with qtbot.waitSignal(worker.generationFinished, timeout=60_000) as done:
+    with qtbot.waitSignal(controller.replyFinished, timeout=60_000) as done:
         qtbot.keyClick(window, Qt.Key.Key_Escape)
         at_stop = worker.tokens_generated
     stats = done.args[0]
     assert stats.stop_reason == "stopped"
     assert stats.completion_tokens - at_stop <= 1
     assert stats.completion_tokens < 8000
+
+
+def test_a_file_given_on_the_command_line_is_opened_and_loaded(qtbot, data_dir, tmp_path) -> None:
+    from quantdesk.gui import build_app
+
+    model = write_tiny_model(tmp_path / "opened.gguf", name="opened-from-cli")
+    window, controller, _paths = build_app(argparse.Namespace(data_dir=None, files=[model]))
+    qtbot.addWidget(window)
+    controller.settings.set("load.n_ctx", 256)
+    try:
+        with qtbot.waitSignal(controller.modelLoaded, timeout=60_000) as loaded:
+            controller.start([model])
+        assert loaded.args[0].name == "opened-from-cli"
+        [entry] = window.library.model.entries()
+        assert entry.path == model.resolve() and not entry.owned  # referenced, not copied
+        assert window.chat.picker.currentText().startswith("opened-from-cli")
+    finally:
+        controller.shutdown()

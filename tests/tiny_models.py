@@ -366,7 +366,8 @@ def write_tiny_model(
     ``printable_output`` (default True): the model can only ever generate printable
     ASCII and newline tokens - never ``</s>``/``<s>``/``extra_special_tokens``, never
     control or non-ASCII byte tokens - at any sane temperature (a logit bias of about
-    -155 built into the weights; see ``_plan``). So a completion always returns exactly ``max_tokens`` tokens of valid
+    -155 built into the weights; see ``_plan``). So a completion always returns exactly
+    ``max_tokens`` tokens of valid
     text with ``finish_reason == "length"``; to end one early pass e.g.
     ``logit_bias={llm.token_eos(): 1000.0}`` (-> finish_reason "stop"; +100 is not
     enough) or a stop string.
@@ -506,7 +507,8 @@ def write_model_with_runaway_utf8(path: Path, **kwargs) -> Path:
     so ``create_completion(max_tokens=N)`` does NOT stop after N tokens: it generates
     until the context is full, then llama.cpp logs ``decode: failed to find a memory
     slot for batch of size 1`` and llama-cpp-python raises ``RuntimeError("llama_decode
-    returned 1")``; ``stream=True`` yields no chunk before the same error. Random models (``printable_output=False``,
+    returned 1")``; ``stream=True`` yields no chunk before the same error. Random models
+    (``printable_output=False``,
     e.g. seed 30) and real ones can fall into such loops too; with merely a trailing
     lead byte the overrun is 1-3 tokens (``usage.completion_tokens`` > ``max_tokens``).
 

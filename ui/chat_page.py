@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import QAbstractItemModel, Qt, Signal
+from PySide6.QtCore import (
+    QAbstractItemModel,
+    QIdentityProxyModel,
+    QModelIndex,
+    QPersistentModelIndex,
+    Qt,
+    Signal,
+)
 from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import (
     QComboBox,
@@ -17,6 +24,16 @@ from PySide6.QtWidgets import (
 from quantdesk.ui.chat_model import ChatListModel
 from quantdesk.ui.chat_view import ChatView
 from quantdesk.ui.library_panel import EntryRole
+
+
+class _PickerModel(QIdentityProxyModel):
+    """The library as one-line items ("name · quant") for the model picker."""
+
+    def data(self, index: QModelIndex | QPersistentModelIndex, role: int = 0) -> object:
+        if role == Qt.ItemDataRole.DisplayRole:
+            entry = super().data(index, EntryRole)
+            return f"{entry.name} · {entry.file_type}" if entry is not None else None
+        return super().data(index, role)
 
 
 class MessageEdit(QPlainTextEdit):
@@ -47,7 +64,9 @@ class ChatPage(QWidget):
         layout.setContentsMargins(8, 8, 8, 8)
         top = QHBoxLayout()
         self.picker = QComboBox()
-        self.picker.setModel(library_model)
+        self._picker_model = _PickerModel(self)
+        self._picker_model.setSourceModel(library_model)
+        self.picker.setModel(self._picker_model)
         self.picker.setPlaceholderText("Select a model…")
         self.picker.setCurrentIndex(-1)
         self.picker.setMinimumWidth(260)

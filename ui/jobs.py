@@ -2,7 +2,9 @@
 
 Like Anki's QueryOp: ``run_job(fn, on_done=..., on_error=...)``. The function
 runs on Qt's global thread pool; its result or its exception comes back through
-a queued signal, so callbacks always run on the GUI thread.
+a queued signal to a QObject that lives on the GUI thread, so the callbacks
+always run there (a plain Python callable as the slot would run on the pool
+thread instead).
 """
 
 from __future__ import annotations
@@ -10,29 +12,50 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
+from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal, Slot
 
-_live: set[_JobSignals] = set()
+_live: set[_JobRelay] = set()
 
 
-class _JobSignals(QObject):
+class _JobRelay(QObject):
+    """Lives on the GUI thread; receives the outcome and calls the callbacks there."""
+
     done = Signal(object)
     failed = Signal(object)
 
+    def __init__(
+        self, on_done: Callable[[Any], None], on_error: Callable[[BaseException], None]
+    ) -> None:
+        super().__init__()
+        self._on_done = on_done
+        self._on_error = on_error
+        self.done.connect(self._deliver_result)
+        self.failed.connect(self._deliver_error)
+
+    @Slot(object)
+    def _deliver_result(self, result: Any) -> None:
+        _live.discard(self)
+        self._on_done(result)
+
+    @Slot(object)
+    def _deliver_error(self, exc: BaseException) -> None:
+        _live.discard(self)
+        self._on_error(exc)
+
 
 class _Job(QRunnable):
-    def __init__(self, fn: Callable[[], Any], signals: _JobSignals) -> None:
+    def __init__(self, fn: Callable[[], Any], relay: _JobRelay) -> None:
         super().__init__()
         self._fn = fn
-        self._signals = signals
+        self._relay = relay
 
     def run(self) -> None:
         try:
             result = self._fn()
         except BaseException as exc:  # noqa: BLE001 - every failure goes back to the GUI
-            self._signals.failed.emit(exc)
+            self._relay.failed.emit(exc)
         else:
-            self._signals.done.emit(result)
+            self._relay.done.emit(result)
 
 
 def run_job(
@@ -42,17 +65,6 @@ def run_job(
     on_error: Callable[[BaseException], None],
 ) -> None:
     """Run ``fn()`` off the GUI thread; ``on_done(result)`` or ``on_error(exc)`` run on it."""
-    signals = _JobSignals()
-    _live.add(signals)
-
-    def finish_ok(result: Any) -> None:
-        _live.discard(signals)
-        on_done(result)
-
-    def finish_error(exc: BaseException) -> None:
-        _live.discard(signals)
-        on_error(exc)
-
-    signals.done.connect(finish_ok)
-    signals.failed.connect(finish_error)
-    QThreadPool.globalInstance().start(_Job(fn, signals))
+    relay = _JobRelay(on_done, on_error)
+    _live.add(relay)
+    QThreadPool.globalInstance().start(_Job(fn, relay))

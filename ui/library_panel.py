@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelIndex, Qt, Signal
-from PySide6.QtGui import QAction, QPalette
+from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelIndex, QSize, Qt, Signal
+from PySide6.QtGui import QAction, QFont, QFontMetrics, QPalette
 from PySide6.QtWidgets import (
     QLabel,
     QListView,
@@ -71,6 +71,9 @@ class LibraryListModel(QAbstractListModel):
             )
         if role == Qt.ItemDataRole.ForegroundRole and not entry.exists:
             return QPalette().color(QPalette.ColorGroup.Disabled, QPalette.ColorRole.Text)
+        if role == Qt.ItemDataRole.SizeHintRole:
+            lines = 3 if not entry.exists else 2
+            return QSize(0, QFontMetrics(QFont()).lineSpacing() * lines + 10)
         if role == EntryRole:
             return entry
         return None
