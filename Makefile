@@ -9,6 +9,7 @@ run: setup
 	.venv/bin/quantdesk
 
 test: setup
+	.venv/bin/ruff check app ui engine tests
 	QT_QPA_PLATFORM=offscreen .venv/bin/python -m pytest -q
 
 lint: setup

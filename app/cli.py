@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import signal
 import sys
 import threading
@@ -45,6 +46,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, default=-1)
     run.add_argument("--json", action="store_true", help="Print one JSON object at the end.")
     run.add_argument("--no-probe", action="store_true", help="Skip the child-process test load.")
+    run.add_argument("--verbose", action="store_true", help="Show llama.cpp's own log on stderr.")
     return parser
 
 
@@ -66,16 +68,24 @@ def _inspect(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from quantdesk.engine.events import GenerationStats, TokenText
     from quantdesk.engine.params import LoadSettings, SamplingSettings
-    from quantdesk.engine.probe import probe_load, raise_for_probe
+    from quantdesk.engine.probe import ProbeCache, probe_load, raise_for_probe
     from quantdesk.engine.prompting import COMPLETION_MODE_NOTICE
     from quantdesk.engine.session import MODE_COMPLETION, InferenceSession
     from quantdesk.engine.templates import Message
+    from quantdesk.paths import resolve_paths
 
     if args.max_tokens < 1 or args.ctx < 1:
         raise QuantDeskError("-n and --ctx must be positive numbers.")
+    if args.verbose:
+        logging.basicConfig(level=logging.INFO, format="%(message)s")
+    else:
+        quiet = logging.getLogger("quantdesk.llama_cpp")
+        quiet.addHandler(logging.NullHandler())
+        quiet.propagate = False
     load = LoadSettings(n_ctx=args.ctx, n_threads=args.threads, n_gpu_layers=args.gpu_layers)
     if not args.no_probe:
-        raise_for_probe(probe_load(args.file, load))
+        cache = ProbeCache(resolve_paths().probe_cache)
+        raise_for_probe(probe_load(args.file, load, cache=cache))
     session = InferenceSession.load(args.file, load)
     if session.mode == MODE_COMPLETION and not args.json:
         print(f"[{COMPLETION_MODE_NOTICE}]", file=sys.stderr)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, QTimer, QUrl, Signal
 from PySide6.QtGui import QDesktopServices
-from PySide6.QtWidgets import QFileDialog, QMessageBox
+from PySide6.QtWidgets import QCheckBox, QFileDialog, QMessageBox
 
 from quantdesk.engine.errors import QuantDeskError
 from quantdesk.engine.events import GenerationStats
@@ -102,15 +102,19 @@ class AppController(QObject):
         )
         if open_files:
             self.import_files(open_files, mode=MODE_REFERENCE, load_first=True)
-            return
         if os.environ.get("QUANTDESK_SKIP_STARTER") == "1":
-            self._load_last()
+            self._starter_ready(open_files)
             return
         run_job(
-            lambda: self._add_starter(),
-            on_done=lambda _entry: (self.refresh_library(), self._load_last()),
+            self._add_starter,
+            on_done=lambda _entry: self._starter_ready(open_files),
             on_error=self._job_failed,
         )
+
+    def _starter_ready(self, open_files: list[Path]) -> None:
+        self.refresh_library()
+        if not open_files:
+            self._load_last()
 
     def _add_starter(self) -> LibraryEntry | None:
         path = ensure_starter_file(self.paths.models_dir)
@@ -162,9 +166,13 @@ class AppController(QObject):
         copy = box.addButton("Copy", QMessageBox.ButtonRole.ActionRole)
         box.addButton(QMessageBox.StandardButton.Cancel)
         box.setDefaultButton(use)
+        box.setCheckBox(QCheckBox("Remember my choice"))
         box.exec()
         clicked = box.clickedButton()
-        return MODE_REFERENCE if clicked is use else MODE_COPY if clicked is copy else None
+        mode = MODE_REFERENCE if clicked is use else MODE_COPY if clicked is copy else None
+        if mode is not None and box.checkBox().isChecked():
+            self.settings.set("import.mode", mode)
+        return mode
 
     def import_files(
         self, paths: list[Path], mode: str | None = None, load_first: bool = False

@@ -25,6 +25,7 @@ from quantdesk.engine.events import (
     TokenText,
 )
 from quantdesk.engine.gguf import read_header_from_file
+from quantdesk.engine.llama_log import route_llama_logs
 from quantdesk.engine.model_info import ModelReport, summarize
 from quantdesk.engine.params import LoadSettings, SamplingSettings
 from quantdesk.engine.prompting import PromptPlan, plan_prompt
@@ -65,6 +66,8 @@ class InferenceSession:
                 "Run the setup command from the README again.",
                 details=str(exc),
             ) from exc
+        if not verbose:
+            route_llama_logs()
         n_ctx = settings.n_ctx
         if report.context_length and (n_ctx <= 0 or n_ctx > report.context_length):
             n_ctx = report.context_length

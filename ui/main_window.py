@@ -59,6 +59,7 @@ class MainWindow(QMainWindow):
             (self.context_label, "Context used"),
         ):
             label.setAccessibleName(name)
+            label.setStyleSheet("QLabel { padding: 0 10px; border-left: 1px solid palette(mid); }")
             self.statusBar().addPermanentWidget(label)
         self._shortcuts()
 

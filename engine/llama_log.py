@@ -1,0 +1,40 @@
+"""Send llama.cpp's own log lines to Python logging instead of the terminal.
+
+llama-cpp-python prints some llama.cpp messages to stderr even with
+``verbose=False`` (e.g. "llama_kv_cache_iswa: using full-size SWA cache"),
+which litters the CLI's output. Routed here, they land in the app's log file.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+
+log = logging.getLogger("quantdesk.llama_cpp")
+
+# ggml_log_level in the llama.cpp that llama-cpp-python 0.3.36 vendors: NONE=0, DEBUG=1, INFO=2,
+# WARN=3, ERROR=4, CONT=5 (continues the last line). llama-cpp-python's own table still has the
+# older order, which is why it prints warnings that verbose=False should hide.
+_LEVELS = {0: logging.INFO, 1: logging.DEBUG, 2: logging.INFO, 3: logging.WARNING, 4: logging.ERROR}
+_callback = None  # the ctypes callback must stay alive as long as llama.cpp may call it
+_last_level = logging.INFO
+
+
+def route_llama_logs() -> None:
+    """Install the callback once per process."""
+    global _callback
+    if _callback is not None:
+        return
+    import llama_cpp
+
+    @llama_cpp.llama_log_callback
+    def _on_log(level: int, text: bytes, _user_data: ctypes.c_void_p) -> None:
+        global _last_level
+        py_level = _last_level if level == 5 else _LEVELS.get(level, logging.INFO)
+        _last_level = py_level
+        message = text.decode("utf-8", errors="replace").rstrip()
+        if message:
+            log.log(py_level, message)
+
+    _callback = _on_log
+    llama_cpp.llama_log_set(_on_log, ctypes.c_void_p(0))
