@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from PySide6.QtCore import QObject, QTimer, QUrl, Signal
+from PySide6.QtCore import QByteArray, QObject, QTimer, QUrl, Signal
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import QCheckBox, QFileDialog, QMessageBox
 
@@ -63,6 +63,7 @@ class AppController(QObject):
         self._memory_timer.timeout.connect(self._show_memory)
         self._memory_timer.start(2000)
         self._show_memory()
+        self._restore_window()
 
     # -- wiring ----------------------------------------------------------------------------
 
@@ -76,7 +77,7 @@ class AppController(QObject):
         w.library.removeRequested.connect(self._remove)
         w.library.revealRequested.connect(self._reveal)
         w.chat.modelChosen.connect(self.load)
-        w.chat.ejectRequested.connect(worker.unloadRequested)
+        w.chat.ejectRequested.connect(self.eject)
         w.chat.sendRequested.connect(self.send)
         w.chat.stopRequested.connect(self.stop_generation)
         w.chat.view.regenerateRequested.connect(self.regenerate)
@@ -134,8 +135,30 @@ class AppController(QObject):
         if chosen is not None and self.loaded is None and not self.loading:
             self.load(chosen)
 
+    def _restore_window(self) -> None:
+        w = self.window
+        for name, restore in (
+            ("window.geometry", w.restoreGeometry),
+            ("window.state", w.restoreState),
+            ("window.splitter", w.splitter.restoreState),
+        ):
+            stored = self.settings.get(name)
+            if stored:
+                restore(QByteArray.fromBase64(stored.encode("ascii")))
+
+    def _save_window(self) -> None:
+        w = self.window
+        for name, state in (
+            ("window.geometry", w.saveGeometry()),
+            ("window.state", w.saveState()),
+            ("window.splitter", w.splitter.saveState()),
+        ):
+            self.settings.set(name, bytes(state.toBase64().data()).decode("ascii"))
+
     def shutdown(self) -> None:
-        """Stop generation, free the model, close the database."""
+        """Save the window layout, stop generation, free the model, close the database."""
+        if self._memory_timer.isActive():
+            self._save_window()
         self._memory_timer.stop()
         self.models.shutdown()
         self.library.close()
@@ -313,6 +336,11 @@ class AppController(QObject):
         self.window.context_label.setText("")
 
     # -- chat ------------------------------------------------------------------------------
+
+    def eject(self) -> None:
+        """Stop any reply and unload the model, freeing its memory."""
+        self.models.worker.stop()
+        self.models.worker.unloadRequested.emit()
 
     def stop_generation(self) -> None:
         """Stop the streaming reply before its next token (called on the GUI thread)."""

@@ -29,6 +29,7 @@ class GenerationStats:
     stop_reason: str
     context_used: int
     context_size: int
+    dropped_messages: int = 0  # old messages left out so the prompt fits the context
 
     def summary(self) -> str:
         """One line for a status bar or a message footer."""
@@ -37,9 +38,14 @@ class GenerationStats:
             STOP_LENGTH: " · max tokens reached",
             STOP_CONTEXT_FULL: " · context full",
         }.get(self.stop_reason, "")
+        dropped = (
+            f" · {self.dropped_messages} oldest messages left out to fit the context"
+            if self.dropped_messages
+            else ""
+        )
         return (
             f"{self.completion_tokens} tokens · {self.decode_tokens_per_s:.1f} tok/s · "
-            f"{self.total_s:.1f} s{reason}"
+            f"{self.total_s:.1f} s{reason}{dropped}"
         )
 
 

@@ -65,13 +65,26 @@ def _signal_message(signum: int, path: Path) -> str:
     )
 
 
-def _cache_key(path: Path, settings: LoadSettings) -> str:
+def llama_build_id() -> str:
+    """Identifies the installed llama.cpp build: version plus its shared libraries' stats.
+
+    A rebuild with other CPU flags keeps the version but changes the libraries,
+    so models that passed on the old build are probed again.
+    """
     try:
         import llama_cpp
-
-        build = getattr(llama_cpp, "__version__", "?")
     except ImportError:
-        build = "missing"
+        return "missing"
+    parts = [getattr(llama_cpp, "__version__", "?")]
+    lib_dir = Path(llama_cpp.__file__).parent / "lib"
+    for lib in sorted(lib_dir.glob("*")) if lib_dir.is_dir() else ():
+        stat = lib.stat()
+        parts.append(f"{lib.name}:{stat.st_size}:{stat.st_mtime_ns}")
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
+
+
+def _cache_key(path: Path, settings: LoadSettings) -> str:
+    build = llama_build_id()
     stat = path.stat()
     raw = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{build}|{settings.n_gpu_layers}"
     return hashlib.sha256(raw.encode()).hexdigest()[:24]

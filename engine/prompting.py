@@ -47,3 +47,19 @@ def plan_prompt(
     return PromptPlan(
         text=messages[-1].content, mode="completion", has_bos_text=False, parse_special=False
     )
+
+
+def drop_oldest_turn(messages: Sequence[Message]) -> list[Message] | None:
+    """The conversation without its oldest user/assistant exchange, or None if nothing can go.
+
+    System messages and the final user message always stay.
+    """
+    movable = [i for i, m in enumerate(messages[:-1]) if m.role != "system"]
+    if not movable:
+        return None
+    first = movable[0]
+    drop = {first}
+    if messages[first].role == "user" and first + 1 < len(messages) - 1:
+        if messages[first + 1].role == "assistant":
+            drop.add(first + 1)
+    return [m for i, m in enumerate(messages) if i not in drop]

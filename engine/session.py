@@ -28,7 +28,7 @@ from quantdesk.engine.gguf import read_header_from_file
 from quantdesk.engine.llama_log import route_llama_logs
 from quantdesk.engine.model_info import ModelReport, summarize
 from quantdesk.engine.params import LoadSettings, SamplingSettings
-from quantdesk.engine.prompting import PromptPlan, plan_prompt
+from quantdesk.engine.prompting import PromptPlan, drop_oldest_turn, plan_prompt
 from quantdesk.engine.templates import Message
 
 MODE_CHAT = "chat"
@@ -138,11 +138,8 @@ class InferenceSession:
     ) -> Iterator[GenerationEvent]:
         """Stream the reply to ``messages``: TokenText events, then one GenerationStats."""
         llama = self._require()
-        plan = self.plan(messages)
-        tokens = llama.tokenize(
-            plan.text.encode("utf-8"), add_bos=not plan.has_bos_text, special=plan.parse_special
-        )
         n_ctx = llama.n_ctx()
+        tokens, dropped = self._fit_prompt(list(messages), n_ctx, sampling.max_tokens)
         if len(tokens) >= n_ctx:
             raise GenerationError(
                 f"The prompt is {len(tokens):,} tokens but the context holds {n_ctx:,}. "
@@ -197,7 +194,34 @@ class InferenceSession:
             stop_reason=stop_reason,
             context_used=self.context_used,
             context_size=n_ctx,
+            dropped_messages=dropped,
         )
+
+    def _fit_prompt(
+        self, messages: list[Message], n_ctx: int, max_tokens: int
+    ) -> tuple[list[int], int]:
+        """Tokens of the prompt, leaving the oldest turns out until a reply has room.
+
+        Returns the tokens and how many messages were left out. The system prompt
+        and the latest user message are always kept.
+        """
+        llama = self._require()
+        room_for_reply = min(max_tokens, max(16, n_ctx // 4))
+        dropped = 0
+        while True:
+            plan = self.plan(messages)
+            tokens = llama.tokenize(
+                plan.text.encode("utf-8"),
+                add_bos=not plan.has_bos_text,
+                special=plan.parse_special,
+            )
+            if len(tokens) + room_for_reply <= n_ctx:
+                return tokens, dropped
+            shorter = drop_oldest_turn(messages)
+            if shorter is None:
+                return tokens, dropped
+            dropped += len(messages) - len(shorter)
+            messages = shorter
 
 
 def _token_text(llama, token: int) -> str:  # noqa: ANN001 - llama_cpp.Llama

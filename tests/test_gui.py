@@ -198,3 +198,23 @@ def test_a_file_given_on_the_command_line_is_opened_and_loaded(qtbot, data_dir, 
         assert window.chat.picker.currentText().startswith("opened-from-cli")
     finally:
         controller.shutdown()
+
+
+def test_window_layout_is_remembered(qtbot, data_dir: Path) -> None:
+    from quantdesk.gui import build_app
+
+    window, controller, _ = build_app(argparse.Namespace(data_dir=None, files=[]))
+    qtbot.addWidget(window)
+    window.show()
+    window.resize(700, 500)
+    window.splitter.setSizes([150, 350, 200])
+    sizes = window.splitter.sizes()
+    controller.shutdown()
+    again, controller2, _ = build_app(argparse.Namespace(data_dir=None, files=[]))
+    qtbot.addWidget(again)
+    again.show()
+    try:
+        assert again.size().width() == 700 and again.size().height() == 500
+        assert again.splitter.sizes() == sizes
+    finally:
+        controller2.shutdown()

@@ -127,3 +127,39 @@ def test_llama_refusal_becomes_model_load_error(tmp_path: Path) -> None:
     path = write_tiny_model_with_bad_metadata(tmp_path / "shape.gguf")
     with pytest.raises(ModelLoadError, match="could not load"):
         InferenceSession.load(path, LoadSettings(n_ctx=128))
+
+
+def test_a_long_chat_leaves_out_its_oldest_turns_instead_of_failing(tmp_path: Path) -> None:
+    path = write_tiny_model(
+        tmp_path / "chat.gguf",
+        chat_template=CHATML,
+        extra_special_tokens=("<|im_start|>", "<|im_end|>"),
+    )
+    s = InferenceSession.load(path, LoadSettings(n_ctx=256, n_threads=1))
+    try:
+        history = [Message("system", "Be brief.")]
+        for i in range(20):
+            history += [Message("user", f"question {i} " * 4), Message("assistant", "answer " * 6)]
+        history.append(Message("user", "last question"))
+        events = list(s.generate(history, GREEDY, threading.Event()))
+        stats = events[-1]
+        assert isinstance(stats, GenerationStats)
+        assert stats.dropped_messages > 0 and stats.dropped_messages % 2 == 0
+        assert stats.completion_tokens == 12
+        assert stats.prompt_tokens + 12 <= 256
+        assert "left out" in stats.summary()
+    finally:
+        s.close()
+
+
+def test_drop_oldest_turn_keeps_system_and_last_message() -> None:
+    from quantdesk.engine.prompting import drop_oldest_turn
+
+    msgs = [
+        Message("system", "s"),
+        Message("user", "u1"),
+        Message("assistant", "a1"),
+        Message("user", "u2"),
+    ]
+    assert drop_oldest_turn(msgs) == [Message("system", "s"), Message("user", "u2")]
+    assert drop_oldest_turn([Message("system", "s"), Message("user", "u2")]) is None
