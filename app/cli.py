@@ -120,7 +120,7 @@ def run_cli(argv: Sequence[str]) -> int:
     try:
         return {"inspect": _inspect, "run": _run}[args.command](args)
     except QuantDeskError as exc:
-        print(f"quantdesk: error: {exc.message}", file=sys.stderr)
+        print(f"quantdesk: error: {args.file.name}: {exc.message}", file=sys.stderr)
         return EXIT_USER_ERROR
     except BrokenPipeError:
         return 0

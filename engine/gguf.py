@@ -282,7 +282,8 @@ def read_header(data: bytes | bytearray | memoryview, file_size: int | None = No
     head = bytes(data[:16])
     if head[:4] != GGUF_MAGIC[: len(head)]:
         raise InvalidGGUF(
-            f"not a GGUF file: it starts with {head[:4]!r} instead of b'GGUF'"
+            "not a GGUF model file: GGUF files begin with the letters 'GGUF', this one begins "
+            f"with the bytes {head[:4].hex(' ')}"
             + _describe_non_gguf(head)
         )
     cur.need(4, "the GGUF magic number")

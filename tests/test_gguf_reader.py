@@ -210,7 +210,7 @@ def _kvs_then_tensors(kvs: list, tensors: list | None = None, **kw: object) -> b
 
 F32 = int(QT.F32)
 MALFORMED = {
-    "bad magic": (b"GGUX" + bytes(20), "not a GGUF file"),
+    "bad magic": (b"GGUX" + bytes(20), "not a GGUF model file"),
     "zip": (b"PK\x03\x04" + bytes(40), "zip archive"),
     "json": (b'{"model": 1}' + bytes(20), "JSON"),
     "version 0": (build_gguf(version=0), "unsupported GGUF version 0"),
@@ -313,7 +313,7 @@ def test_deeply_nested_arrays() -> None:
 
 def test_random_bytes_and_mutations(writer_bytes: bytes) -> None:
     rng = random.Random(20240611)
-    assert "not a GGUF file" in _error(rng.randbytes(4096))
+    assert "not a GGUF model file" in _error(rng.randbytes(4096))
     for _ in range(300):
         with pytest.raises(InvalidGGUF):
             read_header(b"GGUF\x03\0\0\0" + rng.randbytes(rng.randrange(200)))
@@ -333,7 +333,7 @@ def test_random_bytes_and_mutations(writer_bytes: bytes) -> None:
 def test_random_file_named_gguf(tmp_path: Path) -> None:
     path = tmp_path / "random.gguf"
     path.write_bytes(random.Random(7).randbytes(4096))
-    with pytest.raises(InvalidGGUF, match="not a GGUF file"):
+    with pytest.raises(InvalidGGUF, match="not a GGUF model file"):
         read_header_from_file(path)
 
 
