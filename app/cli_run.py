@@ -1,0 +1,82 @@
+"""``quantdesk run FILE --prompt TEXT``: generate text, streamed to stdout."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+from dataclasses import asdict
+from pathlib import Path
+
+from quantdesk.engine.errors import QuantDeskError
+
+NAME = "run"
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the sub-command's parser."""
+    run = sub.add_parser(NAME, help="Generate text from a GGUF model, streamed to stdout.")
+    run.add_argument("file", type=Path)
+    run.add_argument("--prompt", required=True, help="Text to continue (or chat message).")
+    run.add_argument("-n", "--max-tokens", type=int, default=128)
+    run.add_argument("--ctx", type=int, default=4096, help="Context length in tokens.")
+    run.add_argument("--threads", type=int, default=0, help="0 = physical cores.")
+    run.add_argument("--gpu-layers", type=int, default=0)
+    run.add_argument("--temperature", type=float, default=0.8)
+    run.add_argument("--seed", type=int, default=-1)
+    run.add_argument("--json", action="store_true", help="Print one JSON object at the end.")
+    run.add_argument("--no-probe", action="store_true", help="Skip the child-process test load.")
+    run.add_argument("--verbose", action="store_true", help="Show llama.cpp's own log on stderr.")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Load the model (after a child-process test load) and stream the reply."""
+    from quantdesk.engine.events import GenerationStats, TokenText
+    from quantdesk.engine.params import LoadSettings, SamplingSettings
+    from quantdesk.engine.probe import ProbeCache, probe_load, raise_for_probe
+    from quantdesk.engine.prompting import COMPLETION_MODE_NOTICE
+    from quantdesk.engine.session import MODE_COMPLETION, InferenceSession
+    from quantdesk.engine.templates import Message
+    from quantdesk.paths import resolve_paths
+
+    if args.max_tokens < 1 or args.ctx < 1:
+        raise QuantDeskError("-n and --ctx must be positive numbers.")
+    if args.verbose:
+        logging.basicConfig(level=logging.INFO, format="%(message)s")
+    else:
+        quiet = logging.getLogger("quantdesk.llama_cpp")
+        quiet.addHandler(logging.NullHandler())
+        quiet.propagate = False
+    load = LoadSettings(n_ctx=args.ctx, n_threads=args.threads, n_gpu_layers=args.gpu_layers)
+    if not args.no_probe:
+        cache = ProbeCache(resolve_paths().probe_cache)
+        raise_for_probe(probe_load(args.file, load, cache=cache))
+    session = InferenceSession.load(args.file, load)
+    if session.mode == MODE_COMPLETION and not args.json:
+        print(f"[{COMPLETION_MODE_NOTICE}]", file=sys.stderr)
+    sampling = SamplingSettings(
+        temperature=args.temperature, seed=args.seed, max_tokens=args.max_tokens
+    )
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    pieces: list[str] = []
+    stats: GenerationStats | None = None
+    for event in session.generate([Message("user", args.prompt)], sampling, stop):
+        if isinstance(event, TokenText):
+            pieces.append(event.text)
+            if not args.json:
+                sys.stdout.write(event.text)
+                sys.stdout.flush()
+        else:
+            stats = event
+    session.close()
+    if args.json:
+        print(json.dumps({"mode": session.mode, "text": "".join(pieces), "stats": asdict(stats)}))
+    else:
+        sys.stdout.write("\n")
+        if stats is not None:
+            print(f"[{stats.summary()}]", file=sys.stderr)
+    return 0
