@@ -206,15 +206,15 @@ def test_window_layout_is_remembered(qtbot, data_dir: Path) -> None:
     window, controller, _ = build_app(argparse.Namespace(data_dir=None, files=[]))
     qtbot.addWidget(window)
     window.show()
-    window.resize(700, 500)
-    window.splitter.setSizes([150, 350, 200])
+    window.resize(790, 560)
+    window.splitter.setSizes([150, 300, 200])
     sizes = window.splitter.sizes()
     controller.shutdown()
     again, controller2, _ = build_app(argparse.Namespace(data_dir=None, files=[]))
     qtbot.addWidget(again)
     again.show()
     try:
-        assert again.size().width() == 700 and again.size().height() == 500
+        assert again.size().width() == 790 and again.size().height() == 560
         assert again.splitter.sizes() == sizes
     finally:
         controller2.shutdown()

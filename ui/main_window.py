@@ -10,7 +10,17 @@ from collections.abc import Iterable
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence, QShortcut
-from PySide6.QtWidgets import QLabel, QMainWindow, QSplitter, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QMainWindow,
+    QSplitter,
+    QStackedWidget,
+    QVBoxLayout,
+    QWidget,
+)
 
 from quantdesk.ui.banner import Banner
 from quantdesk.ui.chat_page import ChatPage
@@ -35,20 +45,41 @@ class MainWindow(QMainWindow):
         self.settings_panel = SettingsPanel(setting_specs)
         self.banner = Banner()
 
-        center = QWidget()
-        column = QVBoxLayout(center)
-        column.setContentsMargins(0, 0, 0, 0)
-        column.addWidget(self.banner)
-        column.addWidget(self.chat, 1)
-
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.addWidget(self.library)
-        self.splitter.addWidget(center)
+        self.splitter.addWidget(self.chat)
         self.splitter.addWidget(self.settings_panel)
         self.splitter.setStretchFactor(1, 1)
         self.splitter.setCollapsible(1, False)
-        self.splitter.setSizes([260, 660, 280])
-        self.setCentralWidget(self.splitter)
+        self.splitter.setSizes([240, 640, 280])
+
+        self.rail = QListWidget()
+        self.rail.setAccessibleName("Sections")
+        self.rail.setFixedWidth(116)
+        self.rail.setStyleSheet(
+            "QListWidget { border: none; background: palette(window); padding-top: 6px; }"
+            " QListWidget::item { padding: 9px 12px; border-radius: 6px; margin: 1px 6px; }"
+            " QListWidget::item:selected { background: palette(highlight);"
+            " color: palette(highlighted-text); }"
+        )
+        self.pages = QStackedWidget()
+        self.rail.currentRowChanged.connect(self.pages.setCurrentIndex)
+        self.add_page("Chat", self.splitter)
+
+        right = QWidget()
+        column = QVBoxLayout(right)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.setSpacing(0)
+        column.addWidget(self.banner)
+        column.addWidget(self.pages, 1)
+        central = QWidget()
+        row = QHBoxLayout(central)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.setSpacing(0)
+        row.addWidget(self.rail)
+        row.addWidget(right, 1)
+        self.setCentralWidget(central)
+        self.rail.setCurrentRow(0)
 
         self.ram_label = QLabel()
         self.speed_label = QLabel()
@@ -73,12 +104,27 @@ class MainWindow(QMainWindow):
         ):
             QShortcut(QKeySequence(keys), self, activated=slot)
 
+    def add_page(self, title: str, widget: QWidget) -> int:
+        """Add a section to the navigation rail (Ctrl+1, Ctrl+2... switch); returns its index."""
+        index = self.pages.addWidget(widget)
+        item = QListWidgetItem(title)
+        item.setToolTip(f"{title} (Ctrl+{index + 1})")
+        self.rail.addItem(item)
+        QShortcut(QKeySequence(f"Ctrl+{index + 1}"), self, activated=lambda: self.show_page(index))
+        return index
+
+    def show_page(self, index: int) -> None:
+        """Switch to section ``index``."""
+        self.rail.setCurrentRow(index)
+
     def _focus_picker(self) -> None:
+        self.show_page(0)
         self.chat.picker.setFocus()
         self.chat.picker.showPopup()
 
     def toggle_settings(self) -> None:
         """Show or hide the settings panel (Ctrl+,)."""
+        self.show_page(0)
         self.settings_panel.setVisible(not self.settings_panel.isVisible())
 
     def show_error(self, message: str, details: str = "", actions=()) -> None:  # noqa: ANN001
