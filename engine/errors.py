@@ -64,3 +64,15 @@ class LlamaBuildError(QuantDeskError):
 
 class ImportRejected(QuantDeskError):
     """A file offered for the library was refused (not a GGUF, unreadable, duplicate...)."""
+
+
+class HardwareProbeError(QuantDeskError):
+    """A hardware probe could not read what it looks for (tool missing, hung, odd output)."""
+
+
+class EstimateError(QuantDeskError):
+    """Memory could not be estimated for these load parameters (invalid or unsupported)."""
+
+
+class SimulationError(QuantDeskError):
+    """llama.cpp's own dry-run load (no weights) failed or crashed."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import logging
+import threading
 
 log = logging.getLogger("quantdesk.llama_cpp")
 
@@ -18,13 +19,18 @@ log = logging.getLogger("quantdesk.llama_cpp")
 _LEVELS = {0: logging.INFO, 1: logging.DEBUG, 2: logging.INFO, 3: logging.WARNING, 4: logging.ERROR}
 _callback = None  # the ctypes callback must stay alive as long as llama.cpp may call it
 _last_level = logging.INFO
+_install_lock = threading.Lock()
 
 
 def route_llama_logs() -> None:
-    """Install the callback once per process."""
+    """Install the callback once per process (thread-safe)."""
+    with _install_lock:
+        if _callback is None:
+            _install()
+
+
+def _install() -> None:
     global _callback
-    if _callback is not None:
-        return
     import llama_cpp
 
     @llama_cpp.llama_log_callback
