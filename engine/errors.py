@@ -76,3 +76,19 @@ class EstimateError(QuantDeskError):
 
 class SimulationError(QuantDeskError):
     """llama.cpp's own dry-run load (no weights) failed or crashed."""
+
+
+class HubError(QuantDeskError):
+    """Talking to the model hub (Hugging Face or a mirror set by HF_ENDPOINT) failed."""
+
+
+class HubUnreachable(HubError):
+    """The hub could not be reached (no network, refused, timed out, offline mode, server down)."""
+
+
+class RepoNotFound(HubError):
+    """The hub has no such repository, revision or file (HTTP 404)."""
+
+
+class AuthRequired(HubError):
+    """The repository is gated or private and needs an access token (HTTP 401/403)."""

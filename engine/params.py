@@ -25,6 +25,9 @@ class LoadSettings:
     n_threads: int = 0  # 0 means default_threads()
     n_gpu_layers: int = 0
     n_batch: int = 512
+    n_ubatch: int = 512  # llama-cpp-python's default micro-batch
+    kv_type: str = "f16"  # KV cache type: "f16", "q8_0" or "q4_0" (quantized needs flash_attn)
+    flash_attn: bool = False  # llama-cpp-python's default: off
 
     def resolved_threads(self) -> int:
         """The thread count to hand to llama.cpp."""

@@ -15,6 +15,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from quantdesk.engine.errors import GenerationError, ModelLoadError
+from quantdesk.engine.estimate_kv import KV_TYPES
 from quantdesk.engine.events import (
     STOP_CONTEXT_FULL,
     STOP_EOS,
@@ -72,6 +73,11 @@ class InferenceSession:
         if report.context_length and (n_ctx <= 0 or n_ctx > report.context_length):
             n_ctx = report.context_length
         threads = settings.resolved_threads()
+        kv_type = KV_TYPES.get(settings.kv_type)
+        if kv_type is None:
+            raise ModelLoadError(
+                f"Unknown KV cache type {settings.kv_type!r}; use one of {', '.join(KV_TYPES)}."
+            )
         try:
             llama = llama_cpp.Llama(
                 model_path=str(path),
@@ -80,6 +86,10 @@ class InferenceSession:
                 n_threads=threads,
                 n_threads_batch=threads,
                 n_gpu_layers=settings.n_gpu_layers,
+                n_ubatch=settings.n_ubatch,
+                flash_attn=settings.flash_attn,
+                type_k=kv_type,
+                type_v=kv_type,
                 verbose=verbose,
             )
         except (ValueError, RuntimeError, OSError) as exc:

@@ -1,0 +1,312 @@
+"""The worst-case compute graph llama.cpp reserves, rebuilt op by op to size the compute buffer.
+
+llama.cpp's ``sched_reserve`` builds the graph of one full micro-batch (``n_ubatch`` tokens, all
+of them outputs, attending over the whole KV cache) and lets ggml's allocator lay it out; the
+high-water mark is the "compute buffer size" it logs. :func:`compute_buffer_bytes` rebuilds the
+same graph with :mod:`~quantdesk.engine.ggml_graph` - same ops, shapes, views and expansion order
+as ``llama_model_llama::graph`` / ``llama_model_gemma3::graph`` and ``llm_graph_context`` - and
+replays the allocator with :mod:`~quantdesk.engine.ggml_alloc`. Other dense architectures use
+the llama graph with their own sizes and are flagged approximate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from . import ggml_graph as g
+from .estimate_hparams import ModelShape
+from .ggml_alloc import measure
+from .ggml_types import GGML_TYPES
+
+
+@dataclass(frozen=True)
+class GraphConfig:
+    """One graph llama.cpp reserves: a micro-batch against a full KV cache."""
+
+    n_tokens: int
+    n_outputs: int
+    n_stream: int
+    n_kv: int  # cells of the full-attention cache seen by the graph
+    n_kv_swa: int  # cells of the sliding-window cache
+    flash_attn: bool
+    type_k: int
+    type_v: int
+
+
+def _rot_size(head: int, type_id: int, smallest: bool) -> int:
+    """Side of the Hadamard rotation llama.cpp applies to a quantized K/V cache (0: none)."""
+    if GGML_TYPES[type_id].block_size == 1 or head <= 0 or head % 64:
+        return 0
+    if smallest:
+        return 64
+    n = 64
+    while head % (n * 2) == 0:
+        n *= 2
+    return n
+
+
+class _Builder:
+    def __init__(self, shape: ModelShape, cfg: GraphConfig) -> None:
+        self.s, self.cfg, self.graph = shape, cfg, g.Graph()
+        self.weights = {t.name: g.weight(t.name, t.ggml_type, t.shape) for t in shape.tensors}
+        self.iswa = any(layer.is_swa for layer in shape.layers)
+        self.inputs: dict[str, g.Tensor] = {}
+
+    def w(self, name: str) -> g.Tensor | None:
+        return self.weights.get(name)
+
+    def inp(self, key: str, type_id: int, ne: tuple[int, ...]) -> g.Tensor:
+        if key not in self.inputs:
+            self.inputs[key] = g.input_tensor(key, type_id, ne)
+        return self.inputs[key]
+
+    def norm(self, x: g.Tensor, weight: g.Tensor | None, name: str) -> g.Tensor:
+        cur = g.unary("RMS_NORM", x, "norm")
+        return g.unary("MUL", cur, name, weight) if weight is not None else cur
+
+    def mm(self, w: g.Tensor | None, x: g.Tensor, name: str, bias: g.Tensor | None = None):
+        if w is None:
+            raise KeyError(name)
+        cur = g.mul_mat(w, x, name)
+        return g.unary("ADD", cur, name, bias) if bias is not None else cur
+
+    # -- attention (llm_graph_context::build_attn + build_attn_mha) ----------------------------
+
+    def kv_inputs(self, swa: bool, il: int) -> dict[str, g.Tensor | None]:
+        cfg, layer = self.cfg, self.s.layers[il]
+        tag = "_swa" if swa else ""
+        n_kv = cfg.n_kv_swa if swa else cfg.n_kv
+        layers = [ly for ly in self.s.layers if ly.is_swa == swa]
+        v_gqa_max = max(ly.head_v * ly.n_head_kv for ly in self.s.layers)
+        n_v = cfg.n_tokens * v_gqa_max if not cfg.flash_attn else cfg.n_tokens
+        heads_k = {ly.head_k for ly in layers}
+        heads_v = {ly.head_v for ly in layers}
+        rot_k = _rot_size(layer.head_k, cfg.type_k, False) if len(heads_k) == 1 else 0
+        rot_v = _rot_size(layer.head_v, cfg.type_v, True) if len(heads_v) == 1 else 0
+        mask_type = g.F16 if cfg.flash_attn else g.F32
+        ns = cfg.n_stream
+        return {
+            "k_idxs": self.inp("k_idxs" + tag, g.I64, (cfg.n_tokens,)),
+            "v_idxs": self.inp("v_idxs" + tag, g.I64, (n_v,)),
+            "mask": self.inp("mask" + tag, mask_type, (n_kv, cfg.n_tokens // ns, 1, ns)),
+            "k_rot": self.inp("k_rot" + tag, g.F32, (rot_k, rot_k)) if rot_k else None,
+            "v_rot": self.inp("v_rot" + tag, g.F32, (rot_v, rot_v)) if rot_v else None,
+        }
+
+    def hadamard(self, cur: g.Tensor, rot: g.Tensor) -> g.Tensor:
+        n = rot.ne[0]
+        if cur.is_contiguous():
+            res = g.reshape(cur, n, cur.nelements // n)
+        else:
+            res = g.cont(cur, n, cur.nelements // n)
+        res = g.mul_mat(rot, res, "hadamard")
+        return g.reshape(res, *cur.ne)
+
+    def attention(self, il: int, q: g.Tensor, k: g.Tensor, v: g.Tensor, order: str) -> g.Tensor:
+        cfg, layer = self.cfg, self.s.layers[il]
+        swa = layer.is_swa and self.iswa
+        kv = self.kv_inputs(swa, il)
+        if kv["k_rot"] is not None:
+            q, k = self.hadamard(q, kv["k_rot"]), self.hadamard(k, kv["k_rot"])
+        if kv["v_rot"] is not None:
+            v = self.hadamard(v, kv["v_rot"])
+        for name in order:  # expansion order differs between the plain and the iSWA cache
+            self.graph.expand({"q": q, "k": k, "v": v}[name])
+        n_kv = cfg.n_kv_swa if swa else cfg.n_kv
+        ns, v_trans = cfg.n_stream, not cfg.flash_attn
+        kv_size = n_kv  # the reserve graph sees the whole cache
+        gqa_k, gqa_v = layer.head_k * layer.n_head_kv, layer.head_v * layer.n_head_kv
+        k_cache = g.weight(f"cache_k_l{il}", cfg.type_k, (gqa_k, kv_size, ns))
+        v_cache = g.weight(f"cache_v_l{il}", cfg.type_v, (gqa_v, kv_size, ns))
+        # cpy_k / cpy_v
+        k2 = g.view(k, (gqa_k, cfg.n_tokens), (k.nb[2],))
+        dst = g.reshape(k_cache, gqa_k, kv_size * ns) if ns > 1 else k_cache
+        self.graph.expand(g.set_rows(dst, k2, kv["k_idxs"]))
+        if not v_trans:
+            v2 = g.view(v, (gqa_v, cfg.n_tokens), (v.nb[2],))
+            dst = g.reshape(v_cache, gqa_v, kv_size * ns) if ns > 1 else v_cache
+            self.graph.expand(g.set_rows(dst, v2, kv["v_idxs"]))
+        else:
+            if g.row_size(v.type, gqa_v) == v.nb[2]:
+                v2 = g.reshape(v, gqa_v, cfg.n_tokens)
+            else:
+                v2 = g.cont(v, gqa_v, cfg.n_tokens)
+            v_view = g.reshape(v_cache, 1, v_cache.nelements)
+            v2 = g.reshape(v2, 1, v2.nelements)
+            self.graph.expand(g.set_rows(v_view, v2, kv["v_idxs"]))
+        rk = g.row_size(cfg.type_k, gqa_k)
+        kk = g.view(
+            k_cache,
+            (layer.head_k, layer.n_head_kv, n_kv, ns),
+            (g.row_size(cfg.type_k, layer.head_k), rk, rk * kv_size),
+        )
+        rv = g.row_size(cfg.type_v, gqa_v)
+        if not v_trans:
+            vv = g.view(
+                v_cache,
+                (layer.head_v, layer.n_head_kv, n_kv, ns),
+                (g.row_size(cfg.type_v, layer.head_v), rv, rv * kv_size),
+            )
+        else:
+            vv = g.view(
+                v_cache,
+                (n_kv, layer.n_head_kv, layer.head_v, ns),
+                (
+                    g.row_size(cfg.type_v, kv_size * layer.head_v),
+                    g.row_size(cfg.type_v, kv_size),
+                    rv * kv_size,
+                ),
+            )
+        # build_attn_mha
+        qv = g.view(
+            q, (q.ne[0], q.ne[1], q.ne[2] // ns, ns), (q.nb[1], q.nb[2], q.nb[2] * (q.ne[2] // ns))
+        )
+        qp, kp, vp = (g.permute(t, (0, 2, 1, 3)) for t in (qv, kk, vv))
+        if cfg.flash_attn:
+            cur = g.flash_attn_ext(qp, kp, vp, kv["mask"])
+            cur = g.reshape(cur, cur.ne[0] * cur.ne[1], cur.ne[2] * cur.ne[3])
+        else:
+            kq = g.mul_mat(kp, qp, "kq")
+            kq = g.soft_max_ext(kq, kv["mask"])
+            kqv = g.mul_mat(vp, kq, "kqv")
+            cur = g.permute(kqv, (0, 2, 1, 3))
+            cur = g.cont(cur, cur.ne[0] * cur.ne[1], cur.ne[2] * cur.ne[3], name="kqv_out")
+        self.graph.expand(cur)
+        if kv["v_rot"] is not None:
+            cur = self.hadamard(cur, kv["v_rot"])
+        return cur
+
+    # -- the whole graph -------------------------------------------------------------------
+
+    def embeddings(self) -> g.Tensor:
+        n_tok = self.cfg.n_tokens
+        tokens = self.inp("inp_tokens", g.I32, (n_tok,))
+        embd_in = self.inp("inp_embd", g.F32, (self.s.n_embd, n_tok))
+        tok = self.w("token_embd.weight")
+        if tok is None:
+            raise KeyError("token_embd.weight")
+        cur = g.get_rows(tok, tokens, "embd")
+        self.graph.expand(cur)  # ggml_build_forward_select: the token path, then the other
+        self.graph.expand(embd_in)
+        return cur
+
+    def build(self) -> g.Graph:
+        s, cfg, w = self.s, self.cfg, self.w
+        gemma = s.graph_family == "gemma3"
+        inp = self.embeddings()
+        if gemma:
+            inp = g.unary("SCALE", inp, "inp_scaled")
+        pos = self.inp("inp_pos", g.I32, (cfg.n_tokens,))
+        out_ids = self.inp("out_ids", g.I32, (cfg.n_outputs,))
+        for il, layer in enumerate(s.layers):
+            p = f"blk.{il}."
+            cur = self.norm(inp, w(p + "attn_norm.weight"), "attn_norm")
+            q = self.mm(w(p + "attn_q.weight"), cur, "Qcur", w(p + "attn_q.bias"))
+            k = self.mm(w(p + "attn_k.weight"), cur, "Kcur", w(p + "attn_k.bias"))
+            v = self.mm(w(p + "attn_v.weight"), cur, "Vcur", w(p + "attn_v.bias"))
+            q = g.reshape(q, layer.head_k, layer.n_head, cfg.n_tokens)
+            k = g.reshape(k, layer.head_k, layer.n_head_kv, cfg.n_tokens)
+            v = g.reshape(v, layer.head_v, layer.n_head_kv, cfg.n_tokens)
+            if w(p + "attn_q_norm.weight") is not None:
+                q = self.norm(q, w(p + "attn_q_norm.weight"), "Qcur_normed")
+            q = g.unary("ROPE", q, "Qcur", pos, w("rope_freqs.weight"))
+            if w(p + "attn_k_norm.weight") is not None:
+                k = self.norm(k, w(p + "attn_k_norm.weight"), "Kcur_normed")
+            k = g.unary("ROPE", k, "Kcur", pos, w("rope_freqs.weight"))
+            if gemma:
+                q = g.unary("SCALE", q, "Qscaled")
+            cur = self.attention(il, q, k, v, "qkv" if self.iswa else "qvk")
+            cur = self.mm(w(p + "attn_output.weight"), cur, "attn_out", w(p + "attn_output.bias"))
+            residual = inp
+            if il == s.n_layer - 1:
+                cur = g.get_rows(cur, out_ids)
+                residual = g.get_rows(inp, out_ids)
+            if gemma:
+                cur = self.norm(cur, w(p + "post_attention_norm.weight"), "attn_post_norm")
+            ffn_inp = g.unary("ADD", cur, "ffn_inp", residual)
+            cur = self.norm(ffn_inp, w(p + "ffn_norm.weight"), "ffn_norm")
+            up = self.mm(w(p + "ffn_up.weight"), cur, "ffn_up")
+            gate = self.mm(w(p + "ffn_gate.weight"), cur, "ffn_gate")
+            cur = self.mm(w(p + "ffn_down.weight"), g.glu(gate, up, "ffn_glu"), "ffn_out")
+            if gemma:
+                cur = self.norm(cur, w(p + "post_ffw_norm.weight"), "ffn_post_norm")
+            inp = g.unary("ADD", cur, "l_out", ffn_inp)
+        cur = self.norm(inp, w("output_norm.weight"), "result_norm")
+        cur.flags |= g.OUTPUT
+        head = w("output.weight") or w("token_embd.weight")
+        assert head is not None
+        logits = g.mul_mat(head, cur, "result_output")
+        logits.flags |= g.OUTPUT
+        self.graph.expand(logits)
+        return self.graph
+
+
+def build_graph(shape: ModelShape, cfg: GraphConfig) -> g.Graph:
+    """The graph llama.cpp builds for one micro-batch of ``shape`` (llama or gemma3 layout)."""
+    return _Builder(shape, cfg).build()
+
+
+def graph_bytes(shape: ModelShape, cfg: GraphConfig, alignment: int = 32) -> int:
+    """Compute buffer bytes ggml reserves for one graph of ``shape`` (CPU alignment: 32)."""
+    return measure(build_graph(shape, cfg), alignment)
+
+
+# vec_dot_type of ggml-cpu's type_traits_cpu: what src1 is converted to for a matmul
+_Q8_0_DOT = {"Q4_0", "Q5_0", "Q8_0", "IQ4_NL", "MXFP4", "Q1_0", "TQ1_0", "TQ2_0"}
+_Q8_1_DOT = {"Q4_1", "Q5_1", "Q8_1"}
+_SAME_DOT = {"F32": g.F32, "F16": g.F16, "BF16": 30}
+_TILED = {
+    "Q6_K",
+    "Q5_K",
+    "Q4_K",
+    "Q3_K",
+    "Q2_K",
+    "IQ4_XS",
+    "IQ2_XXS",
+    "IQ2_XS",
+    "IQ2_S",
+    "IQ3_XXS",
+    "IQ3_S",
+    "IQ1_S",
+    "IQ1_M",
+}
+TILED_SLOT = 512 * 1024
+CACHE_LINE = 64
+
+
+def _vec_dot_type(type_name: str) -> int:
+    if type_name in _SAME_DOT:
+        return _SAME_DOT[type_name]
+    if type_name in _Q8_0_DOT:
+        return 8
+    if type_name in _Q8_1_DOT:
+        return 9
+    return 15  # Q8_K for the k-quants and i-quants
+
+
+def work_buffer_bytes(graph: g.Graph, n_threads: int, repacked: frozenset[str], tiled: bool) -> int:
+    """The CPU backend's scratch buffer for ``graph`` (ggml_graph_plan's work_size)."""
+    best = 0
+    for node in graph.nodes:
+        cur = 0
+        if node.op == "MUL_MAT":
+            w, x = node.src[0], node.src[1]
+            assert w is not None and x is not None
+            type_name = GGML_TYPES[w.type].name
+            dot = _vec_dot_type(type_name)
+            if x.type != dot:
+                cur = g.row_size(dot, x.nelements)
+            cur = (cur + 63) // 64 * 64
+            if tiled and type_name in _TILED and w.name not in repacked and x.ne[1] > 1:
+                cur += 64 + n_threads * TILED_SLOT
+        elif node.op in ("SOFT_MAX", "ROPE"):
+            cur = 4 * node.ne[0] * n_threads
+        elif node.op == "FLASH_ATTN_EXT":
+            q, k, v = node.src[0], node.src[1], node.src[2]
+            assert q is not None and k is not None and v is not None
+            dk, dv, tq, tkv = k.ne[0], v.ne[0], 64, 64
+            prefill = 4 * (tq * dk + 2 * tq * tkv + tq * dv + tkv * dv + tkv * dk) * n_threads
+            decode = 4 * (q.ne[2] * n_threads * (2 + dv) + n_threads * (dk + 2 * dv))
+            cur = max(prefill, decode)
+        best = max(best, cur)
+    return best + CACHE_LINE * n_threads if best else 0
