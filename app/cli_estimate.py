@@ -1,0 +1,175 @@
+"""``quantdesk estimate FILE|REPO[/FILE]``: memory a model needs on this machine, before loading.
+
+A local file is read from disk (header only); ``owner/name`` estimates every quant level of a
+Hub repo from range reads of the headers; ``owner/name/path.gguf`` one file of it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from quantdesk.engine.model_info import human_bytes
+
+NAME = "estimate"
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the sub-command's parser."""
+    parser = sub.add_parser(NAME, help="Estimate RAM/VRAM a model needs, before downloading it.")
+    parser.add_argument("target", help="a .gguf file, a Hub repo owner/name, or owner/name/FILE")
+    parser.add_argument("--ctx", type=int, default=4096, help="Context length in tokens.")
+    parser.add_argument(
+        "--gpu-layers",
+        type=int,
+        default=None,
+        help="Layers on the GPU (default: the most that fit).",
+    )
+    parser.add_argument("--kv-type", default="f16", choices=("f16", "q8_0", "q4_0"))
+    parser.add_argument(
+        "--flash-attn",
+        action="store_true",
+        help="Flash attention (needed for a quantized KV cache).",
+    )
+    parser.add_argument("--json", action="store_true", help="Machine-readable output.")
+
+
+def _budget():  # noqa: ANN202 - recommend.Budget
+    from quantdesk.engine.hardware import gpu_memory_budget, probe_hardware, ram_budget
+    from quantdesk.engine.recommend import Budget
+
+    report = probe_hardware()
+    return Budget(ram_budget(), gpu_memory_budget(report), report.build.gpu_offload)
+
+
+def _params(args: argparse.Namespace):  # noqa: ANN202 - EstimateParams
+    from quantdesk.engine.estimate import EstimateParams
+
+    flash = args.flash_attn or args.kv_type != "f16"
+    return EstimateParams(
+        n_ctx=args.ctx, kv_type=args.kv_type, flash_attn=flash, n_gpu_layers=args.gpu_layers or 0
+    )
+
+
+def _local(args: argparse.Namespace, path: Path) -> int:
+    from quantdesk.engine.estimate import estimate
+    from quantdesk.engine.estimate_format import format_estimate
+    from quantdesk.engine.gguf import read_header_from_file
+    from quantdesk.engine.hub_quants import QuantGroup, RemoteFile
+    from quantdesk.engine.recommend import badge_text, fit_group
+
+    headers = [read_header_from_file(path)]
+    budget = _budget()
+    group = QuantGroup(
+        path.name,
+        (RemoteFile(str(path), path.stat().st_size, None, ""),),
+        path.stat().st_size,
+        False,
+        path.name,
+        path.stem,
+    )
+    result = fit_group(group, headers, _params(args), budget)
+    chosen = estimate(headers, _params(args)) if args.gpu_layers is not None else None
+    shown = chosen or (result.fit.estimate if result.fit else estimate(headers, _params(args)))
+    if args.json:
+        out = {"file": str(path), "estimate": shown.to_dict()}
+        if result.fit is not None:
+            out["verdict"] = result.fit.verdict
+            out["max_gpu_layers"] = result.fit.max_gpu_layers
+            out["max_context"] = result.fit.max_context
+        print(json.dumps(out, indent=2, default=str))
+        return 0
+    print(format_estimate(shown))
+    if result.fit is not None:
+        print(
+            f"\nOn this machine: {badge_text(result.fit)}; largest context that fits: "
+            f"{result.fit.max_context:,} tokens. {result.fit.reason}"
+        )
+    return 0
+
+
+def _remote(args: argparse.Namespace) -> int:
+    from quantdesk.engine.hub import HubClient
+    from quantdesk.engine.recommend import badge_text, estimate_repo
+    from quantdesk.paths import resolve_paths
+
+    parts = args.target.split("/")
+    repo_id = "/".join(parts[:2])
+    client = HubClient(cache_dir=resolve_paths().cache_dir / "hub-headers")
+    started = time.monotonic()
+    result = estimate_repo(client, repo_id, _params(args), _budget())
+    if len(parts) > 2:
+        wanted = "/".join(parts[2:])
+        keep = [e for e in result.estimates if any(f.path == wanted for f in e.group.files)]
+        if not keep:
+            from quantdesk.engine.errors import QuantDeskError
+
+            raise QuantDeskError(f"'{wanted}' is not a GGUF file of {repo_id}.")
+        result = result.__class__(
+            **{**result.__dict__, "estimates": tuple(keep), "recommended": None}
+        )
+    seconds = time.monotonic() - started
+    rows = []
+    for i, e in enumerate(result.estimates):
+        fit = e.fit
+        rows.append(
+            {
+                "quant": e.quant,
+                "files": [f.path for f in e.group.files],
+                "size": e.group.total_size,
+                "bits_per_weight": e.bits_per_weight,
+                "verdict": fit.verdict if fit else None,
+                "badge": badge_text(fit) if fit else e.error,
+                "peak_ram": fit.estimate.peak_ram if fit else None,
+                "vram": fit.estimate.vram if fit else None,
+                "max_context": fit.max_context if fit else None,
+                "recommended": i == result.recommended,
+            }
+        )
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "repo": repo_id,
+                    "n_ctx": args.ctx,
+                    "quants": rows,
+                    "recommended_reason": result.reason,
+                    "bytes_read": result.bytes_read,
+                    "total_size": result.total_size,
+                    "seconds": round(seconds, 3),
+                    "warnings": list(result.warnings),
+                },
+                indent=2,
+            )
+        )
+        return 0
+    print(f"{repo_id} at context {args.ctx:,}:")
+    print(f"  {'Quant':<12}{'Size':>10}{'bpw':>7}{'Est. RAM':>11}{'Est. VRAM':>11}  Fit")
+    for row in rows:
+        bpw = f"{row['bits_per_weight']:.2f}" if row["bits_per_weight"] else "-"
+        ram = human_bytes(row["peak_ram"]) if row["peak_ram"] else "-"
+        vram = human_bytes(row["vram"]) if row["vram"] else "-"
+        star = " *" if row["recommended"] else ""
+        print(
+            f"  {row['quant']:<12}{human_bytes(row['size']):>10}{bpw:>7}{ram:>11}{vram:>11}"
+            f"  {row['badge']}{star}"
+        )
+    print(f"\n* {result.reason}")
+    for warning in result.warnings:
+        print(f"! {warning}")
+    print(
+        f"Read {human_bytes(result.bytes_read)} of headers for {human_bytes(result.total_size)}"
+        f" of files in {seconds:.2f} s."
+    )
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    """Estimate a local file or a Hub repo."""
+    path = Path(args.target)
+    looks_remote = "/" in args.target and not path.is_absolute() and not args.target.startswith(".")
+    if path.exists() or not looks_remote:
+        return _local(args, path)
+    return _remote(args)

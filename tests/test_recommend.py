@@ -1,0 +1,55 @@
+"""Whole-repo estimates from range reads, the recommended pick, and `quantdesk estimate`."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from quantdesk.engine.estimate import EstimateParams
+from quantdesk.engine.hub import HubClient
+from quantdesk.engine.recommend import Budget, fit_repo, repo_headers
+from tests.hub_fixtures import MINI
+
+GIB = 1024**3
+
+
+def test_estimate_cli_reads_headers_only_and_recommends(fake_hub, tmp_path: Path) -> None:
+    env = {**os.environ, "HF_ENDPOINT": fake_hub.endpoint, "QUANTDESK_DATA_DIR": str(tmp_path)}
+    result = subprocess.run(
+        [sys.executable, "-m", "quantdesk", "estimate", MINI, "--ctx", "2048", "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    quants = [q["quant"] for q in out["quants"]]
+    assert {"Q2_K", "Q4_K_M", "Q8_0", "F16"} <= set(quants)
+    assert all(q["verdict"] in ("cpu", "gpu", "partial") for q in out["quants"])
+    assert out["bytes_read"] * 20 < out["total_size"]  # headers only, never the weights
+    assert sum(q["recommended"] for q in out["quants"]) == 1
+    split = [q for q in out["quants"] if len(q["files"]) > 1]
+    assert split and split[0]["peak_ram"] > 0  # a split model is estimated as one unit
+
+
+def test_the_pick_follows_the_memory_budget(fake_hub, tmp_path: Path) -> None:
+    client = HubClient(cache_dir=tmp_path / "cache")
+    items, _ = repo_headers(client, MINI)
+    params = EstimateParams(n_ctx=2048)
+    roomy = fit_repo(MINI, items, params, Budget(16 * GIB, None, False))
+    best = roomy.estimates[roomy.recommended]
+    assert best.quant == "F16"
+    # a budget between the smallest and the largest quant's needs: a smaller quant is picked
+    needs = sorted(e.fit.estimate.peak_ram for e in roomy.estimates)
+    middle = (needs[0] + needs[-1]) // 2
+    reserve = 512 * 1024**2  # the estimator keeps max(512 MiB, 10 %) of RAM for the system
+    tight = fit_repo(MINI, items, params, Budget(middle + reserve, None, False))
+    pick = tight.estimates[tight.recommended]
+    assert pick.fit.verdict == "cpu" and pick.fit.estimate.peak_ram < needs[-1]
+    assert any(e.fit.verdict == "no_fit" for e in tight.estimates)
+    hopeless = fit_repo(MINI, items, params, Budget(64 * 1024**2, None, False))
+    assert hopeless.recommended is None and "No quant level" in hopeless.reason
