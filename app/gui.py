@@ -28,15 +28,23 @@ def _parse(argv: Sequence[str]) -> argparse.Namespace:
 def build_app(args: argparse.Namespace):  # noqa: ANN201 - returns (window, controller)
     """Create the window and its controller (the QApplication must exist)."""
     from quantdesk.controller import AppController
+    from quantdesk.discover_controller import DiscoverController
+    from quantdesk.engine.hub import HubClient
+    from quantdesk.ui.discover_page import DiscoverPage
     from quantdesk.ui.hardware_panel import HardwarePanel
     from quantdesk.ui.main_window import MainWindow
 
     paths = resolve_paths(args.data_dir).ensure()
     settings = Settings(paths.settings_file)
     window = MainWindow(SETTINGS.values(), title=f"QuantDesk {__version__}")
+    window.discover_page = DiscoverPage()
+    window.add_page("Discover", window.discover_page)
     window.hardware_panel = HardwarePanel()
     window.add_page("Hardware", window.hardware_panel)
     controller = AppController(paths, settings, window)
+    controller.discover = DiscoverController(
+        window.discover_page, settings, HubClient(cache_dir=paths.cache_dir / "hub-headers")
+    )
     return window, controller, paths
 
 

@@ -119,8 +119,8 @@ def recommend(estimates: Sequence[QuantEstimate]) -> tuple[int | None, str]:
     info = quant_info(best.quant)
     quality = f" {info.summary}" if info else ""
     return best_index, (
-        f"{best.quant} is the highest quality that fits: {badge_text(result).lower()}, "
-        f"about {human_bytes(result.estimate.peak_ram)} of RAM at this context, with "
+        f"{best.quant} is the highest quality that fits ({badge_text(result)}), needing "
+        f"about {human_bytes(result.estimate.peak_ram)} of RAM at this context with "
         f"{human_bytes(max(result.ram_headroom, 0))} to spare.{quality}"
     )
 

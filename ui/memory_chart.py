@@ -37,7 +37,7 @@ class MemoryChart(QChartView):
         super().__init__(parent)
         self.setRenderHint(QPainter.RenderHint.Antialiasing)
         self.setAccessibleName("Memory chart")
-        self.setMinimumHeight(220)
+        self.setMinimumHeight(300)
         self._bars: list[MemoryBar] = []
         self.set_data([], ram_available=0, vram_free=None)
 
@@ -68,12 +68,12 @@ class MemoryChart(QChartView):
         chart.addAxis(categories, Qt.AlignmentFlag.AlignLeft)
         series.attachAxis(categories)
         values = QValueAxis()
-        highest = max(
-            [(b.weights + b.kv_cache + b.compute) for b in bars]
-            + [ram_available, vram_free or 0, 1]
-        )
-        values.setRange(0, highest / GIB * 1.08)
-        values.setLabelFormat("%.1f")
+        # Scale to the bars: a small model next to a big machine would be invisible otherwise;
+        # limits beyond the scale are named in the legend instead of drawn.
+        needed = max([b.weights + b.kv_cache + b.compute for b in bars] + [1])
+        top = needed * 1.25
+        values.setRange(0, top / GIB)
+        values.setLabelFormat("%.2f" if top < 2 * GIB else "%.1f")
         chart.addAxis(values, Qt.AlignmentFlag.AlignBottom)
         series.attachAxis(values)
         rows = QValueAxis()
@@ -87,8 +87,10 @@ class MemoryChart(QChartView):
             if not limit:
                 continue
             line = QLineSeries()
-            line.setName(f"{label} {limit / GIB:.1f} GiB")
-            line.append([QPointF(limit / GIB, 0), QPointF(limit / GIB, 1)])
+            off_scale = " (off scale)" if limit > top else ""
+            line.setName(f"{label} {limit / GIB:.1f} GiB{off_scale}")
+            x = min(limit, top) / GIB
+            line.append([QPointF(x, 0), QPointF(x, 1)])
             pen = QPen(QColor(color))
             pen.setWidth(2)
             pen.setStyle(Qt.PenStyle.DashLine)

@@ -1,0 +1,192 @@
+"""Wires the Discover page to the Hub client, the estimator and the hardware budget.
+
+Network and estimator work run through :func:`run_job`; a context change re-fits
+the headers already read (no network).
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QObject, Signal
+
+from quantdesk.engine.errors import QuantDeskError
+from quantdesk.engine.estimate import EstimateParams
+from quantdesk.engine.gguf import GGUFHeader
+from quantdesk.engine.hardware import gpu_memory_budget, probe_hardware, ram_budget
+from quantdesk.engine.hub import HubClient, ModelSummary
+from quantdesk.engine.hub_quants import QuantGroup
+from quantdesk.engine.model_info import human_bytes, parameter_label
+from quantdesk.engine.quant_docs import quant_info
+from quantdesk.engine.recommend import Budget, RepoEstimate, badge_text, fit_repo, repo_headers
+from quantdesk.settings import Settings
+from quantdesk.ui.discover_page import DiscoverPage, SearchHit
+from quantdesk.ui.jobs import run_job
+from quantdesk.ui.memory_chart import MemoryBar
+from quantdesk.ui.quant_table import VERDICT_UNKNOWN, QuantRow
+
+Items = list[tuple[QuantGroup, list[GGUFHeader]]]
+
+
+def _hit(model: ModelSummary) -> SearchHit:
+    parts = [f"↓ {model.downloads:,}", f"♥ {model.likes:,}"]
+    if model.parameter_count:
+        parts.append(parameter_label(model.parameter_count))
+    if model.architecture:
+        parts.append(model.architecture)
+    if model.last_modified:
+        parts.append(f"updated {model.last_modified[:10]}")
+    return SearchHit(model.repo_id, " · ".join(parts))
+
+
+def _row(estimate, recommended: bool) -> QuantRow:  # noqa: ANN001 - recommend.QuantEstimate
+    info = quant_info(estimate.quant)
+    tooltip = f"{estimate.quant}: {info.summary}" if info else estimate.group.label
+    fit = estimate.fit
+    if fit is None:
+        return QuantRow(
+            estimate.quant,
+            estimate.group.total_size,
+            estimate.bits_per_weight,
+            None,
+            None,
+            VERDICT_UNKNOWN,
+            "",
+            recommended,
+            tooltip,
+            estimate.error,
+        )
+    tooltip += f"\n{fit.reason}"
+    return QuantRow(
+        quant=estimate.quant,
+        size=estimate.group.total_size,
+        bits_per_weight=estimate.bits_per_weight,
+        ram=fit.estimate.peak_ram,
+        vram=fit.estimate.vram,
+        verdict=fit.verdict,
+        badge=badge_text(fit),
+        recommended=recommended,
+        tooltip=tooltip,
+    )
+
+
+def _bar(estimate) -> MemoryBar | None:  # noqa: ANN001 - recommend.QuantEstimate
+    if estimate.fit is None:
+        return None
+    devices = estimate.fit.estimate.devices.values()
+    weights = sum(d.weights + d.repack for d in devices)
+    kv = sum(d.kv_cache for d in devices)
+    total = sum(d.total for d in devices)
+    return MemoryBar(estimate.quant, weights, kv, max(total - weights - kv, 0))
+
+
+class DiscoverController(QObject):
+    """Search, open a repo, estimate every quant; results land on the page."""
+
+    repoShown = Signal(object)  # RepoEstimate (GUI thread), for tests and other views
+    searchShown = Signal(int)
+
+    def __init__(self, page: DiscoverPage, settings: Settings, client: HubClient) -> None:
+        super().__init__()
+        self.page = page
+        self.settings = settings
+        self.client = client
+        self._items: Items = []
+        self._repo_id = ""
+        self._bytes_read = 0
+        self._budget: Budget | None = None
+        page.set_context_length(settings.get("load.n_ctx"))
+        page.searchRequested.connect(self.search)
+        page.repoRequested.connect(self.open_repo)
+        page.contextChanged.connect(lambda _n: self._refit())
+
+    def _params(self) -> EstimateParams:
+        return EstimateParams(n_ctx=self.page.context_length())
+
+    def _get_budget(self) -> Budget:
+        if self._budget is None:  # probed once per app run, off the GUI thread
+            report = probe_hardware()
+            self._budget = Budget(ram_budget(), gpu_memory_budget(report), report.build.gpu_offload)
+        return self._budget
+
+    def search(self, query: str, sort: str, gguf_only: bool) -> None:
+        """Search the Hub in the background."""
+
+        def done(models: list[ModelSummary]) -> None:
+            hits = [_hit(m) for m in models]
+            status = (
+                f"{len(hits)} models"
+                if hits
+                else (f"No models match “{query}”. Try fewer words, or turn off “GGUF only”.")
+            )
+            self.page.show_results(hits, status)
+            self.searchShown.emit(len(hits))
+
+        run_job(
+            lambda: self.client.search(query, gguf_only=gguf_only, sort=sort),
+            on_done=done,
+            on_error=self._failed_search,
+        )
+
+    def open_repo(self, repo_id: str) -> None:
+        """Read every quant file's header and fit each against this machine."""
+        self._repo_id = repo_id
+        self.page.show_repo_loading(repo_id)
+        params = self._params()
+
+        def work() -> tuple[Items, int, RepoEstimate]:
+            items, read = repo_headers(self.client, repo_id)
+            return items, read, fit_repo(repo_id, items, params, self._get_budget(), read)
+
+        def done(result: tuple[Items, int, RepoEstimate]) -> None:
+            items, read, estimate = result
+            if estimate.repo_id != self._repo_id:
+                return  # the user opened another repo meanwhile
+            self._items, self._bytes_read = items, read
+            self._show(estimate)
+
+        run_job(work, on_done=done, on_error=self._failed_repo)
+
+    def _refit(self) -> None:
+        if not self._items:
+            return
+        items, repo_id, read, params = self._items, self._repo_id, self._bytes_read, self._params()
+        self.page.repo_status.setText("Re-estimating for the new context length…")
+        run_job(
+            lambda: fit_repo(repo_id, items, params, self._get_budget(), read),
+            on_done=lambda est: self._show(est) if est.repo_id == self._repo_id else None,
+            on_error=self._failed_repo,
+        )
+
+    def _show(self, estimate: RepoEstimate) -> None:
+        rows = [_row(e, i == estimate.recommended) for i, e in enumerate(estimate.estimates)]
+        self.page.table_model.set_rows(rows)
+        if not rows:
+            self.page.repo_status.setText("This repository has no GGUF files QuantDesk can run.")
+        else:
+            notes = [
+                estimate.reason,
+                *estimate.warnings,
+                f"Read {human_bytes(estimate.bytes_read)} of headers for "
+                f"{human_bytes(estimate.total_size)} of files.",
+            ]
+            self.page.repo_status.setText("\n".join(notes))
+        bars = [b for b in (_bar(e) for e in estimate.estimates) if b is not None]
+        budget = self._budget
+        self.page.chart.set_data(
+            bars,
+            ram_available=budget.ram_available if budget else 0,
+            vram_free=budget.vram_free if budget else None,
+        )
+        if estimate.recommended is not None:
+            self.page.table.selectRow(estimate.recommended)
+        self.repoShown.emit(estimate)
+
+    def _failed_search(self, exc: BaseException) -> None:
+        message = exc.message if isinstance(exc, QuantDeskError) else f"Search failed: {exc}"
+        self.page.show_results([], message)
+        self.searchShown.emit(-1)
+
+    def _failed_repo(self, exc: BaseException) -> None:
+        message = exc.message if isinstance(exc, QuantDeskError) else f"Reading failed: {exc}"
+        self.page.repo_status.setText(message)
+        self.page.table_model.set_rows([])
+        self.repoShown.emit(None)
