@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from .estimate_hparams import ModelShape
 from .gguf import TensorInfo
+from .llama_build import compiled_cpu_features
 
 CPU_ALIGNMENT = 32
 CUDA_ALIGNMENT = 128
@@ -43,10 +44,7 @@ _NOT_MATMUL = (
 def cpu_features() -> frozenset[str]:
     """Instruction-set features of this llama.cpp build on this CPU ("AVX2", "NEON", ...)."""
     try:
-        import llama_cpp
-
-        info = llama_cpp.llama_print_system_info().decode("utf-8", "replace")
-        return frozenset(m.group(1) for m in re.finditer(r"(\w+) = 1", info))
+        return compiled_cpu_features()
     except Exception:  # llama.cpp missing or too old: fall back to what the CPU says
         pass
     try:

@@ -283,8 +283,7 @@ def read_header(data: bytes | bytearray | memoryview, file_size: int | None = No
     if head[:4] != GGUF_MAGIC[: len(head)]:
         raise InvalidGGUF(
             "not a GGUF model file: GGUF files begin with the letters 'GGUF', this one begins "
-            f"with the bytes {head[:4].hex(' ')}"
-            + _describe_non_gguf(head)
+            f"with the bytes {head[:4].hex(' ')}" + _describe_non_gguf(head)
         )
     cur.need(4, "the GGUF magic number")
     version = cur.u32("the GGUF version")

@@ -85,7 +85,7 @@ def probe_llama_build() -> tuple[LlamaBuildInfo, list[ProbeNote]]:
         gpu_offload=offload,
         max_devices=int(llama_cpp.llama_max_devices()),
         libraries=libraries,
-        cpu_features=tuple(k for k, v in _sections(system_info).get("CPU", {}).items() if v == "1"),
+        cpu_features=tuple(_cpu_features(system_info)),
         system_info=system_info,
         verdict="",
     )
@@ -187,6 +187,20 @@ def _ggml_registry() -> tuple[tuple[str, ...], tuple[BuildDevice, ...]]:
             )
         )
     return backends, tuple(devices)
+
+
+def _cpu_features(system_info: str) -> list[str]:
+    return [k for k, v in _sections(system_info).get("CPU", {}).items() if v == "1"]
+
+
+def compiled_cpu_features() -> frozenset[str]:
+    """Features the installed llama.cpp CPU backend was built with ("AVX2", "REPACK"...).
+
+    Raises ImportError/OSError when llama.cpp cannot be loaded.
+    """
+    import llama_cpp
+
+    return frozenset(_cpu_features(llama_cpp.llama_print_system_info().decode("utf-8", "replace")))
 
 
 def _sections(system_info: str) -> dict[str, dict[str, str]]:
