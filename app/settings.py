@@ -79,6 +79,22 @@ SETTINGS: dict[str, Setting] = {
             tooltip="Layers offloaded to the GPU; -1 offloads all, 0 runs on the CPU.",
         ),
         Setting(
+            "load.kv_type",
+            str,
+            _LOAD.kv_type,
+            choices=("f16", "q8_0", "q4_0"),
+            label="KV cache type",
+            tooltip="q8_0 halves the KV cache memory, q4_0 quarters it (slight quality cost); "
+            "both need flash attention, which is then turned on.",
+        ),
+        Setting(
+            "load.flash_attn",
+            bool,
+            _LOAD.flash_attn,
+            label="Flash attention",
+            tooltip="Faster, leaner attention; required for a quantized KV cache.",
+        ),
+        Setting(
             "sampling.temperature",
             float,
             _SAMPLING.temperature,
@@ -207,10 +223,14 @@ class Settings:
 
     def load_settings(self) -> LoadSettings:
         """The model-load settings as an engine object."""
+        kv_type = self.get("load.kv_type")
         return LoadSettings(
             n_ctx=self.get("load.n_ctx"),
             n_threads=self.get("load.n_threads"),
             n_gpu_layers=self.get("load.n_gpu_layers"),
+            kv_type=kv_type,
+            # llama.cpp refuses a quantized KV cache without flash attention
+            flash_attn=self.get("load.flash_attn") or kv_type != "f16",
         )
 
     def sampling_settings(self) -> SamplingSettings:

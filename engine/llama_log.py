@@ -10,6 +10,7 @@ from __future__ import annotations
 import ctypes
 import logging
 import threading
+from collections import deque
 
 log = logging.getLogger("quantdesk.llama_cpp")
 
@@ -20,6 +21,15 @@ _LEVELS = {0: logging.INFO, 1: logging.DEBUG, 2: logging.INFO, 3: logging.WARNIN
 _callback = None  # the ctypes callback must stay alive as long as llama.cpp may call it
 _last_level = logging.INFO
 _install_lock = threading.Lock()
+_errors: deque[str] = deque(maxlen=8)  # llama.cpp's latest error lines, for error messages
+
+
+def recent_errors(clear: bool = True) -> list[str]:
+    """llama.cpp's error lines since the last call (oldest first)."""
+    lines = list(_errors)
+    if clear:
+        _errors.clear()
+    return lines
 
 
 def route_llama_logs() -> None:
@@ -41,6 +51,8 @@ def _install() -> None:
         message = text.decode("utf-8", errors="replace").rstrip()
         if message:
             log.log(py_level, message)
+            if py_level >= logging.ERROR:
+                _errors.append(message)
 
     _callback = _on_log
     llama_cpp.llama_log_set(_on_log, ctypes.c_void_p(0))

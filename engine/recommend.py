@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from quantdesk.engine.arch_support import architectures_supported
 from quantdesk.engine.errors import QuantDeskError
 from quantdesk.engine.estimate import EstimateParams
 from quantdesk.engine.estimate_fit import FitResult, fit
@@ -151,11 +152,17 @@ def repo_headers(
 
 
 def warnings_for(headers: Sequence[GGUFHeader]) -> tuple[str, ...]:
-    """What a user should know before downloading (no chat template...)."""
+    """What a user should know before downloading (unsupported architecture, no template)."""
     if not headers:
         return ()
     report = summarize(headers[0])
     notes = []
+    arch = report.architecture or ""
+    if architectures_supported([arch]).get(arch) is False:
+        notes.append(
+            f"The architecture '{arch}' is not supported by the llama.cpp inside QuantDesk: "
+            "the files would download but not load. Wait for an update that supports it."
+        )
     if not report.has_chat_template:
         notes.append(
             "These files have no chat template: QuantDesk will use completion mode (the model "

@@ -26,7 +26,7 @@ from quantdesk.engine.events import (
     TokenText,
 )
 from quantdesk.engine.gguf import read_header_from_file
-from quantdesk.engine.llama_log import route_llama_logs
+from quantdesk.engine.llama_log import recent_errors, route_llama_logs
 from quantdesk.engine.model_info import ModelReport, summarize
 from quantdesk.engine.params import LoadSettings, SamplingSettings
 from quantdesk.engine.prompting import PromptPlan, drop_oldest_turn, plan_prompt
@@ -78,6 +78,7 @@ class InferenceSession:
             raise ModelLoadError(
                 f"Unknown KV cache type {settings.kv_type!r}; use one of {', '.join(KV_TYPES)}."
             )
+        recent_errors()  # forget errors of earlier loads
         try:
             llama = llama_cpp.Llama(
                 model_path=str(path),
@@ -93,11 +94,16 @@ class InferenceSession:
                 verbose=verbose,
             )
         except (ValueError, RuntimeError, OSError) as exc:
+            said = recent_errors()
+            reason = (
+                f" llama.cpp said: {said[-1]}"
+                if said
+                else " The file may use an architecture this llama.cpp build does not support, "
+                "or there is not enough memory for the chosen context length."
+            )
             raise ModelLoadError(
-                f"llama.cpp could not load '{path.name}'. The file may use an architecture this "
-                "llama.cpp build does not support, or there is not enough memory for the chosen "
-                "context length.",
-                details=str(exc),
+                f"llama.cpp could not load '{path.name}'.{reason}",
+                details="\n".join([*said, str(exc)]),
             ) from exc
         return cls(path, settings.with_(n_ctx=n_ctx), report, llama)
 

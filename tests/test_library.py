@@ -93,3 +93,12 @@ def test_data_dir_override(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     assert explicit.models_dir.is_dir()
     monkeypatch.setenv("QUANTDESK_DATA_DIR", str(tmp_path / "env"))
     assert resolve_paths().data_dir == (tmp_path / "env").resolve()
+
+
+def test_a_quantized_kv_cache_turns_flash_attention_on(tmp_path: Path) -> None:
+    settings = Settings(tmp_path / "settings.json")
+    assert settings.load_settings().kv_type == "f16" and not settings.load_settings().flash_attn
+    settings.set("load.kv_type", "q8_0")
+    assert settings.load_settings().flash_attn is True
+    with pytest.raises(ValueError):
+        settings.set("load.kv_type", "q3_k")

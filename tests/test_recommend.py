@@ -53,3 +53,17 @@ def test_the_pick_follows_the_memory_budget(fake_hub, tmp_path: Path) -> None:
     assert any(e.fit.verdict == "no_fit" for e in tight.estimates)
     hopeless = fit_repo(MINI, items, params, Budget(64 * 1024**2, None, False))
     assert hopeless.recommended is None and "No quant level" in hopeless.reason
+
+
+def test_unknown_architectures_are_flagged_before_download() -> None:
+    from quantdesk.engine.arch_support import architectures_supported
+    from quantdesk.engine.gguf import read_header
+    from quantdesk.engine.recommend import warnings_for
+    from tests.gguf_fixtures import VT, build_gguf
+
+    answers = architectures_supported(["llama", "gemma3", "no-such-arch"])
+    assert answers == {"llama": True, "gemma3": True, "no-such-arch": False}
+    header = read_header(build_gguf([("general.architecture", VT.STRING, "no-such-arch")]))
+    notes = warnings_for([header])
+    assert any("'no-such-arch' is not supported" in n for n in notes)
+    assert any("no chat template" in n for n in notes)

@@ -163,3 +163,20 @@ def test_drop_oldest_turn_keeps_system_and_last_message() -> None:
     ]
     assert drop_oldest_turn(msgs) == [Message("system", "s"), Message("user", "u2")]
     assert drop_oldest_turn([Message("system", "s"), Message("user", "u2")]) is None
+
+
+def test_quantized_kv_cache_with_flash_attention_generates(tmp_path: Path) -> None:
+    model = write_tiny_model(tmp_path / "hd32.gguf", n_embd=128)  # head size 32: one q8_0 block
+    s = InferenceSession.load(
+        model, LoadSettings(n_ctx=256, n_threads=1, kv_type="q8_0", flash_attn=True)
+    )
+    try:
+        texts, stats = _run(s, "Hello", GREEDY)
+        assert stats.completion_tokens == 12 and "".join(texts)
+    finally:
+        s.close()
+
+
+def test_llama_cpp_reason_reaches_the_user(tiny: Path) -> None:
+    with pytest.raises(ModelLoadError, match="does not divide"):
+        InferenceSession.load(tiny, LoadSettings(n_ctx=256, kv_type="q8_0", flash_attn=True))

@@ -11,6 +11,8 @@ from typing import Any, Protocol
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
     QDoubleSpinBox,
     QFormLayout,
     QGroupBox,
@@ -98,6 +100,21 @@ class SettingsPanel(QScrollArea):
         return form
 
     def _editor(self, spec: SettingSpec) -> QWidget:
+        if spec.type is bool:
+            box = QCheckBox()
+            box.setToolTip(spec.tooltip)
+            box.setAccessibleName(spec.label or spec.name)
+            box.toggled.connect(lambda v, n=spec.name: self.settingChanged.emit(n, v))
+            self._editors[spec.name] = box
+            return box
+        if spec.type is str and getattr(spec, "choices", ()):
+            combo = QComboBox()
+            combo.addItems(list(spec.choices))
+            combo.setToolTip(spec.tooltip)
+            combo.setAccessibleName(spec.label or spec.name)
+            combo.currentTextChanged.connect(lambda v, n=spec.name: self.settingChanged.emit(n, v))
+            self._editors[spec.name] = combo
+            return combo
         editor: QSpinBox | QDoubleSpinBox
         if spec.type is float:
             editor = QDoubleSpinBox()
@@ -130,6 +147,10 @@ class SettingsPanel(QScrollArea):
             if isinstance(editor, QPlainTextEdit):
                 if editor.toPlainText() != value:
                     editor.setPlainText(value)
+            elif isinstance(editor, QCheckBox):
+                editor.setChecked(value)
+            elif isinstance(editor, QComboBox):
+                editor.setCurrentText(value)
             else:
                 editor.setValue(value)
             editor.blockSignals(False)
