@@ -36,14 +36,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--json", action="store_true", help="Machine-readable output.")
 
 
-def _budget():  # noqa: ANN202 - recommend.Budget
-    from quantdesk.engine.hardware import gpu_memory_budget, probe_hardware, ram_budget
-    from quantdesk.engine.recommend import Budget
-
-    report = probe_hardware()
-    return Budget(ram_budget(), gpu_memory_budget(report), report.build.gpu_offload)
-
-
 def _params(args: argparse.Namespace):  # noqa: ANN202 - EstimateParams
     from quantdesk.engine.estimate import EstimateParams
 
@@ -58,10 +50,10 @@ def _local(args: argparse.Namespace, path: Path) -> int:
     from quantdesk.engine.estimate_format import format_estimate
     from quantdesk.engine.gguf import read_header_from_file
     from quantdesk.engine.hub_quants import QuantGroup, RemoteFile
-    from quantdesk.engine.recommend import badge_text, fit_group
+    from quantdesk.engine.recommend import badge_text, fit_group, machine_budget
 
     headers = [read_header_from_file(path)]
-    budget = _budget()
+    budget = machine_budget()
     group = QuantGroup(
         path.name,
         (RemoteFile(str(path), path.stat().st_size, None, ""),),
@@ -92,14 +84,14 @@ def _local(args: argparse.Namespace, path: Path) -> int:
 
 def _remote(args: argparse.Namespace) -> int:
     from quantdesk.engine.hub import HubClient
-    from quantdesk.engine.recommend import badge_text, estimate_repo
+    from quantdesk.engine.recommend import badge_text, estimate_repo, machine_budget
     from quantdesk.paths import resolve_paths
 
     parts = args.target.split("/")
     repo_id = "/".join(parts[:2])
     client = HubClient(cache_dir=resolve_paths().cache_dir / "hub-headers")
     started = time.monotonic()
-    result = estimate_repo(client, repo_id, _params(args), _budget())
+    result = estimate_repo(client, repo_id, _params(args), machine_budget())
     if len(parts) > 2:
         wanted = "/".join(parts[2:])
         keep = [e for e in result.estimates if any(f.path == wanted for f in e.group.files)]

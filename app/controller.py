@@ -21,6 +21,7 @@ from quantdesk.engine.importer import MODE_COPY, MODE_REFERENCE, ImportOutcome, 
 from quantdesk.engine.library import LibraryEntry, ModelLibrary
 from quantdesk.engine.model_info import human_bytes, summarize
 from quantdesk.engine.prompting import COMPLETION_MODE_NOTICE
+from quantdesk.engine.recommend import Budget, machine_budget, settings_estimate_text
 from quantdesk.engine.session import MODE_COMPLETION
 from quantdesk.engine.starter import ensure_starter_file
 from quantdesk.engine.templates import Message
@@ -64,6 +65,11 @@ class AppController(QObject):
         self._memory_timer.start(2000)
         self._show_memory()
         self._restore_window()
+        self._budget: Budget | None = None
+        self._estimate_timer = QTimer(self)
+        self._estimate_timer.setSingleShot(True)
+        self._estimate_timer.setInterval(250)
+        self._estimate_timer.timeout.connect(self._update_estimate)
 
     # -- wiring ----------------------------------------------------------------------------
 
@@ -275,6 +281,7 @@ class AppController(QObject):
             return
         if name.startswith("load.") and self.loaded is not None:
             self.window.settings_panel.set_reload_needed(True)
+            self._estimate_timer.start()
 
     def _reset_settings(self) -> None:
         self.settings.reset("load.")
@@ -320,7 +327,28 @@ class AppController(QObject):
         self.settings.set("library.last_model", model.path)
         self._select(model.path)
         self.window.context_label.setText(f"Context 0 / {model.context_size:,}")
+        self._update_estimate()
         self.modelLoaded.emit(model)
+
+    def _update_estimate(self) -> None:
+        """Show what the current load settings need for the loaded model (off the GUI thread)."""
+        if self.loaded is None:
+            self.window.settings_panel.set_estimate_text("")
+            return
+        path, load = Path(self.loaded.path), self.settings.load_settings()
+
+        def work() -> str:
+            if self._budget is None:
+                self._budget = machine_budget()
+            return settings_estimate_text(path, load, self._budget)
+
+        run_job(
+            work,
+            on_done=self.window.settings_panel.set_estimate_text,
+            on_error=lambda exc: self.window.settings_panel.set_estimate_text(
+                f"No estimate: {getattr(exc, 'message', exc)}"
+            ),
+        )
 
     def _load_failed(self, message: str, details: str) -> None:
         self.loading = False

@@ -11,12 +11,18 @@ from PySide6.QtCore import QObject, Signal
 from quantdesk.engine.errors import QuantDeskError
 from quantdesk.engine.estimate import EstimateParams
 from quantdesk.engine.gguf import GGUFHeader
-from quantdesk.engine.hardware import gpu_memory_budget, probe_hardware, ram_budget
 from quantdesk.engine.hub import HubClient, ModelSummary
 from quantdesk.engine.hub_quants import QuantGroup
 from quantdesk.engine.model_info import human_bytes, parameter_label
 from quantdesk.engine.quant_docs import quant_info
-from quantdesk.engine.recommend import Budget, RepoEstimate, badge_text, fit_repo, repo_headers
+from quantdesk.engine.recommend import (
+    Budget,
+    RepoEstimate,
+    badge_text,
+    fit_repo,
+    machine_budget,
+    repo_headers,
+)
 from quantdesk.settings import Settings
 from quantdesk.ui.discover_page import DiscoverPage, SearchHit
 from quantdesk.ui.jobs import run_job
@@ -103,8 +109,7 @@ class DiscoverController(QObject):
 
     def _get_budget(self) -> Budget:
         if self._budget is None:  # probed once per app run, off the GUI thread
-            report = probe_hardware()
-            self._budget = Budget(ram_budget(), gpu_memory_budget(report), report.build.gpu_offload)
+            self._budget = machine_budget()
         return self._budget
 
     def search(self, query: str, sort: str, gguf_only: bool) -> None:

@@ -11,15 +11,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 
 from quantdesk.engine.arch_support import architectures_supported
 from quantdesk.engine.errors import QuantDeskError
-from quantdesk.engine.estimate import EstimateParams
+from quantdesk.engine.estimate import EstimateParams, estimate
 from quantdesk.engine.estimate_fit import FitResult, fit
-from quantdesk.engine.gguf import GGUFHeader
+from quantdesk.engine.gguf import GGUFHeader, read_header_from_file
 from quantdesk.engine.hub import HubClient
 from quantdesk.engine.hub_quants import QuantGroup
 from quantdesk.engine.model_info import human_bytes, summarize
+from quantdesk.engine.params import LoadSettings
 from quantdesk.engine.quant_docs import quality_rank, quant_info
 
 _VERDICT_ORDER = {"gpu": 3, "partial": 2, "cpu": 1, "no_fit": 0}
@@ -55,6 +57,14 @@ class QuantEstimate:
             return None
         report = summarize(self.headers[0])
         return report.bits_per_weight
+
+
+def machine_budget() -> Budget:
+    """This machine's budget, probed now (about 0.1 s: run it off the GUI thread)."""
+    from quantdesk.engine.hardware import gpu_memory_budget, probe_hardware, ram_budget
+
+    report = probe_hardware()
+    return Budget(ram_budget(), gpu_memory_budget(report), report.build.gpu_offload)
 
 
 def badge_text(result: FitResult) -> str:
@@ -198,4 +208,25 @@ def fit_repo(
         bytes_read=bytes_read,
         total_size=sum(g.total_size for g, _ in items),
         warnings=warnings_for(first),
+    )
+
+
+def settings_estimate_text(path: Path, load: LoadSettings, budget: Budget) -> str:
+    """One line for the load-settings panel: what these settings need, and if that fits."""
+    headers = [read_header_from_file(path)]
+    params = EstimateParams.from_load_settings(load)
+    est = estimate(headers, params, offload=budget.gpu_offload)
+    result = fit(
+        headers,
+        params,
+        ram_available=budget.ram_available,
+        vram_free=budget.vram_free,
+        gpu_offload_supported=budget.gpu_offload,
+    )
+    vram = f" + {human_bytes(est.vram)} VRAM" if est.vram else ""
+    ok = est.peak_ram <= result.ram_budget
+    verdict = "fits this machine" if ok else "more RAM than this machine has free"
+    return (
+        f"These settings need about {human_bytes(est.peak_ram)} of RAM{vram} "
+        f"({verdict}); the largest context that fits is {result.max_context:,} tokens."
     )

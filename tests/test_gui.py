@@ -218,3 +218,16 @@ def test_window_layout_is_remembered(qtbot, data_dir: Path) -> None:
         assert again.splitter.sizes() == sizes
     finally:
         controller2.shutdown()
+
+
+def test_load_settings_show_what_they_need(qtbot, app, tmp_path: Path) -> None:
+    window, controller = app
+    drop(window, [write_tiny_model(tmp_path / "est.gguf")])
+    qtbot.waitUntil(lambda: window.library.model.rowCount() == 1, timeout=10_000)
+    load_first(qtbot, window, controller)
+    label = window.settings_panel.estimate_label
+    qtbot.waitUntil(lambda: "These settings need about" in label.text(), timeout=30_000)
+    before = label.text()
+    window.settings_panel.editor("load.n_ctx").setValue(256)
+    qtbot.waitUntil(lambda: label.text() != before and "need about" in label.text(), timeout=30_000)
+    assert window.settings_panel._reload_row.isVisible()

@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from typing import Any, Protocol
 
 from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -68,10 +69,16 @@ class SettingsPanel(QScrollArea):
         row.addWidget(reload_button)
         groups["load"].addRow(self._reload_row)
         self._reload_row.hide()
+        self.estimate_label = QLabel("")
+        self.estimate_label.setWordWrap(True)
+        self.estimate_label.setAccessibleName("Memory estimate for these settings")
+        self.estimate_label.setForegroundRole(QPalette.ColorRole.PlaceholderText)
+        self._estimate_row = self.estimate_label
         self._prompt = QPlainTextEdit()
         self._prompt.setPlaceholderText("Optional instructions sent before every chat.")
         self._prompt.setAccessibleName("System prompt")
         self._prompt.setMaximumHeight(120)
+        specs = list(specs)
         for spec in specs:
             section = spec.name.split(".", 1)[0]
             if spec.name == "chat.system_prompt":
@@ -81,6 +88,7 @@ class SettingsPanel(QScrollArea):
                 )
             elif section in groups:
                 groups[section].addRow(spec.label or spec.name, self._editor(spec))
+        groups["load"].addRow(self.estimate_label)
         prompt_box = QGroupBox("System prompt")
         QVBoxLayout(prompt_box).addWidget(self._prompt)
         layout.addWidget(prompt_box)
@@ -154,6 +162,11 @@ class SettingsPanel(QScrollArea):
             else:
                 editor.setValue(value)
             editor.blockSignals(False)
+
+    def set_estimate_text(self, text: str) -> None:
+        """Show what the chosen load settings need on this machine (empty hides it)."""
+        self.estimate_label.setText(text)
+        self.estimate_label.setVisible(bool(text))
 
     def set_reload_needed(self, needed: bool) -> None:
         """Show or hide the "reload to apply" note."""
