@@ -59,6 +59,7 @@ def _row(estimate, recommended: bool) -> QuantRow:  # noqa: ANN001 - recommend.Q
             recommended,
             tooltip,
             estimate.error,
+            files=tuple(f.path for f in estimate.group.files),
         )
     tooltip += f"\n{fit.reason}"
     return QuantRow(
@@ -71,6 +72,7 @@ def _row(estimate, recommended: bool) -> QuantRow:  # noqa: ANN001 - recommend.Q
         badge=badge_text(fit),
         recommended=recommended,
         tooltip=tooltip,
+        files=tuple(f.path for f in estimate.group.files),
     )
 
 

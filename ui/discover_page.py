@@ -83,6 +83,7 @@ class DiscoverPage(QWidget):
     searchRequested = Signal(str, str, bool)  # query, sort key, gguf only
     repoRequested = Signal(str)
     contextChanged = Signal(int)
+    downloadRequested = Signal(str, object)  # repo id, QuantRow
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -153,7 +154,15 @@ class DiscoverPage(QWidget):
         repo.addWidget(self.table, 2)
         self.explanation = QLabel("")
         self.explanation.setWordWrap(True)
-        repo.addWidget(self.explanation)
+        below = QHBoxLayout()
+        below.addWidget(self.explanation, 1)
+        self.download_button = QPushButton("Download…")
+        self.download_button.setToolTip("Download the selected quant level (estimates first)")
+        self.download_button.setEnabled(False)
+        self.download_button.clicked.connect(self._download)
+        below.addWidget(self.download_button, 0, Qt.AlignmentFlag.AlignTop)
+        repo.addLayout(below)
+        self._repo_id = ""
         self.chart = MemoryChart()
         repo.addWidget(self.chart, 3)
         self.table.selectionModel().currentRowChanged.connect(self._row_selected)
@@ -201,6 +210,17 @@ class DiscoverPage(QWidget):
     def _row_selected(self, current: QModelIndex, _previous: QModelIndex) -> None:
         row = current.data(Qt.ItemDataRole.UserRole) if current.isValid() else None
         self.explanation.setText(row.tooltip if row is not None else "")
+        self.download_button.setEnabled(row is not None and bool(row.files))
+
+    def selected_row(self):  # noqa: ANN201 - QuantRow | None
+        """The selected quant row, if any."""
+        index = self.table.currentIndex()
+        return index.data(Qt.ItemDataRole.UserRole) if index.isValid() else None
+
+    def _download(self) -> None:
+        row = self.selected_row()
+        if row is not None and row.files:
+            self.downloadRequested.emit(self._repo_id, row)
 
     def show_results(self, hits: list[SearchHit], status: str) -> None:
         """Show search results and a status line ("23 models" / why there are none)."""
@@ -209,6 +229,7 @@ class DiscoverPage(QWidget):
 
     def show_repo_loading(self, repo_id: str) -> None:
         """Clear the repo panel while a repo's quant files and headers load."""
+        self._repo_id = repo_id
         self.repo_title.setText(f"<b>{repo_id}</b>")
         self.repo_status.setText("Reading the GGUF headers (a few KB per file)…")
         self.table_model.set_rows([])

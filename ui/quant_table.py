@@ -43,6 +43,7 @@ class QuantRow:
     recommended: bool = False
     tooltip: str = ""
     error: str = ""
+    files: tuple[str, ...] = ()  # repo paths of the file (all parts of a split set)
 
 
 class QuantTableModel(QAbstractTableModel):
