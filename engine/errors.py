@@ -92,3 +92,15 @@ class RepoNotFound(HubError):
 
 class AuthRequired(HubError):
     """The repository is gated or private and needs an access token (HTTP 401/403)."""
+
+
+class DownloadFailed(QuantDeskError):
+    """A download could not complete (the part downloaded so far is kept for a resume)."""
+
+
+class HashMismatch(DownloadFailed):
+    """Downloaded bytes do not match the Hub's sha256; the damaged part was deleted."""
+
+
+class InsufficientDiskSpace(DownloadFailed):
+    """Not enough free disk space to finish a download."""

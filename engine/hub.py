@@ -184,6 +184,35 @@ class HubClient:
         """The quantizations of a repository's model, smallest download first."""
         return list(self.list_gguf(repo_id, revision).quants)
 
+    def resolve_file(self, repo_id: str, path: str, revision: str | None = None) -> RemoteFile:
+        """Size, LFS sha256 (as ETag), commit and URL of one file (one HEAD, or cached)."""
+        return self._resolve(repo_id, path, revision)
+
+    def stream_from(
+        self, repo_id: str, f: RemoteFile, start: int, sink: Callable[[bytes], None]
+    ) -> None:
+        """Send the bytes of ``f`` from ``start`` to the end into ``sink``, chunk by chunk.
+
+        A dropped connection or a server error is retried by the client's policy, each retry
+        asking only for the bytes not yet received; errors are translated to HubError
+        subclasses. A server that ignores Range raises HubError instead of sending wrong bytes.
+        """
+        position = [start]
+
+        def request() -> None:
+            headers = {**self._headers(), "Accept-Encoding": "identity"}
+            if position[0]:
+                headers["Range"] = f"bytes={position[0]}-"
+            with get_session().stream("GET", f.url, headers=headers, timeout=self.timeout) as r:
+                hf_raise_for_status(r)
+                if position[0] and r.status_code != 206:
+                    raise HubError(f"The hub ignored the resume request for {f.path}.")
+                for chunk in r.iter_bytes(1 << 20):
+                    sink(chunk)
+                    position[0] += len(chunk)
+
+        self._call(request, repo_id=repo_id, path=f.path)
+
     def fetch_header(self, repo_id: str, path: str, revision: str | None = None) -> RemoteHeader:
         """The GGUF header of one file, read with range requests (or from the cache)."""
         return self._fetch(repo_id, self._resolve(repo_id, path, revision))

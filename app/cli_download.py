@@ -1,0 +1,90 @@
+"""``quantdesk download REPO FILE [--revision R] [--json]``: fetch one model file, verified.
+
+Ctrl-C pauses (the part is kept, exit status 130); running the same command again resumes.
+Files land in the app's models folder under ``hub/owner/name/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+import time
+
+NAME = "download"
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the sub-command's parser."""
+    parser = sub.add_parser(NAME, help="Download a model file from the Hub (resumable, verified).")
+    parser.add_argument("repo", help="owner/name")
+    parser.add_argument("file", help="path of the file in the repo")
+    parser.add_argument("--revision", default=None, help="branch, tag or commit")
+    parser.add_argument("--json", action="store_true", help="Print the result as JSON.")
+
+
+class _Bar:
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+        self.first: int | None = None
+        self.last_draw = 0.0
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        if self.first is None:
+            self.first = done
+        if now - self.last_draw < 0.1 and done < total:
+            return
+        self.last_draw = now
+        rate = (done - self.first) / max(now - self.started, 1e-6)
+        frac = done / total if total else 0.0
+        eta = (total - done) / rate if rate > 0 else 0
+        bar = "#" * int(frac * 30)
+        sys.stderr.write(
+            f"\r[{bar:<30}] {frac * 100:5.1f}%  {done / 1e6:,.1f}/{total / 1e6:,.1f} MB  "
+            f"{rate / 1e6:6.1f} MB/s  ETA {eta:4.0f} s"
+        )
+        sys.stderr.flush()
+
+
+def run(args: argparse.Namespace) -> int:
+    """Download (or resume) the file."""
+    from quantdesk.engine.download import Paused, download_file
+    from quantdesk.engine.hub import HubClient
+    from quantdesk.paths import resolve_paths
+
+    paths = resolve_paths()
+    client = HubClient(cache_dir=paths.cache_dir / "hub-headers")
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    bar = None if args.json else _Bar()
+    try:
+        result = download_file(
+            client,
+            args.repo,
+            args.file,
+            paths.models_dir / "hub",
+            revision=args.revision,
+            stop=stop,
+            progress=bar,
+        )
+    except Paused:
+        sys.stderr.write("\nPaused; run the same command to resume.\n")
+        return 130
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "path": str(result.path),
+                    "size": result.size,
+                    "sha256": result.sha256,
+                    "bytes_transferred": result.bytes_transferred,
+                }
+            )
+        )
+    else:
+        sys.stderr.write("\n")
+        print(f"{result.path} ({result.size:,} bytes, sha256 verified)")
+    return 0
