@@ -207,7 +207,7 @@ class HubClient:
                 hf_raise_for_status(r)
                 if position[0] and r.status_code != 206:
                     raise HubError(f"The hub ignored the resume request for {f.path}.")
-                for chunk in r.iter_bytes(1 << 20):
+                for chunk in r.iter_raw(4 << 20):
                     sink(chunk)
                     position[0] += len(chunk)
 
