@@ -54,6 +54,7 @@ class AppController(QObject):
         self.window = window
         self.library = ModelLibrary(paths.library_db)
         self.models = ModelThread(paths.probe_cache)
+        self.shutdown_hooks: list = []  # services composed in gui.py stop here too
         self.loaded: LoadedModel | None = None
         self.loading = False
         self.messages: list[Message] = []
@@ -166,6 +167,9 @@ class AppController(QObject):
         if self._memory_timer.isActive():
             self._save_window()
         self._memory_timer.stop()
+        for hook in self.shutdown_hooks:
+            hook()
+        self.shutdown_hooks.clear()
         self.models.shutdown()
         self.library.close()
 

@@ -29,8 +29,11 @@ def build_app(args: argparse.Namespace):  # noqa: ANN201 - returns (window, cont
     """Create the window and its controller (the QApplication must exist)."""
     from quantdesk.controller import AppController
     from quantdesk.discover_controller import DiscoverController
+    from quantdesk.downloads_controller import DownloadsController
+    from quantdesk.engine.downloads import DownloadManager
     from quantdesk.engine.hub import HubClient
     from quantdesk.ui.discover_page import DiscoverPage
+    from quantdesk.ui.downloads_page import DownloadsPage
     from quantdesk.ui.hardware_panel import HardwarePanel
     from quantdesk.ui.main_window import MainWindow
 
@@ -39,11 +42,24 @@ def build_app(args: argparse.Namespace):  # noqa: ANN201 - returns (window, cont
     window = MainWindow(SETTINGS.values(), title=f"QuantDesk {__version__}")
     window.discover_page = DiscoverPage()
     window.add_page("Discover", window.discover_page)
+    window.downloads_page = DownloadsPage()
+    downloads_index = window.add_page("Downloads", window.downloads_page)
     window.hardware_panel = HardwarePanel()
     window.add_page("Hardware", window.hardware_panel)
     controller = AppController(paths, settings, window)
-    controller.discover = DiscoverController(
-        window.discover_page, settings, HubClient(cache_dir=paths.cache_dir / "hub-headers")
+    hub = HubClient(cache_dir=paths.cache_dir / "hub-headers")
+    controller.discover = DiscoverController(window.discover_page, settings, hub)
+    manager = DownloadManager(paths.data_dir / "downloads.sqlite3", paths.models_dir / "hub", hub)
+    controller.downloads = DownloadsController(
+        controller, window.downloads_page, manager, downloads_index
+    )
+    manager.on_change = controller.downloads.on_change
+    manager.start()
+    controller.shutdown_hooks.append(controller.downloads.shutdown)
+    window.discover_page.downloadRequested.connect(
+        lambda repo, row: controller.downloads.request(
+            repo, row, window.discover_page.context_length()
+        )
     )
     return window, controller, paths
 

@@ -1,0 +1,141 @@
+"""Wires the Downloads page and Discover's Download button to the download manager.
+
+The manager's worker threads report through ``on_change``; a queued signal
+brings each update to the GUI thread. A finished file is added to the library
+(owned by the app) and offered for loading at once.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from PySide6.QtCore import QObject, Signal, Slot
+from PySide6.QtWidgets import QMessageBox
+
+from quantdesk.controller import AppController
+from quantdesk.engine.downloads import DownloadItem, DownloadManager
+from quantdesk.engine.errors import QuantDeskError
+from quantdesk.engine.gguf import read_header_from_file
+from quantdesk.engine.library import LibraryEntry, ModelLibrary
+from quantdesk.engine.model_info import human_bytes, summarize
+from quantdesk.ui.downloads_page import DownloadsPage
+from quantdesk.ui.jobs import run_job
+from quantdesk.ui.quant_table import QuantRow
+
+
+class DownloadsController(QObject):
+    """Queue downloads, show their progress, add finished models to the library."""
+
+    itemChanged = Signal(object)  # DownloadItem, emitted from worker threads
+    modelAdded = Signal(object)  # LibraryEntry of a finished download (GUI thread)
+
+    def __init__(
+        self, app: AppController, page: DownloadsPage, manager: DownloadManager, page_index: int
+    ) -> None:
+        super().__init__()
+        self.app = app
+        self.page = page
+        self.manager = manager
+        self.page_index = page_index
+        self._added: set[int] = set()
+        self.itemChanged.connect(self._show_item)
+        page.pauseRequested.connect(lambda i: self._act(manager.pause, i))
+        page.resumeRequested.connect(lambda i: self._act(manager.resume, i))
+        page.cancelRequested.connect(lambda i: self._act(manager.cancel, i))
+        page.retryRequested.connect(lambda i: self._act(manager.retry, i))
+        page.removeRequested.connect(self._remove)
+        page.openRequested.connect(self._open)
+        page.model.set_items(manager.items())
+        for item in manager.items():
+            if item.state == "done":
+                self._added.add(item.id)
+
+    def on_change(self, item: DownloadItem) -> None:
+        """The manager's callback (any thread)."""
+        self.itemChanged.emit(item)
+
+    def _act(self, action, item_id: int) -> None:  # noqa: ANN001 - a manager method
+        try:
+            action(item_id)
+        except QuantDeskError as exc:
+            self.app.window.show_error(exc.message, exc.details)
+        item = self.manager.get(item_id)
+        if item is not None:
+            self.page.model.upsert(item)
+
+    def _remove(self, item_id: int) -> None:
+        self._act(self.manager.remove, item_id)
+        self.page.model.drop(item_id)
+
+    @Slot(object)
+    def _show_item(self, item: DownloadItem) -> None:
+        self.page.model.upsert(item)
+        if item.state == "done" and item.id not in self._added:
+            self._added.add(item.id)
+            self._add_to_library(item)
+        elif item.state == "failed":
+            self.app.window.show_error(f"Download of {item.files[0]} failed: {item.error}")
+
+    def _add_to_library(self, item: DownloadItem) -> None:
+        db = self.app.paths.library_db
+
+        def work() -> LibraryEntry:
+            library = ModelLibrary(db)
+            try:
+                report = summarize(read_header_from_file(item.dest), path=item.dest)
+                return library.add(item.dest, report, source="downloaded", owned=True)
+            finally:
+                library.close()
+
+        def done(entry: LibraryEntry) -> None:
+            self.app.refresh_library()
+            self.app.window.show_info(
+                f"Downloaded {entry.name} ({entry.file_type}); it is in the library.",
+                actions=[("Load now", lambda: self.app.load(entry))],
+            )
+            self.modelAdded.emit(entry)
+
+        run_job(work, on_done=done, on_error=self.app._job_failed)
+
+    def _open(self, item_id: int) -> None:
+        item = self.manager.get(item_id)
+        entry = self.app.library.find(Path(item.dest)) if item is not None else None
+        if entry is not None:
+            self.app.window.show_page(0)
+            self.app.load(entry)
+
+    def request(self, repo_id: str, row: QuantRow, n_ctx: int, confirm: bool = True) -> None:
+        """Show the estimate and free disk space again, then queue the download."""
+        dest = self.manager.dest_root
+        dest.mkdir(parents=True, exist_ok=True)
+        free = shutil.disk_usage(dest).free
+        if confirm:
+            estimate = (
+                f"Needs about {human_bytes(row.ram)} of RAM at a {n_ctx:,}-token context "
+                f"({row.badge})."
+                if row.ram
+                else "No memory estimate for this file."
+            )
+            answer = QMessageBox.question(
+                self.app.window,
+                "Download model",
+                f"Download {row.quant} of {repo_id} ({human_bytes(row.size)})?\n\n{estimate}\n"
+                f"Free disk space: {human_bytes(free)} in {dest}.",
+            )
+            if answer != QMessageBox.StandardButton.Yes:
+                return
+
+        def work() -> DownloadItem:
+            return self.manager.enqueue(repo_id, list(row.files))
+
+        def queued(item: DownloadItem) -> None:
+            self.page.model.upsert(item)
+            self.app.window.show_page(self.page_index)
+            self.page.select_id(item.id)
+
+        run_job(work, on_done=queued, on_error=self.app._job_failed)
+
+    def shutdown(self) -> None:
+        """Stop the transfers (parts are kept and resume at the next start)."""
+        self.manager.shutdown()

@@ -1,0 +1,71 @@
+"""Discover -> Download -> Downloads page -> library, against the fake hub (pytest-qt)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pytest
+
+from tests.fake_hub import slow
+from tests.hub_fixtures import MINI
+
+FILE = "TinyLlama-Mini-Q2_K.gguf"
+
+
+def _build(qtbot):
+    from quantdesk.gui import build_app
+
+    window, controller, _ = build_app(argparse.Namespace(data_dir=None, files=[]))
+    qtbot.addWidget(window)
+    window.show()
+    return window, controller
+
+
+@pytest.fixture
+def opened_repo(qtbot, fake_hub, data_dir: Path):
+    window, controller = _build(qtbot)
+    with qtbot.waitSignal(controller.discover.repoShown, timeout=60_000):
+        controller.discover.open_repo(MINI)
+    yield window, controller
+    controller.shutdown()
+
+
+def _row(window, quant: str):
+    return next(r for r in window.discover_page.table_model.rows() if r.quant == quant)
+
+
+def test_download_from_discover_lands_in_the_library(qtbot, opened_repo, hub_root: Path) -> None:
+    window, controller = opened_repo
+    row = _row(window, "Q2_K")
+    assert row.files == (FILE,)
+    with qtbot.waitSignal(controller.downloads.modelAdded, timeout=60_000) as added:
+        controller.downloads.request(MINI, row, 4096, confirm=False)
+    entry = added.args[0]
+    assert entry.owned and entry.path.read_bytes() == (hub_root / MINI / FILE).read_bytes()
+    assert any(e.path == entry.path for e in window.library.model.entries())
+    [item] = window.downloads_page.model.items()
+    assert item.state == "done"
+    assert window.pages.currentWidget() is window.downloads_page
+    assert "Downloaded" in window.banner.label.text()
+
+
+def test_the_queue_survives_a_gui_restart(qtbot, fake_hub, data_dir: Path, hub_root) -> None:
+    fake_hub.inject("/lfs-files/*", slow(1_000_000), methods=("GET",))
+    window, controller = _build(qtbot)
+    with qtbot.waitSignal(controller.discover.repoShown, timeout=60_000):
+        controller.discover.open_repo(MINI)
+    controller.downloads.request(MINI, _row(window, "Q2_K"), 4096, confirm=False)
+    page = window.downloads_page
+    qtbot.waitUntil(lambda: any(i.done_bytes > 200_000 for i in page.model.items()), timeout=30_000)
+    controller.shutdown()  # the app is closed mid-download
+    fake_hub.clear_faults()
+    window2, controller2 = _build(qtbot)
+    try:
+        [item] = window2.downloads_page.model.items()
+        assert item.files == (FILE,)
+        with qtbot.waitSignal(controller2.downloads.modelAdded, timeout=60_000):
+            pass
+        assert item.dest.read_bytes() == (hub_root / MINI / FILE).read_bytes()
+    finally:
+        controller2.shutdown()
