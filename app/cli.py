@@ -17,7 +17,7 @@ from types import ModuleType
 from quantdesk import __version__
 from quantdesk.engine.errors import QuantDeskError
 
-COMMAND_MODULES = ("inspect", "run", "hw", "search", "quants", "estimate", "download")
+COMMAND_MODULES = ("inspect", "run", "hw", "search", "quants", "estimate", "download", "downloads")
 SUBCOMMANDS = COMMAND_MODULES
 EXIT_USER_ERROR = 2
 

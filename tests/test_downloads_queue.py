@@ -104,3 +104,33 @@ def test_not_enough_disk_is_refused_before_starting(
         assert manager.items() == []
     finally:
         manager.shutdown()
+
+
+def test_downloads_cli_lists_the_queue(fake_hub, tmp_path: Path) -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from quantdesk.paths import resolve_paths
+
+    paths = resolve_paths(tmp_path / "qd")
+    client = HubClient(cache_dir=tmp_path / "cache")
+    manager = DownloadManager(
+        paths.data_dir / "downloads.sqlite3", paths.models_dir / "hub", client
+    )
+    manager.start()
+    item = manager.enqueue(MINI, [FILE])
+    manager.wait(item.id, 60)
+    manager.shutdown()
+    env = {**os.environ, "QUANTDESK_DATA_DIR": str(tmp_path / "qd")}
+    out = subprocess.run(
+        [sys.executable, "-m", "quantdesk", "downloads", "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    [listed] = json.loads(out.stdout)
+    assert listed["state"] == "done" and listed["files"] == [FILE]

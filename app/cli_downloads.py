@@ -1,0 +1,62 @@
+"""``quantdesk downloads [--json]``: the download queue (the same one the GUI shows)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from quantdesk.engine.model_info import human_bytes
+
+NAME = "downloads"
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the sub-command's parser."""
+    parser = sub.add_parser(NAME, help="List the download queue.")
+    parser.add_argument("--json", action="store_true", help="Machine-readable output.")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Print every queued, running, paused, failed and finished download."""
+    from quantdesk.engine.downloads import DownloadManager
+    from quantdesk.engine.hub import HubClient
+    from quantdesk.paths import resolve_paths
+
+    paths = resolve_paths()
+    manager = DownloadManager(
+        paths.data_dir / "downloads.sqlite3", paths.models_dir / "hub", HubClient()
+    )
+    try:
+        items = manager.items()  # read only: no workers are started
+    finally:
+        manager.shutdown()
+    if args.json:
+        print(
+            json.dumps(
+                [
+                    {
+                        "id": i.id,
+                        "repo": i.repo_id,
+                        "files": list(i.files),
+                        "state": i.state,
+                        "done_bytes": i.done_bytes,
+                        "total_bytes": i.total_bytes,
+                        "error": i.error,
+                        "path": str(i.dest),
+                    }
+                    for i in items
+                ],
+                indent=2,
+            )
+        )
+        return 0
+    if not items:
+        print("No downloads. Start one in the app's Discover page or with 'quantdesk download'.")
+    for i in items:
+        files = i.files[0] + (f" (+{len(i.files) - 1} parts)" if len(i.files) > 1 else "")
+        print(
+            f"{i.id:>4}  {i.state:<9} {i.fraction * 100:5.1f}%  "
+            f"{human_bytes(i.total_bytes):>10}  {i.repo_id}/{files}"
+            + (f"  - {i.error}" if i.error else "")
+        )
+    return 0
