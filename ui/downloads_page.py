@@ -160,8 +160,8 @@ class DownloadsPage(QWidget):
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        header.resizeSection(1, 180)
         header.setSectionResizeMode(1, QHeaderView.ResizeMode.Fixed)
+        header.resizeSection(1, 180)
         self.empty = QLabel(
             "No downloads yet. Open Discover, pick a model and press Download on a quant level."
         )
