@@ -19,6 +19,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import BinaryIO
 
 from quantdesk.engine.errors import DownloadFailed, HashMismatch, InsufficientDiskSpace
 from quantdesk.engine.hub import HubClient
@@ -27,6 +28,11 @@ _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 DISK_MARGIN = 64 * 1024 * 1024
 Progress = Callable[[int, int], None]  # (bytes on disk, total bytes)
+
+
+def _open_part(part: Path) -> BinaryIO:
+    """Open the part file for appending (tests replace this to inject write errors)."""
+    return part.open("ab")
 
 
 class Paused(Exception):
@@ -100,7 +106,7 @@ def download_file(
             f"{free / 2**30:.2f} GiB is free in {final.parent}. Free some space and resume."
         )
     received = [0]
-    with part.open("ab") as out:
+    with _open_part(part) as out:
 
         def sink(chunk: bytes) -> None:
             if stop is not None and stop.is_set():

@@ -118,3 +118,60 @@ def test_killed_mid_file_then_rerun_fetches_only_the_rest(
     final = tmp_path / "models" / "hub" / MINI / FILE
     assert final.read_bytes() == source and not part.exists()
     assert 0 <= fake_hub.bytes_served("*") - (len(source) - kept) < 4096  # only the rest
+
+
+def test_401_says_to_log_in(fake_hub, tmp_path: Path) -> None:
+    from quantdesk.engine.errors import AuthRequired
+
+    fake_hub.inject("*", http_status(401, times=None), methods=("HEAD", "GET"))
+    with pytest.raises(AuthRequired):
+        download_file(_client(tmp_path), MINI, FILE, tmp_path / "m")
+    assert not list((tmp_path / "m").rglob("*.gguf"))
+
+
+def test_a_slow_server_still_completes(fake_hub, tmp_path: Path, source: bytes) -> None:
+    fake_hub.inject("/lfs-files/*", slow(8_000_000), methods=("GET",))
+    result = download_file(_client(tmp_path), MINI, FILE, tmp_path / "m")
+    assert result.path.read_bytes() == source
+
+
+def test_disk_full_mid_write_keeps_the_part_and_resumes(
+    fake_hub, tmp_path: Path, source: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    from quantdesk.engine import download as module
+    from quantdesk.engine.errors import InsufficientDiskSpace
+
+    class FullDisk:
+        """A part file on a disk that fills after 2 MB (ENOSPC, as the kernel reports it)."""
+
+        def __init__(self, path: Path) -> None:
+            self._file = path.open("ab")
+
+        def write(self, data: bytes) -> int:
+            room = 2_000_000 - self._file.tell()
+            if len(data) > room:  # like the kernel: what fits is written, then ENOSPC
+                self._file.write(data[: max(room, 0)])
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return self._file.write(data)
+
+        def __getattr__(self, name: str):  # flush, fileno, close...
+            return getattr(self._file, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            self._file.close()
+
+    original = module._open_part
+    monkeypatch.setattr(module, "_open_part", FullDisk)
+    with pytest.raises(InsufficientDiskSpace, match="disk filled up"):
+        download_file(_client(tmp_path), MINI, FILE, tmp_path / "m")
+    part = target_path(tmp_path / "m", MINI, FILE).with_name(FILE + ".part")
+    assert part.stat().st_size == 2_000_000
+    assert not target_path(tmp_path / "m", MINI, FILE).exists()
+    monkeypatch.setattr(module, "_open_part", original)  # space was freed
+    result = download_file(_client(tmp_path), MINI, FILE, tmp_path / "m")
+    assert result.path.read_bytes() == source
