@@ -50,41 +50,50 @@ class _Bar:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Download (or resume) the file."""
-    from quantdesk.engine.download import Paused, download_file
+    """Queue the file (or find it in the queue), run it to the end, show progress."""
+    from quantdesk.engine.downloads import CANCELLED, DONE, FAILED, PAUSED, DownloadManager
+    from quantdesk.engine.errors import DownloadFailed
     from quantdesk.engine.hub import HubClient
     from quantdesk.paths import resolve_paths
 
     paths = resolve_paths()
-    client = HubClient(cache_dir=paths.cache_dir / "hub-headers")
-    stop = threading.Event()
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
     bar = None if args.json else _Bar()
+    manager = DownloadManager(
+        paths.data_dir / "downloads.sqlite3",
+        paths.models_dir / "hub",
+        HubClient(cache_dir=paths.cache_dir / "hub-headers"),
+        on_change=(lambda item: bar(item.done_bytes, item.total_bytes)) if bar else None,
+    )
     try:
-        result = download_file(
-            client,
-            args.repo,
-            args.file,
-            paths.models_dir / "hub",
-            revision=args.revision,
-            stop=stop,
-            progress=bar,
-        )
-    except Paused:
+        item = manager.enqueue(args.repo, [args.file], args.revision)
+        if item.state == PAUSED:
+            manager.resume(item.id)
+        elif item.state == FAILED:
+            manager.retry(item.id)
+        interrupted = threading.Event()
+        signal.signal(signal.SIGINT, lambda *_: (interrupted.set(), manager.pause(item.id)))
+        manager.start()
+        item = manager.wait(item.id)
+    finally:
+        manager.shutdown()
+    if item.state == PAUSED:
         sys.stderr.write("\nPaused; run the same command to resume.\n")
         return 130
+    if item.state in (FAILED, CANCELLED):
+        raise DownloadFailed(item.error or f"The download was {item.state}.")
+    assert item.state == DONE
     if args.json:
         print(
             json.dumps(
                 {
-                    "path": str(result.path),
-                    "size": result.size,
-                    "sha256": result.sha256,
-                    "bytes_transferred": result.bytes_transferred,
+                    "path": str(item.dest),
+                    "size": item.total_bytes,
+                    "id": item.id,
+                    "state": item.state,
                 }
             )
         )
     else:
         sys.stderr.write("\n")
-        print(f"{result.path} ({result.size:,} bytes, sha256 verified)")
+        print(f"{item.dest} ({item.total_bytes:,} bytes, sha256 verified)")
     return 0

@@ -175,3 +175,31 @@ def test_disk_full_mid_write_keeps_the_part_and_resumes(
     monkeypatch.setattr(module, "_open_part", original)  # space was freed
     result = download_file(_client(tmp_path), MINI, FILE, tmp_path / "m")
     assert result.path.read_bytes() == source
+
+
+def test_ctrl_c_pauses_and_the_queue_shows_it(fake_hub, tmp_path: Path, source: bytes) -> None:
+    import json
+
+    fake_hub.inject("/lfs-files/*", slow(1_000_000), methods=("GET",))
+    env = {**os.environ, "HF_ENDPOINT": fake_hub.endpoint, "QUANTDESK_DATA_DIR": str(tmp_path)}
+    cmd = [sys.executable, "-m", "quantdesk", "download", MINI, FILE]
+    child = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    part = tmp_path / "models" / "hub" / MINI / (FILE + ".part")
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and (not part.exists() or part.stat().st_size < 1_000_000):
+        time.sleep(0.05)  # polling a separate process's file
+    child.send_signal(signal.SIGINT)
+    _out, err = child.communicate(timeout=30)
+    assert child.returncode == 130 and b"Paused" in err
+    listed = subprocess.run(
+        [sys.executable, "-m", "quantdesk", "downloads", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert json.loads(listed.stdout)[0]["state"] == "paused"
+    fake_hub.clear_faults()
+    rerun = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
+    assert rerun.returncode == 0, rerun.stderr
+    assert (tmp_path / "models" / "hub" / MINI / FILE).read_bytes() == source
