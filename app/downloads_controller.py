@@ -46,6 +46,8 @@ class DownloadsController(QObject):
         page.retryRequested.connect(lambda i: self._act(manager.retry, i))
         page.removeRequested.connect(self._remove)
         page.openRequested.connect(self._open)
+        page.parallel.setValue(app.settings.get("downloads.parallel"))
+        page.parallelChanged.connect(lambda n: app.settings.set("downloads.parallel", n))
         page.model.set_items(manager.items())
         for item in manager.items():
             if item.state == "done":

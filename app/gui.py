@@ -49,7 +49,12 @@ def build_app(args: argparse.Namespace):  # noqa: ANN201 - returns (window, cont
     controller = AppController(paths, settings, window)
     hub = HubClient(cache_dir=paths.cache_dir / "hub-headers")
     controller.discover = DiscoverController(window.discover_page, settings, hub)
-    manager = DownloadManager(paths.data_dir / "downloads.sqlite3", paths.models_dir / "hub", hub)
+    manager = DownloadManager(
+        paths.data_dir / "downloads.sqlite3",
+        paths.models_dir / "hub",
+        hub,
+        parallel=settings.get("downloads.parallel"),
+    )
     controller.downloads = DownloadsController(
         controller, window.downloads_page, manager, downloads_index
     )

@@ -54,8 +54,9 @@ def test_a_dropped_connection_resumes_with_only_missing_bytes(
     assert len(gets) >= 2 and gets[0].fault == "drop"  # it really was cut, then resumed
 
 
-def test_server_errors_are_retried(fake_hub, tmp_path: Path, source: bytes) -> None:
-    fake_hub.inject("*", http_status(503, times=2), methods=("GET",))
+@pytest.mark.parametrize("status", [500, 503])
+def test_server_errors_are_retried(fake_hub, tmp_path: Path, source: bytes, status: int) -> None:
+    fake_hub.inject("*", http_status(status, times=2), methods=("GET",))
     result = download_file(_client(tmp_path), MINI, FILE, tmp_path / "m")
     assert result.path.read_bytes() == source
 

@@ -12,6 +12,7 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
     QPushButton,
+    QSpinBox,
     QStyle,
     QStyledItemDelegate,
     QStyleOptionProgressBar,
@@ -145,6 +146,7 @@ class DownloadsPage(QWidget):
     retryRequested = Signal(int)
     removeRequested = Signal(int)
     openRequested = Signal(int)  # load a finished model in Chat
+    parallelChanged = Signal(int)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -184,6 +186,16 @@ class DownloadsPage(QWidget):
             row.addWidget(button)
             self.buttons[name] = button
         row.addStretch(1)
+        top = QHBoxLayout()
+        top.addStretch(1)
+        top.addWidget(QLabel("Parallel downloads:"))
+        self.parallel = QSpinBox()
+        self.parallel.setRange(1, 4)
+        self.parallel.setAccessibleName("Parallel downloads")
+        self.parallel.setToolTip("How many downloads run at once (applies at the next start)")
+        self.parallel.valueChanged.connect(self.parallelChanged)
+        top.addWidget(self.parallel)
+        layout.insertLayout(0, top)
         layout.addLayout(row)
         self.table.selectionModel().selectionChanged.connect(self._update_buttons)
         self.model.modelReset.connect(self._update_buttons)
