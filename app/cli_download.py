@@ -10,7 +10,6 @@ import argparse
 import json
 import signal
 import sys
-import threading
 import time
 
 NAME = "download"
@@ -50,8 +49,8 @@ class _Bar:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Queue the file (or find it in the queue), run it to the end, show progress."""
-    from quantdesk.engine.downloads import CANCELLED, DONE, FAILED, PAUSED, DownloadManager
+    """Queue the file (or find it in the queue), run just that item to the end, show progress."""
+    from quantdesk.engine.downloads import DownloadManager, DownloadState
     from quantdesk.engine.errors import DownloadFailed
     from quantdesk.engine.hub import HubClient
     from quantdesk.paths import resolve_paths
@@ -64,36 +63,29 @@ def run(args: argparse.Namespace) -> int:
         HubClient(cache_dir=paths.cache_dir / "hub-headers"),
         on_change=(lambda item: bar(item.done_bytes, item.total_bytes)) if bar else None,
     )
+    previous = signal.getsignal(signal.SIGINT)
     try:
         item = manager.enqueue(args.repo, [args.file], args.revision)
-        if item.state == PAUSED:
+        if item.state == DownloadState.PAUSED:
             manager.resume(item.id)
-        elif item.state == FAILED:
+        elif item.state == DownloadState.FAILED:
             manager.retry(item.id)
-        interrupted = threading.Event()
-        signal.signal(signal.SIGINT, lambda *_: (interrupted.set(), manager.pause(item.id)))
-        manager.start()
+        # Ctrl-C pauses: the worker stops before its next chunk and keeps the part.
+        signal.signal(signal.SIGINT, lambda *_: manager.pause(item.id))
+        manager.start(only=[item.id])  # the rest of the queue belongs to the app
         item = manager.wait(item.id)
     finally:
+        signal.signal(signal.SIGINT, previous)
         manager.shutdown()
-    if item.state == PAUSED:
-        sys.stderr.write("\nPaused; run the same command to resume.\n")
-        return 130
-    if item.state in (FAILED, CANCELLED):
-        raise DownloadFailed(item.error or f"The download was {item.state}.")
-    assert item.state == DONE
-    if args.json:
-        print(
-            json.dumps(
-                {
-                    "path": str(item.dest),
-                    "size": item.total_bytes,
-                    "id": item.id,
-                    "state": item.state,
-                }
-            )
-        )
-    else:
+    if bar is not None:
         sys.stderr.write("\n")
+    if item.state == DownloadState.PAUSED:
+        sys.stderr.write("Paused; run the same command to resume.\n")
+        return 130
+    if item.state != DownloadState.DONE:
+        raise DownloadFailed(item.error or f"The download was {item.state}.")
+    if args.json:
+        print(json.dumps(item.to_json()))
+    else:
         print(f"{item.dest} ({item.total_bytes:,} bytes, sha256 verified)")
     return 0

@@ -25,30 +25,13 @@ def run(args: argparse.Namespace) -> int:
     paths = resolve_paths()
     manager = DownloadManager(
         paths.data_dir / "downloads.sqlite3", paths.models_dir / "hub", HubClient()
-    )
+    )  # no start(): listing runs nothing
     try:
-        items = manager.items()  # read only: no workers are started
+        items = manager.items()
     finally:
         manager.shutdown()
     if args.json:
-        print(
-            json.dumps(
-                [
-                    {
-                        "id": i.id,
-                        "repo": i.repo_id,
-                        "files": list(i.files),
-                        "state": i.state,
-                        "done_bytes": i.done_bytes,
-                        "total_bytes": i.total_bytes,
-                        "error": i.error,
-                        "path": str(i.dest),
-                    }
-                    for i in items
-                ],
-                indent=2,
-            )
-        )
+        print(json.dumps([i.to_json() for i in items], indent=2))
         return 0
     if not items:
         print("No downloads. Start one in the app's Discover page or with 'quantdesk download'.")

@@ -3,7 +3,9 @@
     .venv/bin/python bench/download_vs_hf.py [--mb 256] [--runs 3]
 
 Serves one random file of --mb MB from the fake hub (tests/fake_hub.py), downloads it with
-both, alternating, and prints MB/s and the ratio. A benchmark, not a test: no asserts.
+both, alternating, and prints MB/s (medians) and the ratio. Ours includes what hf_hub_download
+does not do: streaming sha256 (on its own thread) and the check before the atomic rename.
+A benchmark, not a test: no asserts. Results: docs/benchmarks.md, "Downloads".
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from huggingface_hub import __version__ as hf_version  # noqa: E402
 from huggingface_hub import hf_hub_download  # noqa: E402
 
 from quantdesk.engine.download import download_file  # noqa: E402
@@ -60,11 +63,22 @@ def main() -> None:
             shutil.rmtree(cache)
     shutil.rmtree(work)
     o, t = statistics.median(ours), statistics.median(theirs)
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs")
+    print(f"machine: {_cpu_name()}, {os.cpu_count()} CPUs, Python {platform.python_version()}")
+    print(f"huggingface_hub {hf_version}, fake hub and both clients in one process on loopback")
     print(f"file: {args.mb} MB, runs: {args.runs}")
     print(f"QuantDesk download_file: {o:.0f} MB/s (runs {', '.join(f'{x:.0f}' for x in ours)})")
     print(f"hf_hub_download:         {t:.0f} MB/s (runs {', '.join(f'{x:.0f}' for x in theirs)})")
     print(f"ratio: {o / t:.2f}x")
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 if __name__ == "__main__":

@@ -1,59 +1,38 @@
 """The download queue: SQLite-backed, survives restarts and kill -9, N transfers at a time.
 
-States: queued -> running -> done | failed | paused | cancelled. An item is one file or a
-whole split set (all parts, in order). Work is done by :func:`download.download_file`; this
-module schedules it, records progress, and reports changes through ``on_change`` (called on
-worker threads, at most ~10 times a second per item and on every state change).
+States (:class:`DownloadState`): queued -> running -> done | failed | paused | cancelled. An
+item is one file or a whole split set (all parts, in order). Work is done by
+:func:`download.download_file`; this module schedules it, records progress, and reports
+changes through ``on_change`` (called on worker threads, at most ~10 times a second per item
+and on every state change).
+
+:meth:`DownloadManager.shutdown` leaves running items "queued" (not "paused"): the user did
+not ask to pause them, so the next :meth:`~DownloadManager.start` continues them, resuming
+from their ``.part`` files. Items a ``kill -9`` left "running" are re-queued the same way.
 """
 
 from __future__ import annotations
 
-import json
-import sqlite3
+import shutil
 import threading
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import replace
 from pathlib import Path
 
-from quantdesk.engine.download import Paused, download_file, target_path
+from quantdesk.engine.download import Paused, download_file, part_path, target_path
+from quantdesk.engine.download_store import DownloadItem, DownloadState, DownloadStore
 from quantdesk.engine.errors import DownloadFailed, InsufficientDiskSpace, QuantDeskError
 from quantdesk.engine.hub import HubClient
+from quantdesk.engine.model_info import human_bytes
 
+__all__ = ["DownloadItem", "DownloadManager", "DownloadState"]
+
+S = DownloadState
 QUEUED, RUNNING, PAUSED, FAILED, DONE, CANCELLED = (
-    "queued",
-    "running",
-    "paused",
-    "failed",
-    "done",
-    "cancelled",
-)
-_SCHEMA = """CREATE TABLE IF NOT EXISTS downloads (
-    id INTEGER PRIMARY KEY, repo_id TEXT NOT NULL, revision TEXT, files TEXT NOT NULL,
-    dest TEXT NOT NULL, state TEXT NOT NULL, total_bytes INTEGER NOT NULL,
-    done_bytes INTEGER NOT NULL, error TEXT NOT NULL, created_at REAL, updated_at REAL)"""
-
-
-@dataclass(frozen=True)
-class DownloadItem:
-    """One queued download as plain data."""
-
-    id: int
-    repo_id: str
-    revision: str | None
-    files: tuple[str, ...]
-    dest: Path
-    state: str
-    total_bytes: int
-    done_bytes: int
-    error: str = ""
-    speed_bps: float = 0.0
-    eta_s: float | None = None
-
-    @property
-    def fraction(self) -> float:
-        """Share of the bytes on disk, 0..1."""
-        return min(1.0, self.done_bytes / self.total_bytes) if self.total_bytes else 0.0
+    S.QUEUED, S.RUNNING, S.PAUSED, S.FAILED, S.DONE, S.CANCELLED,
+)  # fmt: skip
+REPORT_INTERVAL_S = 0.1
 
 
 class DownloadManager:
@@ -72,26 +51,27 @@ class DownloadManager:
         self.client = client
         self.parallel = max(1, parallel)
         self.on_change = on_change
-        db_path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(db_path), check_same_thread=False)
-        self._db.row_factory = sqlite3.Row
-        with self._db:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute(_SCHEMA)
+        self._store = DownloadStore(db_path)
         self._lock = threading.RLock()
         self._wake = threading.Condition(self._lock)
         self._stops: dict[int, threading.Event] = {}
         self._live: dict[int, DownloadItem] = {}
         self._pause_wanted: set[int] = set()
+        self._only: frozenset[int] | None = None
         self._closing = False
         self._threads: list[threading.Thread] = []
 
     # -- queue operations ---------------------------------------------------------------------
 
-    def start(self) -> None:
-        """Re-queue what a crash left running and start the workers."""
-        with self._lock, self._db:
-            self._db.execute("UPDATE downloads SET state=? WHERE state=?", (QUEUED, RUNNING))
+    def start(self, *, only: Collection[int] | None = None) -> None:
+        """Re-queue what a crash left running and start the workers.
+
+        ``only`` limits the workers to these item ids (the CLI runs just the item it was asked
+        for, leaving the rest of the queue to the app).
+        """
+        with self._lock:
+            self._only = None if only is None else frozenset(only)
+            self._store.requeue_running(self._only)
         for n in range(self.parallel):
             thread = threading.Thread(target=self._work, name=f"download-{n}", daemon=True)
             thread.start()
@@ -100,40 +80,36 @@ class DownloadManager:
     def enqueue(
         self, repo_id: str, files: Sequence[str], revision: str | None = None
     ) -> DownloadItem:
-        """Queue ``files`` of ``repo_id`` as one item (or return the existing one)."""
+        """Queue ``files`` of ``repo_id`` as one item (or return the existing one).
+
+        Resolves sizes, sha256 and the commit through the hub client (HubError subclasses on
+        401/403/404 or no network) and refuses with InsufficientDiskSpace when the files do
+        not fit. A finished item whose files were deleted since is queued again.
+        """
         files = tuple(files)
-        for item in self.items():
-            if item.repo_id == repo_id and item.files == files and item.state != CANCELLED:
-                return item
+        if not files:
+            raise DownloadFailed("Nothing to download: no file was named.")
+        targets = [target_path(self.dest_root, repo_id, f) for f in files]  # refuses traversal
+        with self._lock:
+            existing = self._store.find(repo_id, files)
+        if existing is not None:
+            if existing.state == DONE and not all(t.exists() for t in targets):
+                self._set(existing.id, QUEUED, error="", done_bytes=0)
+            return self.get(existing.id) or existing
         remote = [self.client.resolve_file(repo_id, f, revision) for f in files]
         total = sum(r.size or 0 for r in remote)
-        dest = target_path(self.dest_root, repo_id, files[0])
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        free = _free_bytes(dest.parent)
-        if total > free:
+        on_disk = sum(_size(part_path(t)) for t in targets)
+        targets[0].parent.mkdir(parents=True, exist_ok=True)
+        free = _free_bytes(targets[0].parent)
+        if total - on_disk > free:
             raise InsufficientDiskSpace(
-                f"Not enough disk space: {total / 2**30:.2f} GiB needed, {free / 2**30:.2f} GiB "
-                f"free in {dest.parent}. Free some space and try again."
+                f"Not enough disk space for {files[0]}: {human_bytes(total - on_disk)} needed, "
+                f"{human_bytes(free)} free in {targets[0].parent}. Free some space and try again.",
+                needed=total - on_disk,
+                free=free,
             )
-        now = time.time()
-        with self._lock, self._db:
-            cursor = self._db.execute(
-                "INSERT INTO downloads (repo_id, revision, files, dest, state, total_bytes,"
-                " done_bytes, error, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                (
-                    repo_id,
-                    remote[0].commit,
-                    json.dumps(files),
-                    str(dest),
-                    QUEUED,
-                    total,
-                    0,
-                    "",
-                    now,
-                    now,
-                ),
-            )
-            item_id = int(cursor.lastrowid)
+        with self._lock:
+            item_id = self._store.insert(repo_id, remote[0].commit, files, targets[0], total)
             self._wake.notify_all()
         return self._changed(item_id)
 
@@ -151,7 +127,7 @@ class DownloadManager:
         self._set(item_id, QUEUED, states=(PAUSED,))
 
     def retry(self, item_id: int) -> None:
-        """Queue a failed or cancelled item again."""
+        """Queue a failed or cancelled item again (it resumes from any part kept)."""
         self._set(item_id, QUEUED, states=(FAILED, CANCELLED), error="")
 
     def cancel(self, item_id: int) -> None:
@@ -159,42 +135,35 @@ class DownloadManager:
         with self._lock:
             if item_id in self._stops:
                 self._stops[item_id].set()
-            self._set(item_id, CANCELLED, states=(QUEUED, RUNNING, PAUSED, FAILED))
-        item = self.get(item_id)
-        if item is not None and item.state == CANCELLED:
-            for name in item.files:
-                part = target_path(self.dest_root, item.repo_id, name)
-                part.with_name(part.name + ".part").unlink(missing_ok=True)
+            moved = self._set(item_id, CANCELLED, states=(QUEUED, RUNNING, PAUSED, FAILED))
+            item = self.get(item_id)
+        if moved and item is not None:
+            self._remove_parts(item)
 
     def remove(self, item_id: int) -> None:
         """Forget a finished, failed or cancelled item (its model file stays)."""
-        with self._lock, self._db:
-            self._db.execute(
-                "DELETE FROM downloads WHERE id=? AND state IN (?,?,?)",
-                (item_id, DONE, FAILED, CANCELLED),
-            )
+        with self._lock:
+            self._store.delete(item_id, (DONE, FAILED, CANCELLED))
 
     def get(self, item_id: int) -> DownloadItem | None:
         """The item with ``item_id``, with live speed/ETA while it runs."""
         with self._lock:
-            if item_id in self._live:
-                return self._live[item_id]
-            row = self._db.execute("SELECT * FROM downloads WHERE id=?", (item_id,)).fetchone()
-        return _item(row) if row else None
+            return self._live.get(item_id) or self._store.get(item_id)
 
     def items(self) -> list[DownloadItem]:
         """All items, oldest first."""
         with self._lock:
-            ids = [r[0] for r in self._db.execute("SELECT id FROM downloads ORDER BY id")]
-        return [i for i in (self.get(n) for n in ids) if i is not None]
+            return [self._live.get(i.id, i) for i in self._store.all()]
 
-    def wait(self, item_id: int, timeout: float | None = None) -> DownloadItem | None:
+    def wait(self, item_id: int, timeout: float | None = None) -> DownloadItem:
         """Block until the item is done, failed, paused or cancelled (or the timeout passes)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._wake:
             while True:
                 item = self.get(item_id)
-                if item is None or item.state in (DONE, FAILED, PAUSED, CANCELLED):
+                if item is None:
+                    raise DownloadFailed(f"Download {item_id} is not in the queue.")
+                if item.state in S.FINISHED:
                     return item
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:
@@ -202,7 +171,7 @@ class DownloadManager:
                 self._wake.wait(0.2 if left is None else min(left, 0.2))
 
     def shutdown(self) -> None:
-        """Stop the workers; running items go back to the queue and resume at the next start."""
+        """Stop the workers; running items stay "queued" and continue at the next start."""
         with self._lock:
             self._closing = True
             for stop in self._stops.values():
@@ -212,20 +181,18 @@ class DownloadManager:
             thread.join(timeout=10)
         self._threads.clear()
         with self._lock:
-            self._db.close()
+            self._store.close()
 
     # -- workers ------------------------------------------------------------------------------
 
     def _next(self) -> tuple[DownloadItem, threading.Event] | None:
         with self._wake:
             while not self._closing:
-                row = self._db.execute(
-                    "SELECT * FROM downloads WHERE state=? ORDER BY id LIMIT 1", (QUEUED,)
-                ).fetchone()
-                if row is not None:
-                    self._set(row["id"], RUNNING, notify=False)
-                    stop = self._stops[row["id"]] = threading.Event()
-                    return _item(row), stop
+                item = self._store.next_queued(self._only)
+                if item is not None:
+                    self._store.set_state(item.id, RUNNING)
+                    stop = self._stops[item.id] = threading.Event()
+                    return item, stop
                 self._wake.wait(0.5)
         return None
 
@@ -236,39 +203,32 @@ class DownloadManager:
             self._run(item, stop)
 
     def _run(self, item: DownloadItem, stop: threading.Event) -> None:
-        started, base = time.monotonic(), None
-        done_before = 0
-        last_report = [0.0]
+        started = time.monotonic()
+        first = self._bytes_on_disk(item)  # speed counts only this run's bytes
+        done_before, last_report = 0, 0.0
 
         def progress(done: int, _total: int) -> None:
-            nonlocal base
+            nonlocal last_report
             on_disk = done_before + done
-            base = on_disk if base is None else base
             now = time.monotonic()
-            if now - last_report[0] < 0.1:
+            if now - last_report < REPORT_INTERVAL_S:
                 return
-            last_report[0] = now
-            speed = (on_disk - base) / max(now - started, 1e-6)
+            last_report = now
+            speed = (on_disk - first) / max(now - started, 1e-6)
             eta = (item.total_bytes - on_disk) / speed if speed > 0 else None
+            live = replace(item, state=RUNNING, done_bytes=on_disk, speed_bps=speed, eta_s=eta)
             with self._lock:
-                self._live[item.id] = replace(
-                    item, state=RUNNING, done_bytes=on_disk, speed_bps=speed, eta_s=eta
-                )
-                self._db.execute("UPDATE downloads SET done_bytes=? WHERE id=?", (on_disk, item.id))
-            self._notify(self._live[item.id])
+                self._live[item.id] = live
+                self._store.set_progress(item.id, on_disk)
+            self._notify(live)
 
         state, error = DONE, ""
         try:
             for name in item.files:
                 result = download_file(
-                    self.client,
-                    item.repo_id,
-                    name,
-                    self.dest_root,
-                    revision=item.revision,
-                    stop=stop,
-                    progress=progress,
-                )
+                    self.client, item.repo_id, name, self.dest_root,
+                    revision=item.revision, stop=stop, progress=progress,
+                )  # fmt: skip
                 done_before += result.size
         except Paused:
             state = PAUSED if item.id in self._pause_wanted else QUEUED
@@ -280,15 +240,28 @@ class DownloadManager:
             self._stops.pop(item.id, None)
             self._live.pop(item.id, None)
             self._pause_wanted.discard(item.id)
-            current = self.get(item.id)
-            if current is not None and current.state == CANCELLED:
-                state = CANCELLED
-            extra = {"done_bytes": item.total_bytes} if state == DONE else {}
-            # An item interrupted by shutdown goes back to the queue quietly: it resumes at
-            # the next start.
-            self._set(item.id, state, error=error, notify=not self._closing, **extra)
+            current = self._store.get(item.id)
+            cancelled = current is not None and current.state == CANCELLED
+            if not cancelled:
+                extra = {"done_bytes": item.total_bytes} if state == DONE else {}
+                # An item interrupted by shutdown goes back to the queue quietly.
+                self._set(item.id, state, error=error, notify=not self._closing, **extra)
+        if cancelled:  # the worker may have opened the next part after cancel() cleaned up
+            self._remove_parts(item)
+            self._changed(item.id)
 
-    # -- storage ------------------------------------------------------------------------------
+    # -- helpers ------------------------------------------------------------------------------
+
+    def _bytes_on_disk(self, item: DownloadItem) -> int:
+        total = 0
+        for name in item.files:
+            final = target_path(self.dest_root, item.repo_id, name)
+            total += _size(final) or _size(part_path(final))
+        return total
+
+    def _remove_parts(self, item: DownloadItem) -> None:
+        for name in item.files:
+            part_path(target_path(self.dest_root, item.repo_id, name)).unlink(missing_ok=True)
 
     def _set(
         self,
@@ -299,22 +272,15 @@ class DownloadManager:
         error: str | None = None,
         notify: bool = True,
         done_bytes: int | None = None,
-    ) -> None:
-        with self._lock, self._db:
-            sets, args = ["state=?", "updated_at=?"], [state, time.time()]
-            if error is not None:
-                sets.append("error=?")
-                args.append(error)
-            if done_bytes is not None:
-                sets.append("done_bytes=?")
-                args.append(done_bytes)
-            where = "id=?" + (f" AND state IN ({','.join('?' * len(states))})" if states else "")
-            self._db.execute(
-                f"UPDATE downloads SET {', '.join(sets)} WHERE {where}", (*args, item_id, *states)
+    ) -> bool:
+        with self._lock:
+            moved = self._store.set_state(
+                item_id, state, states=states, error=error, done_bytes=done_bytes
             )
             self._wake.notify_all()
-        if notify:
+        if notify and moved:
             self._changed(item_id)
+        return moved
 
     def _changed(self, item_id: int) -> DownloadItem:
         item = self.get(item_id)
@@ -329,20 +295,11 @@ class DownloadManager:
 
 
 def _free_bytes(folder: Path) -> int:
-    import shutil
-
     return shutil.disk_usage(folder).free
 
 
-def _item(row: sqlite3.Row) -> DownloadItem:
-    return DownloadItem(
-        id=row["id"],
-        repo_id=row["repo_id"],
-        revision=row["revision"],
-        files=tuple(json.loads(row["files"])),
-        dest=Path(row["dest"]),
-        state=row["state"],
-        total_bytes=row["total_bytes"],
-        done_bytes=row["done_bytes"],
-        error=row["error"],
-    )
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0

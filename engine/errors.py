@@ -103,4 +103,15 @@ class HashMismatch(DownloadFailed):
 
 
 class InsufficientDiskSpace(DownloadFailed):
-    """Not enough free disk space to finish a download."""
+    """Not enough free disk space to finish a download.
+
+    ``needed`` and ``free`` are in bytes when known (the pre-check); a disk that filled up
+    mid-write leaves them None.
+    """
+
+    def __init__(
+        self, message: str, details: str = "", *, needed: int | None = None, free: int | None = None
+    ) -> None:
+        super().__init__(message, details)
+        self.needed = needed
+        self.free = free
