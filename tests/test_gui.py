@@ -10,12 +10,7 @@ from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 
 from quantdesk.engine.session import MODE_COMPLETION
-from tests.tiny_models import write_model_that_aborts_llama, write_tiny_model
-
-CHATML = (
-    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
-    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
-)
+from tests.tiny_models import CHATML, write_model_that_aborts_llama, write_tiny_model
 
 
 @pytest.fixture

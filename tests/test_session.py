@@ -18,21 +18,31 @@ from quantdesk.engine.params import LoadSettings, SamplingSettings
 from quantdesk.engine.session import MODE_CHAT, MODE_COMPLETION, InferenceSession
 from quantdesk.engine.templates import Message
 from tests.tiny_models import (
+    CHATML,
     write_model_with_runaway_utf8,
     write_tiny_model,
     write_tiny_model_with_bad_metadata,
 )
 
-CHATML = (
-    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
-    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
-)
 GREEDY = SamplingSettings(temperature=0.0, max_tokens=12, seed=1)
 
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_tiny_model(tmp_path_factory.mktemp("m") / "tiny.gguf")
+
+
+@pytest.fixture
+def chat_session(tmp_path: Path):
+    """A tiny model with a ChatML template, loaded with a 256-token context."""
+    path = write_tiny_model(
+        tmp_path / "chat.gguf",
+        chat_template=CHATML,
+        extra_special_tokens=("<|im_start|>", "<|im_end|>"),
+    )
+    s = InferenceSession.load(path, LoadSettings(n_ctx=256, n_threads=1))
+    yield s
+    s.close()
 
 
 @pytest.fixture(scope="module")
@@ -80,24 +90,16 @@ def test_stop_takes_effect_within_one_token(session: InferenceSession) -> None:
     assert stats.completion_tokens == 3
 
 
-def test_chat_template_is_used_when_present(tmp_path: Path) -> None:
-    path = write_tiny_model(
-        tmp_path / "chat.gguf",
-        chat_template=CHATML,
-        extra_special_tokens=("<|im_start|>", "<|im_end|>"),
+def test_chat_template_is_used_when_present(chat_session: InferenceSession) -> None:
+    s = chat_session
+    assert s.mode == MODE_CHAT
+    plan = s.plan([Message("system", "Be brief."), Message("user", "Hi")])
+    assert plan.text == (
+        "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n"
+        "<|im_start|>assistant\n"
     )
-    s = InferenceSession.load(path, LoadSettings(n_ctx=256, n_threads=1))
-    try:
-        assert s.mode == MODE_CHAT
-        plan = s.plan([Message("system", "Be brief."), Message("user", "Hi")])
-        assert plan.text == (
-            "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n"
-            "<|im_start|>assistant\n"
-        )
-        texts, stats = _run(s, "Hi", GREEDY)
-        assert stats.completion_tokens == 12 and "".join(texts)
-    finally:
-        s.close()
+    texts, stats = _run(s, "Hi", GREEDY)
+    assert stats.completion_tokens == 12 and "".join(texts)
 
 
 def test_prompt_longer_than_context_is_a_clear_error(session: InferenceSession) -> None:
@@ -129,27 +131,21 @@ def test_llama_refusal_becomes_model_load_error(tmp_path: Path) -> None:
         InferenceSession.load(path, LoadSettings(n_ctx=128))
 
 
-def test_a_long_chat_leaves_out_its_oldest_turns_instead_of_failing(tmp_path: Path) -> None:
-    path = write_tiny_model(
-        tmp_path / "chat.gguf",
-        chat_template=CHATML,
-        extra_special_tokens=("<|im_start|>", "<|im_end|>"),
-    )
-    s = InferenceSession.load(path, LoadSettings(n_ctx=256, n_threads=1))
-    try:
-        history = [Message("system", "Be brief.")]
-        for i in range(20):
-            history += [Message("user", f"question {i} " * 4), Message("assistant", "answer " * 6)]
-        history.append(Message("user", "last question"))
-        events = list(s.generate(history, GREEDY, threading.Event()))
-        stats = events[-1]
-        assert isinstance(stats, GenerationStats)
-        assert stats.dropped_messages > 0 and stats.dropped_messages % 2 == 0
-        assert stats.completion_tokens == 12
-        assert stats.prompt_tokens + 12 <= 256
-        assert "left out" in stats.summary()
-    finally:
-        s.close()
+def test_a_long_chat_leaves_out_its_oldest_turns_instead_of_failing(
+    chat_session: InferenceSession,
+) -> None:
+    s = chat_session
+    history = [Message("system", "Be brief.")]
+    for i in range(20):
+        history += [Message("user", f"question {i} " * 4), Message("assistant", "answer " * 6)]
+    history.append(Message("user", "last question"))
+    events = list(s.generate(history, GREEDY, threading.Event()))
+    stats = events[-1]
+    assert isinstance(stats, GenerationStats)
+    assert stats.dropped_messages > 0 and stats.dropped_messages % 2 == 0
+    assert stats.completion_tokens == 12
+    assert stats.prompt_tokens + 12 <= 256
+    assert "left out" in stats.summary()
 
 
 def test_drop_oldest_turn_keeps_system_and_last_message() -> None:

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 __all__ = [
+    "CHATML",
     "ABORT_KINDS",
     "BAD_METADATA_KINDS",
     "MIN_VOCAB",
@@ -38,6 +39,11 @@ __all__ = [
 ]
 
 ARCH = "llama"
+# A ChatML chat template (pair it with extra_special_tokens=("<|im_start|>", "<|im_end|>")).
+CHATML = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
+    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
 
 # llama.cpp token types (gguf.TokenType): NORMAL=1, CONTROL=3, USER_DEFINED=4.
 _TOKEN_NORMAL = 1
