@@ -115,3 +115,15 @@ class InsufficientDiskSpace(DownloadFailed):
         super().__init__(message, details)
         self.needed = needed
         self.free = free
+
+
+class QuantizeError(QuantDeskError):
+    """Quantizing a model failed (bad source, bad options, llama.cpp refused or crashed)."""
+
+
+class QuantizeCancelled(QuantizeError):
+    """The user cancelled a quantization; no partial output was left behind."""
+
+
+class ImatrixError(QuantizeError):
+    """An importance-matrix file is missing, malformed or does not match the model."""

@@ -66,6 +66,7 @@ GGML_TYPES: dict[int, GGMLType] = dict(
         _t(39, "MXFP4", 32, 1 + 16),
         _t(40, "NVFP4", 64, 4 + 32),
         _t(41, "Q1_0", 128, 2 + 16),
+        _t(42, "Q2_0", 64, 2 + 16),
     ]
 )
 """Every ggml tensor type a GGUF file may use, by type id."""
@@ -122,6 +123,7 @@ LLAMA_FILE_TYPES: dict[int, str] = {
     38: "MXFP4_MOE",
     39: "NVFP4",
     40: "Q1_0",
+    41: "Q2_0",
 }
 """``general.file_type`` values (llama.cpp's ``llama_ftype``) and their usual names."""
 

@@ -1,0 +1,127 @@
+"""Run a piece of llama.cpp work in a child Python process and stream its events back.
+
+The child prints one JSON object per line after a marker on stdout; everything else it
+prints (llama.cpp's own output) is kept as a tail for error details. Cancel kills the child
+at once; a native crash (SIGSEGV, SIGABRT, SIGILL, OOM kill) ends only the child.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+EVENT_MARKER = "QUANTDESK-EVENT "
+
+
+def emit(event: dict[str, Any]) -> None:
+    """Child side: send one event to the parent."""
+    sys.stdout.write(EVENT_MARKER + json.dumps(event) + "\n")
+    sys.stdout.flush()
+
+
+@dataclass(frozen=True)
+class ChildOutcome:
+    """How a child process ended."""
+
+    returncode: int
+    cancelled: bool
+    timed_out: bool
+    output_tail: str
+    seconds: float
+
+    @property
+    def signal_name(self) -> str | None:
+        """Name of the signal that killed the child ("SIGSEGV"), or None."""
+        if self.returncode >= 0:
+            return None
+        try:
+            return signal.Signals(-self.returncode).name
+        except ValueError:
+            return f"signal {-self.returncode}"
+
+
+def crash_reason(signal_name: str) -> str:
+    """Plain words for a signal that ended a llama.cpp child process."""
+    reasons = {
+        "SIGILL": "an illegal CPU instruction: this llama.cpp build was made for another CPU",
+        "SIGKILL": "it was killed, most likely because the machine ran out of memory",
+        "SIGABRT": "llama.cpp aborted on something it could not handle",
+        "SIGSEGV": "a crash in llama.cpp's native code",
+        "SIGBUS": "a file it had mapped became unreadable (changed, truncated or on a lost disk)",
+    }
+    return reasons.get(signal_name, f"it crashed ({signal_name})")
+
+
+def run_child(
+    module: str,
+    args: list[str],
+    on_event: Callable[[dict[str, Any]], None],
+    *,
+    cancel: threading.Event | None = None,
+    timeout_s: float | None = None,
+    tail_lines: int = 40,
+) -> ChildOutcome:
+    """Run ``python -m module *args``; call ``on_event`` for each event (on this thread)."""
+    env = {**os.environ, "GGML_NO_BACKTRACE": "1", "PYTHONUNBUFFERED": "1"}
+    started = time.monotonic()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", module, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        errors="replace",
+        env=env,
+        bufsize=1,
+    )
+    tail: deque[str] = deque(maxlen=tail_lines)
+    lines: deque[str] = deque()
+    done = threading.Event()
+    reader = threading.Thread(target=_pump, args=(proc, lines, done), daemon=True)
+    reader.start()
+    cancelled = timed_out = False
+    try:
+        while True:
+            for line in _drain(lines):
+                if line.startswith(EVENT_MARKER):
+                    on_event(json.loads(line[len(EVENT_MARKER) :]))
+                elif line.strip():
+                    tail.append(line.rstrip())
+            if done.is_set() and not lines:
+                break
+            if cancel is not None and cancel.is_set():
+                cancelled = True
+                break
+            if timeout_s is not None and time.monotonic() - started > timeout_s:
+                timed_out = True
+                break
+            done.wait(0.05)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        reader.join(timeout=5)
+    return ChildOutcome(
+        proc.returncode, cancelled, timed_out, "\n".join(tail), time.monotonic() - started
+    )
+
+
+def _pump(proc: subprocess.Popen[str], lines: deque[str], done: threading.Event) -> None:
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        lines.append(line)
+    done.set()
+
+
+def _drain(lines: deque[str]) -> Iterator[str]:
+    while lines:
+        yield lines.popleft()
