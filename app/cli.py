@@ -17,7 +17,9 @@ from types import ModuleType
 from quantdesk import __version__
 from quantdesk.engine.errors import QuantDeskError
 
-COMMAND_MODULES = ("inspect", "run", "hw", "search", "quants", "estimate", "download", "downloads")
+COMMAND_MODULES = (
+    "inspect", "run", "hw", "search", "quants", "estimate", "download", "downloads", "quantize",
+)
 SUBCOMMANDS = COMMAND_MODULES
 EXIT_USER_ERROR = 2
 

@@ -69,12 +69,16 @@ def run_child(
     cancel: threading.Event | None = None,
     timeout_s: float | None = None,
     tail_lines: int = 40,
+    python: str | None = None,
 ) -> ChildOutcome:
-    """Run ``python -m module *args``; call ``on_event`` for each event (on this thread)."""
+    """Run ``python -m module *args``; call ``on_event`` for each event (on this thread).
+
+    ``python``: the interpreter (default: this one), e.g. a separate converter environment.
+    """
     env = {**os.environ, "GGML_NO_BACKTRACE": "1", "PYTHONUNBUFFERED": "1"}
     started = time.monotonic()
     proc = subprocess.Popen(
-        [sys.executable, "-m", module, *args],
+        [python or sys.executable, "-m", module, *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
@@ -96,10 +100,10 @@ def run_child(
                     on_event(json.loads(line[len(EVENT_MARKER) :]))
                 elif line.strip():
                     tail.append(line.rstrip())
-            if done.is_set() and not lines:
-                break
-            if cancel is not None and cancel.is_set():
+            if cancel is not None and cancel.is_set():  # first: a cancel always wins
                 cancelled = True
+                break
+            if done.is_set() and not lines:
                 break
             if timeout_s is not None and time.monotonic() - started > timeout_s:
                 timed_out = True

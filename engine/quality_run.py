@@ -1,0 +1,87 @@
+"""Run the quality check (``quality.measure_quality``) in a child process.
+
+Loading two models could still abort llama.cpp on a damaged file, so the measurement runs
+beside the app, never inside it. Child usage: ``python -m quantdesk.engine.quality_run JOB``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from quantdesk.engine.child_process import crash_reason, emit, run_child
+from quantdesk.engine.errors import QuantDeskError, QuantizeCancelled, QuantizeError
+from quantdesk.engine.quality import QualityReport, measure_quality
+
+MODULE = "quantdesk.engine.quality_run"
+
+
+def run_quality_check(
+    source: str | Path,
+    result: str | Path,
+    *,
+    threads: int = 0,
+    n_ctx: int = 512,
+    max_chunks: int | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+    cancel: threading.Event | None = None,
+) -> QualityReport:
+    """Perplexity of both models and KL divergence of the result against the source."""
+    job = {
+        "source": str(source),
+        "result": str(result),
+        "threads": threads,
+        "n_ctx": n_ctx,
+        "max_chunks": max_chunks,
+    }
+    events: list[dict[str, Any]] = []
+
+    def on_event(event: dict[str, Any]) -> None:
+        if event["type"] == "progress" and on_progress is not None:
+            on_progress(event["done"], event["total"])
+        events.append(event)
+
+    outcome = run_child(MODULE, [json.dumps(job)], on_event, cancel=cancel)
+    if outcome.cancelled:
+        raise QuantizeCancelled("Quality check cancelled.")
+    if outcome.signal_name:
+        raise QuantizeError(
+            f"The quality check failed: {crash_reason(outcome.signal_name)}.", outcome.output_tail
+        )
+    final = next((e for e in events if e["type"] == "result"), None)
+    if final is None:
+        raise QuantizeError("The quality check ended without a result.", outcome.output_tail)
+    if not final["ok"]:
+        raise QuantizeError(final["message"])
+    return QualityReport(**final["report"])
+
+
+def main(argv: list[str]) -> int:
+    """Child entry point."""
+    job = json.loads(argv[1])
+    try:
+        report = measure_quality(
+            Path(job["source"]),
+            Path(job["result"]),
+            n_ctx=job["n_ctx"],
+            threads=job["threads"],
+            max_chunks=job["max_chunks"],
+            progress=lambda done, total: emit({"type": "progress", "done": done, "total": total}),
+        )
+    except QuantDeskError as exc:
+        emit({"type": "result", "ok": False, "message": exc.message})
+        return 1
+    except Exception as exc:  # anything else still reaches the parent as words
+        emit({"type": "result", "ok": False, "message": f"The quality check failed: {exc}"})
+        return 1
+    emit({"type": "result", "ok": True, "report": asdict(report)})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
