@@ -13,13 +13,13 @@ from PySide6.QtCore import QByteArray, QObject, QTimer, QUrl, Signal
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import QCheckBox, QFileDialog, QMessageBox
 
+from quantdesk.engine.convert import is_hf_folder
 from quantdesk.engine.errors import QuantDeskError
 from quantdesk.engine.events import GenerationStats
-from quantdesk.engine.gguf import read_header_from_file
 from quantdesk.engine.hardware import hardware_summary, memory_snapshot
 from quantdesk.engine.importer import MODE_COPY, MODE_REFERENCE, ImportOutcome, import_paths
-from quantdesk.engine.library import LibraryEntry, ModelLibrary
-from quantdesk.engine.model_info import human_bytes, summarize
+from quantdesk.engine.library import LibraryEntry, ModelLibrary, add_model_file
+from quantdesk.engine.model_info import human_bytes
 from quantdesk.engine.prompting import COMPLETION_MODE_NOTICE
 from quantdesk.engine.recommend import Budget, machine_budget, settings_estimate_text
 from quantdesk.engine.session import MODE_COMPLETION
@@ -128,12 +128,8 @@ class AppController(QObject):
         path = ensure_starter_file(self.paths.models_dir)
         if path is None:
             return None
-        library = ModelLibrary(self.paths.library_db)  # this runs on a pool thread
-        try:
-            report = summarize(read_header_from_file(path), path=path)
-            return library.add(path, report, source="starter", owned=True)
-        finally:
-            library.close()
+        # this runs on a pool thread
+        return add_model_file(self.paths.library_db, path, source="starter", owned=True)
 
     def _load_last(self) -> None:
         entries = [e for e in self.library.entries() if e.exists]
@@ -210,7 +206,19 @@ class AppController(QObject):
     def import_files(
         self, paths: list[Path], mode: str | None = None, load_first: bool = False
     ) -> None:
-        """Validate and add dropped/opened files in the background, then report."""
+        """Validate and add dropped/opened files in the background, then report.
+
+        Hugging Face model folders among them open the Quantize dialog instead (they are
+        weights to convert, not models llama.cpp can load).
+        """
+        quantizer = getattr(self, "quantize", None)
+        if quantizer is not None:
+            folders = [p for p in paths if is_hf_folder(p)]
+            for folder in folders[:1]:
+                quantizer.open(folder)
+            paths = [p for p in paths if p not in folders]
+            if not paths:
+                return
         mode = mode or self._ask_import_mode()
         if mode is None:
             return
@@ -246,11 +254,19 @@ class AppController(QObject):
             )
         elif added:
             names = ", ".join(e.name for e in added[:3])
-            self.window.show_info(f"Added to the library: {names}.")
+            self.window.show_info(f"Added to the library: {names}.", self._quantize_offer(added))
         if added:
             self._select(str(added[0].path))
             if load_first:
                 self.load(added[0])
+
+    def _quantize_offer(self, added: list[LibraryEntry]) -> list[tuple[str, object]]:
+        """A "Quantize…" action when an unquantized (F32/F16/BF16) model was added."""
+        quantizer = getattr(self, "quantize", None)
+        floats = [e for e in added if e.is_unquantized]
+        if quantizer is None or not floats:
+            return []
+        return [("Quantize…", lambda: quantizer.open(floats[0].path))]
 
     def _add_dialog(self) -> None:
         files, _ = QFileDialog.getOpenFileNames(

@@ -16,9 +16,8 @@ from PySide6.QtWidgets import QMessageBox
 from quantdesk.controller import AppController
 from quantdesk.engine.downloads import DownloadItem, DownloadManager
 from quantdesk.engine.errors import QuantDeskError
-from quantdesk.engine.gguf import read_header_from_file
-from quantdesk.engine.library import LibraryEntry, ModelLibrary
-from quantdesk.engine.model_info import human_bytes, summarize
+from quantdesk.engine.library import LibraryEntry, add_model_file
+from quantdesk.engine.model_info import human_bytes
 from quantdesk.ui.downloads_page import DownloadsPage
 from quantdesk.ui.jobs import run_job
 from quantdesk.ui.quant_table import QuantRow
@@ -83,12 +82,7 @@ class DownloadsController(QObject):
         db = self.app.paths.library_db
 
         def work() -> LibraryEntry:
-            library = ModelLibrary(db)
-            try:
-                report = summarize(read_header_from_file(item.dest), path=item.dest)
-                return library.add(item.dest, report, source="downloaded", owned=True)
-            finally:
-                library.close()
+            return add_model_file(db, item.dest, source="downloaded", owned=True)
 
         def done(entry: LibraryEntry) -> None:
             self.app.refresh_library()

@@ -32,6 +32,7 @@ def build_app(args: argparse.Namespace):  # noqa: ANN201 - returns (window, cont
     from quantdesk.downloads_controller import DownloadsController
     from quantdesk.engine.downloads import DownloadManager
     from quantdesk.engine.hub import HubClient
+    from quantdesk.quantize_controller import QuantizeController
     from quantdesk.ui.discover_page import DiscoverPage
     from quantdesk.ui.downloads_page import DownloadsPage
     from quantdesk.ui.hardware_panel import HardwarePanel
@@ -58,6 +59,7 @@ def build_app(args: argparse.Namespace):  # noqa: ANN201 - returns (window, cont
     controller.downloads = DownloadsController(
         controller, window.downloads_page, manager, downloads_index
     )
+    controller.quantize = QuantizeController(controller)
     manager.on_change = controller.downloads.on_change
     manager.start()
     controller.shutdown_hooks.append(controller.downloads.shutdown)

@@ -42,7 +42,7 @@ class LibraryEntry:
     id: int
     path: Path
     name: str
-    source: str  # "starter", "imported", "opened"
+    source: str  # "starter", "imported", "opened", "downloaded", "quantized"
     owned: bool
     size: int
     architecture: str
@@ -55,6 +55,11 @@ class LibraryEntry:
     def exists(self) -> bool:
         """False when the file was moved or deleted outside the app."""
         return self.path.is_file()
+
+    @property
+    def is_unquantized(self) -> bool:
+        """True for F32/F16/BF16 models: the ones worth offering to quantize."""
+        return self.file_type in ("F32", "F16", "BF16")
 
 
 class ModelLibrary:
@@ -140,3 +145,19 @@ def _entry(row: sqlite3.Row) -> LibraryEntry:
         context_length=row["context_length"],
         has_chat_template=bool(row["has_chat_template"]),
     )
+
+
+def add_model_file(db_path: Path, path: Path, *, source: str, owned: bool) -> LibraryEntry:
+    """Read ``path``'s header and add it to the library at ``db_path`` (any thread).
+
+    Opens its own connection, so worker threads can call it; raises InvalidGGUF for a bad file.
+    """
+    from quantdesk.engine.gguf import read_header_from_file
+    from quantdesk.engine.model_info import summarize
+
+    library = ModelLibrary(db_path)
+    try:
+        report = summarize(read_header_from_file(path), path=path)
+        return library.add(path, report, source=source, owned=owned)
+    finally:
+        library.close()

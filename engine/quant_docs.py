@@ -108,3 +108,26 @@ def quality_rank(name: str) -> float:
     """A sortable quality figure: nominal bits per weight (unknown types rank lowest)."""
     info = quant_info(name)
     return info.bits_per_weight if info is not None else 0.0
+
+
+PRIMER = (
+    "Quantization stores each weight in fewer bits after training (post-training "
+    "quantization, no retraining): smaller files, less memory and faster generation, paid "
+    "for with rounding error. K-quants (Q2_K…Q6_K) mix precisions: the _S, _M and _L "
+    "variants give the tensors that matter most (attention V, FFN down) more bits. I-quants "
+    "(IQ…) squeeze more quality out of few bits with codebooks; an importance matrix "
+    "(imatrix), measured on sample text, tells the quantizer which weights matter, which "
+    "helps every low-bit type and is required below about 3 bits."
+)
+"""The short explanation shown above the Quantize dialog's type picker."""
+
+FAMILY_NOTES = {
+    "float": "No quantization: a float format (F32 and BF16 are lossless, F16 practically so).",
+    "legacy": "A legacy block format, kept for compatibility; K-quants of similar size do better.",
+    "k-quant": "K-quant: blocks of 256 weights with two levels of scales, mixed precision "
+    "across tensors.",
+    "i-quant": "I-quant: codebook quantization; an importance matrix improves it noticeably.",
+    "ternary": "Ternary: only for models trained with -1/0/+1 weights (BitNet-style); "
+    "ordinary models turn to nonsense.",
+}
+"""One line per quant family, shown under the chosen type."""

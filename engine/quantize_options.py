@@ -13,7 +13,7 @@ from typing import Any
 
 from quantdesk.engine.errors import QuantizeError
 from quantdesk.engine.ggml_types import GGML_TYPES, LLAMA_FILE_TYPES
-from quantdesk.engine.quant_docs import quant_info
+from quantdesk.engine.quant_docs import FAMILY_NOTES, quant_info
 
 # name -> llama_ftype, in llama-quantize's order (its aliases Q3_K/Q4_K/Q5_K and COPY left out)
 _TARGET_ORDER = (
@@ -64,13 +64,13 @@ def tensor_type_id(name: str) -> int:
 
 
 def target_summary(name: str) -> str:
-    """One line on a target type: bits per weight and what it is for."""
+    """A few sentences on a target type: bits per weight, what it is for, its family."""
     info = quant_info(name)
     text = f"{info.bits_per_weight:g} bits/weight. {info.summary}" if info else ""
+    if info is not None and info.family in FAMILY_NOTES:
+        text += " " + FAMILY_NOTES[info.family]
     if name in IMATRIX_HINT_TYPES:
         text += " Needs an importance matrix."
-    if name in {"TQ1_0", "TQ2_0"}:
-        text += " Only for models trained with ternary weights."
     if name in {"Q1_0", "Q2_0", "MXFP4_MOE"}:
         text = text or "A special-purpose type; pick it only when the model was made for it."
     return text.strip()

@@ -22,20 +22,31 @@ class _JobRelay(QObject):
 
     done = Signal(object)
     failed = Signal(object)
+    progress = Signal(object)
 
     def __init__(
-        self, on_done: Callable[[Any], None], on_error: Callable[[BaseException], None]
+        self,
+        on_done: Callable[[Any], None],
+        on_error: Callable[[BaseException], None],
+        on_progress: Callable[[Any], None] | None = None,
     ) -> None:
         super().__init__()
         self._on_done = on_done
         self._on_error = on_error
         self.done.connect(self._deliver_result)
         self.failed.connect(self._deliver_error)
+        self._on_progress = on_progress
+        self.progress.connect(self._deliver_progress)
 
     @Slot(object)
     def _deliver_result(self, result: Any) -> None:
         _live.discard(self)
         self._on_done(result)
+
+    @Slot(object)
+    def _deliver_progress(self, value: Any) -> None:
+        if self._on_progress is not None:
+            self._on_progress(value)
 
     @Slot(object)
     def _deliver_error(self, exc: BaseException) -> None:
@@ -44,14 +55,15 @@ class _JobRelay(QObject):
 
 
 class _Job(QRunnable):
-    def __init__(self, fn: Callable[[], Any], relay: _JobRelay) -> None:
+    def __init__(self, fn: Callable[..., Any], relay: _JobRelay, with_progress: bool) -> None:
         super().__init__()
         self._fn = fn
         self._relay = relay
+        self._with_progress = with_progress
 
     def run(self) -> None:
         try:
-            result = self._fn()
+            result = self._fn(self._relay.progress.emit) if self._with_progress else self._fn()
         except BaseException as exc:  # noqa: BLE001 - every failure goes back to the GUI
             self._relay.failed.emit(exc)
         else:
@@ -59,12 +71,17 @@ class _Job(QRunnable):
 
 
 def run_job(
-    fn: Callable[[], Any],
+    fn: Callable[..., Any],
     *,
     on_done: Callable[[Any], None],
     on_error: Callable[[BaseException], None],
+    on_progress: Callable[[Any], None] | None = None,
 ) -> None:
-    """Run ``fn()`` off the GUI thread; ``on_done(result)`` or ``on_error(exc)`` run on it."""
-    relay = _JobRelay(on_done, on_error)
+    """Run ``fn()`` off the GUI thread; ``on_done(result)`` or ``on_error(exc)`` run on it.
+
+    With ``on_progress``, ``fn`` is called as ``fn(report)``: each ``report(value)`` on the
+    pool thread becomes an ``on_progress(value)`` call on the GUI thread.
+    """
+    relay = _JobRelay(on_done, on_error, on_progress)
     _live.add(relay)
-    QThreadPool.globalInstance().start(_Job(fn, relay))
+    QThreadPool.globalInstance().start(_Job(fn, relay, on_progress is not None))

@@ -86,6 +86,7 @@ class LibraryPanel(QWidget):
     addRequested = Signal()
     removeRequested = Signal(object)
     revealRequested = Signal(object)
+    quantizeRequested = Signal(object)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -148,6 +149,7 @@ class LibraryPanel(QWidget):
         menu = QMenu(self)
         for text, signal in (
             ("Load", self.loadRequested),
+            ("Quantize…", self.quantizeRequested),
             ("Show in folder", self.revealRequested),
             ("Remove from library", self.removeRequested),
         ):

@@ -1,0 +1,318 @@
+"""The Quantize dialog: pick a type, see size and memory before, progress during, quality after.
+
+Presentation only: it emits what the user asked for (``predictRequested`` when the choice
+changes, ``startRequested``, ``cancelRequested``, ``loadRequested``) and shows what the
+controller tells it. The controller runs the engine off the GUI thread.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from quantdesk.engine.quant_docs import PRIMER
+from quantdesk.engine.quantize_options import (
+    IMATRIX_HINT_TYPES,
+    QUANT_TARGETS,
+    QuantizeOptions,
+    target_summary,
+)
+
+DEFAULT_TARGET = "Q4_K_M"
+_TENSOR_TYPES = ("", "F32", "F16", "BF16", "Q8_0", "Q6_K", "Q5_K", "Q4_K", "Q4_0", "Q3_K", "Q2_K")
+# Most useful first: what people pick, then the rest in llama-quantize's order.
+_POPULAR = ("Q4_K_M", "Q5_K_M", "Q6_K", "Q8_0", "Q4_K_S", "IQ4_XS", "Q3_K_M", "Q2_K", "F16")
+
+
+def _wrapping(text: str = "") -> QLabel:
+    label = QLabel(text)
+    label.setWordWrap(True)
+    label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+    return label
+
+
+class QuantizeDialog(QDialog):
+    """Quantize one model: source facts, type and options, prediction, progress, result."""
+
+    predictRequested = Signal()
+    startRequested = Signal()
+    cancelRequested = Signal()
+    loadRequested = Signal(str)  # path of the new model
+
+    def __init__(self, source: Path, suggested_output: Path, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setWindowTitle(f"Quantize – {source.name}")
+        self.setMinimumWidth(640)
+        self.source = source
+        self._result_path = ""
+        self._debounce = QTimer(self, singleShot=True, interval=250)
+        self._debounce.timeout.connect(self.predictRequested)
+        layout = QVBoxLayout(self)
+        self.source_label = _wrapping(f"<b>{source.name}</b>")
+        self.warning_label = _wrapping()
+        self.warning_label.setStyleSheet("color: #a15c00;")
+        self.warning_label.hide()
+        primer = _wrapping(PRIMER)
+        primer.setForegroundRole(primer.foregroundRole())
+        layout.addWidget(self.source_label)
+        layout.addWidget(self.warning_label)
+        layout.addWidget(primer)
+        form = QFormLayout()
+        self.type_combo = QComboBox()
+        self.type_combo.setAccessibleName("Target type")
+        for name in _POPULAR + tuple(n for n in QUANT_TARGETS if n not in _POPULAR):
+            self.type_combo.addItem(name, name)
+            if name == _POPULAR[-1]:
+                self.type_combo.insertSeparator(self.type_combo.count())
+        self.type_combo.setCurrentIndex(self.type_combo.findData(DEFAULT_TARGET))
+        self.type_help = _wrapping()
+        form.addRow("Target type:", self.type_combo)
+        form.addRow("", self.type_help)
+        self.output_edit = QLineEdit(str(suggested_output))
+        self.output_edit.setAccessibleName("Output file")
+        browse = QPushButton("Browse…")
+        browse.clicked.connect(self._browse_output)
+        row = QHBoxLayout()
+        row.addWidget(self.output_edit, 1)
+        row.addWidget(browse)
+        form.addRow("Output file:", row)
+        layout.addLayout(form)
+        layout.addWidget(self._advanced())
+        self.quality_check = QCheckBox(
+            "Measure quality afterwards (perplexity and KL divergence against the source on a "
+            "bundled text sample)"
+        )
+        self.quality_check.setChecked(True)
+        layout.addWidget(self.quality_check)
+        self.prediction_label = _wrapping("Predicting size…")
+        layout.addWidget(self.prediction_label)
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1000)
+        self.progress.setTextVisible(True)
+        self.progress.hide()
+        self.status_label = _wrapping()
+        self.result_label = _wrapping()
+        layout.addWidget(self.progress)
+        layout.addWidget(self.status_label)
+        layout.addWidget(self.result_label)
+        layout.addLayout(self._buttons())
+        self.type_combo.currentIndexChanged.connect(self._type_changed)
+        self._type_changed()
+
+    # -- building ---------------------------------------------------------------------------
+
+    def _advanced(self) -> QWidget:
+        box = QWidget()
+        outer = QVBoxLayout(box)
+        outer.setContentsMargins(0, 0, 0, 0)
+        toggle = QToolButton()
+        toggle.setText("Advanced options")
+        toggle.setCheckable(True)
+        toggle.setArrowType(Qt.ArrowType.RightArrow)
+        toggle.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        panel = QWidget()
+        form = QFormLayout(panel)
+        self.imatrix_edit = QLineEdit()
+        self.imatrix_edit.setPlaceholderText("none (required for IQ1/IQ2 and Q2_K_S)")
+        self.imatrix_edit.setAccessibleName("Importance matrix file")
+        pick = QPushButton("Choose…")
+        pick.clicked.connect(self._browse_imatrix)
+        row = QHBoxLayout()
+        row.addWidget(self.imatrix_edit, 1)
+        row.addWidget(pick)
+        form.addRow("Importance matrix:", row)
+        self.output_type = self._tensor_type_combo("Type of the output tensor")
+        self.embedding_type = self._tensor_type_combo("Type of the token embeddings")
+        form.addRow("Output tensor:", self.output_type)
+        form.addRow("Token embeddings:", self.embedding_type)
+        self.leave_output = QCheckBox("Leave the output tensor unquantized (larger, a bit better)")
+        self.pure = QCheckBox("Pure: one type for every tensor (no K-quant mix)")
+        self.requantize = QCheckBox("Allow requantizing an already quantized model (worse)")
+        for box_ in (self.leave_output, self.pure, self.requantize):
+            form.addRow("", box_)
+            box_.toggled.connect(self._changed)
+        self.threads = QSpinBox()
+        self.threads.setRange(0, max(os.cpu_count() or 1, 1) * 2)
+        self.threads.setSpecialValueText("all cores")
+        form.addRow("Threads:", self.threads)
+        self.imatrix_edit.editingFinished.connect(self._changed)
+        panel.hide()
+
+        def flip(on: bool) -> None:
+            panel.setVisible(on)
+            toggle.setArrowType(Qt.ArrowType.DownArrow if on else Qt.ArrowType.RightArrow)
+            self.adjustSize()
+
+        toggle.toggled.connect(flip)
+        outer.addWidget(toggle)
+        outer.addWidget(panel)
+        return box
+
+    def _tensor_type_combo(self, name: str) -> QComboBox:
+        combo = QComboBox()
+        combo.setAccessibleName(name)
+        for t in _TENSOR_TYPES:
+            combo.addItem(t or "default (chosen by the type)", t)
+        combo.currentIndexChanged.connect(self._changed)
+        return combo
+
+    def _buttons(self) -> QHBoxLayout:
+        row = QHBoxLayout()
+        self.load_button = QPushButton("Load in chat")
+        self.load_button.hide()
+        self.load_button.clicked.connect(lambda: self.loadRequested.emit(self._result_path))
+        self.start_button = QPushButton("Quantize")
+        self.start_button.setDefault(True)
+        self.start_button.clicked.connect(self.startRequested)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        self.cancel_button.clicked.connect(self.cancelRequested)
+        self.close_button = QPushButton("Close")
+        self.close_button.clicked.connect(self.close)
+        row.addWidget(self.load_button)
+        row.addStretch(1)
+        for button in (self.start_button, self.cancel_button, self.close_button):
+            row.addWidget(button)
+        return row
+
+    # -- what the user chose ----------------------------------------------------------------
+
+    def target(self) -> str:
+        """The chosen target type name."""
+        return str(self.type_combo.currentData())
+
+    def options(self) -> QuantizeOptions:
+        """The chosen options."""
+        imatrix = self.imatrix_edit.text().strip()
+        return QuantizeOptions(
+            target=self.target(),
+            allow_requantize=self.requantize.isChecked(),
+            output_tensor_type=self.output_type.currentData() or None,
+            token_embedding_type=self.embedding_type.currentData() or None,
+            leave_output_unquantized=self.leave_output.isChecked(),
+            pure=self.pure.isChecked(),
+            imatrix=Path(imatrix) if imatrix else None,
+            threads=self.threads.value(),
+        )
+
+    def output_path(self) -> Path:
+        """Where the result goes."""
+        return Path(self.output_edit.text().strip()).expanduser()
+
+    def quality_wanted(self) -> bool:
+        """Whether to measure quality after quantizing."""
+        return self.quality_check.isChecked()
+
+    # -- what the controller shows -----------------------------------------------------------
+
+    def set_source(self, text: str, warning: str = "") -> None:
+        """Facts about the source; a warning (e.g. already quantized) shown in amber."""
+        self.source_label.setText(text)
+        self.warning_label.setText(warning)
+        self.warning_label.setVisible(bool(warning))
+
+    def set_output_path(self, path: Path) -> None:
+        """Suggest an output path (the user may still change it)."""
+        self.output_edit.setText(str(path))
+
+    def set_prediction(self, lines: list[str], error: str = "") -> None:
+        """The dry run's figures, or why there are none."""
+        self.prediction_label.setText(error or "<br>".join(lines))
+        self.start_button.setEnabled(not error and not self._running())
+
+    def set_running(self, running: bool, text: str = "") -> None:
+        """Switch between choosing and running."""
+        for widget in (self.type_combo, self.output_edit, self.start_button, self.close_button):
+            widget.setEnabled(not running)
+        self.cancel_button.setEnabled(running)
+        self.progress.setVisible(running or self.progress.value() > 0)
+        self.status_label.setText(text)
+        if running:
+            self.result_label.clear()
+            self.load_button.hide()
+
+    def set_progress(self, fraction: float | None, text: str) -> None:
+        """Progress: a fraction in [0, 1], or None while the length is unknown."""
+        self.progress.show()
+        if fraction is None:
+            self.progress.setRange(0, 0)
+        else:
+            self.progress.setRange(0, 1000)
+            self.progress.setValue(int(fraction * 1000))
+        self.status_label.setText(text)
+
+    def set_result(self, text: str, path: str = "", ok: bool = True) -> None:
+        """The outcome; with a path, offer to load the new model."""
+        self.set_running(False)
+        self.progress.setRange(0, 1000)
+        self.result_label.setText(text)
+        self.result_label.setStyleSheet("" if ok else "color: #b00020;")
+        self._result_path = path
+        self.load_button.setVisible(bool(path))
+
+    # -- internals --------------------------------------------------------------------------
+
+    def _running(self) -> bool:
+        return self.cancel_button.isEnabled()
+
+    def _type_changed(self) -> None:
+        name = self.target()
+        help_text = target_summary(name)
+        if name in IMATRIX_HINT_TYPES and not self.imatrix_edit.text().strip():
+            help_text += " Choose one under Advanced options."
+        self.type_help.setText(help_text)
+        self.set_output_path(_with_target(self.output_path(), name))
+        self._changed()
+
+    def _changed(self) -> None:
+        self.prediction_label.setText("Predicting size…")
+        self.start_button.setEnabled(False)
+        self._debounce.start()
+
+    def _browse_output(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Save quantized model as", str(self.output_path()), "GGUF models (*.gguf)"
+        )
+        if path:
+            self.output_edit.setText(path)
+
+    def _browse_imatrix(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self,
+            "Importance matrix",
+            str(self.source.parent),
+            "Importance matrices (*.gguf *.dat *.imatrix);;All files (*)",
+        )
+        if path:
+            self.imatrix_edit.setText(path)
+            self._type_changed()
+
+    def closeEvent(self, event) -> None:  # noqa: ANN001, N802 - Qt API
+        if self._running():
+            self.cancelRequested.emit()
+        super().closeEvent(event)
+
+
+def _with_target(path: Path, target: str) -> Path:
+    """``path`` with its type suffix replaced by ``target`` (model-Q8_0 -> model-Q4_K_M)."""
+    from quantdesk.engine.quantize import default_output
+
+    return default_output(path, target)
