@@ -70,6 +70,7 @@ def run_child(
     timeout_s: float | None = None,
     tail_lines: int = 40,
     python: str | None = None,
+    cwd: str | os.PathLike[str] | None = None,
 ) -> ChildOutcome:
     """Run ``python -m module *args``; call ``on_event`` for each event (on this thread).
 
@@ -86,6 +87,7 @@ def run_child(
         errors="replace",
         env=env,
         bufsize=1,
+        cwd=cwd,
     )
     tail: deque[str] = deque(maxlen=tail_lines)
     lines: deque[str] = deque()

@@ -10,7 +10,6 @@ child process into ``<output>.part``; cancel kills it and removes the part.
 
 from __future__ import annotations
 
-import functools
 import os
 import subprocess
 import sys
@@ -35,8 +34,12 @@ def converter_python() -> str:
     return os.environ.get("QUANTDESK_CONVERT_PYTHON") or sys.executable
 
 
-@functools.lru_cache(maxsize=4)
+_WORKING: set[str] = set()  # interpreters that passed the probe (failures are asked again)
+
+
 def _probe(python: str) -> str:
+    if python in _WORKING:
+        return ""
     try:
         proc = subprocess.run(
             [python, "-c", f"import {CONVERTER_MODULE}, torch, transformers"],
@@ -49,6 +52,7 @@ def _probe(python: str) -> str:
     if proc.returncode != 0:
         last = (proc.stderr.strip().splitlines() or ["unknown error"])[-1]
         return f"{last}"
+    _WORKING.add(python)
     return ""
 
 
@@ -92,7 +96,8 @@ def convert_hf_folder(
     args = [str(src), "--outfile", str(part), "--outtype", outtype]
     try:
         outcome = run_child(
-            CONVERTER_MODULE, args, lambda _e: None, cancel=cancel, python=converter_python()
+            CONVERTER_MODULE, args, lambda _e: None, cancel=cancel, python=converter_python(),
+            cwd=out.parent,  # not the app's folder: nothing there may shadow its modules
         )
         if outcome.cancelled:
             raise QuantizeCancelled("Conversion cancelled; no file was written.")

@@ -131,3 +131,11 @@ FAMILY_NOTES = {
     "ordinary models turn to nonsense.",
 }
 """One line per quant family, shown under the chosen type."""
+
+
+REFERENCE_PPL_INCREASE = {
+    "Q4_0": 0.4685, "Q4_1": 0.4511, "Q5_0": 0.1316, "Q5_1": 0.1062, "Q2_K": 3.5199,
+    "Q2_K_S": 3.1836, "Q3_K_S": 1.6321, "Q3_K_M": 0.6569, "Q3_K_L": 0.5562, "Q4_K_S": 0.2689,
+    "Q4_K_M": 0.1754, "Q5_K_S": 0.1049, "Q5_K_M": 0.0569, "Q6_K": 0.0217, "Q8_0": 0.0026,
+}  # fmt: skip
+"""Perplexity increase over F16 that llama.cpp's llama-quantize lists for Llama-3-8B."""

@@ -13,7 +13,7 @@ from typing import Any
 
 from quantdesk.engine.errors import QuantizeError
 from quantdesk.engine.ggml_types import GGML_TYPES, LLAMA_FILE_TYPES
-from quantdesk.engine.quant_docs import FAMILY_NOTES, quant_info
+from quantdesk.engine.quant_docs import FAMILY_NOTES, REFERENCE_PPL_INCREASE, quant_info
 
 # name -> llama_ftype, in llama-quantize's order (its aliases Q3_K/Q4_K/Q5_K and COPY left out)
 _TARGET_ORDER = (
@@ -67,6 +67,11 @@ def target_summary(name: str) -> str:
     """A few sentences on a target type: bits per weight, what it is for, its family."""
     info = quant_info(name)
     text = f"{info.bits_per_weight:g} bits/weight. {info.summary}" if info else ""
+    if name in REFERENCE_PPL_INCREASE:
+        text += (
+            f" Typical loss: perplexity +{REFERENCE_PPL_INCREASE[name]:.4g} on Llama-3-8B "
+            "(llama.cpp's measurement)."
+        )
     if info is not None and info.family in FAMILY_NOTES:
         text += " " + FAMILY_NOTES[info.family]
     if name in IMATRIX_HINT_TYPES:

@@ -47,9 +47,14 @@ def plan_lines(
         result = result_fit(prediction, budget)
         est = result.estimate
         vram = f" + {human_bytes(est.vram)} VRAM" if est.vram else ""
+        verdict = (
+            "does not fit this machine"
+            if result.verdict == "no_fit"
+            else f"fits this machine ({badge_text(result)})"
+        )
         lines.append(
             f"Memory to run it at {est.n_ctx:,} tokens of context: about "
-            f"{human_bytes(est.peak_ram)} RAM{vram} - {badge_text(result)} on this machine"
+            f"{human_bytes(est.peak_ram)} RAM{vram}; {verdict}"
         )
     folder = output.parent if output.parent.is_dir() else Path.cwd()
     free = shutil.disk_usage(folder).free

@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
     QFormLayout,
     QHBoxLayout,
     QLabel,
+    QLayout,
     QLineEdit,
     QProgressBar,
     QPushButton,
@@ -66,6 +67,8 @@ class QuantizeDialog(QDialog):
         self._debounce = QTimer(self, singleShot=True, interval=250)
         self._debounce.timeout.connect(self.predictRequested)
         layout = QVBoxLayout(self)
+        # grow with wrapped text and results instead of squeezing the labels
+        layout.setSizeConstraint(QLayout.SizeConstraint.SetMinimumSize)
         self.source_label = _wrapping(f"<b>{source.name}</b>")
         self.warning_label = _wrapping()
         self.warning_label.setStyleSheet("color: #a15c00;")
@@ -90,6 +93,7 @@ class QuantizeDialog(QDialog):
         self.output_edit.setAccessibleName("Output file")
         browse = QPushButton("Browse…")
         browse.clicked.connect(self._browse_output)
+        self._inputs: list[QWidget] = [self.type_combo, self.output_edit, browse]
         row = QHBoxLayout()
         row.addWidget(self.output_edit, 1)
         row.addWidget(browse)
@@ -101,6 +105,7 @@ class QuantizeDialog(QDialog):
             "bundled text sample)"
         )
         self.quality_check.setChecked(True)
+        self._inputs.append(self.quality_check)
         layout.addWidget(self.quality_check)
         self.prediction_label = _wrapping("Predicting size…")
         layout.addWidget(self.prediction_label)
@@ -162,6 +167,7 @@ class QuantizeDialog(QDialog):
             self.adjustSize()
 
         toggle.toggled.connect(flip)
+        self._inputs.append(panel)
         outer.addWidget(toggle)
         outer.addWidget(panel)
         return box
@@ -240,7 +246,7 @@ class QuantizeDialog(QDialog):
 
     def set_running(self, running: bool, text: str = "") -> None:
         """Switch between choosing and running."""
-        for widget in (self.type_combo, self.output_edit, self.start_button, self.close_button):
+        for widget in self._inputs + [self.start_button, self.close_button]:
             widget.setEnabled(not running)
         self.cancel_button.setEnabled(running)
         self.progress.setVisible(running or self.progress.value() > 0)
