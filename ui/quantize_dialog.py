@@ -19,7 +19,6 @@ from PySide6.QtWidgets import (
     QFormLayout,
     QHBoxLayout,
     QLabel,
-    QLayout,
     QLineEdit,
     QProgressBar,
     QPushButton,
@@ -68,7 +67,6 @@ class QuantizeDialog(QDialog):
         self._debounce.timeout.connect(self.predictRequested)
         layout = QVBoxLayout(self)
         # grow with wrapped text and results instead of squeezing the labels
-        layout.setSizeConstraint(QLayout.SizeConstraint.SetMinimumSize)
         self.source_label = _wrapping(f"<b>{source.name}</b>")
         self.warning_label = _wrapping()
         self.warning_label.setStyleSheet("color: #a15c00;")
@@ -87,8 +85,11 @@ class QuantizeDialog(QDialog):
                 self.type_combo.insertSeparator(self.type_combo.count())
         self.type_combo.setCurrentIndex(self.type_combo.findData(DEFAULT_TARGET))
         self.type_help = _wrapping()
+        self.type_help.setMinimumHeight(self.type_help.fontMetrics().lineSpacing() * 4)
         form.addRow("Target type:", self.type_combo)
-        form.addRow("", self.type_help)
+        layout.addLayout(form)
+        layout.addWidget(self.type_help)
+        form = QFormLayout()
         self.output_edit = QLineEdit(str(suggested_output))
         self.output_edit.setAccessibleName("Output file")
         browse = QPushButton("Browse…")
@@ -164,7 +165,7 @@ class QuantizeDialog(QDialog):
         def flip(on: bool) -> None:
             panel.setVisible(on)
             toggle.setArrowType(Qt.ArrowType.DownArrow if on else Qt.ArrowType.RightArrow)
-            self.adjustSize()
+            self._refit()
 
         toggle.toggled.connect(flip)
         self._inputs.append(panel)
@@ -234,6 +235,7 @@ class QuantizeDialog(QDialog):
         self.source_label.setText(text)
         self.warning_label.setText(warning)
         self.warning_label.setVisible(bool(warning))
+        self._refit()
 
     def set_output_path(self, path: Path) -> None:
         """Suggest an output path (the user may still change it)."""
@@ -243,6 +245,7 @@ class QuantizeDialog(QDialog):
         """The dry run's figures, or why there are none."""
         self.prediction_label.setText(error or "<br>".join(lines))
         self.start_button.setEnabled(not error and not self._running())
+        self._refit()
 
     def set_running(self, running: bool, text: str = "") -> None:
         """Switch between choosing and running."""
@@ -273,8 +276,14 @@ class QuantizeDialog(QDialog):
         self.result_label.setStyleSheet("" if ok else "color: #b00020;")
         self._result_path = path
         self.load_button.setVisible(bool(path))
+        self._refit()
 
     # -- internals --------------------------------------------------------------------------
+
+    def _refit(self) -> None:
+        """Grow to fit wrapped text once the layout has settled (never shrink below the user)."""
+        QTimer.singleShot(0, lambda: self.resize(self.width(), max(self.height(),
+                          self.layout().heightForWidth(self.width()))))  # fmt: skip
 
     def _running(self) -> bool:
         return self.cancel_button.isEnabled()
