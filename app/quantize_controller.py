@@ -185,10 +185,8 @@ class QuantizeController(QObject):
                 gguf = converted_path(source)
                 if not gguf.exists():
                     convert_hf_folder(source, gguf, cancel=cancel)
-            same = plan is not None and plan.target == options.normalized().target
-            usable = plan if same and not source.is_dir() else None
             result = quantize(
-                gguf, output, options, cancel=cancel, prediction=usable,
+                gguf, output, options, cancel=cancel, prediction=plan,
                 on_progress=lambda p: report((p.fraction, _progress_text(p))),
             )  # fmt: skip
             entry = add_model_file(db, result.output, source="quantized", owned=False)

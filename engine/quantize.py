@@ -11,6 +11,7 @@ reads back. Cancel kills the child and deletes the part; a native crash becomes 
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -76,6 +77,7 @@ class QuantizePrediction:
     tensor_types: dict[str, str]
     requires_imatrix: bool
     header: GGUFHeader = field(repr=False)
+    options: QuantizeOptions | None = None  # normalized; a plan only serves the same options
 
     @property
     def type_mix(self) -> dict[str, int]:
@@ -127,10 +129,17 @@ class QuantizeResult:
 
 
 def inspect_source(source: str | Path) -> SourceInfo:
-    """Read and check the source model's header; QuantizeError explains what is wrong."""
+    """Read and check the source model's header; QuantizeError explains what is wrong.
+
+    The header is parsed once per file version (a 262k-token vocabulary takes a quarter of a
+    second in Python), so predict-then-quantize reads it once.
+    """
     path = Path(source)
     try:
-        header = read_header_from_file(path)
+        stat = path.stat()
+        header = _cached_header(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    except FileNotFoundError:
+        raise QuantizeError(f"'{path}' does not exist.") from None
     except InvalidGGUF as exc:
         raise QuantizeError(f"'{path.name}' cannot be quantized: {exc}") from None
     if int(header.metadata.get("split.count", 1) or 1) > 1:
@@ -146,6 +155,11 @@ def inspect_source(source: str | Path) -> SourceInfo:
     raw_type = header.metadata.get("general.file_type")
     file_type = file_type_name(int(raw_type)) if raw_type is not None else "unknown"
     return SourceInfo(path, header, file_type, types, path.stat().st_size)
+
+
+@functools.lru_cache(maxsize=8)
+def _cached_header(path: str, size: int, mtime_ns: int) -> GGUFHeader:
+    return read_header_from_file(path)
 
 
 def check_options(info: SourceInfo, options: QuantizeOptions) -> QuantizeOptions:
@@ -175,7 +189,7 @@ def predict(source: str | Path, options: QuantizeOptions) -> QuantizePrediction:
     header = predicted_header(info.header, types, opts)
     size = header.data_offset + sum(_padded(t.n_bytes, header.alignment) for t in header.tensors)
     requires = any(e["type"] == "requires_imatrix" for e in events) and opts.imatrix is None
-    return QuantizePrediction(opts.target, size, types, requires, header)
+    return QuantizePrediction(opts.target, size, types, requires, header, opts)
 
 
 def predicted_header(
@@ -282,7 +296,8 @@ def quantize(
         raise QuantizeError("The output file must differ from the source file.")
     if out.exists():
         raise QuantizeError(f"'{out}' already exists; choose another name or remove it first.")
-    plan = prediction or predict(info.path, opts)
+    fits = prediction is not None and prediction.options == opts
+    plan = prediction if fits and prediction is not None else predict(info.path, opts)
     if plan.requires_imatrix:
         raise ImatrixError(imatrix_reason(opts.target))
     _check_disk(out, plan.size_bytes)
@@ -350,12 +365,18 @@ def _check_disk(out: Path, size: int) -> None:
 
 
 def _check_output(part: Path, plan: QuantizePrediction) -> None:
+    """The dry run predicts the file to the byte: a complete file has exactly that size."""
     try:
-        header = read_header_from_file(part)
-    except InvalidGGUF as exc:
-        raise QuantizeError(f"llama.cpp wrote an unreadable file: {exc}") from None
-    if header.file_size is not None and len(header.tensors) != len(plan.header.tensors):
-        raise QuantizeError("llama.cpp wrote a file with a different number of tensors.")
+        size = part.stat().st_size
+        with open(part, "rb") as f:
+            magic = f.read(4)
+    except OSError as exc:
+        raise QuantizeError(f"The quantized file cannot be read: {exc.strerror or exc}") from None
+    if magic != b"GGUF" or size != plan.size_bytes:
+        raise QuantizeError(
+            f"llama.cpp wrote an incomplete or unexpected file ({size:,} bytes, "
+            f"{plan.size_bytes:,} expected); it was deleted."
+        )
 
 
 def _raise_for_outcome(

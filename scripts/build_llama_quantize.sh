@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# Build llama.cpp's reference `llama-quantize` tool and print the path of the binary.
+#
+# The tool is built from the SAME llama.cpp source as the llama-cpp-python in .venv (the
+# vendor/llama.cpp of that version's sdist) and with the SAME CMAKE_ARGS the wheel was built
+# with (scripts/llama_cmake_args.sh, or $CMAKE_ARGS when set, exactly as setup_env.sh does),
+# plus what a standalone tool needs: a Release build with static llama/ggml libraries, so the
+# binary runs from its cache folder. Only the llama-quantize target is built.
+#
+# Result: <cache>/quantdesk-build/llama-quantize-<ver>-<args hash>/llama-quantize, where
+# <cache> is ${XDG_CACHE_HOME:-~/.cache}.
+# Idempotent: when that binary exists the script only prints its path.
+#
+# Environment:
+#   LLAMA_CPP_VERSION      version to build (default: the one installed in .venv)
+#   LLAMA_CPP_SDIST_DIR    an already extracted llama_cpp_python-<ver> sdist (skips the download)
+#   QUANTDESK_WHEEL_CACHE  cache root (default ${XDG_CACHE_HOME:-~/.cache}/quantdesk-build)
+#   BUILD_JOBS             parallel compile jobs (default 2)
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV_PY="$ROOT/.venv/bin/python"
+PYTHON="${PYTHON:-python3}"
+[[ -x "$VENV_PY" ]] && PYTHON="$VENV_PY"
+
+log() { echo "==> $*" >&2; }
+die() { echo "build_llama_quantize: $*" >&2; exit 1; }
+
+if [[ -z "${LLAMA_CPP_VERSION:-}" ]]; then
+    LLAMA_CPP_VERSION="$("$PYTHON" -c \
+        'import importlib.metadata as m; print(m.version("llama_cpp_python"))' 2>/dev/null)" \
+        || die "llama-cpp-python is not installed in $ROOT/.venv (run scripts/setup_env.sh)" \
+               "or set LLAMA_CPP_VERSION"
+fi
+
+# Same computation and override as setup_env.sh, so the hash names the wheel's flags.
+CMAKE_ARGS_COMPUTED="$(bash "$ROOT/scripts/llama_cmake_args.sh")"
+CMAKE_ARGS="${CMAKE_ARGS:-$CMAKE_ARGS_COMPUTED}"
+read -r -a WHEEL_ARGS <<< "$CMAKE_ARGS"
+TOOL_ARGS=(-DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=OFF -DLLAMA_BUILD_COMMON=ON
+           -DLLAMA_BUILD_TOOLS=ON -DLLAMA_BUILD_SERVER=OFF -DLLAMA_CURL=OFF)
+ALL_ARGS=("${WHEEL_ARGS[@]}" "${TOOL_ARGS[@]}")
+
+ARGS_HASH="$(printf '%s' "${ALL_ARGS[*]}" | sha256sum | cut -c1-12)"
+CACHE_ROOT="${QUANTDESK_WHEEL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/quantdesk-build}"
+OUT_DIR="$CACHE_ROOT/llama-quantize-$LLAMA_CPP_VERSION-$ARGS_HASH"
+BIN="$OUT_DIR/llama-quantize"
+
+if [[ -x "$BIN" ]]; then
+    echo "$BIN"
+    exit 0
+fi
+
+# --- source: the llama-cpp-python sdist of exactly this version --------------------------
+sdist_version() { sed -n 's/^__version__ = "\(.*\)"/\1/p' "$1/llama_cpp/__init__.py" 2>/dev/null; }
+
+SRC="${LLAMA_CPP_SDIST_DIR:-$CACHE_ROOT/src/llama_cpp_python-$LLAMA_CPP_VERSION}"
+if [[ ! -f "$SRC/vendor/llama.cpp/CMakeLists.txt" ]]; then
+    [[ -n "${LLAMA_CPP_SDIST_DIR:-}" ]] && die "no vendor/llama.cpp in $LLAMA_CPP_SDIST_DIR"
+    log "Downloading the llama-cpp-python $LLAMA_CPP_VERSION sdist"
+    DL="$(mktemp -d)"
+    trap 'rm -rf "$DL"' EXIT
+    "$PYTHON" -m pip --disable-pip-version-check download --quiet --no-deps \
+        --no-binary :all: -d "$DL" "llama-cpp-python==$LLAMA_CPP_VERSION"
+    mkdir -p "$CACHE_ROOT/src"
+    tar -xzf "$DL"/llama_cpp_python-*.tar.gz -C "$DL"
+    rm -rf "$SRC"
+    mv "$DL/llama_cpp_python-$LLAMA_CPP_VERSION" "$SRC"
+fi
+[[ "$(sdist_version "$SRC")" == "$LLAMA_CPP_VERSION" ]] \
+    || die "$SRC is llama-cpp-python '$(sdist_version "$SRC")', expected $LLAMA_CPP_VERSION"
+
+# --- build --------------------------------------------------------------------------------
+BUILD_DIR="$OUT_DIR.build"
+log "Building llama-quantize from llama-cpp-python $LLAMA_CPP_VERSION's llama.cpp"
+log "CMAKE_ARGS=${ALL_ARGS[*]}"
+start=$SECONDS
+cmake -S "$SRC/vendor/llama.cpp" -B "$BUILD_DIR" "${ALL_ARGS[@]}" >&2
+cmake --build "$BUILD_DIR" --config Release --target llama-quantize -j"${BUILD_JOBS:-2}" >&2
+
+built="$(find "$BUILD_DIR" -type f -name llama-quantize -perm -u+x | head -n1)"
+[[ -n "$built" ]] || die "the build produced no llama-quantize binary"
+rm -rf "$OUT_DIR.tmp"
+mkdir -p "$OUT_DIR.tmp"
+cp "$built" "$OUT_DIR.tmp/llama-quantize"
+printf '%s\n' "${ALL_ARGS[@]}" > "$OUT_DIR.tmp/cmake-args.txt"
+"$OUT_DIR.tmp/llama-quantize" --help >/dev/null 2>&1 || [[ $? -eq 1 ]] \
+    || die "the built llama-quantize does not start"
+rm -rf "$OUT_DIR"
+mv "$OUT_DIR.tmp" "$OUT_DIR"
+rm -rf "$BUILD_DIR"
+log "Built in $((SECONDS - start)) s"
+echo "$BIN"
