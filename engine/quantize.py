@@ -330,7 +330,7 @@ def quantize(
         outcome = run_child(CHILD_MODULE, [json.dumps(job)], on_event, cancel=cancel)
         if outcome.cancelled:
             raise QuantizeCancelled("Quantization cancelled; no file was written.")
-        _raise_for_outcome(outcome, events, info, opts)
+        _raise_for_outcome(outcome, events, info, opts, out)
         _check_output(part, plan)
         os.replace(part, out)
     finally:
@@ -380,7 +380,11 @@ def _check_output(part: Path, plan: QuantizePrediction) -> None:
 
 
 def _raise_for_outcome(
-    outcome: ChildOutcome, events: list[dict[str, Any]], info: SourceInfo, opts: QuantizeOptions
+    outcome: ChildOutcome,
+    events: list[dict[str, Any]],
+    info: SourceInfo,
+    opts: QuantizeOptions,
+    output: Path | None = None,
 ) -> None:
     if outcome.cancelled:
         raise QuantizeCancelled("Quantization cancelled.")
@@ -409,6 +413,14 @@ def _raise_for_outcome(
     if "requantizing from type" in text:
         raise QuantizeError(
             f"'{info.path.name}' holds quantized tensors; allow requantizing to go on.", details
+        )
+    if output is not None and ("iostream" in text or "write" in text.lower()):
+        free = shutil.disk_usage(output.parent).free
+        raise QuantizeError(
+            f"Writing '{output.name}' failed ({free / 2**20:,.0f} MiB free now in "
+            f"'{output.parent}'): most likely the disk filled up. Nothing was kept; free some "
+            "space and try again.",
+            details,
         )
     reason = (errors[-1] if errors else (result or {}).get("message")) or "no reason given"
     raise QuantizeError(f"llama.cpp could not quantize '{info.path.name}': {reason}", details)

@@ -40,6 +40,10 @@ class _LogParser:
         self._level = 2
 
     def feed(self, level: int, text: str) -> None:
+        if level == _LOG_ERROR and self._buffer.strip():
+            # an error cuts into a tensor's half-written line: give the error its own line
+            self._line(self._buffer)
+            self._buffer = ""
         if level != _LOG_CONT:
             self._level = level
         self._buffer += text
