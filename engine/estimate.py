@@ -18,11 +18,23 @@ from typing import Any
 
 from .errors import EstimateError
 from .estimate_format import explain
-from .estimate_graph import GraphConfig, build_graph, graph_bytes, work_buffer_bytes
+from .estimate_graph import (
+    GraphConfig,
+    build_graph,
+    graph_bytes,
+    sched_graph_bytes,
+    work_buffer_bytes,
+)
 from .estimate_hparams import ModelShape, model_shape
 from .estimate_kv import KV_TYPES, ContextSize, context_size, layer_cache_bytes, swa_cells
-from .estimate_overhead import cuda_overhead, host_overhead
-from .estimate_weights import CUDA_ALIGNMENT, PAGE, cpu_features, place_weights
+from .estimate_overhead import CUDA_LOAD_RSS, cuda_overhead, host_overhead
+from .estimate_weights import (
+    CUDA_ALIGNMENT,
+    PAGE,
+    WeightPlacement,
+    cpu_features,
+    place_weights,
+)
 from .ggml_alloc import measure
 from .gguf import GGUFHeader
 from .params import LoadSettings, default_threads
@@ -169,11 +181,15 @@ def estimate(
     params: EstimateParams | None = None,
     *,
     offload: bool | None = None,
+    gpu_backend: bool | None = None,
     process_baseline: int | None = None,
 ) -> MemoryEstimate:
     """Bytes llama.cpp will use on each device for this model (headers of all its shards).
 
     ``offload``: whether llama.cpp can put layers on a GPU; None asks the installed build.
+    ``gpu_backend``: whether the build has a GPU (CUDA) backend with a device, which llama.cpp
+    uses even with ``n_gpu_layers = 0`` (it offloads large batches, see docs/estimator.md);
+    None: True when ``offload`` is, else asks the installed build.
     ``process_baseline``: resident bytes of the process before the model is loaded (None: a
     fresh Python process with llama_cpp imported, see ``estimate_overhead``).
     """
@@ -181,9 +197,16 @@ def estimate(
     shape = model_shape(headers)
     if offload is None:
         offload = _build_offloads()
+    if gpu_backend is None:
+        gpu_backend = offload or _build_offloads()
     ctx = context_size(p.n_ctx, p.n_batch, p.n_ubatch, p.n_seq, shape.n_ctx_train)
     threads = p.n_threads if p.n_threads > 0 else default_threads()
-    wp = place_weights(shape, p.n_gpu_layers, offload=offload, use_mmap=p.use_mmap)
+    # a CUDA build stores CPU weights in its host buffer type, never in CPU_REPACK (with mmap
+    # that becomes the plain mapping): llama_model_loader / make_cpu_buft_list
+    features = cpu_features() - {"REPACK"} if gpu_backend else None
+    wp = place_weights(
+        shape, p.n_gpu_layers, offload=offload, use_mmap=p.use_mmap, features=features
+    )
     kv_type = KV_TYPES[p.kv_type]
     kv = layer_cache_bytes(
         shape, ctx, kv_type, kv_type, flash_attn=p.flash_attn, swa_full=p.swa_full
@@ -193,9 +216,17 @@ def estimate(
     repacked = frozenset(wp.repacked)
     reserved, resident, work, approx = _compute(shape, ctx, p, threads, repacked, 32)
     output = shape.n_vocab * 4 * max(ctx.n_stream, 1)
-    host = host_overhead(headers[0], shape, ctx.n_batch)
+    host = host_overhead(headers[0], shape, ctx.n_batch, cuda=gpu_backend)
     cpu_compute, cpu_resident, gpu_compute = reserved, resident, 0
-    if any_gpu:
+    if gpu_backend:
+        cuda = _cuda_compute(shape, ctx, p, wp, threads)
+        if cuda is not None:
+            gpu_compute, cpu_compute, work = cuda
+            cpu_resident = cpu_compute  # CUDA_Host is pinned: all of it is resident
+        else:  # no graph for this architecture: the rough whole-graph bound on the GPU
+            gpu_compute = _compute(shape, ctx, p, threads, repacked, CUDA_ALIGNMENT)[0]
+        approx = True
+    if any_gpu and not gpu_backend:  # layers offloaded, build unknown: the whole graph
         gpu_compute = _compute(shape, ctx, p, threads, repacked, CUDA_ALIGNMENT)[0]
         if all(wp.layer_on_gpu) and wp.output_on_gpu:  # only inputs and embeddings stay
             n_tok = min(ctx.n_ctx, ctx.n_ubatch)
@@ -207,12 +238,12 @@ def estimate(
         overhead=host.total + work, compute_resident=cpu_resident,
     )  # fmt: skip
     devices = {"CPU": cpu}
-    if any_gpu:
+    if any_gpu or gpu_backend:
         devices["GPU"] = DeviceBytes(
             weights=wp.gpu,
             kv_cache=kv_gpu,
             compute=gpu_compute,
-            overhead=cuda_overhead(),
+            overhead=cuda_overhead(any_gpu),
             compute_resident=gpu_compute,
         )
     baseline = host.process_baseline if process_baseline is None else process_baseline
@@ -220,16 +251,50 @@ def estimate(
     pages = 2 * PAGE * len(headers) if p.use_mmap else 0
     resident = (cpu.weights, cpu.repack, cpu.kv_cache, cpu.output, cpu_resident, cpu.overhead)
     peak = baseline + pages + sum(resident)
+    if gpu_backend and wp.gpu and p.use_mmap:  # the load reads every mapped weight page
+        peak = max(peak, baseline + pages + _mapped_all(shape) + host.vocab + CUDA_LOAD_RSS)
     gpu_layers = sum(wp.layer_on_gpu) + int(wp.output_on_gpu)
     est = MemoryEstimate(
         params=p, arch=shape.arch, n_layer=shape.n_layer, n_ctx=ctx.n_ctx, devices=devices,
         layer_weights=wp.layer_bytes,
         layer_devices=tuple("GPU" if g else "CPU" for g in wp.layer_on_gpu), layer_kv=kv,
         gpu_layers=gpu_layers, peak_ram=peak,
-        vram=devices["GPU"].total if any_gpu else None,
+        vram=devices["GPU"].total if "GPU" in devices else None,
         approximate=approx or bool(shape.notes),
     )  # fmt: skip
     return replace(est, explanation=explain(est, shape, wp, host, work, baseline))
+
+
+def _cuda_compute(
+    shape: ModelShape, ctx: ContextSize, p: EstimateParams, wp: WeightPlacement, threads: int
+) -> tuple[int, int, int] | None:
+    """(CUDA0 compute, CUDA_Host compute, CPU scratch) in a CUDA build; None: no graph."""
+    on, out = wp.layer_on_gpu, wp.output_on_gpu
+
+    def on_gpu(name: str) -> bool:
+        if name.startswith("blk."):
+            return on[int(name.split(".")[1])]
+        if name.startswith("cache_"):
+            return on[int(name.rsplit("_l", 1)[1])] and p.offload_kqv
+        return out and name.startswith("output")
+
+    n_tok, ns = min(ctx.n_ctx, ctx.n_ubatch), ctx.n_stream
+    try:
+        pp = sched_graph_bytes(shape, _graph_config(shape, ctx, p, n_tok, n_tok), on_gpu)
+        tg = sched_graph_bytes(shape, _graph_config(shape, ctx, p, ns, ns), on_gpu)
+        tg_graph = build_graph(shape, _graph_config(shape, ctx, p, ns, ns))
+    except KeyError:
+        return None
+    # the CPU computes single tokens of its own layers; batches go to the GPU
+    cpu_runs = not (all(on) and out)
+    tiled = "AVX2" in cpu_features()
+    work = work_buffer_bytes(tg_graph, threads, frozenset(), tiled) if cpu_runs else 0
+    return max(pp[0], tg[0]), max(pp[1], tg[1]), work
+
+
+def _mapped_all(shape: ModelShape) -> int:
+    """The memory-mapped span of every weight (what loading with offload reads)."""
+    return place_weights(shape, 0, offload=False, use_mmap=True, features=frozenset()).cpu_mapped
 
 
 def _build_offloads() -> bool:

@@ -75,18 +75,24 @@ def fit(
     ram_available: int,
     vram_free: int | None,
     gpu_offload_supported: bool,
+    gpu_backend: bool | None = None,
 ) -> FitResult:
     """Pick the placement for ``params`` (its n_gpu_layers is ignored) and the largest context.
 
-    Tries everything on the GPU, then as many layers as fit, then CPU only.
+    Tries everything on the GPU, then as many layers as fit, then CPU only. ``gpu_backend``:
+    whether the build's GPU backend takes VRAM even with no layer offloaded (a CUDA build with
+    a device); None: when offload is supported and the free VRAM is known.
     """
     shape = model_shape(headers)
     ram, vram = budgets(ram_available, vram_free)
     total_layers = shape.n_layer + 1
+    if gpu_backend is None:
+        gpu_backend = gpu_offload_supported and vram_free is not None
 
     def est(n_gpu: int, n_ctx: int | None = None) -> MemoryEstimate:
         p = params.with_(n_gpu_layers=n_gpu, n_ctx=params.n_ctx if n_ctx is None else n_ctx)
-        return estimate(headers, p, offload=gpu_offload_supported and n_gpu != 0)
+        offload = gpu_offload_supported and n_gpu != 0
+        return estimate(headers, p, offload=offload, gpu_backend=gpu_backend)
 
     verdict, layers, chosen = "no_fit", 0, est(0)
     if gpu_offload_supported and vram is not None and vram > 0:
@@ -97,7 +103,7 @@ def fit(
             k = _largest(1, shape.n_layer, lambda n: est(n).vram <= vram)  # type: ignore[operator]
             if k >= 1 and _fits(est(k), ram, vram):
                 verdict, layers, chosen = "partial", k, est(k)
-    if verdict == "no_fit" and _fits(chosen, ram, None):
+    if verdict == "no_fit" and _fits(chosen, ram, vram):  # a CUDA build uses VRAM at ngl 0
         verdict = "cpu"
     n_gpu = layers if verdict in ("gpu", "partial") else 0
     limit = max(shape.n_ctx_train, CTX_PAD) // CTX_PAD

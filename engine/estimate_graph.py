@@ -11,11 +11,12 @@ the llama graph with their own sizes and are flagged approximate.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from . import ggml_graph as g
 from .estimate_hparams import ModelShape
-from .ggml_alloc import measure
+from .ggml_alloc import _DynAllocator, _GraphAllocator, measure  # noqa: PLC2701 - same allocator
 from .ggml_types import GGML_TYPES
 
 
@@ -310,3 +311,181 @@ def work_buffer_bytes(graph: g.Graph, n_threads: int, repacked: frozenset[str], 
             cur = max(prefill, decode)
         best = max(best, cur)
     return best + CACHE_LINE * n_threads if best else 0
+
+
+# -- CUDA builds: ggml_backend_sched's split of the graph between the GPU and the CPU ---------
+# ggml-backend.cpp (ggml_backend_sched_split_graph, passes 1-5, and the graph copy it hands to
+# ggml-alloc): a CUDA build offloads every weight op of 32+ rows (GGML_OP_OFFLOAD_MIN_BATCH) to
+# the GPU even when its weight stays on the CPU, copying the weight into the GPU's compute buffer
+# (one split per such weight, so the copies take turns), and copies across every other backend
+# change (the CPU KV cache views, the graph inputs); the CPU side lives in a CUDA_Host buffer.
+
+_GPU, _CPU = 0, 1
+_VIEW_OPS = frozenset({"VIEW", "RESHAPE", "PERMUTE", "TRANSPOSE"})
+OFFLOAD_MIN_BATCH = 32
+
+
+def _batch(t: g.Tensor) -> int:
+    """get_op_batch_size() in ggml-cuda.cu."""
+    if t.op == "GET_ROWS":
+        return 0
+    if t.op == "MUL_MAT":
+        return t.ne[1]
+    if t.op == "ROPE":
+        return t.ne[2]
+    return t.ne[1] * t.ne[2] * t.ne[3]
+
+
+def _split(
+    graph: g.Graph, home: dict[int, int], is_weight: set[int]
+) -> tuple[list[tuple[list[g.Tensor], list[g.Tensor]]], dict[int, int]]:
+    """Passes 1-5 and the graph copy: (input dependencies and copies, nodes) per split, and
+    each tensor's backend. ``home``: backend of each external tensor (weights, KV cache)."""
+    be: dict[int, int] = {}
+
+    def from_cur(t: g.Tensor) -> int | None:
+        if t.external:
+            return home.get(id(t), _CPU)
+        if t.view_src is not None and t.view_src.external:
+            return home.get(id(t.view_src), _CPU)
+        if t.flags & g.INPUT:
+            return _CPU
+        if t.op not in ("ROPE", "FLASH_ATTN_EXT"):
+            for s in t.src:
+                if s is not None and id(s) in is_weight:
+                    if home[id(s)] == _CPU and _batch(t) >= OFFLOAD_MIN_BATCH:
+                        return _GPU  # "1.off"
+                    return home[id(s)]
+        return None
+
+    for t in graph.leafs + graph.nodes:
+        b = from_cur(t)
+        if b is not None:
+            be[id(t)] = b
+    ops = [t for t in graph.nodes if t.op not in _VIEW_OPS]
+    for order, gpu_only in ((ops, True), (ops[::-1], True), (ops, False), (ops[::-1], False)):
+        cur = None
+        for t in order:
+            if id(t) in be:
+                cur = None if gpu_only and be[id(t)] == _CPU else be[id(t)]
+            elif cur is not None:
+                be[id(t)] = cur
+    for t in graph.nodes:  # pass 4
+        if id(t) not in be:
+            be[id(t)] = be.get(id(t.view_src), _GPU) if t.view_src is not None else _GPU
+        for s in t.src:
+            if s is not None and id(s) not in be:
+                be[id(s)] = be.get(id(s.view_src), be[id(t)]) if s.view_src else be[id(t)]
+    splits: list[tuple[list[g.Tensor], list[g.Tensor]]] = []
+    copies: dict[tuple[int, int], g.Tensor] = {}
+    cur_b = next((be[id(t)] for t in ops), _CPU)
+    inputs: list[g.Tensor] = []
+    nodes: list[g.Tensor] = []
+    for t in graph.nodes:
+        if t.op not in _VIEW_OPS:
+            b = be[id(t)]
+            weight_copy = any(
+                s is not None and id(s) in is_weight and be[id(s)] != cur_b for s in t.src
+            )
+            if b != cur_b or (inputs and weight_copy):
+                splits.append((inputs, nodes))
+                inputs, nodes, cur_b = [], [], b
+            srcs = list(t.src)
+            for j, s in enumerate(srcs):
+                if s is None or be[id(s)] == cur_b:
+                    continue
+                key = (id(s), cur_b)
+                if key not in copies:
+                    copies[key] = g.Tensor(f"{s.name}#{cur_b}", "NONE", s.type, s.ne, s.nb)
+                    be[id(copies[key])] = cur_b
+                    inputs.append(s)
+                srcs[j] = copies[key]
+            t.src = tuple(srcs)
+        nodes.append(t)
+    splits.append((inputs, nodes))
+    graph_copy: list[tuple[list[g.Tensor], list[g.Tensor]]] = []
+    for split_inputs, split_nodes in splits:
+        b = be[id(split_nodes[0])] if split_nodes else _CPU
+        deps = []
+        for s in split_inputs:
+            dep = g.Tensor(f"{s.name} (dep)", "NONE", s.type, s.ne, s.nb, (s,))
+            dep.view_src = s.view_src or s
+            be[id(dep)] = be[id(s)]
+            deps += [dep, copies[(id(s), b)]]
+        graph_copy.append((deps, split_nodes))
+    return graph_copy, be
+
+
+class _SchedAllocator(_GraphAllocator):
+    """ggml_gallocr with one buffer per backend (CUDA0: 128-byte alignment, CUDA_Host: 32)."""
+
+    def __init__(self, be: dict[int, int], gpu_alignment: int, host_alignment: int) -> None:
+        super().__init__(host_alignment)
+        self.be = be
+        self.allocs = {_GPU: _DynAllocator(gpu_alignment), _CPU: self.alloc}
+        self.home: dict[int, int] = {}
+
+    def place(self, node: g.Tensor, buffer: int) -> None:
+        if not self.is_allocated(node) and node.view_src is None:
+            self.home[id(node)] = buffer
+        self.alloc = self.allocs[self.home.get(id(node), buffer)]
+        self.allocate_node(node)
+
+    def free_node(self, node: g.Tensor) -> None:
+        self.alloc = self.allocs[self.home.get(id(node), _CPU)]
+        super().free_node(node)
+
+    def run_split(self, leafs: list[g.Tensor], nodes: list[g.Tensor]) -> tuple[int, int]:
+        for leaf in leafs:
+            self.place(leaf, self.be.get(id(leaf), _CPU))
+        for node in nodes:
+            if node.view_src is not None and node.op != "NONE":
+                self.get(node.view_src).n_views += 1
+            for src in node.src:
+                if src is not None:
+                    self.get(src).n_children += 1
+        for node in nodes:
+            buffer = self.be[id(node)]
+            for parent in node.src:
+                if parent is not None:
+                    self.place(parent, buffer)
+            self.place(node, buffer)
+            for parent in node.src:
+                if parent is None:
+                    continue
+                p_hn = self.get(parent)
+                p_hn.n_children -= 1
+                if p_hn.n_children == 0 and p_hn.n_views == 0:
+                    if parent.view_src is not None:
+                        vs_hn = self.get(parent.view_src)
+                        vs_hn.n_views -= 1
+                        if vs_hn.n_views == 0 and vs_hn.n_children == 0 and vs_hn.allocated:
+                            self.free_node(parent.view_src)
+                    elif p_hn.allocated:
+                        self.free_node(parent)
+        return self.allocs[_GPU].max_size, self.allocs[_CPU].max_size
+
+
+def sched_graph_bytes(
+    shape: ModelShape,
+    cfg: GraphConfig,
+    on_gpu: Callable[[str], bool],
+    gpu_alignment: int = 128,
+) -> tuple[int, int]:
+    """(CUDA0, CUDA_Host) compute buffer bytes of one graph in a CUDA build.
+
+    ``on_gpu(name)`` tells where a weight or KV cache tensor (``cache_k_l3``...) lives.
+    """
+    builder = _Builder(shape, cfg)
+    graph = builder.build()
+    head = graph.nodes[-1]  # result_output: a tied head is a separate copy where output lives
+    if head.src[0] is not None and head.src[0].name == "token_embd.weight" and on_gpu("output"):
+        t = head.src[0]
+        head.src = (g.weight("output.weight", t.type, t.ne), *head.src[1:])
+    externals = [t for t in graph.leafs if t.external]
+    home = {id(t): _GPU if on_gpu(t.name) else _CPU for t in externals}
+    weights = {id(t) for t in externals if not t.name.startswith("cache_")}
+    copy, be = _split(graph, home, weights)
+    leafs = [t for t in graph.leafs if not t.external]
+    nodes = [t for deps, split_nodes in copy for t in deps + split_nodes]
+    return _SchedAllocator(be, gpu_alignment, 32).run_split(leafs, nodes)

@@ -24,7 +24,15 @@ BINDINGS_FIXED = 3 * MIB  # llama-cpp-python's Llama object, chat formatter, num
 BINDINGS_PER_BATCH_TOKEN = 4096  # llama_batch seq_id arrays: one touched page per token
 BINDINGS_PER_VOCAB_TOKEN = 16  # candidate ids (np.arange) + the sampler's candidate vector
 PROCESS_BASELINE = 40 * MIB  # python + numpy + llama_cpp imported, nothing loaded
-CUDA_CONTEXT = 384 * MIB  # CUDA runtime + cuBLAS handles; NOT measured here (no GPU)
+# CUDA builds. Measured once (docs/gpu_check.md): NVIDIA H200, driver 580.159.04, CUDA 13.0,
+# the llama.cpp of llama-cpp-python 0.3.36 built for sm_90, 2026-11-29, a 1.1e9-parameter F16
+# llama. Other GPUs, drivers, CUDA versions and builds differ; each figure is the highest seen.
+CUDA_CONTEXT = 532 * MIB  # VRAM outside any buffer after the load (528.3-531.5 measured)
+CUDA_FIRST_BATCH = 122 * MIB  # + cuBLAS / ggml pool on the first 512-token batch (120-122)
+CUDA_FIRST_TOKEN = 62 * MIB  # + the first single-token step when layers are on the GPU (62)
+CUDA_HOST_RSS = 328 * MIB  # RAM of the CUDA runtime after the first token (300-328 unexplained)
+CUDA_LOAD_RSS = 111 * MIB  # RAM beyond baseline + mapped file at the load peak (110.6-110.8)
+PROCESS_BASELINE_CUDA = 223 * MIB  # python + numpy + a CUDA llama_cpp imported (222.3-222.4)
 
 
 def _heap_chunk(n: int) -> int:
@@ -65,19 +73,24 @@ def vocab_bytes(header: GGUFHeader) -> int:
     return total
 
 
-def host_overhead(header: GGUFHeader, shape: ModelShape, n_batch: int) -> HostOverhead:
-    """The host-side costs of one loaded model with one context."""
+def host_overhead(
+    header: GGUFHeader, shape: ModelShape, n_batch: int, *, cuda: bool = False
+) -> HostOverhead:
+    """The host-side costs of one loaded model with one context (``cuda``: a CUDA build)."""
     return HostOverhead(
         vocab=vocab_bytes(header),
         sampling=shape.n_vocab * 4,  # llama_context's token id table for backend samplers
         bindings=BINDINGS_FIXED
         + BINDINGS_PER_BATCH_TOKEN * n_batch
         + BINDINGS_PER_VOCAB_TOKEN * shape.n_vocab,
-        runtime=RUNTIME_BYTES,
-        process_baseline=PROCESS_BASELINE,
+        runtime=RUNTIME_BYTES + (CUDA_HOST_RSS if cuda else 0),
+        process_baseline=PROCESS_BASELINE_CUDA if cuda else PROCESS_BASELINE,
     )
 
 
-def cuda_overhead() -> int:
-    """VRAM the CUDA backend takes before any buffer (context, cuBLAS workspace)."""
-    return CUDA_CONTEXT
+def cuda_overhead(layers_on_gpu: bool = True) -> int:
+    """Peak VRAM the CUDA backend takes besides its buffers (context, kernels, cuBLAS, pool).
+
+    With no layer on the GPU, single tokens run on the CPU and the first-token growth is absent.
+    """
+    return CUDA_CONTEXT + CUDA_FIRST_BATCH + (CUDA_FIRST_TOKEN if layers_on_gpu else 0)
