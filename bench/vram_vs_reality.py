@@ -86,59 +86,10 @@ print(json.dumps({"stages": stages, "seconds": seconds,
 
 def make_model(path: Path, seed: int = 0, **shape: int) -> Path:
     """Write a random-weight llama GGUF (F16 matrices, F32 norms) of ``SHAPE`` (or ``shape``)."""
-    import gguf
-    import numpy as np
-
     sys.path.insert(0, str(ROOT))
-    from tests.tiny_models import _build_vocab  # the tiny tokenizer, widened with fillers
+    from tests.tiny_models import write_llama_gguf
 
-    s = {**SHAPE, **shape}
-    tokens, types, merges, special = _build_vocab(1000, ())
-    fillers = [f"x{i:05d}" for i in range(s["n_vocab"] - len(tokens))]
-    tokens, types = tokens + fillers, types + [1] * len(fillers)
-    head = s["n_embd"] // s["n_head"]
-    w = gguf.GGUFWriter(str(path), "llama")
-    w.add_name("quantdesk-vram-check")
-    w.add_file_type(1)  # mostly F16
-    w.add_vocab_size(s["n_vocab"])
-    w.add_context_length(s["n_ctx_train"])
-    w.add_embedding_length(s["n_embd"])
-    w.add_block_count(s["n_layer"])
-    w.add_feed_forward_length(s["n_ff"])
-    w.add_head_count(s["n_head"])
-    w.add_head_count_kv(s["n_head_kv"])
-    w.add_rope_dimension_count(head)
-    w.add_rope_freq_base(500000.0)
-    w.add_layer_norm_rms_eps(1e-5)
-    w.add_tokenizer_model("gpt2")
-    w.add_tokenizer_pre("default")
-    w.add_token_list(tokens)
-    w.add_token_types(types)
-    w.add_token_merges(merges)
-    w.add_bos_token_id(special["<s>"])
-    w.add_eos_token_id(special["</s>"])
-    rng = np.random.default_rng(seed)
-
-    def mat(rows: int, cols: int) -> np.ndarray:
-        return (rng.standard_normal((rows, cols), dtype=np.float32) * 0.02).astype(np.float16)
-
-    e, kv, ff = s["n_embd"], s["n_head_kv"] * head, s["n_ff"]
-    w.add_tensor("token_embd.weight", mat(s["n_vocab"], e))
-    for i in range(s["n_layer"]):
-        p = f"blk.{i}."
-        w.add_tensor(p + "attn_norm.weight", np.ones(e, dtype=np.float32))
-        for name, rows, cols in (("attn_q", e, e), ("attn_k", kv, e), ("attn_v", kv, e),
-                                 ("attn_output", e, e), ("ffn_gate", ff, e), ("ffn_up", ff, e),
-                                 ("ffn_down", e, ff)):  # fmt: skip
-            w.add_tensor(p + name + ".weight", mat(rows, cols))
-        w.add_tensor(p + "ffn_norm.weight", np.ones(e, dtype=np.float32))
-    w.add_tensor("output_norm.weight", np.ones(e, dtype=np.float32))
-    w.add_tensor("output.weight", mat(s["n_vocab"], e))
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_tensors_to_file()
-    w.close()
-    return path
+    return write_llama_gguf(path, {**SHAPE, **shape}, seed=seed)
 
 
 def run_case(model: Path, ngl: int, n_ctx: int, timeout: float) -> tuple[dict, str]:

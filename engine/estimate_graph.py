@@ -435,34 +435,14 @@ class _SchedAllocator(_GraphAllocator):
         self.alloc = self.allocs[self.home.get(id(node), _CPU)]
         super().free_node(node)
 
+    def leaf_buffer(self, leaf: g.Tensor) -> int:
+        return self.be.get(id(leaf), _CPU)
+
+    def node_buffer(self, node: g.Tensor) -> int:
+        return self.be[id(node)]
+
     def run_split(self, leafs: list[g.Tensor], nodes: list[g.Tensor]) -> tuple[int, int]:
-        for leaf in leafs:
-            self.place(leaf, self.be.get(id(leaf), _CPU))
-        for node in nodes:
-            if node.view_src is not None and node.op != "NONE":
-                self.get(node.view_src).n_views += 1
-            for src in node.src:
-                if src is not None:
-                    self.get(src).n_children += 1
-        for node in nodes:
-            buffer = self.be[id(node)]
-            for parent in node.src:
-                if parent is not None:
-                    self.place(parent, buffer)
-            self.place(node, buffer)
-            for parent in node.src:
-                if parent is None:
-                    continue
-                p_hn = self.get(parent)
-                p_hn.n_children -= 1
-                if p_hn.n_children == 0 and p_hn.n_views == 0:
-                    if parent.view_src is not None:
-                        vs_hn = self.get(parent.view_src)
-                        vs_hn.n_views -= 1
-                        if vs_hn.n_views == 0 and vs_hn.n_children == 0 and vs_hn.allocated:
-                            self.free_node(parent.view_src)
-                    elif p_hn.allocated:
-                        self.free_node(parent)
+        self.run_nodes(leafs, nodes)
         return self.allocs[_GPU].max_size, self.allocs[_CPU].max_size
 
 

@@ -139,20 +139,34 @@ class _GraphAllocator:
         self.alloc.free(hn.offset, node.nbytes)
         hn.allocated = False
 
-    def run(self, graph: Graph) -> int:
-        for leaf in graph.leafs:
-            self.allocate_node(leaf)
-        for node in graph.nodes:
+    def place(self, t: Tensor, buffer: int) -> None:
+        """Allocate ``t`` in ``buffer`` (one buffer here; the scheduler's allocator has more)."""
+        self.allocate_node(t)
+
+    def leaf_buffer(self, leaf: Tensor) -> int:
+        """The buffer a graph input goes to."""
+        return 0
+
+    def node_buffer(self, node: Tensor) -> int:
+        """The buffer the backend running ``node`` allocates from."""
+        return 0
+
+    def run_nodes(self, leafs: list[Tensor], nodes: list[Tensor]) -> None:
+        """ggml_gallocr_alloc_graph_impl: place every tensor, free parents after last use."""
+        for leaf in leafs:
+            self.place(leaf, self.leaf_buffer(leaf))
+        for node in nodes:
             if node.view_src is not None and node.op != "NONE":
                 self.get(node.view_src).n_views += 1
             for src in node.src:
                 if src is not None:
                     self.get(src).n_children += 1
-        for node in graph.nodes:
+        for node in nodes:
+            buffer = self.node_buffer(node)
             for parent in node.src:
                 if parent is not None:
-                    self.allocate_node(parent)
-            self.allocate_node(node)
+                    self.place(parent, buffer)
+            self.place(node, buffer)
             for parent in node.src:
                 if parent is None:
                     continue
@@ -167,6 +181,9 @@ class _GraphAllocator:
                             self.free_node(vs)
                     elif p_hn.allocated:
                         self.free_node(parent)
+
+    def run(self, graph: Graph) -> int:
+        self.run_nodes(list(graph.leafs), list(graph.nodes))
         return self.alloc.max_size
 
 

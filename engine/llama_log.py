@@ -11,6 +11,9 @@ import ctypes
 import logging
 import threading
 from collections import deque
+from typing import Any
+
+from quantdesk.engine.errors import ModelLoadError
 
 log = logging.getLogger("quantdesk.llama_cpp")
 
@@ -30,6 +33,19 @@ def recent_errors(clear: bool = True) -> list[str]:
     if clear:
         _errors.clear()
     return lines
+
+
+def import_llama_cpp(purpose: str) -> Any:
+    """``import llama_cpp``, or a ModelLoadError saying ``purpose`` cannot happen without it."""
+    try:
+        import llama_cpp
+    except ImportError as exc:  # pragma: no cover - depends on the installation
+        raise ModelLoadError(
+            f"llama-cpp-python is not installed, so {purpose}. "
+            "Run the setup command from the README again.",
+            details=str(exc),
+        ) from exc
+    return llama_cpp
 
 
 def route_llama_logs() -> None:

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from quantdesk.engine.errors import ModelLoadError, QuantDeskError
-from quantdesk.engine.llama_log import recent_errors, route_llama_logs
+from quantdesk.engine.llama_log import import_llama_cpp, recent_errors, route_llama_logs
 
 SAMPLE_FILE_NAME = "quality_sample.txt"
 _ROW_BLOCK = 8  # scored positions converted to float64 at once (16 MiB each for a 262k vocab)
@@ -214,14 +214,7 @@ def _log_softmax(logits: np.ndarray) -> np.ndarray:
 @contextmanager
 def _loaded(path: Path, n_ctx: int, threads: int) -> Iterator[object]:
     """A llama_cpp.Llama for ``path`` (CPU), closed on exit."""
-    try:
-        import llama_cpp
-    except ImportError as exc:  # pragma: no cover - depends on the installation
-        raise ModelLoadError(
-            "llama-cpp-python is not installed, so models cannot be compared. "
-            "Run the setup command from the README again.",
-            details=str(exc),
-        ) from exc
+    llama_cpp = import_llama_cpp("models cannot be compared")
     if not path.is_file():
         raise ModelLoadError(f"The model file '{path}' does not exist.")
     route_llama_logs()

@@ -26,7 +26,7 @@ from quantdesk.engine.events import (
     TokenText,
 )
 from quantdesk.engine.gguf import read_header_from_file
-from quantdesk.engine.llama_log import recent_errors, route_llama_logs
+from quantdesk.engine.llama_log import import_llama_cpp, recent_errors, route_llama_logs
 from quantdesk.engine.model_info import ModelReport, summarize
 from quantdesk.engine.params import LoadSettings, SamplingSettings
 from quantdesk.engine.prompting import PromptPlan, drop_oldest_turn, plan_prompt
@@ -59,14 +59,7 @@ class InferenceSession:
         """
         path = Path(path)
         report = summarize(read_header_from_file(path), path=path)
-        try:
-            import llama_cpp
-        except ImportError as exc:  # pragma: no cover - depends on the installation
-            raise ModelLoadError(
-                "llama-cpp-python is not installed, so models cannot be loaded. "
-                "Run the setup command from the README again.",
-                details=str(exc),
-            ) from exc
+        llama_cpp = import_llama_cpp("models cannot be loaded")
         if not verbose:
             route_llama_logs()
         n_ctx = settings.n_ctx

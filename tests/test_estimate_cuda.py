@@ -10,14 +10,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import gguf
-import numpy as np
 import pytest
 
 from quantdesk.engine.estimate import EstimateParams, estimate
 from quantdesk.engine.estimate_fit import fit
 from quantdesk.engine.gguf import GGUFHeader, read_header_from_file
-from tests.tiny_models import _build_vocab
+from tests.tiny_models import write_llama_gguf
 
 MIB = 1 << 20
 GIB = 1 << 30
@@ -38,57 +36,7 @@ TOLERANCE = 0.02  # totals: never below the measurement, at most 2 % above it
 
 def _write_header(path: Path) -> Path:
     """The measured model's GGUF header, tensor data left as a hole (the estimator reads none)."""
-    s = SHAPE
-    tokens, types, merges, special = _build_vocab(1000, ())
-    fillers = [f"x{i:05d}" for i in range(s["n_vocab"] - len(tokens))]
-    tokens, types = tokens + fillers, types + [1] * len(fillers)
-    head = s["n_embd"] // s["n_head"]
-    w = gguf.GGUFWriter(str(path), "llama")
-    w.add_file_type(1)
-    w.add_vocab_size(s["n_vocab"])
-    w.add_context_length(s["n_ctx_train"])
-    w.add_embedding_length(s["n_embd"])
-    w.add_block_count(s["n_layer"])
-    w.add_feed_forward_length(s["n_ff"])
-    w.add_head_count(s["n_head"])
-    w.add_head_count_kv(s["n_head_kv"])
-    w.add_rope_dimension_count(head)
-    w.add_rope_freq_base(500000.0)
-    w.add_layer_norm_rms_eps(1e-5)
-    w.add_tokenizer_model("gpt2")
-    w.add_tokenizer_pre("default")
-    w.add_token_list(tokens)
-    w.add_token_types(types)
-    w.add_token_merges(merges)
-    w.add_bos_token_id(special["<s>"])
-    w.add_eos_token_id(special["</s>"])
-    total = 0
-
-    def info(name: str, shape: tuple[int, ...], dtype: type) -> None:
-        nonlocal total
-        n = int(np.prod(shape)) * np.dtype(dtype).itemsize
-        total += n
-        w.add_tensor_info(name, shape, np.dtype(dtype), n)
-
-    e, kv, ff = s["n_embd"], s["n_head_kv"] * head, s["n_ff"]
-    info("token_embd.weight", (s["n_vocab"], e), np.float16)
-    for i in range(s["n_layer"]):
-        p = f"blk.{i}."
-        info(p + "attn_norm.weight", (e,), np.float32)
-        for name, rows, cols in (("attn_q", e, e), ("attn_k", kv, e), ("attn_v", kv, e),
-                                 ("attn_output", e, e), ("ffn_gate", ff, e), ("ffn_up", ff, e),
-                                 ("ffn_down", e, ff)):  # fmt: skip
-            info(p + name + ".weight", (rows, cols), np.float16)
-        info(p + "ffn_norm.weight", (e,), np.float32)
-    info("output_norm.weight", (e,), np.float32)
-    info("output.weight", (s["n_vocab"], e), np.float16)
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_ti_data_to_file()
-    w.close()
-    with path.open("r+b") as f:
-        f.truncate(path.stat().st_size + total + 64 * 33 + (1 << 20))  # sparse, alignment slack
-    return path
+    return write_llama_gguf(path, SHAPE, header_only=True)
 
 
 @pytest.fixture(scope="module")

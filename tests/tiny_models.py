@@ -523,3 +523,78 @@ def write_model_with_runaway_utf8(path: Path, **kwargs) -> Path:
     kwargs.setdefault("printable_output", False)
     plan = _default_plan(**kwargs, forced_token=_bytes_to_unicode()[RUNAWAY_BYTE])
     return _write(path, plan, kwargs.get("quant", "F32"))
+
+
+def write_llama_gguf(
+    path: Path, shape: dict[str, int], *, seed: int = 0, header_only: bool = False
+) -> Path:
+    """A llama-architecture GGUF of any ``shape`` (F16 matrices, F32 norms, random weights).
+
+    ``shape`` keys: n_vocab, n_embd, n_layer, n_head, n_head_kv, n_ff, n_ctx_train. The
+    tokenizer is the tiny one of :func:`write_tiny_model`, widened with filler tokens.
+    ``header_only``: the tensor data is left as a sparse hole (for the estimator, which reads
+    headers only; llama.cpp cannot run such a file).
+    """
+    import gguf
+
+    s = shape
+    tokens, types, merges, special = _build_vocab(1000, ())
+    fillers = [f"x{i:05d}" for i in range(s["n_vocab"] - len(tokens))]
+    tokens, types = tokens + fillers, types + [1] * len(fillers)
+    head = s["n_embd"] // s["n_head"]
+    w = gguf.GGUFWriter(str(path), "llama")
+    w.add_file_type(1)  # mostly F16
+    w.add_vocab_size(s["n_vocab"])
+    w.add_context_length(s["n_ctx_train"])
+    w.add_embedding_length(s["n_embd"])
+    w.add_block_count(s["n_layer"])
+    w.add_feed_forward_length(s["n_ff"])
+    w.add_head_count(s["n_head"])
+    w.add_head_count_kv(s["n_head_kv"])
+    w.add_rope_dimension_count(head)
+    w.add_rope_freq_base(500000.0)
+    w.add_layer_norm_rms_eps(1e-5)
+    w.add_tokenizer_model("gpt2")
+    w.add_tokenizer_pre("default")
+    w.add_token_list(tokens)
+    w.add_token_types(types)
+    w.add_token_merges(merges)
+    w.add_bos_token_id(special["<s>"])
+    w.add_eos_token_id(special["</s>"])
+    rng = np.random.default_rng(seed)
+    total = 0
+
+    def add(name: str, dims: tuple[int, ...], dtype: type) -> None:
+        nonlocal total
+        if header_only:
+            n = int(np.prod(dims)) * np.dtype(dtype).itemsize
+            total += n
+            w.add_tensor_info(name, dims, np.dtype(dtype), n)
+        elif dtype is np.float32:
+            w.add_tensor(name, np.ones(dims, dtype=np.float32))
+        else:
+            w.add_tensor(name, (rng.standard_normal(dims, dtype=np.float32) * 0.02).astype(dtype))
+
+    e, kv, ff = s["n_embd"], s["n_head_kv"] * head, s["n_ff"]
+    add("token_embd.weight", (s["n_vocab"], e), np.float16)
+    for i in range(s["n_layer"]):
+        p = f"blk.{i}."
+        add(p + "attn_norm.weight", (e,), np.float32)
+        for name, rows, cols in (("attn_q", e, e), ("attn_k", kv, e), ("attn_v", kv, e),
+                                 ("attn_output", e, e), ("ffn_gate", ff, e), ("ffn_up", ff, e),
+                                 ("ffn_down", e, ff)):  # fmt: skip
+            add(p + name + ".weight", (rows, cols), np.float16)
+        add(p + "ffn_norm.weight", (e,), np.float32)
+    add("output_norm.weight", (e,), np.float32)
+    add("output.weight", (s["n_vocab"], e), np.float16)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    if header_only:
+        w.write_ti_data_to_file()
+        w.close()
+        with path.open("r+b") as f:  # sparse, with alignment slack
+            f.truncate(path.stat().st_size + total + 64 * 33 + (1 << 20))
+    else:
+        w.write_tensors_to_file()
+        w.close()
+    return path
