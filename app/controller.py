@@ -254,7 +254,9 @@ class AppController(QObject):
             )
         elif added:
             names = ", ".join(e.name for e in added[:3])
-            self.window.show_info(f"Added to the library: {names}.", self._quantize_offer(added))
+            offer = self._quantize_offer(added)
+            hint = " It is unquantized: Quantize… makes a smaller copy." if offer else ""
+            self.window.show_info(f"Added to the library: {names}.{hint}", offer)
         if added:
             self._select(str(added[0].path))
             if load_first:
