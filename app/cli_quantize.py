@@ -1,5 +1,6 @@
-"""``quantdesk quantize SRC --type Q4_K_M [--out FILE] [--imatrix FILE] [--allow-requantize]
-[--quality] [--json]``: quantize a local F16/BF16/F32 GGUF (or an HF model folder)."""
+"""``quantdesk quantize SRC --type Q4_K_M [--out FILE] [--imatrix FILE | --imatrix-from TEXT]
+[--allow-requantize] [--quality] [--json]``: quantize a local F16/BF16/F32 GGUF (or an HF
+model folder)."""
 
 from __future__ import annotations
 
@@ -29,6 +30,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--type", required=True, dest="target", help="e.g. Q4_K_M, Q8_0, IQ4_XS")
     parser.add_argument("--out", type=Path, default=None, help="output file (default: beside)")
     parser.add_argument("--imatrix", type=Path, default=None, help="importance matrix file")
+    parser.add_argument(
+        "--imatrix-from",
+        metavar="TEXT",
+        default=None,
+        help="compute the importance matrix first, from a text file or 'sample' (the bundled "
+        "English text); saved beside the source as NAME.imatrix.gguf",
+    )
     parser.add_argument(
         "--allow-requantize", action="store_true", help="quantize an already quantized file"
     )
@@ -71,6 +79,8 @@ def run(args: argparse.Namespace) -> int:
 
     say = (lambda _line: None) if args.json else (lambda line: print(line, file=sys.stderr))
     source = _gguf_source(args, say)
+    if args.imatrix_from and args.imatrix is None:
+        args.imatrix = _compute_imatrix(source, args, say)
     options = QuantizeOptions(
         target=args.target,
         allow_requantize=args.allow_requantize,
@@ -127,6 +137,30 @@ def _gguf_source(args: argparse.Namespace, say: Any) -> Path:
         return target
     say(f"Converting the Hugging Face folder {source} to F16 GGUF ...")
     return convert_hf_folder(source, target)
+
+
+def _compute_imatrix(source: Path, args: argparse.Namespace, say: Any) -> Path:
+    from quantdesk.engine.imatrix_compute import compute_imatrix_in_child, default_imatrix_path
+
+    text = None if args.imatrix_from == "sample" else Path(args.imatrix_from)
+    if text is not None and not text.is_file():
+        from quantdesk.engine.errors import ImatrixError
+
+        raise ImatrixError(f"The text file '{text}' does not exist.")
+    output = default_imatrix_path(source)
+    say(f"Computing the importance matrix from {text or 'the bundled sample text'} ...")
+    summary = compute_imatrix_in_child(
+        source, output, text_file=text, threads=args.threads,
+        on_progress=None if args.json else _chunks,
+    )  # fmt: skip
+    say(f"\nImportance matrix: {summary.entries} weights, {summary.chunks} chunks "
+        f"({summary.tokens:,} tokens) in {summary.seconds:.1f} s -> {output}")  # fmt: skip
+    return output
+
+
+def _chunks(done: int, total: int) -> None:
+    sys.stderr.write(f"\r  chunk {done}/{total}")
+    sys.stderr.flush()
 
 
 def _quality(source: Path, result: Path, threads: int, say: Any) -> dict[str, Any]:

@@ -50,6 +50,7 @@ class QuantizeController(QObject):
     modelQuantized = Signal(object)  # LibraryEntry, on the GUI thread
     predictionShown = Signal(str)  # the text shown (or the error)
     runFailed = Signal(str)
+    imatrixComputed = Signal(str)  # path of the new importance matrix
 
     def __init__(self, app: AppController) -> None:
         super().__init__()
@@ -79,6 +80,7 @@ class QuantizeController(QObject):
         self.dialog, self._info, self._plan = dialog, None, None
         dialog.predictRequested.connect(self._predict)
         dialog.startRequested.connect(self._start)
+        dialog.imatrixRequested.connect(self._compute_imatrix)
         dialog.cancelRequested.connect(self._request_cancel)
         dialog.loadRequested.connect(self._load)
         dialog.show()
@@ -164,6 +166,41 @@ class QuantizeController(QObject):
                 self.predictionShown.emit(_message(exc))
 
         run_job(work, on_done=done, on_error=failed)
+
+    # -- importance matrix -------------------------------------------------------------------
+
+    def _compute_imatrix(self, text_file: Path | None) -> None:
+        dialog, info = self.dialog, self._info
+        if dialog is None or info is None:
+            return
+        from quantdesk.engine.imatrix_compute import (
+            compute_imatrix_in_child,
+            default_imatrix_path,
+        )
+
+        self._cancel = threading.Event()
+        cancel, output = self._cancel, default_imatrix_path(info.path)
+        threads = dialog.threads.value()
+
+        def work(report: Any) -> Any:
+            report((None, "Computing the importance matrix…"))
+            return compute_imatrix_in_child(
+                info.path, output, text_file=text_file, threads=threads, cancel=cancel,
+                on_progress=lambda d, t: report((d / max(t, 1), f"Importance matrix: {d} of {t}")),
+            )  # fmt: skip
+
+        def done(summary: Any) -> None:
+            if self.dialog is dialog:
+                dialog.set_result(
+                    f"Importance matrix: {summary.entries} weights from {summary.chunks} chunks "
+                    f"({summary.tokens:,} tokens) in {summary.seconds:.1f} s, saved as "
+                    f"{summary.output.name}."
+                )
+                dialog.set_imatrix(summary.output)
+            self.imatrixComputed.emit(str(summary.output))
+
+        dialog.set_running(True, "Starting…")
+        run_job(work, on_done=done, on_error=self._failed, on_progress=self._progress)
 
     # -- running ------------------------------------------------------------------------------
 

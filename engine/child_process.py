@@ -131,3 +131,39 @@ def _pump(proc: subprocess.Popen[str], lines: deque[str], done: threading.Event)
 def _drain(lines: deque[str]) -> Iterator[str]:
     while lines:
         yield lines.popleft()
+
+
+def run_child_job(
+    module: str,
+    job: dict[str, Any],
+    *,
+    what: str,
+    on_progress: Callable[[int, int], None] | None = None,
+    cancel: threading.Event | None = None,
+) -> dict[str, Any]:
+    """Run a child that emits ``progress`` (done, total) events and one ``result`` event.
+
+    Returns the successful result event; raises QuantizeCancelled, or QuantizeError naming
+    ``what`` ("The quality check") with the child's own message or the crash's reason.
+    """
+    from quantdesk.engine.errors import QuantizeCancelled, QuantizeError
+
+    events: list[dict[str, Any]] = []
+
+    def on_event(event: dict[str, Any]) -> None:
+        if event["type"] == "progress" and on_progress is not None:
+            on_progress(event["done"], event["total"])
+        events.append(event)
+
+    outcome = run_child(module, [json.dumps(job)], on_event, cancel=cancel)
+    if outcome.cancelled:
+        raise QuantizeCancelled(f"{what} was cancelled.")
+    if outcome.signal_name:
+        raise QuantizeError(f"{what} failed: {crash_reason(outcome.signal_name)}.",
+                            outcome.output_tail)  # fmt: skip
+    final = next((e for e in events if e["type"] == "result"), None)
+    if final is None:
+        raise QuantizeError(f"{what} ended without a result.", outcome.output_tail)
+    if not final["ok"]:
+        raise QuantizeError(final["message"], final.get("details", ""))
+    return final

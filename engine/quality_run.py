@@ -12,10 +12,9 @@ import threading
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
-from quantdesk.engine.child_process import crash_reason, emit, run_child
-from quantdesk.engine.errors import QuantDeskError, QuantizeCancelled, QuantizeError
+from quantdesk.engine.child_process import emit, run_child_job
+from quantdesk.engine.errors import QuantDeskError
 from quantdesk.engine.quality import QualityReport, measure_quality
 
 MODULE = "quantdesk.engine.quality_run"
@@ -39,25 +38,9 @@ def run_quality_check(
         "n_ctx": n_ctx,
         "max_chunks": max_chunks,
     }
-    events: list[dict[str, Any]] = []
-
-    def on_event(event: dict[str, Any]) -> None:
-        if event["type"] == "progress" and on_progress is not None:
-            on_progress(event["done"], event["total"])
-        events.append(event)
-
-    outcome = run_child(MODULE, [json.dumps(job)], on_event, cancel=cancel)
-    if outcome.cancelled:
-        raise QuantizeCancelled("Quality check cancelled.")
-    if outcome.signal_name:
-        raise QuantizeError(
-            f"The quality check failed: {crash_reason(outcome.signal_name)}.", outcome.output_tail
-        )
-    final = next((e for e in events if e["type"] == "result"), None)
-    if final is None:
-        raise QuantizeError("The quality check ended without a result.", outcome.output_tail)
-    if not final["ok"]:
-        raise QuantizeError(final["message"])
+    final = run_child_job(
+        MODULE, job, what="The quality check", on_progress=on_progress, cancel=cancel
+    )
     return QualityReport(**final["report"])
 
 

@@ -271,3 +271,25 @@ def test_starter_model_requantized_to_f16_then_quantized(
         result = quantize(f16.output, tmp_path / f"gemma-{target}.gguf", QuantizeOptions(target))
         assert result.size_bytes == result.predicted_bytes
         assert len(_generate(result.output)) > 0
+
+
+def test_cli_computes_imatrix_from_text_then_quantizes(tmp_path: Path) -> None:
+    source = write_tiny_model(tmp_path / "m-F16.gguf", n_embd=256, n_ff=512, quant="F16")
+    text = tmp_path / "notes.txt"
+    text.write_text("The quick brown fox jumps over the lazy dog. " * 400)
+    proc = subprocess.run(
+        [sys.executable, "-m", "quantdesk", "quantize", str(source), "--type", "IQ2_XS",
+         "--imatrix-from", str(text), "--threads", "1", "--json"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    meta = read_header_from_file(Path(report["output"])).metadata
+    assert meta["quantize.imatrix.file"] == str(tmp_path / "m-F16.imatrix.gguf")
+    assert meta["quantize.imatrix.dataset"] == "notes.txt"
+    missing = subprocess.run(
+        [sys.executable, "-m", "quantdesk", "quantize", str(source), "--type", "IQ2_XS",
+         "--imatrix-from", str(tmp_path / "nope.txt")],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert missing.returncode == 2 and "does not exist" in missing.stderr

@@ -102,3 +102,28 @@ def test_dropping_a_non_model_folder_explains(qtbot, app, tmp_path: Path) -> Non
     assert dialog is not None and "Hugging Face model folder" in dialog.source_label.text()
     qtbot.waitUntil(lambda: "F16 conversion" in dialog.prediction_label.text()
                     or "convert" in dialog.prediction_label.text(), timeout=60_000)
+
+
+def test_compute_imatrix_in_the_dialog_unlocks_iq2(qtbot, app, tmp_path: Path) -> None:
+    window, controller = app
+    models = tmp_path / "models"
+    models.mkdir()
+    source = write_tiny_model(models / "tiny-F16.gguf", n_embd=256, n_ff=512, quant="F16")
+    quantizer = controller.quantize
+    with qtbot.waitSignal(quantizer.predictionShown, timeout=60_000):
+        quantizer.open(source)
+    dialog = quantizer.dialog
+    dialog.quality_check.setChecked(False)
+    with qtbot.waitSignal(quantizer.predictionShown, timeout=60_000) as shown:
+        dialog.type_combo.setCurrentIndex(dialog.type_combo.findData("IQ2_XXS"))
+    assert "needs an importance matrix" in shown.args[0]
+    with qtbot.waitSignal(quantizer.imatrixComputed, timeout=60_000) as computed:
+        dialog.imatrixRequested.emit(None)  # "From the bundled English sample"
+    assert computed.args[0] == str(models / "tiny-F16.imatrix.gguf")
+    assert "Importance matrix: 14 weights" in dialog.result_label.text()
+    with qtbot.waitSignal(quantizer.predictionShown, timeout=60_000) as shown:
+        pass
+    assert "needs an importance matrix" not in shown.args[0]
+    with qtbot.waitSignal(quantizer.modelQuantized, timeout=120_000) as done:
+        dialog.start_button.click()
+    assert done.args[0].file_type == "IQ2_XXS"

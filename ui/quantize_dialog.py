@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QMenu,
     QProgressBar,
     QPushButton,
     QSpinBox,
@@ -53,6 +54,7 @@ class QuantizeDialog(QDialog):
     """Quantize one model: source facts, type and options, prediction, progress, result."""
 
     predictRequested = Signal()
+    imatrixRequested = Signal(object)  # Path of a text file, or None for the bundled sample
     startRequested = Signal()
     cancelRequested = Signal()
     loadRequested = Signal(str)  # path of the new model
@@ -141,9 +143,19 @@ class QuantizeDialog(QDialog):
         self.imatrix_edit.setAccessibleName("Importance matrix file")
         pick = QPushButton("Choose…")
         pick.clicked.connect(self._browse_imatrix)
+        self.compute_button = QPushButton("Compute…")
+        self.compute_button.setToolTip(
+            "Run the source model over text and record which weights matter (llama-imatrix's "
+            "method); saved beside the source as NAME.imatrix.gguf"
+        )
+        menu = QMenu(self.compute_button)
+        menu.addAction("From the bundled English sample", lambda: self.imatrixRequested.emit(None))
+        menu.addAction("From a text file…", self._pick_imatrix_text)
+        self.compute_button.setMenu(menu)
         row = QHBoxLayout()
         row.addWidget(self.imatrix_edit, 1)
         row.addWidget(pick)
+        row.addWidget(self.compute_button)
         form.addRow("Importance matrix:", row)
         self.output_type = self._tensor_type_combo("Type of the output tensor")
         self.embedding_type = self._tensor_type_combo("Type of the token embeddings")
@@ -308,6 +320,19 @@ class QuantizeDialog(QDialog):
         )
         if path:
             self.output_edit.setText(path)
+
+    def set_imatrix(self, path: Path) -> None:
+        """Use ``path`` as the importance matrix (and predict again)."""
+        self.imatrix_edit.setText(str(path))
+        self._type_changed()
+
+    def _pick_imatrix_text(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Text to compute the importance matrix on", str(self.source.parent),
+            "Text (*.txt *.md);;All files (*)",
+        )  # fmt: skip
+        if path:
+            self.imatrixRequested.emit(Path(path))
 
     def _browse_imatrix(self) -> None:
         path, _ = QFileDialog.getOpenFileName(
