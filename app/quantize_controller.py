@@ -157,7 +157,7 @@ class QuantizeController(QObject):
         def done(outcome: tuple[QuantizePrediction, list[str]]) -> None:
             if generation == self._generation and self.dialog is dialog:
                 self._plan = outcome[0]
-                dialog.set_prediction(outcome[1])
+                dialog.set_prediction(outcome[1], can_start=not outcome[0].requires_imatrix)
                 self.predictionShown.emit("\n".join(outcome[1]))
 
         def failed(exc: BaseException) -> None:

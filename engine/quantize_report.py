@@ -60,7 +60,10 @@ def plan_lines(
     free = shutil.disk_usage(folder).free
     lines.append(f"Free disk space in {folder}: {human_bytes(free)}")
     if prediction.requires_imatrix:
-        lines.append(f"{prediction.target} needs an importance matrix (none given).")
+        lines.append(
+            f"{prediction.target} needs an importance matrix: choose one, or compute one "
+            "(dialog: Advanced options → Compute…; CLI: --imatrix-from TEXT)."
+        )
     return lines
 
 

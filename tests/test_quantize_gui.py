@@ -62,9 +62,7 @@ def test_imatrix_type_without_imatrix_cannot_start(qtbot, app, tmp_path: Path) -
         dialog.type_combo.setCurrentIndex(dialog.type_combo.findData("IQ2_XXS"))
     assert "needs an importance matrix" in shown.args[0]
     assert "importance matrix" in dialog.type_help.text()
-    with qtbot.waitSignal(quantizer.runFailed, timeout=60_000) as failed:
-        dialog.start_button.click()
-    assert "importance matrix" in failed.args[0]
+    assert not dialog.start_button.isEnabled()
     assert not (tmp_path / "tiny-IQ2_XXS.gguf").exists()
 
 

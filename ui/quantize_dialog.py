@@ -253,10 +253,10 @@ class QuantizeDialog(QDialog):
         """Suggest an output path (the user may still change it)."""
         self.output_edit.setText(str(path))
 
-    def set_prediction(self, lines: list[str], error: str = "") -> None:
-        """The dry run's figures, or why there are none."""
+    def set_prediction(self, lines: list[str], error: str = "", can_start: bool = True) -> None:
+        """The dry run's figures, or why there are none; ``can_start`` False blocks the start."""
         self.prediction_label.setText(error or "<br>".join(lines))
-        self.start_button.setEnabled(not error and not self._running())
+        self.start_button.setEnabled(can_start and not error and not self._running())
         self._refit()
 
     def set_running(self, running: bool, text: str = "") -> None:
