@@ -7,12 +7,15 @@ generation) or to :func:`run_job` (file validation and copying).
 from __future__ import annotations
 
 import os
+from dataclasses import asdict
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QObject, QTimer, QUrl, Signal
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import QCheckBox, QFileDialog, QMessageBox
 
+from quantdesk.chat_history import CUT_OFF_NOTE, ChatHistory, context_messages
+from quantdesk.engine.conversations import StoredMessage
 from quantdesk.engine.convert import is_hf_folder
 from quantdesk.engine.errors import QuantDeskError
 from quantdesk.engine.events import GenerationStats
@@ -61,6 +64,7 @@ class AppController(QObject):
         self._reply_row = -1
         self._reply_parts: list[str] = []
         self._wire()
+        self.history = ChatHistory(self)
         self._memory_timer = QTimer(self)
         self._memory_timer.timeout.connect(self._show_memory)
         self._memory_timer.start(2000)
@@ -108,6 +112,9 @@ class AppController(QObject):
         self.window.chat.transcript.append_message(
             "notice", WELCOME.format(hardware=hardware_summary())
         )
+        self.history.restore_latest()
+        if self.history.warning:
+            self.window.show_error(self.history.warning)
         if open_files:
             self.import_files(open_files, mode=MODE_REFERENCE, load_first=True)
         if os.environ.get("QUANTDESK_SKIP_STARTER") == "1":
@@ -167,6 +174,7 @@ class AppController(QObject):
             hook()
         self.shutdown_hooks.clear()
         self.models.shutdown()
+        self.history.close()
         self.library.close()
 
     # -- library ---------------------------------------------------------------------------
@@ -301,6 +309,8 @@ class AppController(QObject):
         except ValueError as exc:
             self.window.show_error(str(exc))
             return
+        if name == "chat.system_prompt":
+            self.history.on_system_prompt(str(value))
         if name.startswith("load.") and self.loaded is not None:
             self.window.settings_panel.set_reload_needed(True)
             self._estimate_timer.start()
@@ -401,6 +411,21 @@ class AppController(QObject):
         self.models.worker.stop()
         self.messages.clear()
         self.window.chat.transcript.clear()
+        self.history.on_new_chat()
+
+    def show_conversation(self, stored: list[StoredMessage], system_prompt: str) -> None:
+        """Show a saved chat: its messages in the transcript, its system prompt in settings."""
+        transcript = self.window.chat.transcript
+        transcript.clear()
+        for message in stored:
+            row = transcript.append_message(message.role, message.text)  # type: ignore[arg-type]
+            if message.role == "assistant":
+                note = "" if message.complete else CUT_OFF_NOTE
+                transcript.finish(row, note or _stats_line(message.stats))
+        self.messages = context_messages(stored)
+        if system_prompt != self.settings.get("chat.system_prompt"):
+            self.settings.set("chat.system_prompt", system_prompt)
+            self.window.settings_panel.set_values({"chat.system_prompt": system_prompt})
 
     def send(self, text: str) -> None:
         """Add the user's message and ask the worker for a reply."""
@@ -412,6 +437,8 @@ class AppController(QObject):
         self.window.chat.input.clear()
         self.messages.append(Message("user", text))
         self.window.chat.transcript.append_message("user", text)
+        system = self.settings.get("chat.system_prompt").strip()
+        self.history.on_user_message(text, system, self.loaded.path)
         self._request_reply()
 
     def _request_reply(self) -> None:
@@ -422,17 +449,22 @@ class AppController(QObject):
         self.replyStarted.emit()
         system = self.settings.get("chat.system_prompt").strip()
         history = ([Message("system", system)] if system else []) + list(self.messages)
-        self.models.worker.generateRequested.emit(history, self.settings.sampling_settings())
+        sampling = self.settings.sampling_settings()
+        snapshot = {"sampling": asdict(sampling), "load": asdict(self.settings.load_settings())}
+        self.history.on_reply_started(self.loaded.path if self.loaded else "", snapshot)
+        self.models.worker.generateRequested.emit(history, sampling)
 
     def _token(self, text: str) -> None:
         if self._reply_row >= 0:
             self._reply_parts.append(text)
             self.window.chat.transcript.append_text(self._reply_row, text)
+            self.history.on_reply_text(self._reply_parts)
 
     def _finished(self, stats: GenerationStats) -> None:
         reply = "".join(self._reply_parts)
         self.window.chat.transcript.finish(self._reply_row, stats.summary())
         self.messages.append(Message("assistant", reply))
+        self.history.on_reply_finished(reply, stats)
         self._reply_row = -1
         self.window.chat.set_generating(False)
         self.window.speed_label.setText(f"{stats.decode_tokens_per_s:.1f} tok/s")
@@ -448,6 +480,7 @@ class AppController(QObject):
             self.window.chat.transcript.set_error(self._reply_row, message)
         if self.messages and self.messages[-1].role == "user":
             pass  # the user message stays; Regenerate or a new message retries
+        self.history.on_reply_failed("".join(self._reply_parts))
         self._reply_row = -1
         self.window.chat.set_generating(False)
         self.window.show_error(message, details)
@@ -458,6 +491,7 @@ class AppController(QObject):
         if self._reply_row >= 0 or self.loaded is None:
             return
         self.window.chat.transcript.remove_from(row)
+        self.history.on_dropped_from(row)
         if self.messages and self.messages[-1].role == "assistant":
             self.messages.pop()
         if self.messages and self.messages[-1].role == "user":
@@ -471,6 +505,7 @@ class AppController(QObject):
         text = transcript.message(row).text
         later_user_turns = sum(1 for m in transcript.messages()[row:] if m.role == "user")
         transcript.remove_from(row)
+        self.history.on_dropped_from(row)
         for _ in range(later_user_turns):
             while self.messages and self.messages.pop().role != "user":
                 pass
@@ -485,3 +520,11 @@ class AppController(QObject):
             f"RAM: app {human_bytes(snap.process_rss)} · free {human_bytes(snap.available)}"
             f" of {human_bytes(snap.total)}"
         )
+
+
+def _stats_line(stats: dict) -> str:
+    """A saved reply's statistics line (empty when they do not fit this version's fields)."""
+    try:
+        return GenerationStats(**stats).summary() if stats else ""
+    except TypeError:
+        return ""

@@ -35,6 +35,11 @@ class AppPaths:
         return self.data_dir / "library.sqlite3"
 
     @property
+    def chats_db(self) -> Path:
+        """SQLite store of conversations."""
+        return self.data_dir / "chats.sqlite3"
+
+    @property
     def settings_file(self) -> Path:
         """The JSON settings file."""
         return self.config_dir / "settings.json"

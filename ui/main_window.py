@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 )
 
 from quantdesk.ui.banner import Banner
+from quantdesk.ui.chat_list import ChatListPanel
 from quantdesk.ui.chat_page import ChatPage
 from quantdesk.ui.library_panel import LibraryPanel
 from quantdesk.ui.settings_panel import SettingsPanel, SettingSpec
@@ -45,8 +46,13 @@ class MainWindow(QMainWindow):
         self.settings_panel = SettingsPanel(setting_specs)
         self.banner = Banner()
 
+        self.chat_list = ChatListPanel()
+        self.left = QSplitter(Qt.Orientation.Vertical)
+        self.left.addWidget(self.library)
+        self.left.addWidget(self.chat_list)
+        self.left.setSizes([380, 320])
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
-        self.splitter.addWidget(self.library)
+        self.splitter.addWidget(self.left)
         self.splitter.addWidget(self.chat)
         self.splitter.addWidget(self.settings_panel)
         self.splitter.setStretchFactor(1, 1)
