@@ -1,0 +1,144 @@
+"""Conversations survive: an app restart, and a kill -9 in the middle of a streaming reply."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from quantdesk.engine.conversations import ConversationStore
+from tests.tiny_models import write_tiny_model
+
+
+def _build(qtbot):
+    from quantdesk.gui import build_app
+
+    window, controller, paths = build_app(argparse.Namespace(data_dir=None, files=[]))
+    controller.settings.set("import.mode", "reference")
+    controller.settings.set("load.n_ctx", 512)
+    controller.settings.set("load.n_threads", 1)
+    controller.settings.set("sampling.max_tokens", 24)
+    qtbot.addWidget(window)
+    window.show()
+    controller.start([])
+    return window, controller, paths
+
+
+def _say(qtbot, controller, text: str) -> None:
+    with qtbot.waitSignal(controller.replyFinished, timeout=60_000):
+        controller.send(text)
+
+
+def test_chat_persists_across_a_restart(qtbot, data_dir: Path, tmp_path: Path) -> None:
+    model = write_tiny_model(tmp_path / "tiny.gguf")
+    window, controller, paths = _build(qtbot)
+    controller.import_files([model], mode="reference")
+    qtbot.waitUntil(lambda: window.library.model.rowCount() == 1, timeout=10_000)
+    with qtbot.waitSignal(controller.modelLoaded, timeout=60_000):
+        controller.load(window.library.model.entries()[0])
+    _say(qtbot, controller, "Hello world")
+    _say(qtbot, controller, "And a second question")
+    shown = [(m.role, m.text) for m in window.chat.transcript.messages() if m.role != "notice"]
+    [chat] = window.chat_list.model.chats()
+    assert chat.title == "Hello world" and chat.message_count == 4
+    controller.new_chat()
+    _say(qtbot, controller, "Another chat")
+    controller.shutdown()
+
+    window2, controller2, _ = _build(qtbot)
+    try:
+        titles = [c.title for c in window2.chat_list.model.chats()]
+        assert titles == ["Another chat", "Hello world"]
+        controller2.history.open(window2.chat_list.model.chats()[1].id)
+        again = [(m.role, m.text) for m in window2.chat.transcript.messages()]
+        assert again == shown
+        assert [(m.role, m.content) for m in controller2.messages] == shown  # model context
+        assert "tok/s" in window2.chat.transcript.messages()[1].stats
+    finally:
+        controller2.shutdown()
+
+
+_STREAMER = """
+import argparse, json, sys, time
+from PySide6.QtWidgets import QApplication
+from quantdesk.gui import build_app
+app = QApplication([])
+window, controller, paths = build_app(argparse.Namespace(data_dir=None, files=[]))
+s = controller.settings
+s.set("import.mode", "reference"); s.set("load.n_ctx", 2048); s.set("load.n_threads", 2)
+s.set("sampling.max_tokens", 1500)
+controller.start([])
+model = sys.argv[1]
+def report(_text):
+    parts = controller._reply_parts
+    print(json.dumps({"len": sum(len(p) for p in parts)}), flush=True)
+controller.models.worker.tokenReady.connect(report)
+def loaded(_m):
+    controller.send("First question")
+def finished(_stats):
+    if len(controller.messages) == 2:
+        print(json.dumps({"first_done": True}), flush=True)
+        controller.send("Second question")
+controller.modelLoaded.connect(loaded)
+controller.replyFinished.connect(finished)
+def go():
+    from pathlib import Path
+    controller.import_files([Path(model)], mode="reference", load_first=True)
+from PySide6.QtCore import QTimer
+QTimer.singleShot(100, go)
+app.exec()
+"""
+
+
+@pytest.mark.starter
+def test_kill_during_streaming_loses_at_most_the_last_second(
+    starter_model: Path, data_dir: Path, tmp_path: Path
+) -> None:
+    """kill -9 mid-reply: earlier messages intact, the partial reply saved up to <1 s ago."""
+    script = tmp_path / "streamer.py"
+    script.write_text(_STREAMER)
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "QUANTDESK_SKIP_STARTER": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, str(script), str(starter_model)], stdout=subprocess.PIPE, text=True,
+        env=env,
+    )  # fmt: skip
+    seen: list[tuple[float, int]] = []
+    first_done = False
+    deadline = time.monotonic() + 240
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            event = json.loads(line)
+            if event.get("first_done"):
+                first_done, seen = True, []
+            elif first_done:
+                seen.append((time.monotonic(), event["len"]))
+                if seen[-1][0] - seen[0][0] > 3.0:  # streaming the second reply for 3 s
+                    break
+            assert time.monotonic() < deadline, "the app did not stream in time"
+        killed_at = time.monotonic()
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert first_done
+    store = ConversationStore(data_dir / "chats.sqlite3")
+    try:
+        [chat] = store.chats()
+        messages = store.messages(chat.id)
+    finally:
+        store.close()
+    assert [m.role for m in messages] == ["user", "assistant", "user", "assistant"]
+    assert messages[0].text == "First question" and messages[2].text == "Second question"
+    assert messages[1].complete and len(messages[1].text) > 0  # nothing earlier lost
+    partial = messages[3]
+    assert not partial.complete
+    older = [n for t, n in seen if t < killed_at - 1.0]
+    assert older and len(partial.text) >= max(older)  # at most the last second is missing
