@@ -19,8 +19,10 @@ from quantdesk.engine.errors import QuantDeskError
 
 COMMAND_MODULES = (
     "inspect", "run", "hw", "search", "quants", "estimate", "download", "downloads", "quantize",
+    "ls", "chats", "export", "import_chat",
 )
-SUBCOMMANDS = COMMAND_MODULES
+SUBCOMMANDS = tuple(name.replace("_", "-") for name in COMMAND_MODULES)
+"""What users type: module ``cli_import_chat`` is the command ``import-chat``."""
 EXIT_USER_ERROR = 2
 
 
@@ -42,7 +44,7 @@ def run_cli(argv: Sequence[str]) -> int:
     modules = _modules()
     args = _parser(modules).parse_args(list(argv))
     try:
-        return modules[args.command].run(args)
+        return modules[args.command.replace("-", "_")].run(args)
     except QuantDeskError as exc:
         where = getattr(args, "file", None)
         prefix = f"{where.name}: " if hasattr(where, "name") else ""

@@ -238,9 +238,14 @@ class ConversationStore:
         stats: dict[str, Any] | None = None,
         settings: dict[str, Any] | None = None,
         complete: bool = True,
+        created: float | None = None,
     ) -> int:
-        """Append a message; returns its id. The chat's ``updated`` time follows."""
+        """Append a message; returns its id. ``created``: keep an original time (imports).
+
+        The chat's ``updated`` time becomes now.
+        """
         now = time.time()
+        stamp = now if created is None else created
         with self._db:
             seq = self._db.execute(
                 "SELECT coalesce(max(seq), -1) + 1 FROM messages WHERE chat_id = ?", (chat_id,)
@@ -248,7 +253,7 @@ class ConversationStore:
             cur = self._db.execute(
                 "INSERT INTO messages (chat_id, seq, role, text, created, model, stats, settings,"
                 " complete) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (chat_id, seq, role, text, now, model, json.dumps(stats or {}),
+                (chat_id, seq, role, text, stamp, model, json.dumps(stats or {}),
                  json.dumps(settings or {}), int(complete)),
             )  # fmt: skip
             self._db.execute("UPDATE chats SET updated = ? WHERE id = ?", (now, chat_id))

@@ -1,0 +1,37 @@
+"""``quantdesk import-chat FILE.json``: a chat exported as JSON, back as a new chat."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+NAME = "import-chat"
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the sub-command's parser."""
+    parser = sub.add_parser(NAME, help="Import a chat exported as JSON (as a new chat).")
+    parser.add_argument("file", type=Path, metavar="FILE.json")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Import the file and say which chat it became."""
+    from quantdesk.cli_chats import open_store
+    from quantdesk.engine.chat_export import ChatImportError, import_json
+
+    try:
+        data = json.loads(args.file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ChatImportError(f"There is no file {args.file}.") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ChatImportError(
+            "This file is not JSON, so not a QuantDesk chat export; it may be damaged.", str(exc)
+        ) from None
+    store = open_store()
+    try:
+        chat = import_json(store, data)
+    finally:
+        store.close()
+    print(f"Imported chat {chat.id}: {chat.title} ({chat.message_count} messages)")
+    return 0

@@ -1,0 +1,137 @@
+"""The SQLite model index: incremental refresh, split sets, recovery, and ``quantdesk ls``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from quantdesk import cli_ls
+from quantdesk.engine.discovery import DiscoveredModel, discover_models
+from quantdesk.engine.gguf import read_header_from_file
+from quantdesk.engine.model_index import ModelIndex
+from quantdesk.engine.model_info import summarize
+from tests.test_discovery import build_fake_home, tiny
+
+
+def model(path: Path, name: str = "m", source: str = "folder", **kw) -> DiscoveredModel:
+    return DiscoveredModel(path, name, source, kw.pop("parts", (path,)), **kw)
+
+
+def test_unchanged_rescan_reads_no_header(tmp_path: Path) -> None:
+    files = [tiny(tmp_path / f"m{i}.gguf", i) for i in range(5)]
+    index = ModelIndex(tmp_path / "i.sqlite3")
+    cold = index.refresh([model(p, p.stem) for p in files])
+    assert (len(cold.added), cold.headers_read, cold.unchanged) == (5, 5, 0)
+    warm = index.refresh([model(p, p.stem) for p in files])
+    assert (warm.added, warm.changed, warm.removed) == ((), (), ())
+    assert (warm.unchanged, warm.headers_read) == (5, 0)
+    entry = index.find(files[0])
+    assert entry is not None and entry.architecture == "llama" and entry.file_type == "Q8_0"
+    assert entry.context_length == 512 and entry.parameter_label == "115K"
+    assert entry.size == files[0].stat().st_size
+    assert entry.mtime_ns == files[0].stat().st_mtime_ns
+    assert entry.last_seen >= entry.first_seen
+    index.close()
+
+
+def test_gone_then_back_and_relabel(tmp_path: Path) -> None:
+    p = tiny(tmp_path / "a.gguf")
+    index = ModelIndex(tmp_path / "i.sqlite3")
+    index.refresh([model(p)])
+    assert index.refresh([]).removed == (p,)
+    assert index.entries() == [] and index.entries(include_gone=True)[0].gone
+    back = index.refresh([model(p, "renamed", aliases=("alias:1",))])
+    assert back.added == (p,) and back.headers_read == 0  # same file: header not read again
+    assert index.entries()[0].name == "renamed"
+    relabel = index.refresh([model(p, "renamed", aliases=("alias:1", "alias:2"))])
+    assert relabel.unchanged == 1 and relabel.changed == ()
+    assert index.entries()[0].aliases == ("alias:1", "alias:2")
+    index.close()
+
+
+def test_sha256_kept_while_file_unchanged(tmp_path: Path) -> None:
+    p = tiny(tmp_path / "a.gguf")
+    index = ModelIndex(tmp_path / "i.sqlite3")
+    index.refresh([model(p)])
+    index.set_sha256(p, "ab" * 32)
+    index.refresh([model(p)])
+    assert index.find(p).sha256 == "ab" * 32
+    os.utime(p, ns=(p.stat().st_atime_ns, p.stat().st_mtime_ns + 5))
+    assert index.refresh([model(p)]).changed == (p,)
+    assert index.find(p).sha256 is None  # the file changed: the old digest no longer holds
+    index.close()
+
+
+def test_split_set_summary_and_incomplete_set(tmp_path: Path) -> None:
+    parts = tuple(tiny(tmp_path / f"big-0000{i}-of-00002.gguf", i) for i in (1, 2))
+    index = ModelIndex(tmp_path / "i.sqlite3")
+    index.refresh([model(parts[0], "big", parts=parts)])
+    entry = index.find(parts[0])
+    assert entry.size == sum(p.stat().st_size for p in parts)
+    assert entry.parameter_count == sum(
+        summarize(read_header_from_file(p)).parameter_count for p in parts
+    )
+    index.refresh([model(parts[1], "second alone")])
+    assert "part(s) [1] of 2 missing" in index.find(parts[1]).error
+    assert entry.parts == parts
+    index.refresh([model(parts[0], "big", parts=parts[:1])])
+    assert "part(s) [2] of 2 missing" in index.find(parts[0]).error
+    index.close()
+
+
+def test_wal_and_json(tmp_path: Path) -> None:
+    p = tiny(tmp_path / "a.gguf")
+    index = ModelIndex(tmp_path / "i.sqlite3")
+    index.refresh([model(p, sha256="cd" * 32)])
+    assert json.loads(json.dumps(index.entries()[0].to_json()))["sha256"] == "cd" * 32
+    index.close()
+    db = sqlite3.connect(tmp_path / "i.sqlite3")
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    db.close()
+
+
+@pytest.mark.parametrize("damage", ["garbage", "newer"])
+def test_damaged_or_newer_database_set_aside(tmp_path: Path, damage: str) -> None:
+    db_path = tmp_path / "i.sqlite3"
+    if damage == "garbage":
+        db_path.write_bytes(b"this is not a database" * 100)
+    else:
+        db = sqlite3.connect(db_path)
+        db.execute("PRAGMA user_version=99")
+        db.close()
+    before = db_path.read_bytes()
+    index = ModelIndex(db_path)
+    assert index.set_aside is not None and index.set_aside.read_bytes() == before
+    p = tiny(tmp_path / "a.gguf")
+    assert index.refresh([model(p)]).added == (p,)
+    index.close()
+
+
+def run_ls(*argv: str) -> int:
+    parser = argparse.ArgumentParser()
+    cli_ls.register(parser.add_subparsers(dest="command"))
+    return cli_ls.run(parser.parse_args(["ls", *argv]))
+
+
+def test_cli_ls_lists_sources(tmp_path: Path, monkeypatch, capsys) -> None:
+    home = tmp_path / "home"
+    build_fake_home(home)
+    monkeypatch.setenv("HOME", str(home))
+    for var in ("HF_HOME", "HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "OLLAMA_MODELS",
+                "XDG_CACHE_HOME", "XDG_CONFIG_HOME", "XDG_DATA_HOME"):  # fmt: skip
+        monkeypatch.delenv(var, raising=False)
+    extra = tmp_path / "extra"
+    tiny(extra / "x.gguf", 20)
+    assert run_ls("--json", "--folder", str(extra)) == 0
+    listed = {e["name"]: e["source"] for e in json.loads(capsys.readouterr().out)}
+    assert listed["llama3.2:3b"] == "ollama" and listed["x"] == "folder"
+    assert {"hf-cache", "lmstudio", "jan", "gpt4all"} <= set(listed.values())
+    assert run_ls() == 0
+    out = capsys.readouterr().out
+    assert "llama3.2:3b" in out and "Q8_0" in out and "since the last scan 0 added" in out
+    assert len(discover_models(home=home, env={})) == 9
