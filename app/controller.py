@@ -490,8 +490,8 @@ class AppController(QObject):
         """Drop the reply at ``row`` and generate a new one."""
         if self._reply_row >= 0 or self.loaded is None:
             return
+        self.history.on_dropped_from(self._seq_of(row))
         self.window.chat.transcript.remove_from(row)
-        self.history.on_dropped_from(row)
         if self.messages and self.messages[-1].role == "assistant":
             self.messages.pop()
         if self.messages and self.messages[-1].role == "user":
@@ -504,13 +504,17 @@ class AppController(QObject):
         transcript = self.window.chat.transcript
         text = transcript.message(row).text
         later_user_turns = sum(1 for m in transcript.messages()[row:] if m.role == "user")
+        self.history.on_dropped_from(self._seq_of(row))
         transcript.remove_from(row)
-        self.history.on_dropped_from(row)
         for _ in range(later_user_turns):
             while self.messages and self.messages.pop().role != "user":
                 pass
         self.window.chat.input.setPlainText(text)
         self.window.chat.input.setFocus()
+
+    def _seq_of(self, row: int) -> int:
+        """The stored message index of transcript ``row`` (notices are not stored)."""
+        return sum(1 for m in self.window.chat.transcript.messages()[:row] if m.role != "notice")
 
     # -- status ----------------------------------------------------------------------------
 

@@ -147,3 +147,32 @@ def test_kill_during_streaming_loses_at_most_the_last_second(
     assert not partial.complete
     older = [n for t, n in seen if t < killed_at - 1.0]
     assert older and len(partial.text) >= max(older)  # at most the last second is missing
+
+
+def test_regenerate_and_edit_keep_the_store_in_step(qtbot, data_dir: Path, tmp_path: Path):
+    """The first chat sits under the welcome notice: rows and stored messages still match."""
+    model = write_tiny_model(tmp_path / "tiny.gguf")
+    window, controller, _ = _build(qtbot)
+    try:
+        controller.import_files([model], mode="reference")
+        qtbot.waitUntil(lambda: window.library.model.rowCount() == 1, timeout=10_000)
+        with qtbot.waitSignal(controller.modelLoaded, timeout=60_000):
+            controller.load(window.library.model.entries()[0])
+        assert window.chat.transcript.messages()[0].role == "notice"
+        _say(qtbot, controller, "one")
+        _say(qtbot, controller, "two")
+        rows = window.chat.transcript.messages()
+        last_reply = len(rows) - 1
+        with qtbot.waitSignal(controller.replyFinished, timeout=60_000):
+            controller.regenerate(last_reply)
+        store = controller.history.store
+        chat_id = controller.history.chat_id
+        shown = [(m.role, m.text) for m in window.chat.transcript.messages()[1:]]
+        assert [(m.role, m.text) for m in store.messages(chat_id)] == shown
+        second_user = next(i for i, m in enumerate(window.chat.transcript.messages())
+                           if m.text == "two")  # fmt: skip
+        controller.edit(second_user)
+        assert [m.text for m in store.messages(chat_id)][0] == "one"
+        assert len(store.messages(chat_id)) == 2
+    finally:
+        controller.shutdown()
