@@ -8,18 +8,26 @@ loses less than a second of it. Transcript rows and stored messages correspond o
 
 from __future__ import annotations
 
+import json
+import os
 import time
 from dataclasses import asdict
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from PySide6.QtCore import QObject, Signal
+
+from quantdesk.engine.chat_export import export_json, export_markdown, import_json
 from quantdesk.engine.conversations import (
     ChatStoreError,
     ConversationStore,
     StoredMessage,
     title_from,
 )
+from quantdesk.engine.errors import QuantDeskError
 from quantdesk.engine.events import GenerationStats
 from quantdesk.engine.templates import Message
+from quantdesk.ui.jobs import run_job
 
 if TYPE_CHECKING:
     from quantdesk.controller import AppController
@@ -28,10 +36,13 @@ SAVE_INTERVAL_S = 0.5
 CUT_OFF_NOTE = "(reply cut off: the app stopped while it was being written)"
 
 
-class ChatHistory:
+class ChatHistory(QObject):
     """The current chat's id, its saving, and the chat list panel."""
 
+    exported = Signal(str)  # path written, on the GUI thread
+
     def __init__(self, app: AppController) -> None:
+        super().__init__()
         self.app = app
         self.warning = ""
         try:
@@ -56,6 +67,8 @@ class ChatHistory:
         panel.deleteRequested.connect(self._delete)
         panel.pinRequested.connect(self._pin)
         panel.searchChanged.connect(self._search_changed)
+        panel.exportRequested.connect(self._ask_export)
+        panel.importRequested.connect(self._ask_import)
 
     # -- the list ----------------------------------------------------------------------------
 
@@ -102,6 +115,68 @@ class ChatHistory:
         self.app.show_conversation(self.store.messages(chat_id), chat.system_prompt)
         self.chat_id = chat_id
         self.refresh()
+
+    # -- export / import -----------------------------------------------------------------------
+
+    def _ask_export(self, chat_id: int, fmt: str) -> None:
+        from PySide6.QtWidgets import QFileDialog
+
+        chat = self.store.chat(chat_id)
+        suffix, kind = (".md", "Markdown (*.md)") if fmt == "md" else (".json", "JSON (*.json)")
+        name = "".join(c if c.isalnum() or c in " -_" else "_" for c in chat.title)[:60] + suffix
+        path, _ = QFileDialog.getSaveFileName(
+            self.app.window, "Export chat", str(Path.home() / name), kind
+        )
+        if path:
+            self.export_chat(chat_id, fmt, Path(path))
+
+    def export_chat(self, chat_id: int, fmt: str, path: Path) -> None:
+        """Write a chat to ``path`` (off the GUI thread: hashing the model file takes a while)."""
+        db = self.store.path
+
+        def work() -> Path:
+            store = ConversationStore(db)
+            try:
+                if fmt == "md":
+                    text = export_markdown(store, chat_id)
+                else:
+                    text = json.dumps(export_json(store, chat_id), indent=2, ensure_ascii=False)
+            finally:
+                store.close()
+            part = path.with_name(path.name + ".part")
+            part.write_text(text, encoding="utf-8")
+            os.replace(part, path)
+            return path
+
+        def done(written: Path) -> None:
+            self.app.window.show_info(f"Chat exported to {written}.")
+            self.exported.emit(str(written))
+
+        run_job(work, on_done=done, on_error=self.app._job_failed)
+
+    def _ask_import(self) -> None:
+        from PySide6.QtWidgets import QFileDialog
+
+        path, _ = QFileDialog.getOpenFileName(
+            self.app.window, "Import chat", str(Path.home()), "JSON (*.json);;All files (*)"
+        )
+        if path:
+            self.import_chat(Path(path))
+
+    def import_chat(self, path: Path) -> int | None:
+        """Add a chat from an exported JSON file and open it; None (and a message) on failure."""
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            chat = import_json(self.store, data)
+        except (OSError, ValueError) as exc:
+            self.app.window.show_error(f"'{path.name}' cannot be imported: {exc}")
+            return None
+        except QuantDeskError as exc:
+            self.app.window.show_error(exc.message, exc.details)
+            return None
+        self.open(chat.id)
+        self.app.window.show_info(f"Imported “{chat.title}” ({chat.message_count} messages).")
+        return chat.id
 
     # -- hooks from the controller -----------------------------------------------------------
 

@@ -176,3 +176,37 @@ def test_regenerate_and_edit_keep_the_store_in_step(qtbot, data_dir: Path, tmp_p
         assert len(store.messages(chat_id)) == 2
     finally:
         controller.shutdown()
+
+
+def test_export_then_import_round_trip_in_the_app(qtbot, data_dir: Path, tmp_path: Path):
+    from quantdesk.engine.chat_export import export_json
+
+    model = write_tiny_model(tmp_path / "tiny.gguf")
+    window, controller, _ = _build(qtbot)
+    try:
+        controller.import_files([model], mode="reference")
+        qtbot.waitUntil(lambda: window.library.model.rowCount() == 1, timeout=10_000)
+        with qtbot.waitSignal(controller.modelLoaded, timeout=60_000):
+            controller.load(window.library.model.entries()[0])
+        _say(qtbot, controller, "Hello world")
+        history = controller.history
+        original = history.chat_id
+        out = tmp_path / "chat.json"
+        with qtbot.waitSignal(history.exported, timeout=60_000):
+            history.export_chat(original, "json", out)
+        with qtbot.waitSignal(history.exported, timeout=60_000):
+            history.export_chat(original, "md", tmp_path / "chat.md")
+        assert "Hello world" in (tmp_path / "chat.md").read_text()
+        copy = history.import_chat(out)
+        assert copy is not None and copy != original and history.chat_id == copy
+        first, second = (export_json(history.store, i) for i in (original, copy))
+        assert first["messages"] == second["messages"]
+        assert {k: v for k, v in first["chat"].items() if k not in ("created", "updated")} == {
+            k: v for k, v in second["chat"].items() if k not in ("created", "updated")}
+        shown = [(m.role, m.text) for m in window.chat.transcript.messages()]
+        assert shown == [(m["role"], m["text"]) for m in first["messages"]]
+        (tmp_path / "bad.json").write_text('{"format": "something else"}')
+        assert history.import_chat(tmp_path / "bad.json") is None
+        assert window.banner.isVisible()
+    finally:
+        controller.shutdown()

@@ -86,6 +86,8 @@ class ChatListPanel(QWidget):
     renameRequested = Signal(int, str)
     deleteRequested = Signal(int)
     pinRequested = Signal(int, bool)
+    exportRequested = Signal(int, str)  # chat id, "md" or "json"
+    importRequested = Signal()
     searchChanged = Signal(str)
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -100,6 +102,11 @@ class ChatListPanel(QWidget):
         new.setToolTip("Start a new conversation (Ctrl+N)")
         new.setAccessibleName("New chat")
         new.clicked.connect(self.newChatRequested)
+        load = QToolButton()
+        load.setText("Import…")
+        load.setToolTip("Import a chat exported as JSON")
+        load.clicked.connect(self.importRequested)
+        head.addWidget(load)
         head.addWidget(new)
         layout.addLayout(head)
         self.search = QLineEdit()
@@ -139,6 +146,8 @@ class ChatListPanel(QWidget):
             ("Rename…", lambda: self._rename(chat)),
             ("Unpin" if chat.pinned else "Pin to top", lambda: self.pinRequested.emit(
                 chat.id, not chat.pinned)),
+            ("Export as Markdown…", lambda: self.exportRequested.emit(chat.id, "md")),
+            ("Export as JSON…", lambda: self.exportRequested.emit(chat.id, "json")),
             ("Delete…", lambda: self._delete(chat)),
         ):  # fmt: skip
             action = QAction(text, menu)
