@@ -210,3 +210,30 @@ def test_export_then_import_round_trip_in_the_app(qtbot, data_dir: Path, tmp_pat
         assert window.banner.isVisible()
     finally:
         controller.shutdown()
+
+
+def test_a_2000_message_chat_opens_laying_out_only_what_is_seen(qtbot, data_dir: Path):
+    """Opening a long chat lays out the rows near the view, not 2,000 Markdown documents."""
+    from quantdesk.paths import resolve_paths
+
+    store = ConversationStore(resolve_paths().ensure().chats_db)
+    chat = store.create_chat("Long chat")
+    for i in range(1000):
+        store.add_message(chat.id, "user", f"Question {i}")
+        store.add_message(chat.id, "assistant", f"Answer {i}.\n\n```python\nprint({i})\n```\n")
+    store.close()
+    window, controller, _ = _build(qtbot)
+    try:
+        view = window.chat.view
+        before = view.delegate().layout_count
+        controller.history.open(chat.id)
+        qtbot.wait(300)
+        assert window.chat.transcript.rowCount() == 2000
+        assert view.delegate().layout_count - before < 100  # about a screenful, not 2,000
+        bar = view.verticalScrollBar()
+        bar.setValue(bar.maximum())
+        qtbot.wait(300)
+        last = window.chat.transcript.index(1999, 0)
+        assert view.viewport().rect().intersects(view.visualRect(last))
+    finally:
+        controller.shutdown()

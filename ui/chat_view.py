@@ -36,6 +36,7 @@ from .markdown_render import code_blocks
 __all__ = ["ChatDelegate", "ChatView"]
 
 _Index = QModelIndex | QPersistentModelIndex
+_FAR_DIRTY_ROWS = 8  # changed rows away from the viewport measured per pass (newest first)
 _PREFETCH_ROWS = 6  # rows measured beyond each edge of the viewport, so none changes on screen
 _NAV_KEYS = {
     Qt.Key.Key_Up, Qt.Key.Key_Down, Qt.Key.Key_PageUp, Qt.Key.Key_PageDown,
@@ -189,7 +190,12 @@ class ChatView(QListView):
         lo = max(0, first - _PREFETCH_ROWS)
         hi = min(model.rowCount() - 1, last + _PREFETCH_ROWS)
         self._delegate.reserve(hi - lo + 1)
-        rows = set(range(lo, hi + 1)) | {r for r in self._dirty if r < model.rowCount()}
+        # changed rows are measured when near the view; of the others only the last few (a reply
+        # streaming below the reader): opening a chat of thousands of messages must not lay out
+        # every one of them at once - the rest keep their estimate until they scroll near
+        dirty = sorted(r for r in self._dirty if r < model.rowCount())
+        far = [r for r in dirty if not lo <= r <= hi][-_FAR_DIRTY_ROWS:]
+        rows = set(range(lo, hi + 1)) | set(far)
         self._dirty.clear()
         changed = [r for r in sorted(rows) if self._delegate.measure(model.index(r, 0))]
         if not changed:
