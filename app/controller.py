@@ -12,7 +12,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QObject, QTimer, QUrl, Signal
 from PySide6.QtGui import QDesktopServices
-from PySide6.QtWidgets import QCheckBox, QFileDialog, QMessageBox
+from PySide6.QtWidgets import QApplication, QCheckBox, QFileDialog, QMessageBox
 
 from quantdesk.chat_history import CUT_OFF_NOTE, ChatHistory, context_messages
 from quantdesk.engine.conversations import StoredMessage
@@ -29,10 +29,12 @@ from quantdesk.engine.session import MODE_COMPLETION
 from quantdesk.engine.starter import ensure_starter_file
 from quantdesk.engine.templates import Message
 from quantdesk.paths import AppPaths
-from quantdesk.settings import SETTINGS, Settings
+from quantdesk.settings import SECTIONS, SETTINGS, Settings
+from quantdesk.theme import apply_theme
 from quantdesk.ui.jobs import run_job
 from quantdesk.ui.main_window import MainWindow
 from quantdesk.ui.model_worker import LoadedModel, ModelThread
+from quantdesk.ui.preferences_dialog import PreferencesDialog
 
 WELCOME = (
     "Welcome to QuantDesk. Models run here, on this computer: nothing you type leaves it.\n"
@@ -98,6 +100,7 @@ class AppController(QObject):
         panel.settingChanged.connect(self._setting_changed)
         panel.resetRequested.connect(self._reset_settings)
         panel.reloadRequested.connect(self._reload)
+        w.preferencesRequested.connect(self.open_preferences)
         worker.loadStarted.connect(self._load_started)
         worker.loaded.connect(self._loaded)
         worker.loadFailed.connect(self._load_failed)
@@ -141,7 +144,9 @@ class AppController(QObject):
     def _load_last(self) -> None:
         entries = [e for e in self.library.entries() if e.exists]
         last = self.settings.get("library.last_model")
-        chosen = next((e for e in entries if str(e.path) == last), entries[0] if entries else None)
+        # never start loading a model found in another tool's folder that the user did not pick
+        fallback = next((e for e in entries if e.owned), None)
+        chosen = next((e for e in entries if str(e.path) == last), fallback)
         if chosen is not None and self.loaded is None and not self.loading:
             self.load(chosen)
 
@@ -302,6 +307,23 @@ class AppController(QObject):
             )
 
     # -- settings --------------------------------------------------------------------------
+
+    def open_preferences(self) -> None:
+        """Show Preferences on the current settings; applied changes take effect at once."""
+        dialog = PreferencesDialog(SETTINGS.values(), self.settings.values(), SECTIONS, self.window)
+        dialog.applied.connect(self._preferences_applied)
+        dialog.finished.connect(dialog.deleteLater)
+        dialog.open()
+        self.preferences = dialog
+
+    def _preferences_applied(self, changes: dict) -> None:
+        for name, value in changes.items():
+            self._setting_changed(name, value)
+        self.window.settings_panel.set_values(changes)
+        if "downloads.parallel" in changes and getattr(self, "downloads", None):
+            self.downloads.page.parallel.setValue(changes["downloads.parallel"])
+        if "appearance.theme" in changes:
+            apply_theme(QApplication.instance(), changes["appearance.theme"])
 
     def _setting_changed(self, name: str, value: object) -> None:
         try:

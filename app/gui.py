@@ -32,6 +32,7 @@ def build_app(args: argparse.Namespace):  # noqa: ANN201 - returns (window, cont
     from quantdesk.downloads_controller import DownloadsController
     from quantdesk.engine.downloads import DownloadManager
     from quantdesk.engine.hub import HubClient
+    from quantdesk.library_controller import LibraryController
     from quantdesk.quantize_controller import QuantizeController
     from quantdesk.ui.discover_page import DiscoverPage
     from quantdesk.ui.downloads_page import DownloadsPage
@@ -60,6 +61,7 @@ def build_app(args: argparse.Namespace):  # noqa: ANN201 - returns (window, cont
         controller, window.downloads_page, manager, downloads_index
     )
     controller.quantize = QuantizeController(controller)
+    controller.library_ctl = LibraryController(controller)
     manager.on_change = controller.downloads.on_change
     manager.start()
     controller.shutdown_hooks.append(controller.downloads.shutdown)
@@ -95,6 +97,13 @@ def run_gui(argv: Sequence[str]) -> int:
     if icon.exists():
         app.setWindowIcon(QIcon(str(icon)))
     window, controller, paths = build_app(args)
+    from quantdesk.theme import apply_theme
+
+    apply_theme(app, controller.settings.get("appearance.theme"))
+    if warnings := controller.settings.warnings:
+        window.show_error(
+            " ".join(w.message for w in warnings), "\n\n".join(w.details for w in warnings)
+        )
     setup_logging(paths.log_file)
     notifier = _Notifier()
     notifier.error.connect(window.show_error)  # queued: hooks may fire on any thread

@@ -1,27 +1,48 @@
 """Settings declared once: name, type, default, validation; stored as versioned JSON.
 
 Widgets never invent keys: they read and write :class:`Settings` through the
-names declared in :data:`SETTINGS`. Unknown or invalid stored values fall back
-to the default (a hand-edited file cannot break startup).
+names declared in :data:`SETTINGS`. The file carries a schema version; older
+files are migrated (:data:`MIGRATIONS`), a newer or damaged file is moved aside
+(never silently dropped) and each value that fails validation falls back to its
+default; every such case becomes a :class:`SettingsWarning` the app shows.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from quantdesk.engine.params import LoadSettings, SamplingSettings
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 IMPORT_MODES = ("ask", "copy", "reference")
+THEMES = ("system", "light", "dark")
+
+#: Titles of the setting sections (the part of a name before the first dot), in display order.
+SECTIONS: dict[str, str] = {
+    "load": "Model loading",
+    "sampling": "Sampling",
+    "chat": "Chat",
+    "downloads": "Downloads",
+    "import": "Import",
+    "library": "Library",
+    "appearance": "Appearance",
+}
 
 
 @dataclass(frozen=True)
 class Setting:
-    """One declared setting: its type, default and the values it accepts."""
+    """One declared setting: its type, default and the values it accepts.
+
+    A setting without a ``label`` is internal state (window geometry, last model):
+    it is stored like the others but not shown in the Preferences dialog.
+    """
 
     name: str
     type: type
@@ -31,18 +52,59 @@ class Setting:
     choices: tuple[str, ...] = ()
     label: str = ""
     tooltip: str = ""
+    choice_labels: tuple[str, ...] = ()
+
+    @property
+    def section(self) -> str:
+        """The part of the name before the first dot (``"load"`` for ``"load.n_ctx"``)."""
+        return self.name.split(".", 1)[0]
+
+    def coerce(self, value: Any) -> Any:
+        """``value`` converted where the conversion loses nothing (an int for a float)."""
+        if self.type is float and type(value) is int:
+            return float(value)
+        return value
 
     def valid(self, value: Any) -> bool:
         """True when ``value`` is acceptable for this setting."""
         if type(value) is not self.type:
             return False
-        if self.minimum is not None and value < self.minimum:
-            return False
-        if self.maximum is not None and value > self.maximum:
-            return False
-        if self.type is str and self.maximum is not None:
-            return len(value) <= self.maximum
+        if self.type is str:  # for a string, maximum is its longest length
+            if self.maximum is not None and len(value) > self.maximum:
+                return False
+        elif self.type in (int, float):
+            if self.minimum is not None and value < self.minimum:
+                return False
+            if self.maximum is not None and value > self.maximum:
+                return False
         return not self.choices or value in self.choices
+
+
+@dataclass(frozen=True)
+class SettingsWarning:
+    """Something about the settings file the user should hear about at start."""
+
+    message: str
+    details: str = ""
+
+
+def _v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
+    """v1 kept every value in one flat ``values`` map; v2 groups them by section.
+
+    ``{"schema": 1, "values": {"load.n_ctx": 8192}}`` becomes
+    ``{"schema": 2, "load": {"n_ctx": 8192}}``, which reads better when edited by hand.
+    """
+    out: dict[str, Any] = {"schema": 2}
+    values = data.get("values", {})
+    for name, value in values.items() if isinstance(values, dict) else ():
+        section, _, key = str(name).partition(".")
+        if key and section != "schema":
+            out.setdefault(section, {})[key] = value
+    return out
+
+
+#: ``MIGRATIONS[n]`` turns a schema-``n`` file (parsed JSON) into a schema ``n + 1`` one.
+MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _v1_to_v2}
 
 
 _LOAD = LoadSettings()
@@ -169,48 +231,175 @@ SETTINGS: dict[str, Setting] = {
             tooltip="How many downloads run at the same time.",
         ),
         Setting("library.last_model", str, ""),
+        # Edited in the library panel (Add folder… / Folders), not in Preferences: no label.
+        Setting("library.watched_folders", list, []),  # folders scanned for .gguf models
+        Setting("library.hidden", list, []),  # real paths of found models the user removed
         Setting("window.geometry", str, ""),
         Setting("window.state", str, ""),
         Setting("window.splitter", str, ""),
+        Setting(
+            "appearance.theme",
+            str,
+            "system",
+            choices=THEMES,
+            label="Theme",
+            tooltip="Follow the system's light or dark mode, or always use one.",
+            choice_labels=("Follow the system", "Light", "Dark"),
+        ),
     )
 }
 
 
 class Settings:
-    """The user's settings, loaded from and saved to one JSON file."""
+    """The user's settings, loaded from and saved to one JSON file.
+
+    Loading never raises: what could not be used is listed in :attr:`warnings`.
+    """
 
     def __init__(self, path: Path) -> None:
         self._path = path
         self._values: dict[str, Any] = {}
+        self._unknown: dict[str, Any] = {}  # names another version declared: kept as they were
+        self._writable = True
+        self.warnings: list[SettingsWarning] = []
         self._load()
+
+    @property
+    def path(self) -> Path:
+        """The settings file."""
+        return self._path
+
+    # -- loading ---------------------------------------------------------------------------
 
     def _load(self) -> None:
         try:
-            raw = json.loads(self._path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            raw = {}
-        values = raw.get("values", {}) if isinstance(raw, dict) else {}
-        for name, value in values.items() if isinstance(values, dict) else ():
-            setting = SETTINGS.get(name)
-            if setting is None:
+            text = self._path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return
+        except (OSError, UnicodeDecodeError) as exc:
+            if isinstance(exc, UnicodeDecodeError):
+                self._damaged("it is not text")
+                return
+            self._writable = False  # never overwrite a file we could not read
+            self._warn(
+                "The settings file could not be read: defaults are used and changes will not "
+                "be saved this session.",
+                f"{self._path}: {exc}",
+            )
+            return
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            self._damaged(f"it is not valid JSON ({exc})")
+            return
+        version = data.get("schema", 1) if isinstance(data, dict) else None
+        if type(version) is not int or version < 1:
+            self._damaged("it does not look like a QuantDesk settings file")
+            return
+        rewrite = version != SCHEMA_VERSION
+        if version > SCHEMA_VERSION:
+            backup = self._move_aside("newer")
+            self._warn(
+                "Your settings were saved by a newer QuantDesk. This version kept the settings "
+                "it understands; the newer file was kept as a copy.",
+                f"Settings format {version}, this version reads format {SCHEMA_VERSION}.\n"
+                + self._copy_note(backup),
+            )
+        elif version < SCHEMA_VERSION:
+            # an older QuantDesk reading the new layout would see no settings: keep its file
+            old_copy = self._path.with_name(f"{self._path.name}.v{version}")
+            try:
+                shutil.copy2(self._path, old_copy)
+            except OSError:
+                pass
+            while version < SCHEMA_VERSION:
+                data = MIGRATIONS[version](data)
+                version += 1
+        self._read_values(data)
+        if rewrite:
+            self.save()  # the file now has this version's layout (the other one is kept aside)
+
+    def _read_values(self, data: dict[str, Any]) -> None:
+        rejected: list[str] = []
+        for section, entries in data.items():
+            if section == "schema" or not isinstance(entries, dict):
                 continue
-            if setting.type is float and isinstance(value, int) and not isinstance(value, bool):
-                value = float(value)
-            if setting.valid(value):
-                self._values[name] = value
+            for key, value in entries.items():
+                name = f"{section}.{key}"
+                setting = SETTINGS.get(name)
+                if setting is None:
+                    self._unknown[name] = value
+                    continue
+                value = setting.coerce(value)
+                if setting.valid(value):
+                    self._values[name] = value
+                else:
+                    shown = repr(value)
+                    shown = shown if len(shown) <= 40 else shown[:37] + "..."
+                    rejected.append(f"{setting.label or name} ({shown})")
+        if rejected:
+            self._warn(
+                f"{len(rejected)} setting(s) had values QuantDesk cannot use and are back to "
+                f"their defaults: {', '.join(rejected)}.",
+                f"File: {self._path}",
+            )
+
+    def _damaged(self, why: str) -> None:
+        backup = self._move_aside("corrupt")
+        self._warn(
+            "The settings file was damaged, so QuantDesk started with default settings. "
+            "The damaged file was kept as a copy.",
+            f"{self._path}: {why}.\n" + self._copy_note(backup),
+        )
+
+    @staticmethod
+    def _copy_note(backup: Path | None) -> str:
+        if backup is not None:
+            return f"Copy: {backup}"
+        return "It could not be moved aside, so it was left as it is; changes are not saved."
+
+    def _move_aside(self, kind: str) -> Path | None:
+        """Rename the file to ``settings.json.<kind>-<timestamp>``; None when that fails."""
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        target = self._path.with_name(f"{self._path.name}.{kind}-{stamp}")
+        n = 1
+        while target.exists():
+            n += 1
+            target = self._path.with_name(f"{self._path.name}.{kind}-{stamp}-{n}")
+        try:
+            os.replace(self._path, target)
+        except OSError:
+            self._writable = False  # could not keep a copy: leave the original untouched
+            return None
+        return target
+
+    def _warn(self, message: str, details: str = "") -> None:
+        self.warnings.append(SettingsWarning(message, details))
+
+    # -- values ----------------------------------------------------------------------------
 
     def get(self, name: str) -> Any:
         """The value of a declared setting."""
         return self._values.get(name, SETTINGS[name].default)
 
+    def values(self) -> dict[str, Any]:
+        """Every declared setting's current value."""
+        return {name: self.get(name) for name in SETTINGS}
+
     def set(self, name: str, value: Any) -> None:
         """Change a declared setting (raises ValueError for an invalid value) and save."""
-        setting = SETTINGS[name]
-        if setting.type is float and isinstance(value, int):
-            value = float(value)
-        if not setting.valid(value):
-            raise ValueError(f"{value!r} is not a valid value for {setting.label or name}")
-        self._values[name] = value
+        self.update({name: value})
+
+    def update(self, changes: dict[str, Any]) -> None:
+        """Change several settings at once and save once; nothing changes if one is invalid."""
+        checked: dict[str, Any] = {}
+        for name, value in changes.items():
+            setting = SETTINGS[name]
+            value = setting.coerce(value)
+            if not setting.valid(value):
+                raise ValueError(f"{value!r} is not a valid value for {setting.label or name}")
+            checked[name] = value
+        self._values.update(checked)
         self.save()
 
     def reset(self, prefix: str) -> None:
@@ -221,14 +410,25 @@ class Settings:
 
     def save(self) -> None:
         """Write the file atomically (best effort: a read-only disk only loses preferences)."""
-        data = {"schema": SCHEMA_VERSION, "values": self._values}
+        if not self._writable:
+            return
+        data: dict[str, Any] = {"schema": SCHEMA_VERSION}
+        for name, value in [*self._values.items(), *self._unknown.items()]:
+            section, _, key = name.partition(".")
+            data.setdefault(section, {})[key] = value
+        tmp = self._path.with_name(f"{self._path.name}.tmp")
         try:
             self._path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self._path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(data, indent=2), encoding="utf-8")
+            with open(tmp, "w", encoding="utf-8") as f:
+                f.write(json.dumps(data, indent=2))
+                f.flush()
+                os.fsync(f.fileno())
             os.replace(tmp, self._path)
         except OSError:
-            pass
+            try:
+                tmp.unlink(missing_ok=True)
+            except OSError:
+                pass
 
     def load_settings(self) -> LoadSettings:
         """The model-load settings as an engine object."""

@@ -18,6 +18,7 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     folder = tmp_path / "quantdesk-data"
     monkeypatch.setenv("QUANTDESK_DATA_DIR", str(folder))
     monkeypatch.setenv("QUANTDESK_SKIP_STARTER", "1")
+    monkeypatch.setenv("QUANTDESK_SKIP_DISCOVERY", "1")  # no models from the machine's own tools
     return folder
 
 

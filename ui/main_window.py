@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence, QShortcut
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
@@ -34,6 +34,7 @@ class MainWindow(QMainWindow):
 
     filesDropped = Signal(list)  # list[str]
     newChatRequested = Signal()
+    preferencesRequested = Signal()
     closing = Signal()
 
     def __init__(self, setting_specs: Iterable[SettingSpec], title: str = "QuantDesk") -> None:
@@ -50,7 +51,7 @@ class MainWindow(QMainWindow):
         self.left = QSplitter(Qt.Orientation.Vertical)
         self.left.addWidget(self.library)
         self.left.addWidget(self.chat_list)
-        self.left.setSizes([380, 320])
+        self.left.setSizes([520, 180])
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.addWidget(self.left)
         self.splitter.addWidget(self.chat)
@@ -105,10 +106,13 @@ class MainWindow(QMainWindow):
             ("Esc", self.chat.stopRequested.emit),
             ("Ctrl+N", self.newChatRequested.emit),
             ("Ctrl+K", self._focus_picker),
-            ("Ctrl+,", self.toggle_settings),
+            ("Ctrl+Shift+,", self.toggle_settings),
             ("Ctrl+O", self.library.addRequested.emit),
         ):
             QShortcut(QKeySequence(keys), self, activated=slot)
+        self.preferences_action = QAction("Preferences…", self, shortcut=QKeySequence("Ctrl+,"))
+        self.preferences_action.triggered.connect(self.preferencesRequested)
+        self.addAction(self.preferences_action)
 
     def add_page(self, title: str, widget: QWidget) -> int:
         """Add a section to the navigation rail (Ctrl+1, Ctrl+2... switch); returns its index."""
@@ -129,7 +133,7 @@ class MainWindow(QMainWindow):
         self.chat.picker.showPopup()
 
     def toggle_settings(self) -> None:
-        """Show or hide the settings panel (Ctrl+,)."""
+        """Show or hide the settings panel (Ctrl+Shift+,)."""
         self.show_page(0)
         self.settings_panel.setVisible(not self.settings_panel.isVisible())
 

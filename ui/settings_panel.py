@@ -7,14 +7,11 @@ maximum/label/tooltip), so it never invents keys or ranges of its own.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any, Protocol
+from typing import Any
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import (
-    QCheckBox,
-    QComboBox,
-    QDoubleSpinBox,
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
@@ -22,22 +19,13 @@ from PySide6.QtWidgets import (
     QPlainTextEdit,
     QPushButton,
     QScrollArea,
-    QSpinBox,
     QVBoxLayout,
     QWidget,
 )
 
+from quantdesk.ui.setting_editors import SettingSpec, make_editor, set_editor_value
 
-class SettingSpec(Protocol):
-    """What the panel needs to know about one setting."""
-
-    name: str
-    type: type
-    default: Any
-    minimum: float | None
-    maximum: float | None
-    label: str
-    tooltip: str
+__all__ = ["SettingSpec", "SettingsPanel"]
 
 
 class SettingsPanel(QScrollArea):
@@ -74,20 +62,17 @@ class SettingsPanel(QScrollArea):
         self.estimate_label.setAccessibleName("Memory estimate for these settings")
         self.estimate_label.setForegroundRole(QPalette.ColorRole.PlaceholderText)
         self._estimate_row = self.estimate_label
-        self._prompt = QPlainTextEdit()
-        self._prompt.setPlaceholderText("Optional instructions sent before every chat.")
-        self._prompt.setAccessibleName("System prompt")
-        self._prompt.setMaximumHeight(120)
+        self._prompt = QPlainTextEdit()  # replaced by the declared system prompt's editor
         specs = list(specs)
         for spec in specs:
             section = spec.name.split(".", 1)[0]
             if spec.name == "chat.system_prompt":
-                self._editors[spec.name] = self._prompt
-                self._prompt.textChanged.connect(
-                    lambda n=spec.name: self.settingChanged.emit(n, self._prompt.toPlainText())
-                )
+                self._prompt = self._editor(spec)
             elif section in groups:
                 groups[section].addRow(spec.label or spec.name, self._editor(spec))
+        self._prompt.setPlaceholderText("Optional instructions sent before every chat.")
+        self._prompt.setAccessibleName("System prompt")
+        self._prompt.setMaximumHeight(120)
         groups["load"].addRow(self.estimate_label)
         prompt_box = QGroupBox("System prompt")
         QVBoxLayout(prompt_box).addWidget(self._prompt)
@@ -107,37 +92,8 @@ class SettingsPanel(QScrollArea):
         layout.addWidget(box)
         return form
 
-    def _editor(self, spec: SettingSpec) -> QWidget:
-        if spec.type is bool:
-            box = QCheckBox()
-            box.setToolTip(spec.tooltip)
-            box.setAccessibleName(spec.label or spec.name)
-            box.toggled.connect(lambda v, n=spec.name: self.settingChanged.emit(n, v))
-            self._editors[spec.name] = box
-            return box
-        if spec.type is str and getattr(spec, "choices", ()):
-            combo = QComboBox()
-            combo.addItems(list(spec.choices))
-            combo.setToolTip(spec.tooltip)
-            combo.setAccessibleName(spec.label or spec.name)
-            combo.currentTextChanged.connect(lambda v, n=spec.name: self.settingChanged.emit(n, v))
-            self._editors[spec.name] = combo
-            return combo
-        editor: QSpinBox | QDoubleSpinBox
-        if spec.type is float:
-            editor = QDoubleSpinBox()
-            editor.setDecimals(2)
-            editor.setSingleStep(0.05)
-        else:
-            editor = QSpinBox()
-        editor.setRange(
-            spec.minimum if spec.minimum is not None else -(2**31),
-            spec.maximum if spec.maximum is not None else 2**31 - 1,
-        )
-        editor.setToolTip(spec.tooltip)
-        editor.setAccessibleName(spec.label or spec.name)
-        editor.setKeyboardTracking(False)
-        editor.valueChanged.connect(lambda v, n=spec.name: self.settingChanged.emit(n, v))
+    def _editor(self, spec: SettingSpec) -> Any:
+        editor = make_editor(spec, self.settingChanged.emit)
         self._editors[spec.name] = editor
         return editor
 
@@ -149,19 +105,8 @@ class SettingsPanel(QScrollArea):
         """Show ``values`` without emitting settingChanged."""
         for name, value in values.items():
             editor = self._editors.get(name)
-            if editor is None:
-                continue
-            editor.blockSignals(True)
-            if isinstance(editor, QPlainTextEdit):
-                if editor.toPlainText() != value:
-                    editor.setPlainText(value)
-            elif isinstance(editor, QCheckBox):
-                editor.setChecked(value)
-            elif isinstance(editor, QComboBox):
-                editor.setCurrentText(value)
-            else:
-                editor.setValue(value)
-            editor.blockSignals(False)
+            if editor is not None:
+                set_editor_value(editor, value)
 
     def set_estimate_text(self, text: str) -> None:
         """Show what the chosen load settings need on this machine (empty hides it)."""

@@ -1,0 +1,413 @@
+"""The library sidebar beyond the basics: models found everywhere, filters, details, delete.
+
+Models other tools keep (LM Studio, Ollama, Jan, GPT4All, the Hugging Face cache) and those
+in watched folders join the library table as entries the app does not own (``owned=False``,
+``source`` naming the tool), referenced where they are: one list, one entry per real path.
+Discovery, the index refresh, fit verdicts and the details report run as jobs, off the GUI
+thread. Only files the app owns can be deleted, after a confirmation naming file and size.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from PySide6.QtCore import QObject, QTimer, Signal
+from PySide6.QtWidgets import QFileDialog, QMessageBox
+
+from quantdesk.controller import AppController
+from quantdesk.engine.discovery import SOURCES, ToolRoots, discover_models, split_info, tool_roots
+from quantdesk.engine.estimate import EstimateParams
+from quantdesk.engine.estimate_fit import fit
+from quantdesk.engine.gguf import read_header_from_file
+from quantdesk.engine.library import LibraryEntry, ModelLibrary
+from quantdesk.engine.model_index import ModelIndex
+from quantdesk.engine.model_info import format_text, human_bytes, summarize
+from quantdesk.engine.params import LoadSettings
+from quantdesk.engine.recommend import Budget, machine_budget, settings_estimate_text
+from quantdesk.ui.jobs import run_job
+from quantdesk.ui.library_panel import Fit, source_label
+from quantdesk.ui.model_details import ModelDetails, ModelDetailsDialog
+
+#: Set to 1 to look only in watched folders, not in other tools' folders (tests set it).
+ENV_SKIP_DISCOVERY = "QUANTDESK_SKIP_DISCOVERY"
+_NO_TOOLS = ToolRoots(None, (), (), (), ())
+
+
+@dataclass(frozen=True)
+class ScanResult:
+    """What one rescan found, by real path of each model's first file."""
+
+    names: dict[str, str]  # the name its tool gives it ("llama3.2:3b")
+    sha256: dict[str, str]
+    parts: dict[str, tuple[Path, ...]]
+    added: int
+    removed: int
+    seconds: float
+
+
+def sync_discovered(
+    library_db: Path,
+    index_db: Path,
+    *,
+    watched: list[Path],
+    hidden: set[str],
+    roots: ToolRoots,
+) -> ScanResult:
+    """Discover models, refresh the index, and bring the library's found entries in line.
+
+    New or changed files are added (header read once); found entries whose file is gone, or
+    whose folder is no longer watched, leave the library. Entries the user added by other
+    means keep their source. Runs on any thread (own connections).
+    """
+    found = discover_models(watched=watched, roots=roots)
+    index = ModelIndex(index_db)
+    try:
+        report = index.refresh(found)
+        rows = [r for r in index.entries() if r.error is None]
+    finally:
+        index.close()
+    names: dict[str, str] = {}
+    sha: dict[str, str] = {}
+    parts: dict[str, tuple[Path, ...]] = {}
+    added = removed = 0
+    library = ModelLibrary(library_db)
+    try:
+        for row in rows:
+            real = os.path.realpath(row.path)
+            if real in hidden or not os.path.isfile(real):
+                continue
+            names[real], parts[real] = row.name, row.parts
+            if row.sha256:
+                sha[real] = row.sha256
+            existing = library.find(Path(real))
+            if existing is not None and existing.size == os.path.getsize(real):
+                continue
+            info = summarize(read_header_from_file(Path(real)), path=real)
+            if row.parameter_count:  # a split set: count every part's tensors
+                info = dataclasses.replace(
+                    info, parameter_count=row.parameter_count,
+                    parameter_label=row.parameter_label or info.parameter_label,
+                )  # fmt: skip
+            library.add(Path(real), info, source=row.source, owned=False)
+            added += existing is None
+        for entry in library.entries():
+            if entry.source in SOURCES and str(entry.path) not in names:
+                library.remove(entry.id)
+                removed += 1
+    finally:
+        library.close()
+    return ScanResult(names, sha, parts, added, removed, report.seconds)
+
+
+def model_parts(path: Path, known: Mapping[str, tuple[Path, ...]]) -> tuple[Path, ...]:
+    """Every file of the model whose first file is ``path`` (split sets by their name)."""
+    if str(path) in known:
+        return known[str(path)]
+    info = split_info(path)
+    if info is None:
+        return (path,)
+    base, _, count = info
+    siblings = [path.with_name(f"{base}-{i:05d}-of-{count:05d}.gguf") for i in range(1, count + 1)]
+    return tuple(p for p in siblings if p.is_file())
+
+
+def fit_label(verdict: str, layers: int, n_ctx: int) -> str:
+    """The words under a model for a fit verdict."""
+    return {
+        "gpu": "Fits on GPU",
+        "partial": f"Partly on GPU ({layers} layers)",
+        "cpu": "Fits in RAM",
+        "no_fit": f"Too big at {n_ctx:,} ctx",
+    }.get(verdict, "Fit unknown")
+
+
+def fit_models(
+    models: list[tuple[Path, tuple[Path, ...]]], load: LoadSettings, budget: Budget
+) -> dict[str, Fit]:
+    """The fit verdict of each model at ``load`` (headers only; unreadable: "unknown")."""
+    params = EstimateParams.from_load_settings(load)
+    out: dict[str, Fit] = {}
+    for path, parts in models:
+        try:
+            result = fit(
+                [read_header_from_file(p) for p in parts],
+                params,
+                ram_available=budget.ram_available,
+                vram_free=budget.vram_free,
+                gpu_offload_supported=budget.gpu_offload,
+            )
+        except Exception:  # noqa: BLE001 - an odd header only costs the badge
+            out[str(path)] = Fit("unknown", "Fit unknown")
+            continue
+        label = fit_label(result.verdict, result.max_gpu_layers, load.n_ctx)
+        out[str(path)] = Fit(result.verdict, label)
+    return out
+
+
+class LibraryController(QObject):
+    """Rescans, watched folders, fit verdicts, Details… and Delete file… for the sidebar."""
+
+    scanned = Signal(object)  # ScanResult
+    fitsUpdated = Signal()
+    detailsShown = Signal(object)  # ModelDetailsDialog
+    deleted = Signal(object)  # LibraryEntry
+
+    def __init__(
+        self,
+        app: AppController,
+        *,
+        home: Path | None = None,
+        env: Mapping[str, str] | None = None,
+        budget: Budget | None = None,
+    ) -> None:
+        super().__init__()
+        self.app = app
+        self.panel = app.window.library
+        self.home, self.env = home, env
+        self.budget = budget  # this machine's, probed on first use
+        self.details_dialog: ModelDetailsDialog | None = None
+        self._scan: ScanResult | None = None
+        self._scanning = self._scan_again = False
+        self._fitting = self._fit_again = False
+        self._fit_cache: dict[tuple, Fit] = {}
+        self._closed = False
+        self._fit_timer = QTimer(self)
+        self._fit_timer.setSingleShot(True)
+        self._fit_timer.setInterval(300)
+        self._fit_timer.timeout.connect(self.update_fits)
+        p = self.panel
+        p.rescanRequested.connect(self.rescan)
+        p.addFolderRequested.connect(self._add_folder_dialog)
+        p.removeFolderRequested.connect(self.remove_folder)
+        p.detailsRequested.connect(self.show_details)
+        p.deleteRequested.connect(self.delete)
+        p.removeRequested.connect(self._remember_removed)
+        p.model.modelReset.connect(self._fit_timer.start)
+        app.window.settings_panel.settingChanged.connect(
+            lambda name, _v: self._fit_timer.start() if name.startswith("load.") else None
+        )
+        app.window.settings_panel.resetRequested.connect(self._fit_timer.start)
+        app.shutdown_hooks.append(self.shutdown)
+        p.set_watched_folders(self.watched_folders())
+        QTimer.singleShot(0, self.rescan)
+
+    def shutdown(self) -> None:
+        """Stop reacting to jobs still running (the app is closing)."""
+        self._closed = True
+        self._fit_timer.stop()
+
+    # -- discovery -------------------------------------------------------------------------
+
+    def watched_folders(self) -> list[str]:
+        """The folders the user asked to watch."""
+        return [str(f) for f in self.app.settings.get("library.watched_folders")]
+
+    def _roots(self) -> ToolRoots:
+        env = os.environ if self.env is None else self.env
+        if env.get(ENV_SKIP_DISCOVERY) == "1":
+            return _NO_TOOLS
+        return tool_roots(self.home, env)
+
+    def rescan(self) -> None:
+        """Look for models everywhere again (off the GUI thread); the list follows."""
+        if self._closed:
+            return
+        if self._scanning:
+            self._scan_again = True
+            return
+        self._scanning = True
+        self.panel.set_scanning(True)
+        paths = self.app.paths
+        watched = [Path(f) for f in self.watched_folders()]
+        hidden = set(self.app.settings.get("library.hidden"))
+        roots = self._roots()
+
+        def work() -> ScanResult:
+            return sync_discovered(
+                paths.library_db, paths.model_index_db, watched=watched, hidden=hidden, roots=roots
+            )
+
+        run_job(work, on_done=self._scanned, on_error=self._scan_failed)
+
+    def _scanned(self, result: ScanResult) -> None:
+        if self._closed:
+            return
+        self._scanning = False
+        names_changed = self._scan is None or self._scan.names != result.names
+        self._scan = result
+        found = len(result.names)
+        self.panel.set_scanning(
+            False, f"{found} found in other apps and folders" if found else ""
+        )
+        if names_changed and result.names:
+            self.panel.model.set_display_names(result.names)
+        if result.added or result.removed:
+            self.app.refresh_library()
+        self._fit_timer.start()
+        if self._scan_again:  # asked again meanwhile: only the latest scan is announced
+            self._scan_again = False
+            self.rescan()
+        else:
+            self.scanned.emit(result)
+
+    def _scan_failed(self, exc: BaseException) -> None:
+        if self._closed:
+            return
+        self._scanning = False
+        self.panel.set_scanning(False, "Rescan failed")
+        self.app._job_failed(exc)
+
+    def add_folder(self, folder: Path) -> None:
+        """Watch ``folder`` (its models are listed in place) and rescan."""
+        folders = self.watched_folders()
+        if str(folder) not in folders:
+            self.app.settings.set("library.watched_folders", [*folders, str(folder)])
+        self.panel.set_watched_folders(self.watched_folders())
+        self.rescan()
+
+    def remove_folder(self, folder: str) -> None:
+        """Stop watching ``folder``; its models leave the list at the rescan that follows."""
+        folders = [f for f in self.watched_folders() if f != folder]
+        self.app.settings.set("library.watched_folders", folders)
+        self.panel.set_watched_folders(folders)
+        self.rescan()
+
+    def _add_folder_dialog(self) -> None:
+        folder = QFileDialog.getExistingDirectory(
+            self.app.window, "Watch a folder for models", str(Path.home())
+        )
+        if folder:
+            self.add_folder(Path(folder))
+
+    def _remember_removed(self, entry: LibraryEntry) -> None:
+        """A found model the user removed stays out of the list at later rescans."""
+        if entry.source in SOURCES:
+            hidden = list(self.app.settings.get("library.hidden"))
+            if str(entry.path) not in hidden:
+                self.app.settings.set("library.hidden", [*hidden, str(entry.path)])
+
+    # -- fit verdicts ----------------------------------------------------------------------
+
+    def update_fits(self) -> None:
+        """Compute the fit verdicts not cached yet for the listed models (off the GUI thread)."""
+        if self._closed:
+            return
+        if self._fitting:
+            self._fit_again = True
+            return
+        load = self.app.settings.load_settings()
+        known = self._scan.parts if self._scan else {}
+        todo: list[tuple[Path, tuple[Path, ...]]] = []
+        cached: dict[str, Fit] = {}
+        keys: dict[str, tuple] = {}
+        for entry in self.panel.model.entries():
+            try:
+                st = entry.path.stat()
+            except OSError:
+                continue
+            key = (str(entry.path), st.st_size, st.st_mtime_ns, load)
+            keys[str(entry.path)] = key
+            if key in self._fit_cache:
+                cached[str(entry.path)] = self._fit_cache[key]
+            else:
+                todo.append((entry.path, model_parts(entry.path, known)))
+        if cached:
+            self.panel.model.set_fits(cached)
+        if not todo:
+            self.fitsUpdated.emit()
+            return
+        self._fitting = True
+
+        def work() -> tuple[Budget, dict[str, Fit]]:
+            budget = self.budget or machine_budget()
+            return budget, fit_models(todo, load, budget)
+
+        def done(outcome: tuple[Budget, dict[str, Fit]]) -> None:
+            self._fitting = False
+            if self._closed:
+                return
+            self.budget, fits = outcome
+            for path, verdict in fits.items():
+                self._fit_cache[keys[path]] = verdict
+            self.panel.model.set_fits(fits)
+            self.fitsUpdated.emit()
+            if self._fit_again:
+                self._fit_again = False
+                self.update_fits()
+
+        def failed(exc: BaseException) -> None:
+            self._fitting = False
+
+        run_job(work, on_done=done, on_error=failed)
+
+    # -- details and delete ----------------------------------------------------------------
+
+    def show_details(self, entry: LibraryEntry) -> None:
+        """Read the header and estimate off the GUI thread, then open the Details dialog."""
+        load = self.app.settings.load_settings()
+        sha = (self._scan.sha256 if self._scan else {}).get(str(entry.path), "")
+        row = self.panel.model.row_of(str(entry.path))
+        name = self.panel.model.display_name(row) if row >= 0 else entry.name
+
+        def work() -> ModelDetails:
+            budget = self.budget or machine_budget()
+            report = summarize(read_header_from_file(entry.path), path=str(entry.path))
+            try:
+                estimate = settings_estimate_text(entry.path, load, budget)
+            except Exception as exc:  # noqa: BLE001 - the report is still worth showing
+                estimate = f"No estimate: {getattr(exc, 'message', exc)}"
+            return ModelDetails(
+                name=name, path=str(entry.path), source=source_label(entry.source)
+                + ("" if entry.owned else " (used in place, not owned by QuantDesk)"),
+                size=human_bytes(entry.size), sha256=sha, estimate=estimate,
+                report=format_text(report),
+            )  # fmt: skip
+
+        def done(details: ModelDetails) -> None:
+            if self._closed:
+                return
+            if self.details_dialog is not None:
+                self.details_dialog.close()
+            self.details_dialog = ModelDetailsDialog(details, self.app.window)
+            self.details_dialog.show()
+            self.detailsShown.emit(self.details_dialog)
+
+        run_job(work, on_done=done, on_error=self.app._job_failed)
+
+    def delete(self, entry: LibraryEntry) -> None:
+        """Delete an owned model's file(s) after a confirmation naming it and its size."""
+        if not entry.owned:
+            self.app.window.show_error(
+                f"{entry.path.name} belongs to {source_label(entry.source)}: QuantDesk only "
+                "deletes files it copied or downloaded itself. Use Remove from library."
+            )
+            return
+        files = model_parts(entry.path, {})
+        size = sum(p.stat().st_size for p in files if p.is_file())
+        listing = "\n".join(str(p) for p in files)
+        answer = QMessageBox.question(
+            self.app.window,
+            "Delete model file",
+            f"Delete {entry.path.name} ({human_bytes(size)}) from disk?\n\n{listing}\n\n"
+            "This cannot be undone.",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
+            QMessageBox.StandardButton.Cancel,
+        )
+        if answer != QMessageBox.StandardButton.Yes:
+            return
+        if self.app.loaded is not None and self.app.loaded.path == str(entry.path):
+            self.app.eject()
+        try:
+            for p in files:
+                p.unlink(missing_ok=True)
+        except OSError as exc:
+            self.app.window.show_error(f"Could not delete {entry.path.name}: {exc.strerror}.")
+            return
+        self.app.library.remove(entry.id)
+        self.app.refresh_library()
+        self.app.window.show_info(f"Deleted {entry.path.name} ({human_bytes(size)}).")
+        self.deleted.emit(entry)
