@@ -26,6 +26,7 @@ from quantdesk.engine.model_info import human_bytes
 from quantdesk.engine.prompting import COMPLETION_MODE_NOTICE
 from quantdesk.engine.recommend import Budget, machine_budget, settings_estimate_text
 from quantdesk.engine.session import MODE_COMPLETION
+from quantdesk.engine.sqlite_files import NewerDatabase
 from quantdesk.engine.starter import ensure_starter_file
 from quantdesk.engine.templates import Message
 from quantdesk.paths import AppPaths
@@ -57,7 +58,7 @@ class AppController(QObject):
         self.paths = paths
         self.settings = settings
         self.window = window
-        self.library = ModelLibrary(paths.library_db)
+        self.library, self._library_warning = _open_library(paths.library_db)
         self.models = ModelThread(paths.probe_cache)
         self.shutdown_hooks: list = []  # services composed in gui.py stop here too
         self.loaded: LoadedModel | None = None
@@ -116,8 +117,9 @@ class AppController(QObject):
             "notice", WELCOME.format(hardware=hardware_summary())
         )
         self.history.restore_latest()
-        if self.history.warning:
-            self.window.show_error(self.history.warning)
+        warnings = [w for w in (self._library_warning, self.history.warning) if w]
+        if warnings:
+            self.window.show_error(" ".join(warnings))
         if open_files:
             self.import_files(open_files, mode=MODE_REFERENCE, load_first=True)
         if os.environ.get("QUANTDESK_SKIP_STARTER") == "1":
@@ -554,3 +556,17 @@ def _stats_line(stats: dict) -> str:
         return GenerationStats(**stats).summary() if stats else ""
     except TypeError:
         return ""
+
+
+def _open_library(path: Path) -> tuple[ModelLibrary, str]:
+    """The model library, and what to tell the user if it was damaged or is from a newer app."""
+    try:
+        library = ModelLibrary(path)
+    except NewerDatabase as exc:  # left untouched; this session keeps its list in memory
+        return ModelLibrary(Path(":memory:")), exc.message + " Models added now are not kept."
+    if library.recovered_from is None:
+        return library, ""
+    return library, (
+        f"The model library was damaged; it was kept as '{library.recovered_from.name}' and a "
+        "new one was started (your model files were not touched)."
+    )

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from quantdesk.engine.errors import QuantDeskError
+from quantdesk.engine.sqlite_files import NewerDatabase, open_database
 
 SCHEMA_VERSION = 1
 
@@ -49,7 +49,7 @@ CREATE INDEX IF NOT EXISTS messages_by_chat ON messages (chat_id, seq);
 TITLE_LENGTH = 60
 
 
-class ChatStoreError(QuantDeskError):
+class ChatStoreError(NewerDatabase):
     """The chat database cannot be used as it is (newer version, damaged)."""
 
 
@@ -101,56 +101,14 @@ class ConversationStore:
         started; a file from a newer QuantDesk raises ChatStoreError and is left untouched.
         """
         self.path = Path(path)
-        self.recovered_from: Path | None = None
-        if str(path) != ":memory:":
-            self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            version = self._peek_version()
-            if version <= SCHEMA_VERSION:
-                self._db = self._connect()
-        except sqlite3.DatabaseError:
-            self.recovered_from = self._move_aside("damaged")
-            version = 0
-            self._db = self._connect()
-        if version > SCHEMA_VERSION:
-            raise ChatStoreError(
-                f"The chat history was written by a newer QuantDesk (format {version}; this one "
-                f"reads {SCHEMA_VERSION}). It was left untouched; update QuantDesk to open it. "
-                "Chats of this session are not saved.",
-                str(self.path),
+            self._db, self.recovered_from = open_database(
+                self.path, _SCHEMA, SCHEMA_VERSION, what="The chat history"
             )
-
-    def _peek_version(self) -> int:
-        """The file's schema version, read without changing anything (0: new file)."""
-        if str(self.path) == ":memory:" or not self.path.exists():
-            return 0
-        db = sqlite3.connect(self.path.resolve().as_uri() + "?mode=ro", uri=True)
-        try:
-            return int(db.execute("PRAGMA user_version").fetchone()[0])
-        finally:
-            db.close()
-
-    def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, timeout=10)
-        db.row_factory = sqlite3.Row
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA foreign_keys=ON")
-        version = db.execute("PRAGMA user_version").fetchone()[0]
-        if version == 0:
-            with db:
-                db.executescript(_SCHEMA)
-                db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-        db.execute("SELECT count(*) FROM chats").fetchone()  # reads a page: damage shows here
-        return db
-
-    def _move_aside(self, why: str) -> Path:
-        backup = self.path.with_name(f"{self.path.stem}.{why}-{int(time.time())}{self.path.suffix}")
-        self.path.replace(backup)
-        for suffix in ("-wal", "-shm"):
-            side = self.path.with_name(self.path.name + suffix)
-            if side.exists():
-                side.replace(backup.with_name(backup.name + suffix))
-        return backup
+        except NewerDatabase as exc:
+            raise ChatStoreError(
+                exc.message + " Chats of this session are not saved.", exc.details
+            ) from None
 
     def close(self) -> None:
         """Close the connection."""

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from quantdesk.engine.model_info import ModelReport
+from quantdesk.engine.sqlite_files import open_database
 
 SCHEMA_VERSION = 1
 
@@ -66,13 +67,13 @@ class ModelLibrary:
     """SQLite-backed list of models; one instance per thread (sqlite3 connections are)."""
 
     def __init__(self, db_path: Path) -> None:
-        db_path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(db_path))
-        self._db.row_factory = sqlite3.Row
-        with self._db:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.executescript(_SCHEMA)
-            self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        """Open the library; a damaged file is moved aside (``recovered_from``) and rebuilt.
+
+        A library from a newer QuantDesk raises NewerDatabase and is left untouched.
+        """
+        self._db, self.recovered_from = open_database(
+            db_path, _SCHEMA, SCHEMA_VERSION, what="The model library"
+        )
 
     def close(self) -> None:
         """Close the database connection."""

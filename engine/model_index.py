@@ -21,6 +21,7 @@ from typing import Any
 
 from quantdesk.engine.discovery import DiscoveredModel, split_info
 from quantdesk.engine.errors import QuantDeskError
+from quantdesk.engine.sqlite_files import NewerDatabase, move_aside, open_database
 
 SCHEMA_VERSION = 1
 
@@ -152,40 +153,16 @@ class ModelIndex:
     """SQLite index of discovered models; one instance per thread (sqlite3 connections are)."""
 
     def __init__(self, db_path: Path) -> None:
-        db_path.parent.mkdir(parents=True, exist_ok=True)
         self.db_path = db_path
         self.set_aside: Path | None = None  # where a damaged or newer database was moved
         try:
-            self._db = self._open()
-        except sqlite3.DatabaseError as exc:
-            self.set_aside = self._move_aside(str(exc))
-            self._db = self._open()
-
-    def _open(self) -> sqlite3.Connection:
-        db = sqlite3.connect(str(self.db_path), timeout=10)
-        try:
-            db.row_factory = sqlite3.Row
-            version = db.execute("PRAGMA user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
-                raise sqlite3.DatabaseError(f"schema version {version} is newer than this app")
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-            with db:
-                db.executescript(_SCHEMA)
-                db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-        except sqlite3.DatabaseError:
-            db.close()
-            raise
-        return db
-
-    def _move_aside(self, reason: str) -> Path:
-        target = self.db_path.with_name(f"{self.db_path.name}.set-aside-{int(time.time())}")
-        for suffix in ("", "-wal", "-shm"):
-            src = Path(f"{self.db_path}{suffix}")
-            if src.exists():
-                src.rename(f"{target}{suffix}")
-        target.with_name(target.name + ".reason.txt").write_text(reason + "\n", encoding="utf-8")
-        return target
+            self._db, self.set_aside = open_database(
+                db_path, _SCHEMA, SCHEMA_VERSION, what="The model index"
+            )
+        except NewerDatabase:  # only a cache of what is on disk: rebuild it, keep the old one
+            self.set_aside = move_aside(db_path, "newer")
+            self._db, _ = open_database(db_path, _SCHEMA, SCHEMA_VERSION, what="The model index")
+        self._db.execute("PRAGMA synchronous=NORMAL")
 
     def close(self) -> None:
         """Close the database connection."""

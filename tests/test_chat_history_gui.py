@@ -237,3 +237,20 @@ def test_a_2000_message_chat_opens_laying_out_only_what_is_seen(qtbot, data_dir:
         assert view.viewport().rect().intersects(view.visualRect(last))
     finally:
         controller.shutdown()
+
+
+def test_damaged_library_and_chat_files_are_reported_and_kept(qtbot, data_dir: Path) -> None:
+    """Start-up with a damaged library and a damaged chat database: both moved aside, said."""
+    from quantdesk.paths import resolve_paths
+
+    paths = resolve_paths().ensure()
+    for db in (paths.library_db, paths.chats_db):
+        db.write_bytes(b"SQLite format 3\0" + b"\xff" * 4000)
+    window, controller, _ = _build(qtbot)
+    try:
+        text = window.banner.label.text()
+        assert "model library was damaged" in text and "chat history database was damaged" in text
+        kept = sorted(p.name for p in paths.data_dir.glob("*.damaged-*"))
+        assert len(kept) == 2 and all(p.startswith(("library.", "chats.")) for p in kept)
+    finally:
+        controller.shutdown()

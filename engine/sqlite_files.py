@@ -1,0 +1,82 @@
+"""Opening the app's SQLite files safely: WAL, schema versions, damaged or newer files.
+
+A file written by a newer QuantDesk is never changed (:class:`NewerDatabase`); a damaged
+file is moved aside with its ``-wal``/``-shm`` companions and a new one is created, so the
+caller can tell the user where the old data went. Nothing is ever silently dropped.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+
+from quantdesk.engine.errors import QuantDeskError
+
+
+class NewerDatabase(QuantDeskError):
+    """The file's schema version is newer than this QuantDesk reads; it was left untouched."""
+
+
+def peek_version(path: Path) -> int:
+    """The schema version of ``path``, read-only (0 for a missing file or ``:memory:``)."""
+    if str(path) == ":memory:" or not path.exists():
+        return 0
+    db = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True)
+    try:
+        return int(db.execute("PRAGMA user_version").fetchone()[0])
+    finally:
+        db.close()
+
+
+def move_aside(path: Path, why: str) -> Path:
+    """Rename ``path`` (and its WAL files) to ``<stem>.<why>-<time><suffix>``; returns it."""
+    backup = path.with_name(f"{path.stem}.{why}-{int(time.time())}{path.suffix}")
+    for extra in ("", "-wal", "-shm"):
+        src = Path(f"{path}{extra}")
+        if src.exists():
+            src.replace(f"{backup}{extra}")
+    return backup
+
+
+def open_database(
+    path: Path | str, schema: str, version: int, *, what: str
+) -> tuple[sqlite3.Connection, Path | None]:
+    """Open (or create) ``path`` with ``schema`` at ``version``: (connection, backup or None).
+
+    ``what`` names the data in messages ("The chat history"). Raises NewerDatabase for a
+    file from a newer QuantDesk; a damaged file is moved aside and its backup returned.
+    """
+    path = Path(path)
+    if str(path) != ":memory:":
+        path.parent.mkdir(parents=True, exist_ok=True)
+    backup: Path | None = None
+    try:
+        found = peek_version(path)
+        if found > version:
+            raise NewerDatabase(
+                f"{what} was written by a newer QuantDesk (format {found}; this one reads "
+                f"{version}). It was left untouched; update QuantDesk to use it.",
+                str(path),
+            )
+        db = _connect(path, schema, version)
+    except sqlite3.DatabaseError:
+        backup = move_aside(path, "damaged")
+        db = _connect(path, schema, version)
+    return db, backup
+
+
+def _connect(path: Path, schema: str, version: int) -> sqlite3.Connection:
+    db = sqlite3.connect(str(path), timeout=10)
+    try:
+        db.row_factory = sqlite3.Row
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA foreign_keys=ON")
+        with db:
+            db.executescript(schema)
+            db.execute(f"PRAGMA user_version={version}")
+        db.execute("SELECT count(*) FROM sqlite_master").fetchone()  # damage shows here
+    except sqlite3.DatabaseError:
+        db.close()
+        raise
+    return db
