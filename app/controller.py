@@ -20,7 +20,13 @@ from quantdesk.engine.convert import is_hf_folder
 from quantdesk.engine.errors import QuantDeskError
 from quantdesk.engine.events import GenerationStats
 from quantdesk.engine.hardware import hardware_summary, memory_snapshot
-from quantdesk.engine.importer import MODE_COPY, MODE_REFERENCE, ImportOutcome, import_paths
+from quantdesk.engine.importer import (
+    MODE_COPY,
+    MODE_MOVE,
+    MODE_REFERENCE,
+    ImportOutcome,
+    import_paths,
+)
 from quantdesk.engine.library import LibraryEntry, ModelLibrary, add_model_file
 from quantdesk.engine.model_info import human_bytes
 from quantdesk.engine.prompting import COMPLETION_MODE_NOTICE
@@ -202,18 +208,22 @@ class AppController(QObject):
             return mode
         box = QMessageBox(self.window)
         box.setWindowTitle("Add models")
-        box.setText("Copy the files into QuantDesk's models folder, or use them where they are?")
+        box.setText("Use the files where they are, or copy or move them into QuantDesk's models "
+                    "folder?")  # fmt: skip
         box.setInformativeText(
-            "Using them in place saves disk space; the files stay yours and are never modified."
+            "Using them in place saves disk space; the files stay yours and are never modified. "
+            "Copied or moved files belong to QuantDesk's folder (it may delete them when you ask)."
         )
         use = box.addButton("Use in place", QMessageBox.ButtonRole.AcceptRole)
         copy = box.addButton("Copy", QMessageBox.ButtonRole.ActionRole)
+        move = box.addButton("Move", QMessageBox.ButtonRole.ActionRole)
         box.addButton(QMessageBox.StandardButton.Cancel)
         box.setDefaultButton(use)
         box.setCheckBox(QCheckBox("Remember my choice"))
         box.exec()
         clicked = box.clickedButton()
-        mode = MODE_REFERENCE if clicked is use else MODE_COPY if clicked is copy else None
+        modes = {use: MODE_REFERENCE, copy: MODE_COPY, move: MODE_MOVE}
+        mode = next((m for button, m in modes.items() if clicked is button), None)
         if mode is not None and box.checkBox().isChecked():
             self.settings.set("import.mode", mode)
         return mode

@@ -21,7 +21,7 @@ from typing import Any
 from quantdesk.engine.params import LoadSettings, SamplingSettings
 
 SCHEMA_VERSION = 2
-IMPORT_MODES = ("ask", "copy", "reference")
+IMPORT_MODES = ("ask", "copy", "move", "reference")
 THEMES = ("system", "light", "dark")
 
 #: Titles of the setting sections (the part of a name before the first dot), in display order.

@@ -1,0 +1,62 @@
+"""Import modes on real files: reference, copy, move; split sets travel and list as one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from quantdesk.engine.importer import MODE_COPY, MODE_MOVE, MODE_REFERENCE, import_paths
+from quantdesk.engine.library import ModelLibrary
+from tests.hub_fixtures import write_split_model
+from tests.tiny_models import write_tiny_model
+
+
+def _library(tmp_path: Path) -> ModelLibrary:
+    return ModelLibrary(tmp_path / "library.sqlite3")
+
+
+def test_move_renames_into_the_models_folder(tmp_path: Path) -> None:
+    source = write_tiny_model(tmp_path / "downloads" / "tiny.gguf")
+    data = source.read_bytes()
+    models = tmp_path / "models"
+    library = _library(tmp_path)
+    [outcome] = import_paths([source], library, models, MODE_MOVE)
+    assert outcome.error == ""
+    entry = outcome.entry
+    assert entry.owned and entry.path == (models / "tiny.gguf").resolve()
+    assert not source.exists() and entry.path.read_bytes() == data
+    library.close()
+
+
+def test_reference_and_copy_leave_the_original(tmp_path: Path) -> None:
+    source = write_tiny_model(tmp_path / "mine" / "tiny.gguf")
+    library = _library(tmp_path)
+    [ref] = import_paths([source], library, tmp_path / "models", MODE_REFERENCE)
+    assert not ref.entry.owned and ref.entry.path == source.resolve()
+    [copied] = import_paths([source], library, tmp_path / "models", MODE_COPY)
+    assert copied.entry.owned and copied.entry.path != source.resolve() and source.exists()
+    library.close()
+
+
+def test_split_set_is_one_model_and_its_parts_travel_together(tmp_path: Path) -> None:
+    parts = write_split_model(tmp_path / "dl" / "big", "Q8_0", 3)
+    library = _library(tmp_path)
+    models = tmp_path / "models"
+    outcomes = import_paths([tmp_path / "dl"], library, models, MODE_MOVE)
+    assert [o.error for o in outcomes] == [""]
+    entry = outcomes[0].entry
+    folder = models / "big"
+    assert entry.path == (folder / parts[0].name).resolve()
+    assert sorted(p.name for p in folder.iterdir()) == [p.name for p in parts]
+    assert not any(p.exists() for p in parts)
+    assert len(library.entries()) == 1
+    library.close()
+
+
+def test_split_set_with_a_missing_part_is_refused(tmp_path: Path) -> None:
+    parts = write_split_model(tmp_path / "dl" / "big", "Q8_0", 3)
+    parts[2].unlink()
+    library = _library(tmp_path)
+    [outcome] = import_paths([tmp_path / "dl"], library, tmp_path / "models", MODE_MOVE)
+    assert "set of 3 files but 2 are here" in outcome.error
+    assert all(p.exists() for p in parts[:2]) and library.entries() == []
+    library.close()
