@@ -33,6 +33,14 @@ def _build(qtbot):
     return window, controller, paths
 
 
+def _load(qtbot, window, controller, model: Path) -> None:
+    """Add ``model`` (in place) and load it."""
+    controller.import_files([model], mode="reference")
+    qtbot.waitUntil(lambda: window.library.model.rowCount() == 1, timeout=10_000)
+    with qtbot.waitSignal(controller.modelLoaded, timeout=60_000):
+        controller.load(window.library.model.entries()[0])
+
+
 def _say(qtbot, controller, text: str) -> None:
     with qtbot.waitSignal(controller.replyFinished, timeout=60_000):
         controller.send(text)
@@ -41,10 +49,7 @@ def _say(qtbot, controller, text: str) -> None:
 def test_chat_persists_across_a_restart(qtbot, data_dir: Path, tmp_path: Path) -> None:
     model = write_tiny_model(tmp_path / "tiny.gguf")
     window, controller, paths = _build(qtbot)
-    controller.import_files([model], mode="reference")
-    qtbot.waitUntil(lambda: window.library.model.rowCount() == 1, timeout=10_000)
-    with qtbot.waitSignal(controller.modelLoaded, timeout=60_000):
-        controller.load(window.library.model.entries()[0])
+    _load(qtbot, window, controller, model)
     _say(qtbot, controller, "Hello world")
     _say(qtbot, controller, "And a second question")
     shown = [(m.role, m.text) for m in window.chat.transcript.messages() if m.role != "notice"]
@@ -158,10 +163,7 @@ def test_regenerate_and_edit_keep_the_store_in_step(qtbot, data_dir: Path, tmp_p
     model = write_tiny_model(tmp_path / "tiny.gguf")
     window, controller, _ = _build(qtbot)
     try:
-        controller.import_files([model], mode="reference")
-        qtbot.waitUntil(lambda: window.library.model.rowCount() == 1, timeout=10_000)
-        with qtbot.waitSignal(controller.modelLoaded, timeout=60_000):
-            controller.load(window.library.model.entries()[0])
+        _load(qtbot, window, controller, model)
         assert window.chat.transcript.messages()[0].role == "notice"
         _say(qtbot, controller, "one")
         _say(qtbot, controller, "two")
@@ -188,10 +190,7 @@ def test_export_then_import_round_trip_in_the_app(qtbot, data_dir: Path, tmp_pat
     model = write_tiny_model(tmp_path / "tiny.gguf")
     window, controller, _ = _build(qtbot)
     try:
-        controller.import_files([model], mode="reference")
-        qtbot.waitUntil(lambda: window.library.model.rowCount() == 1, timeout=10_000)
-        with qtbot.waitSignal(controller.modelLoaded, timeout=60_000):
-            controller.load(window.library.model.entries()[0])
+        _load(qtbot, window, controller, model)
         _say(qtbot, controller, "Hello world")
         history = controller.history
         original = history.chat_id

@@ -22,6 +22,20 @@ from tests.tiny_models import write_tiny_model
 REV = "0123456789abcdef0123456789abcdef01234567"
 
 
+FOUND_IN_FAKE_HOME = {
+    "bartowski/Tiny-GGUF/Tiny-Q8_0": "hf-cache",
+    "bartowski/Tiny-GGUF/Tiny-F16": "hf-cache",
+    "owner/Split-GGUF/big": "hf-cache",
+    "lmstudio-community/Tiny-GGUF/Tiny-Q4_K_M": "lmstudio",
+    "llama3.2:3b": "ollama",
+    "hf.co/bartowski/Other-GGUF:Q8_0": "ollama",
+    "tiny-jan": "jan",
+    "jan-nano": "jan",
+    "tiny-chat.Q8_0": "gpt4all",
+}
+"""Name -> source of every model :func:`build_fake_home` puts in the other tools' folders."""
+
+
 def tiny(path: Path, seed: int = 0, quant: str = "Q8_0") -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     return write_tiny_model(path, seed=seed, name=f"tiny-{seed}", quant=quant)
@@ -136,18 +150,7 @@ def test_each_tool_listed_once_with_name_and_source(fake_home, tmp_path) -> None
     (watched / "link-to-hf.gguf").symlink_to(f["hf_blob"])  # same file by a second route
     models = by_name(discover_models(home=home, env={}, watched=[watched]))
 
-    expected = {
-        "bartowski/Tiny-GGUF/Tiny-Q8_0": "hf-cache",
-        "bartowski/Tiny-GGUF/Tiny-F16": "hf-cache",
-        "owner/Split-GGUF/big": "hf-cache",
-        "lmstudio-community/Tiny-GGUF/Tiny-Q4_K_M": "lmstudio",
-        "llama3.2:3b": "ollama",
-        "hf.co/bartowski/Other-GGUF:Q8_0": "ollama",
-        "tiny-jan": "jan",
-        "jan-nano": "jan",
-        "tiny-chat.Q8_0": "gpt4all",
-        "mine/my-model.Q8_0": "folder",
-    }
+    expected = {**FOUND_IN_FAKE_HOME, "mine/my-model.Q8_0": "folder"}
     assert {n: m.source for n, m in models.items()} == expected
 
     hf = models["bartowski/Tiny-GGUF/Tiny-Q8_0"]

@@ -17,21 +17,11 @@ from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from quantdesk.engine.recommend import Budget
-from tests.test_discovery import build_fake_home, sha256
+from tests.test_discovery import FOUND_IN_FAKE_HOME, build_fake_home, sha256
 from tests.tiny_models import write_llama_gguf, write_tiny_model
 
 GIB = 1 << 30
-FOUND = {
-    "bartowski/Tiny-GGUF/Tiny-Q8_0": "hf-cache",
-    "bartowski/Tiny-GGUF/Tiny-F16": "hf-cache",
-    "owner/Split-GGUF/big": "hf-cache",
-    "lmstudio-community/Tiny-GGUF/Tiny-Q4_K_M": "lmstudio",
-    "llama3.2:3b": "ollama",
-    "hf.co/bartowski/Other-GGUF:Q8_0": "ollama",
-    "tiny-jan": "jan",
-    "jan-nano": "jan",
-    "tiny-chat.Q8_0": "gpt4all",
-}
+FOUND = FOUND_IN_FAKE_HOME
 SEVEN_B = {"n_vocab": 32000, "n_embd": 4096, "n_layer": 32, "n_head": 32, "n_head_kv": 8,
            "n_ff": 11008, "n_ctx_train": 4096}  # fmt: skip
 
