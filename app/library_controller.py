@@ -78,12 +78,14 @@ def sync_discovered(
     try:
         for row in rows:
             real = os.path.realpath(row.path)
-            if real in hidden or not os.path.isfile(real):
+            split = len(row.parts) > 1  # keep the link: llama.cpp finds the parts by name
+            key = str(Path(row.path).absolute()) if split else real
+            if real in hidden or key in hidden or not os.path.isfile(real):
                 continue
-            names[real], parts[real] = row.name, row.parts
+            names[key], parts[key] = row.name, row.parts
             if row.sha256:
-                sha[real] = row.sha256
-            existing = library.find(Path(real))
+                sha[key] = row.sha256
+            existing = library.find(Path(key))
             if existing is not None and existing.size == os.path.getsize(real):
                 continue
             info = summarize(read_header_from_file(Path(real)), path=real)
@@ -92,7 +94,7 @@ def sync_discovered(
                     info, parameter_count=row.parameter_count,
                     parameter_label=row.parameter_label or info.parameter_label,
                 )  # fmt: skip
-            library.add(Path(real), info, source=row.source, owned=False)
+            library.add(Path(key), info, source=row.source, owned=False, keep_link=split)
             added += existing is None
         for entry in library.entries():
             if entry.source in SOURCES and str(entry.path) not in names:

@@ -79,9 +79,16 @@ class ModelLibrary:
         """Close the database connection."""
         self._db.close()
 
-    def add(self, path: Path, report: ModelReport, *, source: str, owned: bool) -> LibraryEntry:
-        """Add (or refresh) the model at ``path``; returns its entry."""
-        path = path.resolve()
+    def add(
+        self, path: Path, report: ModelReport, *, source: str, owned: bool, keep_link: bool = False
+    ) -> LibraryEntry:
+        """Add (or refresh) the model at ``path``; returns its entry.
+
+        ``keep_link``: store ``path`` itself, not where its symlinks lead: the first part of a
+        split set in the Hugging Face cache must keep its name, since llama.cpp finds the
+        other parts by name beside it (the blobs they link to are named by hash).
+        """
+        path = path.absolute() if keep_link else path.resolve()
         stat = path.stat()
         with self._db:
             self._db.execute(
@@ -115,7 +122,7 @@ class ModelLibrary:
     def find(self, path: Path) -> LibraryEntry | None:
         """The entry for ``path``, if it is in the library."""
         row = self._db.execute(
-            "SELECT * FROM models WHERE path = ?", (str(path.resolve()),)
+            "SELECT * FROM models WHERE path IN (?, ?)", (str(path.absolute()), str(path.resolve()))
         ).fetchone()
         return _entry(row) if row else None
 

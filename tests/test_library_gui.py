@@ -234,3 +234,35 @@ def test_details_show_report_path_source_sha_and_estimate(qtbot, lib) -> None:
     assert "These settings need about" in text
     assert "Architecture:     llama" in dialog.report.toPlainText()
     dialog.close()
+
+
+def test_split_set_in_the_hf_cache_keeps_its_part_names(tmp_path: Path) -> None:
+    """llama.cpp finds parts 2..n beside part 1 by name: the entry must not be a hash blob."""
+    from quantdesk.engine.discovery import split_info, tool_roots
+    from quantdesk.engine.library import ModelLibrary
+    from quantdesk.library_controller import sync_discovered
+
+    home = tmp_path / "home"
+    build_fake_home(home)
+    db = tmp_path / "library.sqlite3"
+    sync_discovered(
+        db, tmp_path / "index.sqlite3", watched=[], hidden=set(),
+        roots=tool_roots(home=home, env={}, system=False),
+    )  # fmt: skip
+    library = ModelLibrary(db)
+    try:
+        [big] = [e for e in library.entries() if "big-00001-of-00002" in str(e.path)]
+        assert "snapshots" in big.path.parts and split_info(big.path) == ("big", 1, 2)
+        assert (big.path.parent / "big-00002-of-00002.gguf").exists()
+        assert library.find(big.path) == big
+    finally:
+        library.close()
+    sync_discovered(  # a second scan finds the same entry, no duplicate, nothing removed
+        db, tmp_path / "index.sqlite3", watched=[], hidden=set(),
+        roots=tool_roots(home=home, env={}, system=False),
+    )  # fmt: skip
+    library = ModelLibrary(db)
+    try:
+        assert len([e for e in library.entries() if "big-0000" in str(e.path)]) == 1
+    finally:
+        library.close()
