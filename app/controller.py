@@ -507,6 +507,9 @@ class AppController(QObject):
         )
         if not reply.strip() and stats.stop_reason == "eos":
             self.window.show_info("The model ended its reply without any text. Try Regenerate.")
+        if stats.dropped_messages:  # a visible marker, not a failure (notices are not stored)
+            self.window.chat.transcript.append_message("notice", CONTEXT_FULL_NOTICE.format(
+                n=stats.dropped_messages, ctx=stats.context_size))  # fmt: skip
         self.replyFinished.emit(stats)
 
     def _generation_failed(self, message: str, details: str) -> None:
@@ -558,6 +561,13 @@ class AppController(QObject):
             f"RAM: app {human_bytes(snap.process_rss)} · free {human_bytes(snap.available)}"
             f" of {human_bytes(snap.total)}"
         )
+
+
+CONTEXT_FULL_NOTICE = (
+    "Context full: the {n} oldest messages were left out of what the model saw for this reply "
+    "(context {ctx:,} tokens). They stay in the chat; a longer context length or a new chat "
+    "keeps them in view."
+)
 
 
 def _stats_line(stats: dict) -> str:

@@ -115,8 +115,8 @@ class InferenceSession:
 
     @property
     def context_size(self) -> int:
-        """Context length llama.cpp allocated, in tokens."""
-        return self._require().n_ctx()
+        """Context length a conversation can use, in tokens (see :func:`usable_context`)."""
+        return usable_context(self._require())
 
     def _require(self):  # noqa: ANN202 - llama_cpp.Llama, imported lazily
         if self._llama is None:
@@ -147,7 +147,7 @@ class InferenceSession:
     ) -> Iterator[GenerationEvent]:
         """Stream the reply to ``messages``: TokenText events, then one GenerationStats."""
         llama = self._require()
-        n_ctx = llama.n_ctx()
+        n_ctx = usable_context(llama)
         tokens, dropped = self._fit_prompt(list(messages), n_ctx, sampling.max_tokens)
         if len(tokens) >= n_ctx:
             raise GenerationError(
@@ -231,6 +231,13 @@ class InferenceSession:
                 return tokens, dropped
             dropped += len(messages) - len(shorter)
             messages = shorter
+
+
+def usable_context(llama) -> int:  # noqa: ANN001 - llama_cpp.Llama
+    """Tokens a conversation may use: llama.cpp may round the context up (128 asked, 256
+    given) but llama-cpp-python sizes its token buffer by what was asked; past that its next
+    evaluation fails ("could not broadcast input array from shape (31,) into shape (22,)")."""
+    return min(llama.n_ctx(), len(llama.input_ids))
 
 
 def _token_text(llama, token: int) -> str:  # noqa: ANN001 - llama_cpp.Llama

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from quantdesk.engine.conversations import ConversationStore
-from tests.tiny_models import write_tiny_model
+from tests.tiny_models import CHATML, write_tiny_model
 
 
 def _build(qtbot):
@@ -255,5 +255,32 @@ def test_damaged_library_and_chat_files_are_reported_and_kept(qtbot, data_dir: P
         assert "model library was damaged" in text and "chat history database was damaged" in text
         kept = sorted(p.name for p in paths.data_dir.glob("*.damaged-*"))
         assert len(kept) == 2 and all(p.startswith(("library.", "chats.")) for p in kept)
+    finally:
+        controller.shutdown()
+
+
+def test_full_context_marker_keeps_the_store_in_step(qtbot, data_dir: Path, tmp_path: Path):
+    model = write_tiny_model(  # chat mode: the whole conversation goes into the prompt
+        tmp_path / "tiny.gguf", chat_template=CHATML,
+        extra_special_tokens=("<|im_start|>", "<|im_end|>"),
+    )  # fmt: skip
+    window, controller, _ = _build(qtbot)
+    try:
+        controller.settings.set("load.n_ctx", 128)
+        _load(qtbot, window, controller, model)
+        for i in range(6):  # ~20 tokens a message, 24-token replies, 128-token context
+            _say(qtbot, controller, f"{i} hello there friend")
+        notices = [m for m in window.chat.transcript.messages() if m.role == "notice"]
+        assert any("Context full" in m.text for m in notices)
+        stored = controller.history.store.messages(controller.history.chat_id)
+        shown = [(m.role, m.text) for m in window.chat.transcript.messages() if m.role != "notice"]
+        assert [(m.role, m.text) for m in stored] == shown  # markers are not messages
+        last_reply = len(window.chat.transcript.messages()) - 2  # the marker follows it
+        assert window.chat.transcript.messages()[last_reply].role == "assistant"
+        with qtbot.waitSignal(controller.replyFinished, timeout=60_000):
+            controller.regenerate(last_reply)
+        stored = controller.history.store.messages(controller.history.chat_id)
+        shown = [(m.role, m.text) for m in window.chat.transcript.messages() if m.role != "notice"]
+        assert [(m.role, m.text) for m in stored] == shown
     finally:
         controller.shutdown()

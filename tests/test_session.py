@@ -176,3 +176,27 @@ def test_quantized_kv_cache_with_flash_attention_generates(tmp_path: Path) -> No
 def test_llama_cpp_reason_reaches_the_user(tiny: Path) -> None:
     with pytest.raises(ModelLoadError, match="does not divide"):
         InferenceSession.load(tiny, LoadSettings(n_ctx=256, kv_type="q8_0", flash_attn=True))
+
+
+def test_a_conversation_longer_than_a_rounded_up_context_drops_turns(tmp_path: Path) -> None:
+    """n_ctx 128 is rounded up by llama.cpp (256) while llama-cpp-python's token buffer stays
+    at 128: the conversation must fit the smaller, dropping old turns, never overflow."""
+    path = write_tiny_model(
+        tmp_path / "chat.gguf", chat_template=CHATML,
+        extra_special_tokens=("<|im_start|>", "<|im_end|>"),
+    )  # fmt: skip
+    s = InferenceSession.load(path, LoadSettings(n_ctx=128, n_threads=1))
+    try:
+        assert s.context_size <= 128
+        messages: list[Message] = []
+        dropped = []
+        for i in range(6):
+            messages.append(Message("user", f"{i} hello there friend"))
+            events = list(s.generate(messages, SamplingSettings(max_tokens=24), threading.Event()))
+            stats = events[-1]
+            assert stats.context_used <= s.context_size
+            dropped.append(stats.dropped_messages)
+            messages.append(Message("assistant", "".join(e.text for e in events[:-1])))
+        assert dropped[0] == 0 and dropped[-1] > 0
+    finally:
+        s.close()
