@@ -18,7 +18,7 @@ from quantdesk.chat_history import CUT_OFF_NOTE, ChatHistory, context_messages
 from quantdesk.engine.conversations import StoredMessage
 from quantdesk.engine.convert import is_hf_folder
 from quantdesk.engine.errors import QuantDeskError
-from quantdesk.engine.events import GenerationStats
+from quantdesk.engine.events import GenerationStats, saved_stats_summary
 from quantdesk.engine.hardware import hardware_summary, memory_snapshot
 from quantdesk.engine.importer import (
     MODE_COPY,
@@ -455,7 +455,7 @@ class AppController(QObject):
             row = transcript.append_message(message.role, message.text)  # type: ignore[arg-type]
             if message.role == "assistant":
                 note = "" if message.complete else CUT_OFF_NOTE
-                transcript.finish(row, note or _stats_line(message.stats))
+                transcript.finish(row, note or saved_stats_summary(message.stats))
         self.messages = context_messages(stored)
         if system_prompt != self.settings.get("chat.system_prompt"):
             self.settings.set("chat.system_prompt", system_prompt)
@@ -568,14 +568,6 @@ CONTEXT_FULL_NOTICE = (
     "(context {ctx:,} tokens). They stay in the chat; a longer context length or a new chat "
     "keeps them in view."
 )
-
-
-def _stats_line(stats: dict) -> str:
-    """A saved reply's statistics line (empty when they do not fit this version's fields)."""
-    try:
-        return GenerationStats(**stats).summary() if stats else ""
-    except TypeError:
-        return ""
 
 
 def _open_library(path: Path) -> tuple[ModelLibrary, str]:

@@ -28,7 +28,7 @@ from typing import Any
 import quantdesk
 from quantdesk.engine.conversations import Chat, ConversationStore, StoredMessage
 from quantdesk.engine.errors import QuantDeskError
-from quantdesk.engine.events import GenerationStats
+from quantdesk.engine.events import saved_stats_summary
 
 FORMAT = "quantdesk-chat"
 VERSION = 1
@@ -202,13 +202,6 @@ def _close_open_fence(text: str) -> str:
     return text if open_fence is None else f"{text}\n{open_fence}"
 
 
-def _stats_line(stats: dict[str, Any]) -> str | None:
-    try:
-        return GenerationStats(**stats).summary()
-    except TypeError:  # stats from another version, or none
-        return None
-
-
 def _value(value: Any) -> str:
     if value is None:
         return "unknown"
@@ -228,7 +221,7 @@ def export_markdown(store: ConversationStore, chat_id: int, *, hash_models: bool
         parts.append(_close_open_fence(m.text) if m.text else "*(empty)*")
         if not m.complete:
             parts.append("*(reply cut off)*")
-        elif m.role == "assistant" and (line := _stats_line(m.stats)):
+        elif m.role == "assistant" and (line := saved_stats_summary(m.stats)):
             parts.append(f"*{line}*")
     block = reproducibility(messages, chat, hash_models=hash_models)
     lines = [f"{key}: {_value(value)}" for key, value in block.items() if key != "notes"]

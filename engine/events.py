@@ -49,4 +49,12 @@ class GenerationStats:
         )
 
 
+def saved_stats_summary(stats: dict) -> str:
+    """The summary line of statistics saved as a dict ("" when they do not fit these fields)."""
+    try:
+        return GenerationStats(**stats).summary()
+    except TypeError:  # none saved, or saved by another version
+        return ""
+
+
 GenerationEvent = TokenText | GenerationStats
