@@ -31,7 +31,7 @@ from quantdesk.engine.errors import (
 )
 from quantdesk.engine.ggml_types import GGML_TYPES, file_type_name, tensor_nbytes
 from quantdesk.engine.gguf import GGUFHeader, read_header_from_file
-from quantdesk.engine.imatrix import load_imatrix
+from quantdesk.engine.imatrix import Imatrix, load_imatrix
 from quantdesk.engine.quantize_options import (
     QUANT_TARGETS,
     QuantizeOptions,
@@ -162,6 +162,20 @@ def _cached_header(path: str, size: int, mtime_ns: int) -> GGUFHeader:
     return read_header_from_file(path)
 
 
+def _imatrix(path: Path) -> Imatrix:
+    """An importance matrix, read once per file version (checked, then used for the header)."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return load_imatrix(path)  # the loader says why it cannot be read
+    return _cached_imatrix(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=2)
+def _cached_imatrix(path: str, size: int, mtime_ns: int) -> Imatrix:
+    return load_imatrix(path)
+
+
 def check_options(info: SourceInfo, options: QuantizeOptions) -> QuantizeOptions:
     """Normalize the options against the source; QuantizeError/ImatrixError when they clash."""
     opts = options.normalized()
@@ -173,7 +187,7 @@ def check_options(info: SourceInfo, options: QuantizeOptions) -> QuantizeOptions
             "allow requantizing to do it anyway."
         )
     if opts.imatrix is not None:
-        load_imatrix(opts.imatrix)  # raises ImatrixError with the reason
+        _imatrix(opts.imatrix)  # raises ImatrixError with the reason
     return opts
 
 
@@ -202,7 +216,7 @@ def predicted_header(
     extra = 0
     added = {"general.quantization_version": 4, "general.file_type": 4}
     if options.imatrix is not None:
-        imatrix = load_imatrix(options.imatrix)
+        imatrix = _imatrix(options.imatrix)
         added["quantize.imatrix.file"] = 8 + len(str(options.imatrix).encode()[:127])
         if imatrix.datasets:
             added["quantize.imatrix.dataset"] = 8 + len(imatrix.datasets[0].encode()[:127])
