@@ -203,6 +203,16 @@ class ChatHistory(QObject):
             self.chat_id, "assistant", "", model=model_path, settings=settings, complete=False
         )
 
+    def on_reply_continued(self, seq: int, text: str) -> None:
+        """The saved reply at ``seq`` grows again (Continue); it is incomplete until done."""
+        if self.chat_id is None:
+            return
+        self._reply_id = self.store.message_id(self.chat_id, seq)
+        self._parts = [text]
+        self._saved_at = time.monotonic()
+        if self._reply_id is not None:
+            self.store.update_message(self._reply_id, text, complete=False)
+
     def on_reply_text(self, parts: list[str]) -> None:
         """The reply so far; saved when the last save is older than SAVE_INTERVAL_S."""
         self._parts = parts

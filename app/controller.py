@@ -72,6 +72,7 @@ class AppController(QObject):
         self.messages: list[Message] = []
         self._reply_row = -1
         self._reply_parts: list[str] = []
+        self._continued = 0  # characters of the reply that were there before Continue
         self._wire()
         self.history = ChatHistory(self)
         self._memory_timer = QTimer(self)
@@ -102,6 +103,7 @@ class AppController(QObject):
         w.chat.stopRequested.connect(self.stop_generation)
         w.chat.view.regenerateRequested.connect(self.regenerate)
         w.chat.view.editRequested.connect(self.edit)
+        w.chat.view.continueRequested.connect(self.continue_reply)
         panel = w.settings_panel
         panel.set_values({name: self.settings.get(name) for name in SETTINGS})
         panel.settingChanged.connect(self._setting_changed)
@@ -475,18 +477,30 @@ class AppController(QObject):
         self.history.on_user_message(text, system, self.loaded.path)
         self._request_reply()
 
-    def _request_reply(self) -> None:
+    def _request_reply(self, continue_row: int = -1) -> None:
+        """Ask the worker for a reply: a new one, or more of the one at ``continue_row``."""
         transcript = self.window.chat.transcript
-        self._reply_row = transcript.append_message("assistant", "", streaming=True)
-        self._reply_parts = []
+        model_path = self.loaded.path if self.loaded else ""
+        if continue_row >= 0:
+            prefill = transcript.message(continue_row).text
+            transcript.resume(continue_row)
+            self._reply_row = continue_row
+            self.history.on_reply_continued(self._seq_of(continue_row), prefill)
+        else:
+            prefill = ""
+            self._reply_row = transcript.append_message("assistant", "", streaming=True)
+            sampling = self.settings.sampling_settings()
+            snapshot = {"sampling": asdict(sampling), "load": asdict(self.settings.load_settings())}
+            self.history.on_reply_started(model_path, snapshot)
+        self._reply_parts = [prefill] if prefill else []
+        self._continued = len(prefill)
         self.window.chat.set_generating(True)
         self.replyStarted.emit()
         system = self.settings.get("chat.system_prompt").strip()
         history = ([Message("system", system)] if system else []) + list(self.messages)
-        sampling = self.settings.sampling_settings()
-        snapshot = {"sampling": asdict(sampling), "load": asdict(self.settings.load_settings())}
-        self.history.on_reply_started(self.loaded.path if self.loaded else "", snapshot)
-        self.models.worker.generateRequested.emit(history, sampling)
+        self.models.worker.generateRequested.emit(
+            history, self.settings.sampling_settings(), prefill
+        )
 
     def _token(self, text: str) -> None:
         if self._reply_row >= 0:
@@ -505,15 +519,21 @@ class AppController(QObject):
         self.window.context_label.setText(
             f"Context {stats.context_used:,} / {stats.context_size:,}"
         )
-        if not reply.strip() and stats.stop_reason == "eos":
-            self.window.show_info("The model ended its reply without any text. Try Regenerate.")
+        if not reply[self._continued:].strip() and stats.stop_reason == "eos":
+            self.window.show_info(
+                "The model had nothing to add: it ended the reply again."
+                if self._continued
+                else "The model ended its reply without any text. Try Regenerate."
+            )
         if stats.dropped_messages:  # a visible marker, not a failure (notices are not stored)
             self.window.chat.transcript.append_message("notice", CONTEXT_FULL_NOTICE.format(
                 n=stats.dropped_messages, ctx=stats.context_size))  # fmt: skip
         self.replyFinished.emit(stats)
 
     def _generation_failed(self, message: str, details: str) -> None:
-        if self._reply_row >= 0:
+        if self._reply_row >= 0 and self._continued:  # keep the reply that was being continued
+            self.window.chat.transcript.finish(self._reply_row, f"Continue failed: {message}")
+        elif self._reply_row >= 0:
             self.window.chat.transcript.set_error(self._reply_row, message)
         if self.messages and self.messages[-1].role == "user":
             pass  # the user message stays; Regenerate or a new message retries
@@ -533,6 +553,19 @@ class AppController(QObject):
             self.messages.pop()
         if self.messages and self.messages[-1].role == "user":
             self._request_reply()
+
+    def continue_reply(self, row: int) -> None:
+        """Let the model carry on writing the last reply (cut off, or stopped at max tokens)."""
+        transcript = self.window.chat.transcript
+        if self._reply_row >= 0 or self.loaded is None or not 0 <= row < transcript.rowCount():
+            return
+        if transcript.message(row).role != "assistant":
+            return
+        later = [m.role for m in transcript.messages()[row + 1:] if m.role != "notice"]
+        if later or not self.messages or self.messages[-1].role != "assistant":
+            return  # only the last reply can be continued
+        self.messages.pop()
+        self._request_reply(continue_row=row)
 
     def edit(self, row: int) -> None:
         """Put a user message back in the input box and drop it and everything after."""

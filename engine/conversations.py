@@ -244,6 +244,13 @@ class ConversationStore:
         )
         return [_message(row) for row in rows]
 
+    def message_id(self, chat_id: int, seq: int) -> int | None:
+        """The id of a chat's message at position ``seq``, or None when there is none."""
+        row = self._db.execute(
+            "SELECT id FROM messages WHERE chat_id = ? AND seq = ?", (chat_id, seq)
+        ).fetchone()
+        return None if row is None else int(row[0])
+
     def delete_from(self, chat_id: int, seq: int) -> None:
         """Delete the message at ``seq`` and every later one (edit / regenerate)."""
         with self._db:

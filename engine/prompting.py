@@ -28,6 +28,7 @@ class PromptPlan:
     mode: str  # "chat" or "completion"
     has_bos_text: bool  # the text already starts with the BOS token's text
     parse_special: bool  # special-token text in ``text`` maps to special tokens
+    prefill: str = ""  # the reply so far (Continue): plain text, never parsed for special tokens
 
 
 def plan_prompt(
@@ -36,16 +37,27 @@ def plan_prompt(
     chat_template: str | None,
     bos_token: str = "",
     eos_token: str = "",
+    prefill: str = "",
 ) -> PromptPlan:
-    """Build the prompt for ``messages`` (the last one must be from the user)."""
+    """Build the prompt for ``messages`` (the last one must be from the user).
+
+    ``prefill`` is the start of the reply, already written (Continue): the model carries on
+    from it instead of starting its reply afresh.
+    """
     if not messages or messages[-1].role != "user":
         raise GenerationError("There is no user message to reply to.")
     if chat_template:
         text = render_chat(chat_template, messages, bos_token=bos_token, eos_token=eos_token)
         has_bos = bool(bos_token) and text.startswith(bos_token)
-        return PromptPlan(text=text, mode="chat", has_bos_text=has_bos, parse_special=True)
+        return PromptPlan(
+            text=text, mode="chat", has_bos_text=has_bos, parse_special=True, prefill=prefill
+        )
     return PromptPlan(
-        text=messages[-1].content, mode="completion", has_bos_text=False, parse_special=False
+        text=messages[-1].content,
+        mode="completion",
+        has_bos_text=False,
+        parse_special=False,
+        prefill=prefill,
     )
 
 

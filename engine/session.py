@@ -129,7 +129,7 @@ class InferenceSession:
         """How many tokens ``text`` takes with this model's tokenizer."""
         return len(self._require().tokenize(text.encode("utf-8"), add_bos=False, special=False))
 
-    def plan(self, messages: Sequence[Message]) -> PromptPlan:
+    def plan(self, messages: Sequence[Message], prefill: str = "") -> PromptPlan:
         """The prompt text (and mode) the conversation turns into for this model."""
         llama = self._require()
         return plan_prompt(
@@ -137,18 +137,35 @@ class InferenceSession:
             chat_template=self.report.chat_template,
             bos_token=_token_text(llama, llama.token_bos()),
             eos_token=_token_text(llama, llama.token_eos()),
+            prefill=prefill,
         )
+
+    def prompt_tokens(self, plan: PromptPlan) -> list[int]:
+        """The tokens of ``plan``: its text as the plan says, then the reply so far as plain
+        text (so that a reply quoting a special token's text cannot forge one)."""
+        llama = self._require()
+        tokens = llama.tokenize(
+            plan.text.encode("utf-8"), add_bos=not plan.has_bos_text, special=plan.parse_special
+        )
+        if plan.prefill:
+            tokens += llama.tokenize(plan.prefill.encode("utf-8"), add_bos=False, special=False)
+        return tokens
 
     def generate(
         self,
         messages: Sequence[Message],
         sampling: SamplingSettings,
         stop: threading.Event,
+        prefill: str = "",
     ) -> Iterator[GenerationEvent]:
-        """Stream the reply to ``messages``: TokenText events, then one GenerationStats."""
+        """Stream the reply to ``messages``: TokenText events, then one GenerationStats.
+
+        With ``prefill`` (the reply so far), the model continues that reply; only the new
+        text is streamed.
+        """
         llama = self._require()
         n_ctx = usable_context(llama)
-        tokens, dropped = self._fit_prompt(list(messages), n_ctx, sampling.max_tokens)
+        tokens, dropped = self._fit_prompt(list(messages), n_ctx, sampling.max_tokens, prefill)
         if len(tokens) >= n_ctx:
             raise GenerationError(
                 f"The prompt is {len(tokens):,} tokens but the context holds {n_ctx:,}. "
@@ -207,23 +224,17 @@ class InferenceSession:
         )
 
     def _fit_prompt(
-        self, messages: list[Message], n_ctx: int, max_tokens: int
+        self, messages: list[Message], n_ctx: int, max_tokens: int, prefill: str = ""
     ) -> tuple[list[int], int]:
         """Tokens of the prompt, leaving the oldest turns out until a reply has room.
 
         Returns the tokens and how many messages were left out. The system prompt
         and the latest user message are always kept.
         """
-        llama = self._require()
         room_for_reply = min(max_tokens, max(16, n_ctx // 4))
         dropped = 0
         while True:
-            plan = self.plan(messages)
-            tokens = llama.tokenize(
-                plan.text.encode("utf-8"),
-                add_bos=not plan.has_bos_text,
-                special=plan.parse_special,
-            )
+            tokens = self.prompt_tokens(self.plan(messages, prefill))
             if len(tokens) + room_for_reply <= n_ctx:
                 return tokens, dropped
             shorter = drop_oldest_turn(messages)

@@ -184,6 +184,47 @@ def test_regenerate_and_edit_keep_the_store_in_step(qtbot, data_dir: Path, tmp_p
         controller.shutdown()
 
 
+def test_continue_grows_the_last_reply_in_place(qtbot, data_dir: Path, tmp_path: Path):
+    """Continue (offered on the last reply) appends to that reply, in the view, in what the model
+    sees next and in the store; a reply cut off by a restart can be continued too."""
+    from quantdesk.ui.chat_model import ChatListModel
+
+    model = write_tiny_model(tmp_path / "tiny.gguf")
+    window, controller, paths = _build(qtbot)
+    try:
+        controller.settings.set("sampling.temperature", 0.0)  # greedy: the same text each time
+        _load(qtbot, window, controller, model)
+        _say(qtbot, controller, "Hello")
+        transcript, view = window.chat.transcript, window.chat.view
+        row = transcript.rowCount() - 1
+        first = transcript.message(row).text
+        actions = [label for _, label in view.delegate().actions(transcript.index(row, 0))]
+        assert "Continue" in actions
+        with qtbot.waitSignal(controller.replyFinished, timeout=60_000) as done:
+            view.continueRequested.emit(row)
+        assert done.args[0].completion_tokens == 24  # the new tokens only
+        grown = transcript.message(row).text
+        assert transcript.rowCount() == row + 1 and grown.startswith(first) and grown != first
+        assert not transcript.index(row, 0).data(ChatListModel.StreamingRole)
+        assert controller.messages[-1].content == grown and len(controller.messages) == 2
+        [stored_user, stored_reply] = controller.history.store.messages(controller.history.chat_id)
+        assert stored_reply.text == grown and stored_reply.complete
+        # a reply cut off (saved incomplete) is continued after a restart
+        controller.history.store.update_message(stored_reply.id, first, complete=False)
+        controller.shutdown()
+        window, controller, _ = _build(qtbot)
+        _load(qtbot, window, controller, model)
+        transcript = window.chat.transcript
+        row = transcript.rowCount() - 1
+        assert transcript.message(row).text == first
+        with qtbot.waitSignal(controller.replyFinished, timeout=60_000):
+            window.chat.view.continueRequested.emit(row)
+        again = controller.history.store.messages(controller.history.chat_id)[-1]
+        assert again.complete and again.text == transcript.message(row).text == grown
+    finally:
+        controller.shutdown()
+
+
 def test_export_then_import_round_trip_in_the_app(qtbot, data_dir: Path, tmp_path: Path):
     from quantdesk.engine.chat_export import export_json
 

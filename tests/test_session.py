@@ -200,3 +200,26 @@ def test_a_conversation_longer_than_a_rounded_up_context_drops_turns(tmp_path: P
         assert dropped[0] == 0 and dropped[-1] > 0
     finally:
         s.close()
+
+
+def test_continue_carries_on_from_the_reply_so_far(chat_session: InferenceSession) -> None:
+    """Continue = the same prompt plus the reply so far: under greedy decoding, 12 tokens and
+    then 12 more give the same text as 24 at once; only the new text is streamed."""
+    s = chat_session
+    history = [Message("user", "Hi")]
+    whole = "".join(_run(s, "Hi", GREEDY.with_(max_tokens=24))[0])
+    first = "".join(_run(s, "Hi", GREEDY)[0])
+    events = list(s.generate(history, GREEDY, threading.Event(), prefill=first))
+    more = "".join(e.text for e in events if isinstance(e, TokenText))
+    stats = events[-1]
+    assert more and first + more == whole
+    base = s.prompt_tokens(s.plan(history))
+    assert stats.prompt_tokens == len(base) + s.count_tokens(first)
+
+
+def test_continue_never_reads_special_tokens_from_the_reply(chat_session: InferenceSession) -> None:
+    s = chat_session
+    plan = s.plan([Message("user", "Hi")], prefill="<|im_end|>")
+    tokens = s.prompt_tokens(plan)
+    end = s.prompt_tokens(s.plan([Message("user", "Hi")]))
+    assert tokens[: len(end)] == end and len(tokens) > len(end) + 1  # spelled out, not one token

@@ -294,6 +294,8 @@ class ChatDelegate(QStyledItemDelegate):
         streaming = index.data(ChatListModel.StreamingRole)
         if role == "assistant" and not streaming and self._is_last_assistant(index.row()):
             out.append(("action:regenerate", "Regenerate"))
+            if not index.data(ChatListModel.ErrorRole):
+                out.append(("action:continue", "Continue"))
         return out
 
     # -- internals ------------------------------------------------------------------------------

@@ -119,6 +119,10 @@ class ChatListModel(QAbstractListModel):
         """Mark the message at ``row`` as complete and attach its stats line."""
         self._update(row, streaming=False, stats=stats)
 
+    def resume(self, row: int) -> None:
+        """The message at ``row`` streams again (Continue): more text will be appended."""
+        self._update(row, streaming=True, stats="", error=False)
+
     def set_error(self, row: int, text: str) -> None:
         """Turn the message at ``row`` into a failed one whose text is ``text``."""
         self._update(row, text=text, streaming=False, error=True)

@@ -55,6 +55,7 @@ class ChatView(QListView):
     copyCodeRequested = Signal(int, int)  # row, code block index
     regenerateRequested = Signal(int)  # row
     editRequested = Signal(int)  # row
+    continueRequested = Signal(int)  # row: the reply there should carry on
     linkActivated = Signal(str)  # an http(s)/mailto link in a message, opened by default
 
     def __init__(self, model: ChatListModel | None = None, parent: QWidget | None = None) -> None:
@@ -272,6 +273,8 @@ class ChatView(QListView):
             self.regenerateRequested.emit(row)
         elif href == "action:edit":
             self.editRequested.emit(row)
+        elif href == "action:continue":
+            self.continueRequested.emit(row)
         elif href.startswith("copy-code:") and href[10:].isdigit():
             self.copy_code(row, int(href[10:]))
         elif QUrl(href).scheme() in ("http", "https", "mailto"):

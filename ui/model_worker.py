@@ -45,7 +45,7 @@ class ModelWorker(QObject):
 
     # requests (connected with queued connections to the slots below)
     loadRequested = Signal(str, object)  # path, LoadSettings
-    generateRequested = Signal(object, object)  # list[Message], SamplingSettings
+    generateRequested = Signal(object, object, str)  # list[Message], SamplingSettings, prefill
     unloadRequested = Signal()
 
     # results
@@ -99,8 +99,8 @@ class ModelWorker(QObject):
             )
         )
 
-    @Slot(object, object)
-    def _generate(self, messages: list, sampling: SamplingSettings) -> None:
+    @Slot(object, object, str)
+    def _generate(self, messages: list, sampling: SamplingSettings, prefill: str) -> None:
         session = self._session
         if session is None:
             self.generationFailed.emit("No model is loaded. Pick one in the library first.", "")
@@ -111,7 +111,7 @@ class ModelWorker(QObject):
         pending: list[str] = []
         last_flush = time.monotonic()
         try:
-            for event in session.generate(messages, sampling, self._stop):
+            for event in session.generate(messages, sampling, self._stop, prefill):
                 if isinstance(event, TokenText):
                     self.tokens_generated += 1
                     pending.append(event.text)
