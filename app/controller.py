@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 from PySide6.QtCore import QByteArray, QObject, QTimer, QUrl, Signal
 from PySide6.QtGui import QDesktopServices
@@ -36,7 +37,8 @@ from quantdesk.engine.sqlite_files import NewerDatabase
 from quantdesk.engine.starter import ensure_starter_file
 from quantdesk.engine.templates import Message
 from quantdesk.paths import AppPaths
-from quantdesk.settings import SECTIONS, SETTINGS, Settings
+from quantdesk.preset_controller import PresetController
+from quantdesk.settings import PRESET_KEYS, SECTIONS, SETTINGS, Settings
 from quantdesk.theme import apply_theme
 from quantdesk.ui.jobs import run_job
 from quantdesk.ui.main_window import MainWindow
@@ -75,6 +77,7 @@ class AppController(QObject):
         self._continued = 0  # characters of the reply that were there before Continue
         self._wire()
         self.history = ChatHistory(self)
+        self.presets = PresetController(self)
         self._memory_timer = QTimer(self)
         self._memory_timer.timeout.connect(self._show_memory)
         self._memory_timer.start(2000)
@@ -125,7 +128,8 @@ class AppController(QObject):
             "notice", WELCOME.format(hardware=hardware_summary())
         )
         self.history.restore_latest()
-        warnings = [w for w in (self._library_warning, self.history.warning) if w]
+        found = (self._library_warning, self.history.warning, self.presets.warning)
+        warnings = [w for w in found if w]
         if warnings:
             self.window.show_error(" ".join(warnings))
         if open_files:
@@ -185,11 +189,13 @@ class AppController(QObject):
         if self._memory_timer.isActive():
             self._save_window()
         self._memory_timer.stop()
+        self._estimate_timer.stop()
         for hook in self.shutdown_hooks:
             hook()
         self.shutdown_hooks.clear()
         self.models.shutdown()
         self.history.close()
+        self.presets.close()
         self.library.close()
 
     # -- library ---------------------------------------------------------------------------
@@ -331,27 +337,36 @@ class AppController(QObject):
         self.preferences = dialog
 
     def _preferences_applied(self, changes: dict) -> None:
-        for name, value in changes.items():
-            self._setting_changed(name, value)
+        self.apply_settings(changes)
+
+    def apply_settings(self, changes: dict[str, Any]) -> None:
+        """Change several settings (already valid) at once, saved once, with their effects:
+        shown in the settings panel, the system prompt kept with the chat, a reload offered
+        for load settings, the theme and parallel downloads applied."""
+        self.settings.update(changes)
         self.window.settings_panel.set_values(changes)
+        if "chat.system_prompt" in changes:
+            self.history.on_system_prompt(str(changes["chat.system_prompt"]))
+        if any(name.startswith("load.") for name in changes) and self.loaded is not None:
+            self.window.settings_panel.set_reload_needed(True)
+            self._estimate_timer.start()
         if "downloads.parallel" in changes and getattr(self, "downloads", None):
             self.downloads.page.parallel.setValue(changes["downloads.parallel"])
         if "appearance.theme" in changes:
             apply_theme(QApplication.instance(), changes["appearance.theme"])
 
     def _setting_changed(self, name: str, value: object) -> None:
+        """The user edited one setting in the panel."""
         try:
-            self.settings.set(name, value)
+            self.apply_settings({name: value})
         except ValueError as exc:
             self.window.show_error(str(exc))
             return
-        if name == "chat.system_prompt":
-            self.history.on_system_prompt(str(value))
-        if name.startswith("load.") and self.loaded is not None:
-            self.window.settings_panel.set_reload_needed(True)
-            self._estimate_timer.start()
+        if name in PRESET_KEYS:
+            self.presets.settings_edited()
 
     def _reset_settings(self) -> None:
+        self.presets.settings_edited()
         self.settings.reset("load.")
         self.settings.reset("sampling.")
         self.window.settings_panel.set_values({n: self.settings.get(n) for n in SETTINGS})
@@ -374,6 +389,7 @@ class AppController(QObject):
             )
             return
         self.models.worker.stop()
+        self.presets.before_load(entry.path)
         self.models.worker.loadRequested.emit(str(entry.path), self.settings.load_settings())
 
     def _load_started(self, path: str) -> None:
@@ -396,6 +412,7 @@ class AppController(QObject):
         self._select(model.path)
         self.window.context_label.setText(f"Context 0 / {model.context_size:,}")
         self._update_estimate()
+        self.presets.on_model(model)
         self.modelLoaded.emit(model)
 
     def _update_estimate(self) -> None:
@@ -423,11 +440,13 @@ class AppController(QObject):
         self.loaded = None
         self.window.chat.send.setEnabled(True)
         self.window.chat.set_loaded(None)
+        self.presets.on_model(None)
         self.window.show_error(message, details)
         self.modelLoadFailed.emit(message)
 
     def _unloaded(self) -> None:
         self.loaded = None
+        self.presets.on_model(None)
         self.window.chat.set_loaded(None)
         self.window.context_label.setText("")
 

@@ -45,6 +45,11 @@ class AppPaths:
         return self.data_dir / "model-index.sqlite3"
 
     @property
+    def presets_db(self) -> Path:
+        """SQLite store of settings presets and each model's default settings."""
+        return self.data_dir / "presets.sqlite3"
+
+    @property
     def settings_file(self) -> Path:
         """The JSON settings file."""
         return self.config_dir / "settings.json"

@@ -250,6 +250,26 @@ SETTINGS: dict[str, Setting] = {
 }
 
 
+#: The settings a preset (or a model's saved defaults) holds: how to load and sample, and
+#: the system prompt.
+PRESET_KEYS: tuple[str, ...] = tuple(
+    name
+    for name, setting in SETTINGS.items()
+    if setting.section in ("load", "sampling") or name == "chat.system_prompt"
+)
+
+
+def preset_summary(values: dict[str, Any]) -> str:
+    """A short line saying what a preset sets ("Context length 8192 · GPU layers 20 · …")."""
+    parts = []
+    for name in ("load.n_ctx", "load.n_gpu_layers", "sampling.temperature"):
+        if name in values:
+            parts.append(f"{SETTINGS[name].label} {values[name]}")
+    if values.get("chat.system_prompt"):
+        parts.append("system prompt")
+    return " · ".join(parts)
+
+
 class Settings:
     """The user's settings, loaded from and saved to one JSON file.
 
@@ -401,6 +421,30 @@ class Settings:
             checked[name] = value
         self._values.update(checked)
         self.save()
+
+    def preset_values(self) -> dict[str, Any]:
+        """The current values of the settings a preset holds (:data:`PRESET_KEYS`)."""
+        return {name: self.get(name) for name in PRESET_KEYS}
+
+    @staticmethod
+    def check_preset(values: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+        """A preset's values (saved once, maybe by another version) that are valid now.
+
+        Returns (usable values, readable names of the skipped ones); only
+        :data:`PRESET_KEYS` are taken, so a stale preset never blocks a load.
+        """
+        accepted: dict[str, Any] = {}
+        skipped: list[str] = []
+        for name, value in values.items():
+            setting = SETTINGS.get(name)
+            if setting is None or name not in PRESET_KEYS:
+                continue
+            value = setting.coerce(value)
+            if setting.valid(value):
+                accepted[name] = value
+            else:
+                skipped.append(f"{setting.label or name} ({value!r})")
+        return accepted, skipped
 
     def reset(self, prefix: str) -> None:
         """Return every setting whose name starts with ``prefix`` to its default."""

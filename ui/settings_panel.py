@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from quantdesk.ui.preset_bar import PresetBar
 from quantdesk.ui.setting_editors import SettingSpec, make_editor, set_editor_value
 
 __all__ = ["SettingSpec", "SettingsPanel"]
@@ -42,6 +43,8 @@ class SettingsPanel(QScrollArea):
         self._editors: dict[str, QWidget] = {}
         body = QWidget()
         layout = QVBoxLayout(body)
+        self.presets = PresetBar()
+        layout.addWidget(self.presets)
         groups = {
             "load": self._group(layout, "Load settings"),
             "sampling": self._group(layout, "Sampling"),
