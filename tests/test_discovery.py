@@ -31,6 +31,7 @@ FOUND_IN_FAKE_HOME = {
     "hf.co/bartowski/Other-GGUF:Q8_0": "ollama",
     "tiny-jan": "jan",
     "jan-nano": "jan",
+    "unsloth/gemma-mini": "jan",
     "tiny-chat.Q8_0": "gpt4all",
 }
 """Name -> source of every model :func:`build_fake_home` puts in the other tools' folders."""
@@ -116,6 +117,10 @@ def build_fake_home(home: Path) -> dict[str, Path]:
     jan_new = home / ".config/Jan/data/llamacpp/models/jan-nano"
     f["jan_new"] = tiny(jan_new / "model.gguf", 9)
     (jan_new / "model.yml").write_text("model_path: llamacpp/models/jan-nano/model.gguf\n")
+    # Jan >= 0.6 on Linux: $XDG_DATA_HOME/Jan/data, Hub ids as <org>/<repo> folders
+    jan_hub = home / ".local/share/Jan/data/llamacpp/models/unsloth/gemma-mini"
+    f["jan_hub"] = tiny(jan_hub / "model.gguf", 12)
+    (jan_hub / "model.yml").write_text("model_path: llamacpp/models/unsloth/gemma-mini/model.gguf\n")
 
     f["gpt4all"] = tiny(home / ".local/share/nomic.ai/GPT4All/tiny-chat.Q8_0.gguf", 10)
     return f
@@ -163,6 +168,7 @@ def test_each_tool_listed_once_with_name_and_source(fake_home, tmp_path) -> None
     assert ollama.path == f["ollama"] and ollama.aliases == ("llama3.2:latest",)
     assert ollama.sha256 == f["ollama"].name.removeprefix("sha256-") == sha256(f["ollama"])
     assert models["jan-nano"].path == f["jan_new"]
+    assert models["unsloth/gemma-mini"].path == f["jan_hub"]
 
 
 def test_discovery_and_indexing_copy_and_modify_nothing(fake_home, tmp_path) -> None:
@@ -172,7 +178,7 @@ def test_discovery_and_indexing_copy_and_modify_nothing(fake_home, tmp_path) -> 
     report = index.refresh(discover_models(home=home, env={}))
     index.refresh(discover_models(home=home, env={}))
     index.close()
-    assert len(report.added) == 9
+    assert len(report.added) == len(FOUND_IN_FAKE_HOME)
     assert tree_state(home) == before  # no new, moved or touched file, link counts unchanged
 
 
@@ -183,7 +189,8 @@ def test_removed_changed_and_invalid_files(fake_home, tmp_path) -> None:
     (watched / "broken.gguf").write_bytes(b"GGUF\x03\x00\x00\x00 then garbage")
     index = ModelIndex(tmp_path / "index.sqlite3")
     first = index.refresh(discover_models(home=home, env={}, watched=[watched]))
-    assert len(first.added) == 10 and first.headers_read == 10
+    n = len(FOUND_IN_FAKE_HOME) + 1  # and the broken file in the watched folder
+    assert len(first.added) == n and first.headers_read == n
     broken = index.find(watched / "broken.gguf")
     assert broken is not None and broken.error and broken.architecture is None
     assert "file ends at offset 21" in broken.error
@@ -202,7 +209,7 @@ def test_removed_changed_and_invalid_files(fake_home, tmp_path) -> None:
     assert "lmstudio-community/Tiny-GGUF/Tiny-Q4_K_M" not in names
     assert "bartowski/Tiny-GGUF/Tiny-F16" in names
     assert names["tiny-chat.Q8_0"].file_type == "F16"
-    assert len(index.entries(include_gone=True)) == 10
+    assert len(index.entries(include_gone=True)) == n
     index.close()
 
 

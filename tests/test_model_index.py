@@ -15,7 +15,7 @@ from quantdesk.engine.discovery import DiscoveredModel, discover_models
 from quantdesk.engine.gguf import read_header_from_file
 from quantdesk.engine.model_index import ModelIndex
 from quantdesk.engine.model_info import summarize
-from tests.test_discovery import build_fake_home, tiny
+from tests.test_discovery import FOUND_IN_FAKE_HOME, build_fake_home, tiny
 
 
 def model(path: Path, name: str = "m", source: str = "folder", **kw) -> DiscoveredModel:
@@ -134,4 +134,4 @@ def test_cli_ls_lists_sources(tmp_path: Path, monkeypatch, capsys) -> None:
     assert run_ls() == 0
     out = capsys.readouterr().out
     assert "llama3.2:3b" in out and "Q8_0" in out and "since the last scan 0 added" in out
-    assert len(discover_models(home=home, env={})) == 9
+    assert len(discover_models(home=home, env={})) == len(FOUND_IN_FAKE_HOME)
