@@ -120,7 +120,8 @@ def build_fake_home(home: Path) -> dict[str, Path]:
     # Jan >= 0.6 on Linux: $XDG_DATA_HOME/Jan/data, Hub ids as <org>/<repo> folders
     jan_hub = home / ".local/share/Jan/data/llamacpp/models/unsloth/gemma-mini"
     f["jan_hub"] = tiny(jan_hub / "model.gguf", 12)
-    (jan_hub / "model.yml").write_text("model_path: llamacpp/models/unsloth/gemma-mini/model.gguf\n")
+    yml = "model_path: llamacpp/models/unsloth/gemma-mini/model.gguf\n"
+    (jan_hub / "model.yml").write_text(yml)
 
     f["gpt4all"] = tiny(home / ".local/share/nomic.ai/GPT4All/tiny-chat.Q8_0.gguf", 10)
     return f
