@@ -8,7 +8,7 @@
 1. Source: ``--source`` or, by default, an F16 GGUF made from the starter model (Gemma 3 270M
    Q4_K_M) with our own ``quantize(..., QuantizeOptions("F16", allow_requantize=True))``,
    cached in the work dir between runs.
-2. The reference tool is the ``llama-quantize`` built by scripts/build_llama_quantize.sh from
+2. The reference tool is the ``llama-quantize`` built by scripts/build_llama_tools.sh from
    the same llama.cpp source and CMake flags as the installed llama-cpp-python (or
    ``--reference``).
 3. For every type, the source is quantized ``--runs`` times with ours
@@ -39,10 +39,11 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from reference_tools import tool  # bench/, beside this script
+
 from quantdesk.engine.quantize import QuantizeOptions, QuantizePrediction, predict, quantize
 
 ROOT = Path(__file__).resolve().parents[1]
-BUILD_SCRIPT = ROOT / "scripts" / "build_llama_quantize.sh"
 DEFAULT_TYPES = ("Q8_0", "Q6_K", "Q5_K_M", "Q4_K_M", "Q4_0", "Q3_K_M", "Q2_K", "IQ4_XS")
 MAX_PREDICTION_ERROR_PCT = 1.0
 MIB = 1 << 20
@@ -103,9 +104,7 @@ def reference_binary(explicit: Path | None) -> Path:
     """The reference ``llama-quantize``: ``explicit`` or the one the build script provides."""
     if explicit is not None:
         return explicit
-    done = subprocess.run(["bash", str(BUILD_SCRIPT)], check=True, capture_output=True,
-                          text=True)
-    return Path(done.stdout.strip().splitlines()[-1])
+    return tool("llama-quantize")
 
 
 def reference_command(binary: Path, source: Path, output: Path,

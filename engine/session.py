@@ -7,7 +7,6 @@ sets a :class:`threading.Event` to stop it, honoured before the next token.
 
 from __future__ import annotations
 
-import codecs
 import random
 import threading
 import time
@@ -24,6 +23,12 @@ from quantdesk.engine.events import (
     GenerationEvent,
     GenerationStats,
     TokenText,
+)
+from quantdesk.engine.generation import (
+    Detokenizer,
+    SamplerChain,
+    TokenCache,
+    end_of_generation,
 )
 from quantdesk.engine.gguf import read_header_from_file
 from quantdesk.engine.llama_log import import_llama_cpp, recent_errors, route_llama_logs
@@ -45,6 +50,8 @@ class InferenceSession:
         self.report = report
         self._llama = llama
         self.context_used = 0
+        self._is_eog = end_of_generation(llama._model.vocab)
+        self._cache = TokenCache(llama._ctx.ctx, llama.n_batch)
 
     # -- loading ---------------------------------------------------------------------------
 
@@ -172,42 +179,41 @@ class InferenceSession:
                 "Start a new chat, shorten the message, or load the model with a longer context."
             )
         budget = min(sampling.max_tokens, n_ctx - len(tokens))
-        llama.set_seed(sampling.seed if sampling.seed >= 0 else random.randrange(2**31))
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        seed = sampling.seed if sampling.seed >= 0 else random.randrange(2**31)
         started = time.perf_counter()
         first_at: float | None = None
-        produced = 0
+        produced = evaluated = 0
         stop_reason = STOP_LENGTH if budget == sampling.max_tokens else STOP_CONTEXT_FULL
         if stop.is_set():
             stop_reason = STOP_USER
         else:
-            stream = llama.generate(
-                tokens,
-                temp=sampling.temperature,
-                top_p=sampling.top_p,
-                top_k=sampling.top_k,
-                min_p=sampling.min_p,
-                repeat_penalty=sampling.repeat_penalty,
-            )
-            for token in stream:
-                if first_at is None:
-                    first_at = time.perf_counter()
-                if _is_end_of_generation(llama, token):
-                    stop_reason = STOP_EOS
-                    break
-                produced += 1
-                text = decoder.decode(llama.detokenize([token], special=False))
-                if text:
-                    yield TokenText(text)
-                if produced >= budget:
-                    break
-                if stop.is_set():
-                    stop_reason = STOP_USER
-                    break
-            stream.close()
-        tail = decoder.decode(b"", final=True)
-        if tail:
-            yield TokenText(tail)
+            ctx, vocab = llama._ctx.ctx, llama._model.vocab
+            evaluated = self._cache.prefill(tokens)
+            chain = SamplerChain(llama.n_vocab(), sampling, seed)
+            text = Detokenizer(vocab)
+            try:
+                while True:
+                    token = chain.sample(ctx)
+                    if first_at is None:
+                        first_at = time.perf_counter()
+                    if self._is_eog(token):
+                        stop_reason = STOP_EOS
+                        break
+                    produced += 1
+                    piece = text.feed(token)
+                    if piece:
+                        yield TokenText(piece)
+                    if produced >= budget:
+                        break
+                    if stop.is_set():
+                        stop_reason = STOP_USER
+                        break
+                    self._cache.append(token)
+            finally:
+                chain.close()
+            tail = text.flush()
+            if tail:
+                yield TokenText(tail)
         ended = time.perf_counter()
         self.context_used = len(tokens) + produced
         decode_s = ended - first_at if first_at is not None else 0.0
@@ -221,6 +227,7 @@ class InferenceSession:
             context_used=self.context_used,
             context_size=n_ctx,
             dropped_messages=dropped,
+            prompt_tokens_evaluated=evaluated,
         )
 
     def _fit_prompt(
@@ -255,9 +262,3 @@ def _token_text(llama, token: int) -> str:  # noqa: ANN001 - llama_cpp.Llama
     if token < 0:
         return ""
     return llama.detokenize([token], special=True).decode("utf-8", errors="replace")
-
-
-def _is_end_of_generation(llama, token: int) -> bool:  # noqa: ANN001 - llama_cpp.Llama
-    import llama_cpp
-
-    return bool(llama_cpp.llama_vocab_is_eog(llama._model.vocab, token))

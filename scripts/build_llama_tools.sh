@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
-# Build llama.cpp's reference `llama-quantize` tool and print the path of the binary.
+# Build llama.cpp's reference tools (llama-bench, llama-quantize, llama-perplexity) and print
+# the folder that holds them.
 #
-# The tool is built from the SAME llama.cpp source as the llama-cpp-python in .venv (the
+# The tools are built from the SAME llama.cpp source as the llama-cpp-python in .venv (the
 # vendor/llama.cpp of that version's sdist) and with the SAME CMAKE_ARGS the wheel was built
 # with (scripts/llama_cmake_args.sh, or $CMAKE_ARGS when set, exactly as setup_env.sh does),
 # plus what a standalone tool needs: a Release build with static llama/ggml libraries, so the
-# binary runs from its cache folder. Only the llama-quantize target is built.
+# binaries run from their cache folder. Only the three tools' targets are built.
 #
-# Result: <cache>/quantdesk-build/llama-quantize-<ver>-<args hash>/llama-quantize, where
-# <cache> is ${XDG_CACHE_HOME:-~/.cache}.
-# Idempotent: when that binary exists the script only prints its path.
+# Result: <cache>/quantdesk-build/llama-tools-<ver>-<args hash>/{llama-bench,llama-quantize,
+# llama-perplexity}, where <cache> is ${XDG_CACHE_HOME:-~/.cache}.
+# Idempotent: when the folder holds all three the script only prints its path.
 #
 # Environment:
 #   LLAMA_CPP_VERSION      version to build (default: the one installed in .venv)
@@ -24,7 +25,8 @@ PYTHON="${PYTHON:-python3}"
 [[ -x "$VENV_PY" ]] && PYTHON="$VENV_PY"
 
 log() { echo "==> $*" >&2; }
-die() { echo "build_llama_quantize: $*" >&2; exit 1; }
+die() { echo "build_llama_tools: $*" >&2; exit 1; }
+TOOLS=(llama-bench llama-quantize llama-perplexity)
 
 if [[ -z "${LLAMA_CPP_VERSION:-}" ]]; then
     LLAMA_CPP_VERSION="$("$PYTHON" -c \
@@ -43,11 +45,11 @@ ALL_ARGS=("${WHEEL_ARGS[@]}" "${TOOL_ARGS[@]}")
 
 ARGS_HASH="$(printf '%s' "${ALL_ARGS[*]}" | sha256sum | cut -c1-12)"
 CACHE_ROOT="${QUANTDESK_WHEEL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/quantdesk-build}"
-OUT_DIR="$CACHE_ROOT/llama-quantize-$LLAMA_CPP_VERSION-$ARGS_HASH"
-BIN="$OUT_DIR/llama-quantize"
+OUT_DIR="$CACHE_ROOT/llama-tools-$LLAMA_CPP_VERSION-$ARGS_HASH"
 
-if [[ -x "$BIN" ]]; then
-    echo "$BIN"
+all_built() { for t in "${TOOLS[@]}"; do [[ -x "$OUT_DIR/$t" ]] || return 1; done; }
+if all_built; then
+    echo "$OUT_DIR"
     exit 0
 fi
 
@@ -72,22 +74,24 @@ fi
 
 # --- build --------------------------------------------------------------------------------
 BUILD_DIR="$OUT_DIR.build"
-log "Building llama-quantize from llama-cpp-python $LLAMA_CPP_VERSION's llama.cpp"
+log "Building ${TOOLS[*]} from llama-cpp-python $LLAMA_CPP_VERSION's llama.cpp"
 log "CMAKE_ARGS=${ALL_ARGS[*]}"
 start=$SECONDS
 cmake -S "$SRC/vendor/llama.cpp" -B "$BUILD_DIR" "${ALL_ARGS[@]}" >&2
-cmake --build "$BUILD_DIR" --config Release --target llama-quantize -j"${BUILD_JOBS:-2}" >&2
+cmake --build "$BUILD_DIR" --config Release --target "${TOOLS[@]}" -j"${BUILD_JOBS:-2}" >&2
 
-built="$(find "$BUILD_DIR" -type f -name llama-quantize -perm -u+x | head -n1)"
-[[ -n "$built" ]] || die "the build produced no llama-quantize binary"
 rm -rf "$OUT_DIR.tmp"
 mkdir -p "$OUT_DIR.tmp"
-cp "$built" "$OUT_DIR.tmp/llama-quantize"
+for tool in "${TOOLS[@]}"; do
+    built="$(find "$BUILD_DIR" -type f -name "$tool" -perm -u+x | head -n1)"
+    [[ -n "$built" ]] || die "the build produced no $tool binary"
+    cp "$built" "$OUT_DIR.tmp/$tool"
+    "$OUT_DIR.tmp/$tool" --help >/dev/null 2>&1 || [[ $? -eq 1 ]] \
+        || die "the built $tool does not start"
+done
 printf '%s\n' "${ALL_ARGS[@]}" > "$OUT_DIR.tmp/cmake-args.txt"
-"$OUT_DIR.tmp/llama-quantize" --help >/dev/null 2>&1 || [[ $? -eq 1 ]] \
-    || die "the built llama-quantize does not start"
 rm -rf "$OUT_DIR"
 mv "$OUT_DIR.tmp" "$OUT_DIR"
 rm -rf "$BUILD_DIR"
 log "Built in $((SECONDS - start)) s"
-echo "$BIN"
+echo "$OUT_DIR"

@@ -1,0 +1,167 @@
+"""The lean generation path: llama.cpp's own API, driven from Python with no per-token waste.
+
+llama-cpp-python's ``Llama.generate`` rebuilds a batch in Python for every token, keeps a NumPy
+copy of the tokens and removes KV-cache cells before each step. Here each step is four C calls:
+sample with llama.cpp's native sampler chain (``llama_sampler_*``: penalties, top-k, top-p,
+min-p, temperature, distribution — the same chain the high-level path builds, so greedy output
+is identical), ask whether the token ends generation, turn it into bytes, decode it. The prompt
+is decoded in ``n_batch`` chunks; only the last position's logits are computed; nothing copies
+the vocabulary's logits.
+
+The KV cache is reused across turns: :class:`TokenCache` remembers which tokens it holds and a
+new prompt only evaluates what follows the longest common prefix (a chat's second turn
+evaluates the new message, not the whole history again).
+
+Everything here runs on the thread that owns the model.
+"""
+
+from __future__ import annotations
+
+import codecs
+import ctypes
+from collections.abc import Callable, Sequence
+
+from quantdesk.engine.errors import GenerationError
+from quantdesk.engine.params import SamplingSettings
+
+#: Tokens the repeat penalty looks back over: llama-cpp-python's ``last_n_tokens_size``.
+PENALTY_LAST_N = 64
+
+
+def _llama_cpp():  # noqa: ANN202 - the ctypes bindings, imported where the model lives
+    import llama_cpp
+
+    return llama_cpp
+
+
+def end_of_generation(vocab: object) -> Callable[[int], bool]:
+    """A test for tokens that end generation (EOS, end-of-turn...) in ``vocab``."""
+    is_eog = _llama_cpp().llama_vocab_is_eog
+    return lambda token: bool(is_eog(vocab, token))
+
+
+class Detokenizer:
+    """Token ids to text, one token at a time, never splitting a UTF-8 character.
+
+    A character spread over several tokens (emoji, CJK in byte-level vocabularies) is held back
+    until its last byte arrives; invalid bytes become U+FFFD, as llama.cpp's own tools show them.
+    """
+
+    def __init__(self, vocab: object) -> None:
+        self._vocab = vocab
+        self._size = 256
+        self._buffer = (ctypes.c_char * self._size)()
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._to_piece = _llama_cpp().llama_token_to_piece
+
+    def piece(self, token: int) -> bytes:
+        """The bytes of one token, as llama.cpp writes them (special tokens as nothing)."""
+        n = self._to_piece(self._vocab, token, self._buffer, self._size, 0, False)
+        if n < 0:  # the piece is longer than the buffer: grow it once and ask again
+            self._size = -n
+            self._buffer = (ctypes.c_char * self._size)()
+            n = self._to_piece(self._vocab, token, self._buffer, self._size, 0, False)
+        return self._buffer.raw[:n]
+
+    def feed(self, token: int) -> str:
+        """The text completed by ``token`` ("" while a character is still incomplete)."""
+        return self._decoder.decode(self.piece(token))
+
+    def flush(self) -> str:
+        """Whatever is held back at the end (an unfinished character becomes U+FFFD)."""
+        return self._decoder.decode(b"", final=True)
+
+
+class SamplerChain:
+    """llama.cpp's native sampler chain for one reply; free it with :meth:`close`."""
+
+    def __init__(self, n_vocab: int, sampling: SamplingSettings, seed: int) -> None:
+        lib = _llama_cpp()
+        self._lib = lib
+        self.chain = lib.llama_sampler_chain_init(lib.llama_sampler_chain_default_params())
+        add = lambda sampler: lib.llama_sampler_chain_add(self.chain, sampler)  # noqa: E731
+        add(lib.llama_sampler_init_penalties(
+            n_vocab, PENALTY_LAST_N, sampling.repeat_penalty, 0.0, 0.0
+        ))  # fmt: skip
+        if sampling.temperature == 0.0:
+            add(lib.llama_sampler_init_greedy())
+        else:
+            add(lib.llama_sampler_init_top_k(sampling.top_k))
+            add(lib.llama_sampler_init_top_p(sampling.top_p, 1))
+            add(lib.llama_sampler_init_min_p(sampling.min_p, 1))
+            add(lib.llama_sampler_init_temp(sampling.temperature))
+            add(lib.llama_sampler_init_dist(seed))
+
+    def sample(self, ctx: object) -> int:
+        """Pick the next token from the last decoded position's logits (and accept it)."""
+        return self._lib.llama_sampler_sample(self.chain, ctx, -1)
+
+    def close(self) -> None:
+        """Free the chain and its samplers."""
+        if self.chain is not None:
+            self._lib.llama_sampler_free(self.chain)
+            self.chain = None
+
+
+class TokenCache:
+    """Decodes token sequences into one llama.cpp context, remembering what its KV cache holds.
+
+    ``tokens`` are the tokens whose keys and values are in the cache, in order (sequence 0).
+    """
+
+    def __init__(self, ctx: object, n_batch: int) -> None:
+        lib = _llama_cpp()
+        self._lib = lib
+        self._ctx = ctx
+        self._memory = lib.llama_get_memory(ctx)
+        self._n_batch = max(1, n_batch)
+        self._one = (lib.llama_token * 1)()
+        self.tokens: list[int] = []
+
+    def forget(self) -> None:
+        """Empty the KV cache (another user of the context changed it)."""
+        self._lib.llama_memory_clear(self._memory, True)
+        self.tokens = []
+
+    def prefill(self, prompt: Sequence[int]) -> int:
+        """Make the cache hold ``prompt`` with logits for its last token; returns how many
+        prompt tokens had to be evaluated (the rest were already cached)."""
+        if not prompt:
+            raise GenerationError("The prompt is empty.")
+        keep = 0
+        for cached, wanted in zip(self.tokens, prompt, strict=False):
+            if cached != wanted:
+                break
+            keep += 1
+        keep = min(keep, len(prompt) - 1)  # the last token is evaluated again for its logits
+        if not self._lib.llama_memory_seq_rm(self._memory, -1, keep, -1):
+            self.forget()  # this cache type cannot drop a tail (recurrent models): start over
+            keep = 0
+        self.tokens = self.tokens[:keep]
+        todo = list(prompt[keep:])
+        for start in range(0, len(todo), self._n_batch):
+            self._decode(todo[start : start + self._n_batch])
+        return len(todo)
+
+    def append(self, token: int) -> None:
+        """Evaluate one generated token."""
+        self._one[0] = token
+        self._check(self._lib.llama_decode(self._ctx, self._lib.llama_batch_get_one(self._one, 1)))
+        self.tokens.append(token)
+
+    def _decode(self, chunk: list[int]) -> None:
+        array = (self._lib.llama_token * len(chunk))(*chunk)
+        code = self._lib.llama_decode(self._ctx, self._lib.llama_batch_get_one(array, len(chunk)))
+        self._check(code)
+        self.tokens.extend(chunk)
+
+    def _check(self, code: int) -> None:
+        if code == 0:
+            return
+        self.forget()  # a failed decode leaves the cache in an unknown state
+        if code == 1:
+            raise GenerationError(
+                "llama.cpp found no room in the context for this reply. Start a new chat or "
+                "load the model with a longer context."
+            )
+        raise GenerationError(f"llama.cpp could not evaluate the text (llama_decode {code}).")
