@@ -21,6 +21,8 @@ import codecs
 import ctypes
 from collections.abc import Callable, Sequence
 
+import numpy as np
+
 from quantdesk.engine.errors import GenerationError
 from quantdesk.engine.params import SamplingSettings
 
@@ -72,12 +74,28 @@ class Detokenizer:
         return self._decoder.decode(b"", final=True)
 
 
+#: NumPy's view of llama.cpp's ``llama_token_data`` (int32 id, float logit, float p).
+_TOKEN_DATA = np.dtype([("id", np.int32), ("logit", np.float32), ("p", np.float32)])
+
+
 class SamplerChain:
-    """llama.cpp's native sampler chain for one reply; free it with :meth:`close`."""
+    """llama.cpp's native sampler chain for one reply; free it with :meth:`close`.
+
+    The chain is the one llama-cpp-python's ``Llama.generate`` builds (repeat penalty, then
+    greedy, or top-k, top-p, min-p, temperature and a seeded draw), with one saving that
+    changes no result: llama.cpp would hand the chain all ``n_vocab`` logits (262 144 for
+    Gemma 3) and look each one up in the penalty table, every token. Only the ``top_k +
+    PENALTY_LAST_N`` likeliest tokens can end up among the top ``top_k`` after the penalty
+    (the penalty only lowers at most ``PENALTY_LAST_N`` tokens), so the chain is applied to the
+    tokens at or above a threshold that at least that many reach (:meth:`candidates`: one
+    vectorised pass over the logits). With ``top_k`` 0 (no limit) the chain sees the whole
+    vocabulary, as in llama.cpp.
+    """
 
     def __init__(self, n_vocab: int, sampling: SamplingSettings, seed: int) -> None:
         lib = _llama_cpp()
         self._lib = lib
+        self._n_vocab = n_vocab
         self.chain = lib.llama_sampler_chain_init(lib.llama_sampler_chain_default_params())
         add = lambda sampler: lib.llama_sampler_chain_add(self.chain, sampler)  # noqa: E731
         add(lib.llama_sampler_init_penalties(
@@ -85,16 +103,63 @@ class SamplerChain:
         ))  # fmt: skip
         if sampling.temperature == 0.0:
             add(lib.llama_sampler_init_greedy())
+            top_k = 1
         else:
             add(lib.llama_sampler_init_top_k(sampling.top_k))
             add(lib.llama_sampler_init_top_p(sampling.top_p, 1))
             add(lib.llama_sampler_init_min_p(sampling.min_p, 1))
             add(lib.llama_sampler_init_temp(sampling.temperature))
             add(lib.llama_sampler_init_dist(seed))
+            top_k = sampling.top_k
+        self._needed = top_k + PENALTY_LAST_N if 0 < top_k else 0
+        if self._needed >= n_vocab:
+            self._needed = 0
+        self._stride = max(1, n_vocab // 8192)
+        self._array = lib.llama_token_data_array()
+        self._data = np.empty(0, _TOKEN_DATA)
+
+    def candidates(self, logits: np.ndarray) -> np.ndarray:
+        """Ids of every token whose logit reaches a threshold that at least ``top_k +
+        PENALTY_LAST_N`` tokens reach (so they include every token the chain could pick).
+
+        The threshold is guessed from a strided sample of the logits (about twice as many
+        tokens as needed are expected above it), then checked on all of them: the answer is
+        exact whatever the guess; a guess that was too high is lowered and checked again.
+        """
+        sample = logits[:: self._stride]
+        rank = max(1, -(-2 * self._needed // self._stride))
+        while rank < len(sample):
+            threshold = np.partition(sample, len(sample) - rank)[len(sample) - rank]
+            ids = np.flatnonzero(logits >= threshold)
+            if len(ids) >= self._needed:
+                return ids
+            rank *= 4
+        return np.arange(len(logits))
 
     def sample(self, ctx: object) -> int:
         """Pick the next token from the last decoded position's logits (and accept it)."""
-        return self._lib.llama_sampler_sample(self.chain, ctx, -1)
+        lib = self._lib
+        if not self._needed:
+            return lib.llama_sampler_sample(self.chain, ctx, -1)
+        logits = np.ctypeslib.as_array(lib.llama_get_logits_ith(ctx, -1), (self._n_vocab,))
+        ids = self.candidates(logits)
+        if len(self._data) < len(ids):
+            self._data = np.empty(max(len(ids), 2 * len(self._data)), _TOKEN_DATA)
+        data = self._data[: len(ids)]
+        data["id"] = ids
+        data["logit"] = logits[ids]
+        data["p"] = 0.0
+        array = self._array
+        array.data = data.ctypes.data_as(ctypes.POINTER(lib.llama_token_data))
+        array.size = len(ids)
+        array.selected = -1
+        array.sorted = False
+        lib.llama_sampler_apply(self.chain, ctypes.byref(array))
+        if not 0 <= array.selected < array.size:
+            raise GenerationError("llama.cpp's sampler chain selected no token.")
+        token = int(array.data[array.selected].id)
+        lib.llama_sampler_accept(self.chain, token)
+        return token
 
     def close(self) -> None:
         """Free the chain and its samplers."""
@@ -116,6 +181,7 @@ class TokenCache:
         self._memory = lib.llama_get_memory(ctx)
         self._n_batch = max(1, n_batch)
         self._one = (lib.llama_token * 1)()
+        self._one_batch = lib.llama_batch_get_one(self._one, 1)  # points at _one: built once
         self.tokens: list[int] = []
 
     def forget(self) -> None:
@@ -146,7 +212,7 @@ class TokenCache:
     def append(self, token: int) -> None:
         """Evaluate one generated token."""
         self._one[0] = token
-        self._check(self._lib.llama_decode(self._ctx, self._lib.llama_batch_get_one(self._one, 1)))
+        self._check(self._lib.llama_decode(self._ctx, self._one_batch))
         self.tokens.append(token)
 
     def _decode(self, chunk: list[int]) -> None:

@@ -66,13 +66,15 @@ def test_same_text_as_the_high_level_path(chat: InferenceSession, sampling) -> N
     assert stats.completion_tokens == 40
 
 
-def test_starter_model_greedy_matches_the_high_level_path(starter_model: Path) -> None:
+def test_starter_model_matches_the_high_level_path(starter_model: Path) -> None:
+    """Gemma's 262 144-token vocabulary: the chain sees only the candidates that can win."""
     s = InferenceSession.load(starter_model, LoadSettings(n_ctx=512, n_threads=2))
     try:
         messages = [Message("user", "The capital of France is")]
-        expected = _high_level(s, messages, GREEDY)
-        text, _ = _lean(s, messages, GREEDY)
-        assert len(expected) > 20 and text == expected
+        for sampling in (GREEDY, SAMPLED, SAMPLED.with_(seed=7, repeat_penalty=1.5)):
+            expected = _high_level(s, messages, sampling)
+            text, _ = _lean(s, messages, sampling)
+            assert len(expected) > 20 and text == expected, sampling
     finally:
         s.close()
 
