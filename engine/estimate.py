@@ -54,7 +54,7 @@ class EstimateParams:
     n_threads: int = 0  # 0 means default_threads()
     n_gpu_layers: int = 0  # -1 means all (the repeating layers plus the output layer)
     n_seq: int = 1
-    swa_full: bool = True  # llama-cpp-python keeps llama.cpp's default: full-size SWA cache
+    swa_full: bool = False  # as LoadSettings: sliding-window layers keep only their window
     offload_kqv: bool = True
     use_mmap: bool = True
 
@@ -78,7 +78,8 @@ class EstimateParams:
     @classmethod
     def from_load_settings(cls, settings: LoadSettings, **changes: Any) -> EstimateParams:
         """The parameters InferenceSession.load would hand llama.cpp for these settings."""
-        names = ("n_ctx", "n_batch", "n_ubatch", "kv_type", "flash_attn", "n_gpu_layers")
+        names = ("n_ctx", "n_batch", "n_ubatch", "kv_type", "flash_attn", "n_gpu_layers",
+                 "swa_full")  # fmt: skip
         fields = {name: getattr(settings, name) for name in names}
         return cls(**fields, n_threads=settings.resolved_threads(), **changes)
 

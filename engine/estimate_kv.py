@@ -8,8 +8,8 @@ Rules from llama-context.cpp (context padding), llama-kv-cache.cpp / llama-kv-ca
 * each attention layer stores K as ``[head_k * n_head_kv, cells]`` and V likewise; without
   flash attention V is transposed and padded to the widest V of the model; MLA stores K only;
 * sliding-window layers get ``pad(min(cells, n_swa + n_ubatch), 256)`` cells, or all cells
-  when ``swa_full`` is on - llama-cpp-python leaves it on ("using full-size SWA cache"), so
-  by default SWA layers cost as much as full-attention ones;
+  when ``swa_full`` is on (llama-cpp-python's default, "using full-size SWA cache"; QuantDesk
+  loads with it off, as llama.cpp's own tools do);
 * recurrent layers (Mamba, RWKV, hybrids) keep ``(n_embd_r + n_embd_s)`` F32 values per sequence.
 """
 

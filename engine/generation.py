@@ -179,6 +179,7 @@ class TokenCache:
         self._lib = lib
         self._ctx = ctx
         self._memory = lib.llama_get_memory(ctx)
+        self._n_swa = max(0, lib.llama_model_n_swa(lib.llama_get_model(ctx)))
         self._n_batch = max(1, n_batch)
         self._one = (lib.llama_token * 1)()
         self._one_batch = lib.llama_batch_get_one(self._one, 1)  # points at _one: built once
@@ -200,6 +201,8 @@ class TokenCache:
                 break
             keep += 1
         keep = min(keep, len(prompt) - 1)  # the last token is evaluated again for its logits
+        if keep and not self._window_reaches(keep):
+            keep = 0  # sliding-window layers no longer hold what the token at `keep` attends to
         if not self._lib.llama_memory_seq_rm(self._memory, -1, keep, -1):
             self.forget()  # this cache type cannot drop a tail (recurrent models): start over
             keep = 0
@@ -208,6 +211,18 @@ class TokenCache:
         for start in range(0, len(todo), self._n_batch):
             self._decode(todo[start : start + self._n_batch])
         return len(todo)
+
+    def _window_reaches(self, keep: int) -> bool:
+        """Whether the cache still holds every position a token at ``keep`` attends to.
+
+        A sliding-window cache that is not full-size drops positions older than its window as
+        generation goes on (llama-server's test: the oldest position held must be at most
+        ``keep - n_swa``); caches without a window hold everything.
+        """
+        if self._n_swa <= 0:
+            return True
+        oldest = self._lib.llama_memory_seq_pos_min(self._memory, 0)
+        return 0 <= oldest <= max(0, keep - self._n_swa)
 
     def append(self, token: int) -> None:
         """Evaluate one generated token."""

@@ -28,6 +28,10 @@ class LoadSettings:
     n_ubatch: int = 512  # llama-cpp-python's default micro-batch
     kv_type: str = "f16"  # KV cache type: "f16", "q8_0" or "q4_0" (quantized needs flash_attn)
     flash_attn: bool = False  # llama-cpp-python's default: off
+    # Sliding-window layers keep only their window (llama.cpp's own tools' default), not the
+    # whole context as llama-cpp-python's default does: less memory and ~2 % faster decoding on
+    # Gemma 3; a chat rewound to before the window is then evaluated again.
+    swa_full: bool = False
 
     def resolved_threads(self) -> int:
         """The thread count to hand to llama.cpp."""

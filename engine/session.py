@@ -91,6 +91,7 @@ class InferenceSession:
                 flash_attn=settings.flash_attn,
                 type_k=kv_type,
                 type_v=kv_type,
+                swa_full=settings.swa_full,
                 verbose=verbose,
             )
         except (ValueError, RuntimeError, OSError) as exc:

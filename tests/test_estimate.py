@@ -346,13 +346,14 @@ def test_dry_run_from_header_bytes(tiny_models: dict[str, Path]) -> None:
 def test_starter_model_equals_llama(starter_model: Path) -> None:
     """Gemma 3 (sliding-window layers, tied head, 262k vocab): KV and compute to the MiB.
 
-    llama-cpp-python keeps swa_full on ("using full-size SWA cache"): the 15 sliding-window
-    layers get as many cells as the 3 global ones. With it off they get n_swa + n_ubatch.
+    With swa_full on (llama-cpp-python's default, "using full-size SWA cache") the 15
+    sliding-window layers get as many cells as the 3 global ones; off (QuantDesk's default, as
+    in llama.cpp's own tools) they get n_swa + n_ubatch.
     """
-    _assert_matches_llama(starter_model, _grid() + _grid(swa_full=False))
+    _assert_matches_llama(starter_model, _grid() + _grid(swa_full=True))
     headers = [read_header_from_file(starter_model)]
-    full = estimate(headers, EstimateParams(n_ctx=4096), offload=False)
-    window = estimate(headers, EstimateParams(n_ctx=4096, swa_full=False), offload=False)
+    full = estimate(headers, EstimateParams(n_ctx=4096, swa_full=True), offload=False)
+    window = estimate(headers, EstimateParams(n_ctx=4096), offload=False)
     assert full.devices["CPU"].kv_cache == 18 * 4096 * 2 * 256 * 2  # 72 MiB
     assert window.devices["CPU"].kv_cache == (3 * 4096 + 15 * 1024) * 2 * 256 * 2  # 27 MiB
 

@@ -130,3 +130,26 @@ def test_an_unfinished_character_at_the_end_becomes_a_replacement_mark(chat) -> 
     detok = Detokenizer(llama._model.vocab)
     assert [detok.feed(t) for t in tokens[:-1]] == [""] * (len(tokens) - 1)
     assert detok.flush() == "\ufffd"
+
+
+def test_a_rewind_before_the_sliding_window_evaluates_again(starter_model: Path) -> None:
+    """Gemma 3's sliding-window layers keep only their window (swa_full off): going back to a
+    point they no longer hold must evaluate the prompt again, not reuse a cache with holes."""
+    sample = (Path(__file__).parents[1] / "resources" / "quality_sample.txt").read_text()
+    s = InferenceSession.load(starter_model, LoadSettings(n_ctx=2048, n_threads=2))
+    try:
+        words = sample.split()
+        long = [Message("user", " ".join(words[:1100]))]  # about 1,500 tokens
+        short = [Message("user", " ".join(words[:150]) + " And then")]
+        sampling = GREEDY.with_(max_tokens=8)
+        _lean(s, long, sampling)
+        assert s._cache.tokens and not s._cache._window_reaches(200)
+        text, stats = _lean(s, short, sampling)
+        assert stats.prompt_tokens_evaluated == stats.prompt_tokens  # nothing reused
+        s._cache.forget()
+        fresh, _ = _lean(s, short, sampling)
+        assert text == fresh
+        _, again = _lean(s, short, sampling)  # within the window: reused
+        assert again.prompt_tokens_evaluated == 1
+    finally:
+        s.close()
