@@ -39,6 +39,8 @@ class SettingsPanel(QScrollArea):
     def __init__(self, specs: Iterable[SettingSpec], parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWidgetResizable(True)
+        # the panel is narrow: its content wraps and shrinks to the width, never scrolls sideways
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.setAccessibleName("Model settings")
         self._editors: dict[str, QWidget] = {}
         body = QWidget()
