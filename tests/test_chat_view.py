@@ -7,6 +7,7 @@ from PySide6.QtCore import QModelIndex, Qt
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtTest import QTest
 
+from quantdesk.ui.chat_delegate import STREAM_RESERVE_LINES
 from quantdesk.ui.chat_model import ChatListModel
 from quantdesk.ui.chat_view import ChatView
 from quantdesk.ui.markdown_render import code_blocks, render_markdown
@@ -207,7 +208,8 @@ def test_auto_scroll_follows_streaming_unless_scrolled_up(qtbot) -> None:
     row = model.append_message("assistant", streaming=True)
     for i in range(5):
         old_max = bar.maximum()
-        model.append_text(row, f"line {i}\n\nmore text for line {i}\n\n")
+        # a streaming row grows STREAM_RESERVE_LINES lines at a time: add more than that
+        model.append_text(row, f"line {i}\n\n" * (STREAM_RESERVE_LINES + 1))
         qtbot.waitUntil(lambda m=old_max: bar.maximum() > m)
         _settle(qtbot, view)
         assert bar.value() == bar.maximum()
@@ -218,7 +220,7 @@ def test_auto_scroll_follows_streaming_unless_scrolled_up(qtbot) -> None:
     _settle(qtbot, view)  # rows coming into view get measured (the range may shrink or grow)
     assert bar.value() == 0
     old_max = bar.maximum()
-    model.append_text(row, "a new paragraph\n\n" * 3)
+    model.append_text(row, "a new paragraph\n\n" * (STREAM_RESERVE_LINES + 1))
     qtbot.waitUntil(lambda: bar.maximum() > old_max)
     _settle(qtbot, view)
     assert bar.value() == 0
@@ -226,7 +228,7 @@ def test_auto_scroll_follows_streaming_unless_scrolled_up(qtbot) -> None:
     bar.setValue(bar.maximum())  # back at the bottom: following again
     assert view.is_following()
     old_max = bar.maximum()
-    model.append_text(row, "the end\n\n" * 3)
+    model.append_text(row, "the end\n\n" * (STREAM_RESERVE_LINES + 1))
     qtbot.waitUntil(lambda: bar.maximum() > old_max)
     _settle(qtbot, view)
     assert bar.value() == bar.maximum()
@@ -242,3 +244,22 @@ def test_removing_rows_and_reset_keep_the_view_consistent(qtbot) -> None:
     _settle(qtbot, view)
     assert view.delegate().cached_rows() == 0
     assert view.indexAt(view.viewport().rect().center()) == QModelIndex()
+
+
+def test_streaming_into_a_long_chat_does_not_lay_out_every_row_per_chunk(qtbot) -> None:
+    """QListView re-lays out the whole list on every dataChanged (all sizes asked again); the
+    view handles heights itself, so streamed chunks cost only the rows they touch."""
+    model = _chat(1000)
+    view = _show(qtbot, model, 500, 300)
+    row = model.append_message("assistant", streaming=True)
+    _settle(qtbot, view)
+    asked = []
+    delegate = view.delegate()
+    real = delegate.sizeHint
+    delegate.sizeHint = lambda option, index: (asked.append(index.row()), real(option, index))[1]
+    for i in range(40):
+        model.append_text(row, f"word{i} ")
+        qtbot.wait(1)
+        _settle(qtbot, view)
+    assert len(asked) < 2 * model.rowCount()  # before: ~40 x 1,001 sizes
+    assert view.is_following() and model.message(row).text.startswith("word0 word1")

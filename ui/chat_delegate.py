@@ -53,6 +53,9 @@ _Index = QModelIndex | QPersistentModelIndex
 M_X, M_Y = 16, 8  # outer margins of a message
 GAP = 4  # between label, body and footer
 PAD_X, PAD_Y = 12, 8  # inside a bubble
+# A reply being streamed grows its row this many lines at a time: each change of a row's height
+# re-lays out the whole list (every row's size), so a growing reply reserves room ahead.
+STREAM_RESERVE_LINES = 8
 USER_SHARE = 0.8  # a user bubble is at most this share of the width
 _LABELS = {"user": "You", "assistant": "Assistant", "system": "System prompt", "notice": ""}
 _TIPS = {
@@ -418,7 +421,11 @@ class ChatDelegate(QStyledItemDelegate):
 
     def _geometry(self, index: _Index, entry: _Entry) -> _Geometry:
         footer_w = entry.footer.idealWidth() if entry.footer is not None else 0.0
-        return self._place(index, entry.body.size().height(), entry.body.idealWidth(), footer_w)
+        geo = self._place(index, entry.body.size().height(), entry.body.idealWidth(), footer_w)
+        if index.data(ChatListModel.StreamingRole):
+            step = STREAM_RESERVE_LINES * self._metrics().line_h
+            geo.height = -(-geo.height // step) * step
+        return geo
 
     def _estimate(self, index: _Index, width: int) -> int:
         """A height close to the real one, from character counts alone (no layout)."""
