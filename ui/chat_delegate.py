@@ -55,7 +55,7 @@ GAP = 4  # between label, body and footer
 PAD_X, PAD_Y = 12, 8  # inside a bubble
 # A reply being streamed grows its row this many lines at a time: each change of a row's height
 # re-lays out the whole list (every row's size), so a growing reply reserves room ahead.
-STREAM_RESERVE_LINES = 8
+STREAM_RESERVE_LINES = 4
 USER_SHARE = 0.8  # a user bubble is at most this share of the width
 _LABELS = {"user": "You", "assistant": "Assistant", "system": "System prompt", "notice": ""}
 _TIPS = {
