@@ -24,7 +24,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     run.add_argument("-n", "--max-tokens", type=int, default=128)
     run.add_argument("--ctx", type=int, default=4096, help="Context length in tokens.")
     run.add_argument("--threads", type=int, default=0, help="0 = physical cores.")
-    run.add_argument("--gpu-layers", type=int, default=0)
+    run.add_argument("--gpu-layers", type=int, default=-2,
+                     help="Layers on the GPU: -2 = as many as fit (default), -1 = all, 0 = none.")
     run.add_argument("--temperature", type=float, default=0.8)
     run.add_argument("--seed", type=int, default=-1)
     run.add_argument("--json", action="store_true", help="Print one JSON object at the end.")
@@ -35,6 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Load the model (after a child-process test load) and stream the reply."""
     from quantdesk.engine.events import GenerationStats, TokenText
+    from quantdesk.engine.gpu_layers import load_settings_for
     from quantdesk.engine.params import LoadSettings, SamplingSettings
     from quantdesk.engine.probe import ProbeCache, probe_load, raise_for_probe
     from quantdesk.engine.prompting import COMPLETION_MODE_NOTICE
@@ -50,7 +52,9 @@ def run(args: argparse.Namespace) -> int:
         quiet = logging.getLogger("quantdesk.llama_cpp")
         quiet.addHandler(logging.NullHandler())
         quiet.propagate = False
-    load = LoadSettings(n_ctx=args.ctx, n_threads=args.threads, n_gpu_layers=args.gpu_layers)
+    load = load_settings_for(args.file, LoadSettings(
+        n_ctx=args.ctx, n_threads=args.threads, n_gpu_layers=args.gpu_layers
+    ))  # fmt: skip
     if not args.no_probe:
         cache = ProbeCache(resolve_paths().probe_cache)
         raise_for_probe(probe_load(args.file, load, cache=cache))

@@ -19,7 +19,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 from quantdesk.controller import AppController
-from quantdesk.engine.discovery import SOURCES, ToolRoots, discover_models, split_info, tool_roots
+from quantdesk.engine.discovery import SOURCES, ToolRoots, discover_models, split_parts, tool_roots
 from quantdesk.engine.estimate import EstimateParams
 from quantdesk.engine.estimate_fit import fit
 from quantdesk.engine.gguf import read_header_from_file
@@ -107,14 +107,7 @@ def sync_discovered(
 
 def model_parts(path: Path, known: Mapping[str, tuple[Path, ...]]) -> tuple[Path, ...]:
     """Every file of the model whose first file is ``path`` (split sets by their name)."""
-    if str(path) in known:
-        return known[str(path)]
-    info = split_info(path)
-    if info is None:
-        return (path,)
-    base, _, count = info
-    siblings = [path.with_name(f"{base}-{i:05d}-of-{count:05d}.gguf") for i in range(1, count + 1)]
-    return tuple(p for p in siblings if p.is_file())
+    return known.get(str(path)) or split_parts(path)
 
 
 def fit_label(verdict: str, layers: int, n_ctx: int) -> str:

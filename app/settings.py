@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from quantdesk.engine.params import LoadSettings, SamplingSettings
+from quantdesk.engine.params import AUTO_GPU_LAYERS, LoadSettings, SamplingSettings
 
 SCHEMA_VERSION = 2
 IMPORT_MODES = ("ask", "copy", "move", "reference")
@@ -53,6 +53,7 @@ class Setting:
     label: str = ""
     tooltip: str = ""
     choice_labels: tuple[str, ...] = ()
+    special_value: str = ""  # a number editor shows this text at the minimum (e.g. "Auto")
 
     @property
     def section(self) -> str:
@@ -135,10 +136,12 @@ SETTINGS: dict[str, Setting] = {
             "load.n_gpu_layers",
             int,
             _LOAD.n_gpu_layers,
-            -1,
+            AUTO_GPU_LAYERS,
             1000,
             label="GPU layers",
-            tooltip="Layers offloaded to the GPU; -1 offloads all, 0 runs on the CPU.",
+            tooltip="Layers offloaded to the GPU. Auto offloads as many as fit in the free "
+            "GPU memory (from the memory estimate); -1 offloads all, 0 runs on the CPU.",
+            special_value="Auto",
         ),
         Setting(
             "load.kv_type",

@@ -54,6 +54,17 @@ def split_info(path: Path) -> tuple[str, int, int] | None:
     return m["base"], int(m["index"]), int(m["count"])
 
 
+def split_parts(path: Path) -> tuple[Path, ...]:
+    """Every existing file of the model whose first file is ``path`` (a split set's siblings by
+    their names, as llama.cpp finds them); just ``path`` for a single file."""
+    info = split_info(path)
+    if info is None:
+        return (path,)
+    base, _, count = info
+    siblings = [path.with_name(f"{base}-{i:05d}-of-{count:05d}.gguf") for i in range(1, count + 1)]
+    return tuple(p for p in siblings if p.is_file())
+
+
 def model_stem(path: Path) -> str:
     """A file's name without ``.gguf`` and without a split-set ``-00001-of-00003`` suffix."""
     info = split_info(path)

@@ -37,7 +37,7 @@ from .estimate_weights import (
 )
 from .ggml_alloc import measure
 from .gguf import GGUFHeader
-from .params import LoadSettings, default_threads
+from .params import AUTO_GPU_LAYERS, LoadSettings, default_threads
 
 MIB = 1 << 20
 
@@ -50,7 +50,7 @@ class EstimateParams:
     n_batch: int = 512
     n_ubatch: int = 512
     kv_type: str = "f16"
-    flash_attn: bool = False
+    flash_attn: bool = True  # as LoadSettings
     n_threads: int = 0  # 0 means default_threads()
     n_gpu_layers: int = 0  # -1 means all (the repeating layers plus the output layer)
     n_seq: int = 1
@@ -77,7 +77,13 @@ class EstimateParams:
 
     @classmethod
     def from_load_settings(cls, settings: LoadSettings, **changes: Any) -> EstimateParams:
-        """The parameters InferenceSession.load would hand llama.cpp for these settings."""
+        """The parameters InferenceSession.load would hand llama.cpp for these settings.
+
+        An automatic GPU layer count counts as none here: resolve it first
+        (:func:`quantdesk.engine.recommend.resolve_gpu_layers`).
+        """
+        if settings.n_gpu_layers == AUTO_GPU_LAYERS:
+            settings = settings.with_(n_gpu_layers=0)
         names = ("n_ctx", "n_batch", "n_ubatch", "kv_type", "flash_attn", "n_gpu_layers",
                  "swa_full")  # fmt: skip
         fields = {name: getattr(settings, name) for name in names}

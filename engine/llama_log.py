@@ -55,6 +55,17 @@ def route_llama_logs() -> None:
             _install()
 
 
+def restore_default_logs() -> None:
+    """Let llama.cpp write its log to stderr again (verbose loads and tools that parse it)."""
+    global _callback
+    with _install_lock:
+        if _callback is not None:
+            import llama_cpp
+
+            llama_cpp.llama_log_set(ctypes.cast(None, llama_cpp.llama_log_callback), None)
+            _callback = None
+
+
 def _install() -> None:
     global _callback
     import llama_cpp

@@ -17,17 +17,24 @@ def default_threads() -> int:
     return max(1, physical or os.cpu_count() or 1)
 
 
+#: ``LoadSettings.n_gpu_layers`` value asking for as many layers on the GPU as fit (resolved
+#: before a load from the memory estimate and the free VRAM: :func:`recommend.resolve_gpu_layers`).
+AUTO_GPU_LAYERS = -2
+
+
 @dataclass(frozen=True)
 class LoadSettings:
     """How a model is loaded: these need a reload to change."""
 
     n_ctx: int = 4096
     n_threads: int = 0  # 0 means default_threads()
-    n_gpu_layers: int = 0
+    n_gpu_layers: int = AUTO_GPU_LAYERS  # -1: all, 0: none (CPU), -2: as many as fit
     n_batch: int = 512
     n_ubatch: int = 512  # llama-cpp-python's default micro-batch
     kv_type: str = "f16"  # KV cache type: "f16", "q8_0" or "q4_0" (quantized needs flash_attn)
-    flash_attn: bool = False  # llama-cpp-python's default: off
+    # On by default (llama-cpp-python's default is off): llama.cpp's CPU, CUDA and Metal
+    # backends have it; +3 % decode and +2.5 % prompt speed on the starter with 2 CPU threads.
+    flash_attn: bool = True
     # Sliding-window layers keep only their window (llama.cpp's own tools' default), not the
     # whole context as llama-cpp-python's default does: less memory and ~2 % faster decoding on
     # Gemma 3; a chat rewound to before the window is then evaluated again.

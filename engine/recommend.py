@@ -14,10 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from quantdesk.engine.arch_support import architectures_supported
+from quantdesk.engine.discovery import split_parts
 from quantdesk.engine.errors import QuantDeskError
 from quantdesk.engine.estimate import EstimateParams, estimate
 from quantdesk.engine.estimate_fit import FitResult, fit
 from quantdesk.engine.gguf import GGUFHeader, read_header_from_file
+from quantdesk.engine.gpu_layers import resolve_gpu_layers
 from quantdesk.engine.hub import HubClient
 from quantdesk.engine.hub_quants import QuantGroup
 from quantdesk.engine.model_info import human_bytes, summarize
@@ -213,7 +215,9 @@ def fit_repo(
 
 def settings_estimate_text(path: Path, load: LoadSettings, budget: Budget) -> str:
     """One line for the load-settings panel: what these settings need, and if that fits."""
-    headers = [read_header_from_file(path)]
+    headers = [read_header_from_file(p) for p in split_parts(path)]
+    load = resolve_gpu_layers(headers, load, ram_available=budget.ram_available,
+                              vram_free=budget.vram_free, gpu_offload=budget.gpu_offload)
     params = EstimateParams.from_load_settings(load)
     est = estimate(headers, params, offload=budget.gpu_offload)
     result = fit(

@@ -31,7 +31,13 @@ from quantdesk.engine.generation import (
     end_of_generation,
 )
 from quantdesk.engine.gguf import read_header_from_file
-from quantdesk.engine.llama_log import import_llama_cpp, recent_errors, route_llama_logs
+from quantdesk.engine.gpu_layers import load_settings_for
+from quantdesk.engine.llama_log import (
+    import_llama_cpp,
+    recent_errors,
+    restore_default_logs,
+    route_llama_logs,
+)
 from quantdesk.engine.model_info import ModelReport, summarize
 from quantdesk.engine.params import LoadSettings, SamplingSettings
 from quantdesk.engine.prompting import PromptPlan, drop_oldest_turn, plan_prompt
@@ -67,7 +73,10 @@ class InferenceSession:
         path = Path(path)
         report = summarize(read_header_from_file(path), path=path)
         llama_cpp = import_llama_cpp("models cannot be loaded")
-        if not verbose:
+        settings = load_settings_for(path, settings)  # "auto" GPU layers: what fits
+        if verbose:
+            restore_default_logs()  # probing the build (for "auto") routed them to Python
+        else:
             route_llama_logs()
         n_ctx = settings.n_ctx
         if report.context_length and (n_ctx <= 0 or n_ctx > report.context_length):

@@ -17,7 +17,7 @@ from quantdesk.engine.estimate_format import format_estimate
 from quantdesk.engine.gguf import read_header_from_file
 from quantdesk.engine.llama_log_parse import parse_llama_log
 from quantdesk.engine.llama_sim import estimate_via_llama, simulate_load, simulate_loads
-from quantdesk.engine.params import LoadSettings
+from quantdesk.engine.params import AUTO_GPU_LAYERS, LoadSettings
 from tests.tiny_models import write_model_that_aborts_llama, write_tiny_model
 
 MIB = 1 << 20
@@ -137,8 +137,11 @@ def test_session_hands_kv_type_flash_attention_and_ubatch_to_llama(
 def test_defaults_follow_the_app() -> None:
     load, params = LoadSettings(), EstimateParams()
     for name in ("n_ctx", "n_batch", "n_ubatch", "kv_type", "flash_attn", "n_threads",
-                 "n_gpu_layers"):  # fmt: skip
+                 "swa_full"):  # fmt: skip
         assert getattr(params, name) == getattr(load, name), name
+    # the app's "auto" GPU layers is resolved before an estimate; unresolved it means none
+    assert load.n_gpu_layers == AUTO_GPU_LAYERS
+    assert EstimateParams.from_load_settings(load).n_gpu_layers == params.n_gpu_layers == 0
 
 
 def test_quantized_cache_without_flash_attention_is_refused() -> None:

@@ -118,3 +118,13 @@ def test_theme_light_dark_and_system(qtbot) -> None:
             assert app.palette().color(window) == native
     finally:
         apply_theme(app, "system")
+
+
+def test_gpu_layers_editor_shows_auto_at_its_minimum(qtbot, tmp_path: Path) -> None:
+    panel = SettingsPanel(SETTINGS.values())
+    qtbot.addWidget(panel)
+    panel.set_values({"load.n_gpu_layers": Settings(tmp_path / "s.json").get("load.n_gpu_layers")})
+    box = panel.editor("load.n_gpu_layers")
+    assert isinstance(box, QSpinBox) and box.text() == "Auto"
+    panel.set_values({"load.n_gpu_layers": 12})
+    assert box.text() == "12"

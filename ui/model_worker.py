@@ -18,6 +18,7 @@ from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from quantdesk.engine.errors import QuantDeskError
 from quantdesk.engine.events import GenerationStats, TokenText
+from quantdesk.engine.gpu_layers import load_settings_for
 from quantdesk.engine.params import LoadSettings, SamplingSettings
 from quantdesk.engine.probe import ProbeCache, probe_load, raise_for_probe
 from quantdesk.engine.session import InferenceSession
@@ -78,6 +79,7 @@ class ModelWorker(QObject):
         self._unload_quietly()
         self.loadStarted.emit(path)
         try:
+            settings = load_settings_for(Path(path), settings)  # "auto" GPU layers resolved once
             raise_for_probe(
                 probe_load(path, settings, cache=self._probe_cache, cancel=self._cancel_load)
             )
@@ -86,7 +88,8 @@ class ModelWorker(QObject):
             self.loadFailed.emit(exc.message, exc.details)
             return
         self._session = session
-        backend = "GPU offload" if settings.n_gpu_layers else "CPU"
+        layers = settings.n_gpu_layers
+        backend = "CPU" if layers == 0 else "GPU offload" if layers < 0 else f"GPU: {layers} layers"
         self.loaded.emit(
             LoadedModel(
                 path=path,

@@ -86,6 +86,8 @@ def _spin_box(spec: SettingSpec) -> QSpinBox | QDoubleSpinBox:
         spec.maximum if spec.maximum is not None else 2**31 - 1,
     )
     box.setKeyboardTracking(False)
+    if special := getattr(spec, "special_value", ""):
+        box.setSpecialValueText(special)  # shown instead of the minimum ("Auto")
     return box
 
 
