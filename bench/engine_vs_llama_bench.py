@@ -17,6 +17,8 @@ settings and the same thread count, flash attention and batch sizes as given to 
   llama-bench ``tg`` (which samples nothing: it feeds the same token back);
 * time to first token of a ``--n-prompt``-token prompt (empty cache, prompt eval + first
   sample), vs the reference's time for the same prompt (``n_prompt / pp``);
+* the engine's evaluation alone: ``--n-gen`` random tokens decoded one by one through
+  ``TokenCache.append`` (what llama-bench's tg does: no sampling, no text);
 * for context, llama-cpp-python's high-level ``Llama.generate`` (what the engine used before)
   on the same reply.
 
@@ -56,6 +58,7 @@ class Figures:
     pp: list[float] = field(default_factory=list)
     tg: list[float] = field(default_factory=list)
     tg_tokens: list[int] = field(default_factory=list)
+    decode_only: list[float] = field(default_factory=list)
     ttft: list[float] = field(default_factory=list)
     high_level_tg: list[float] = field(default_factory=list)
 
@@ -99,6 +102,22 @@ def measure_prompt(session: InferenceSession, tokens: list[int]) -> float:
     session._cache.prefill(tokens)
     llama_cpp.llama_synchronize(session._llama._ctx.ctx)
     return len(tokens) / (time.perf_counter() - started)
+
+
+def measure_decode_only(session: InferenceSession, n: int) -> float:
+    """Decode tok/s of the engine's evaluation path alone, fed random tokens as llama-bench's
+    tg is (no sampling, no text): what the model evaluation costs through the engine."""
+    import random
+
+    cache = session._cache
+    cache.forget()
+    cache.prefill([session._llama.token_bos()])
+    rng = random.Random(1)
+    tokens = [rng.randrange(session._llama.n_vocab()) for _ in range(n)]
+    started = time.perf_counter()
+    for token in tokens:
+        cache.append(token)
+    return n / (time.perf_counter() - started)
 
 
 def generate(session: InferenceSession, text: str, sampling: SamplingSettings) -> GenerationStats:
@@ -160,6 +179,7 @@ def run(args: argparse.Namespace) -> dict:
             stats = generate(session, STORY, sampling)
             figures.tg.append(stats.decode_tokens_per_s)
             figures.tg_tokens.append(stats.completion_tokens)
+            figures.decode_only.append(measure_decode_only(session, args.n_gen))
             first = generate(session, prompt_text, sampling.with_(max_tokens=1))
             figures.ttft.append(first.time_to_first_token_s)
             figures.high_level_tg.append(high_level_tg(session, STORY, sampling))
@@ -176,6 +196,7 @@ def run(args: argparse.Namespace) -> dict:
         "median": med,
         "ratio": {
             "decode": med["tg"] / med["ref_tg"],
+            "decode_only": med["decode_only"] / med["ref_tg"],
             "prompt": med["pp"] / med["ref_pp"],
             "ttft": (args.n_prompt / med["ref_pp"]) / med["ttft"],
             "high_level_decode": med["high_level_tg"] / med["ref_tg"],
@@ -195,6 +216,8 @@ def markdown(result: dict) -> str:
         "|---|---|---|---|",
         f"| decode tok/s (tg{n_gen}; ours: {min(result['runs']['tg_tokens'])}+ tokens, app "
         f"sampling) | {m['tg']:.2f} | {m['ref_tg']:.2f} | **{r['decode']:.3f}x** |",
+        f"| decode tok/s, the engine's evaluation alone (random tokens, no sampling, as tg) | "
+        f"{m['decode_only']:.2f} | {m['ref_tg']:.2f} | {r['decode_only']:.3f}x |",
         f"| prompt tok/s (pp{n_prompt}) | {m['pp']:.1f} | {m['ref_pp']:.1f} | "
         f"**{r['prompt']:.3f}x** |",
         f"| time to first token, {n_prompt}-token prompt (ref: {n_prompt} / pp) | "

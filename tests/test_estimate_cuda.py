@@ -32,6 +32,7 @@ MEASURED = {
     (0, 32768): (2192.0, 74.0, 2839.6, 3743.8),
 }
 TOLERANCE = 0.02  # totals: never below the measurement, at most 2 % above it
+MEASURED_WITH = {"flash_attn": False}  # the app's load defaults at the time of the measurement
 
 
 def _write_header(path: Path) -> Path:
@@ -45,7 +46,7 @@ def headers(tmp_path_factory: pytest.TempPathFactory) -> list[GGUFHeader]:
 
 
 def _est(headers: list[GGUFHeader], ngl: int, n_ctx: int, **kw):  # noqa: ANN202
-    p = EstimateParams(n_ctx=n_ctx, n_gpu_layers=ngl)
+    p = EstimateParams(n_ctx=n_ctx, n_gpu_layers=ngl, **MEASURED_WITH)
     return estimate(headers, p, offload=True, gpu_backend=True, process_baseline=BASELINE, **kw)
 
 
@@ -71,7 +72,8 @@ def test_cuda_totals_cover_measured_peaks(headers: list[GGUFHeader], ngl: int, n
 
 def test_cpu_build_estimate_unchanged(headers: list[GGUFHeader]) -> None:
     """Without a GPU backend nothing of the above applies (the CPU figures of gpu_check.md)."""
-    est = estimate(headers, EstimateParams(n_ctx=4096), offload=False, gpu_backend=False)
+    params = EstimateParams(n_ctx=4096, **MEASURED_WITH)
+    est = estimate(headers, params, offload=False, gpu_backend=False)
     assert est.vram is None and set(est.devices) == {"CPU"}
     assert round(est.devices["CPU"].compute / MIB, 1) == 286.0
 

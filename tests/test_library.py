@@ -97,7 +97,9 @@ def test_data_dir_override(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
 
 def test_a_quantized_kv_cache_turns_flash_attention_on(tmp_path: Path) -> None:
     settings = Settings(tmp_path / "settings.json")
-    assert settings.load_settings().kv_type == "f16" and not settings.load_settings().flash_attn
+    assert settings.load_settings().kv_type == "f16" and settings.load_settings().flash_attn
+    settings.set("load.flash_attn", False)
+    assert not settings.load_settings().flash_attn
     settings.set("load.kv_type", "q8_0")
     assert settings.load_settings().flash_attn is True
     with pytest.raises(ValueError):
