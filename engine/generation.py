@@ -115,49 +115,68 @@ class SamplerChain:
         if self._needed >= n_vocab:
             self._needed = 0
         self._stride = max(1, n_vocab // 8192)
+        self._threshold: float | None = None  # the last one that worked (logits are alike)
+        self._logits: tuple[int, np.ndarray] | None = None  # (address, NumPy view of it)
         self._array = lib.llama_token_data_array()
+        self._array.data = None
         self._data = np.empty(0, _TOKEN_DATA)
 
     def candidates(self, logits: np.ndarray) -> np.ndarray:
         """Ids of every token whose logit reaches a threshold that at least ``top_k +
         PENALTY_LAST_N`` tokens reach (so they include every token the chain could pick).
 
-        The threshold is guessed from a strided sample of the logits (about twice as many
-        tokens as needed are expected above it), then checked on all of them: the answer is
-        exact whatever the guess; a guess that was too high is lowered and checked again.
+        The previous token's threshold is tried first (consecutive logits are alike), else one
+        is guessed from a strided sample of the logits (about twice as many tokens as needed
+        expected above it). Either way it is checked on all of them: the answer is exact
+        whatever the guess; a guess too high is lowered and checked again.
         """
+        if self._threshold is not None:
+            ids = np.flatnonzero(logits >= self._threshold)
+            if self._needed <= len(ids) <= 4 * self._needed:
+                return ids
         sample = logits[:: self._stride]
         rank = max(1, -(-2 * self._needed // self._stride))
         while rank < len(sample):
             threshold = np.partition(sample, len(sample) - rank)[len(sample) - rank]
             ids = np.flatnonzero(logits >= threshold)
             if len(ids) >= self._needed:
+                self._threshold = float(threshold)
                 return ids
             rank *= 4
+        self._threshold = None
         return np.arange(len(logits))
+
+    def _logits_view(self, ctx: object) -> np.ndarray:
+        """The last position's logits as a NumPy array over llama.cpp's own buffer (no copy;
+        the view is made again only when llama.cpp moved the buffer)."""
+        pointer = self._lib.llama_get_logits_ith(ctx, -1)
+        address = ctypes.cast(pointer, ctypes.c_void_p).value or 0
+        if self._logits is None or self._logits[0] != address:
+            self._logits = (address, np.ctypeslib.as_array(pointer, (self._n_vocab,)))
+        return self._logits[1]
 
     def sample(self, ctx: object) -> int:
         """Pick the next token from the last decoded position's logits (and accept it)."""
         lib = self._lib
         if not self._needed:
             return lib.llama_sampler_sample(self.chain, ctx, -1)
-        logits = np.ctypeslib.as_array(lib.llama_get_logits_ith(ctx, -1), (self._n_vocab,))
+        logits = self._logits_view(ctx)
         ids = self.candidates(logits)
+        array = self._array
         if len(self._data) < len(ids):
             self._data = np.empty(max(len(ids), 2 * len(self._data)), _TOKEN_DATA)
+            array.data = self._data.ctypes.data_as(ctypes.POINTER(lib.llama_token_data))
         data = self._data[: len(ids)]
         data["id"] = ids
         data["logit"] = logits[ids]
         data["p"] = 0.0
-        array = self._array
-        array.data = data.ctypes.data_as(ctypes.POINTER(lib.llama_token_data))
         array.size = len(ids)
         array.selected = -1
         array.sorted = False
         lib.llama_sampler_apply(self.chain, ctypes.byref(array))
         if not 0 <= array.selected < array.size:
             raise GenerationError("llama.cpp's sampler chain selected no token.")
-        token = int(array.data[array.selected].id)
+        token = int(data["id"][array.selected])  # the chain sorts the candidates in place
         lib.llama_sampler_accept(self.chain, token)
         return token
 
