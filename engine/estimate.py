@@ -47,7 +47,7 @@ class EstimateParams:
     """Load parameters, with the defaults QuantDesk's InferenceSession loads models with."""
 
     n_ctx: int = 4096
-    n_batch: int = 512
+    n_batch: int = 2048
     n_ubatch: int = 512
     kv_type: str = "f16"
     flash_attn: bool = True  # as LoadSettings

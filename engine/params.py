@@ -29,8 +29,10 @@ class LoadSettings:
     n_ctx: int = 4096
     n_threads: int = 0  # 0 means default_threads()
     n_gpu_layers: int = AUTO_GPU_LAYERS  # -1: all, 0: none (CPU), -2: as many as fit
-    n_batch: int = 512
-    n_ubatch: int = 512  # llama-cpp-python's default micro-batch
+    # Tokens handed to llama.cpp per call when evaluating a prompt (llama.cpp's default): on
+    # the starter with 2 threads a 2,048-token prompt runs 4 % faster than in 512-token calls.
+    n_batch: int = 2048
+    n_ubatch: int = 512  # micro-batch: 128 / 256 / 512 gave pp512 729 / 737 / 746 tok/s
     kv_type: str = "f16"  # KV cache type: "f16", "q8_0" or "q4_0" (quantized needs flash_attn)
     # On by default (llama-cpp-python's default is off): llama.cpp's CPU, CUDA and Metal
     # backends have it; +3 % decode and +2.5 % prompt speed on the starter with 2 CPU threads.
