@@ -19,13 +19,13 @@ from PySide6.QtCore import QObject, Signal
 
 from quantdesk.engine.chat_export import export_json, export_markdown, import_json
 from quantdesk.engine.conversations import (
-    ChatStoreError,
     ConversationStore,
     StoredMessage,
     title_from,
 )
 from quantdesk.engine.errors import QuantDeskError
 from quantdesk.engine.events import GenerationStats
+from quantdesk.engine.sqlite_files import open_store
 from quantdesk.engine.templates import Message
 from quantdesk.ui.jobs import run_job
 
@@ -44,17 +44,10 @@ class ChatHistory(QObject):
     def __init__(self, app: AppController) -> None:
         super().__init__()
         self.app = app
-        self.warning = ""
-        try:
-            self.store = ConversationStore(app.paths.chats_db)
-        except ChatStoreError as exc:  # newer format: keep it untouched, save nothing this time
-            self.warning = exc.message
-            self.store = ConversationStore(":memory:")
-        if self.store.recovered_from is not None:
-            self.warning = (
-                "The chat history database was damaged; it was kept as "
-                f"'{self.store.recovered_from.name}' and a new history was started."
-            )
+        # a newer file: its ChatStoreError says that this session's chats are not saved
+        self.store, self.warning = open_store(
+            ConversationStore, app.paths.chats_db, what="The chat history", not_kept=""
+        )
         self.chat_id: int | None = None
         self._reply_id: int | None = None
         self._parts: list[str] = []

@@ -33,7 +33,7 @@ from quantdesk.engine.model_info import human_bytes
 from quantdesk.engine.prompting import COMPLETION_MODE_NOTICE
 from quantdesk.engine.recommend import Budget, machine_budget, settings_estimate_text
 from quantdesk.engine.session import MODE_COMPLETION
-from quantdesk.engine.sqlite_files import NewerDatabase
+from quantdesk.engine.sqlite_files import open_store
 from quantdesk.engine.starter import ensure_starter_file
 from quantdesk.engine.templates import Message
 from quantdesk.paths import AppPaths
@@ -66,7 +66,11 @@ class AppController(QObject):
         self.paths = paths
         self.settings = settings
         self.window = window
-        self.library, self._library_warning = _open_library(paths.library_db)
+        self.library, self._library_warning = open_store(
+            ModelLibrary, paths.library_db, what="The model library",
+            not_kept="Models added now are not kept.",
+            untouched="your model files were not touched",
+        )  # fmt: skip
         self.models = ModelThread(paths.probe_cache)
         self.shutdown_hooks: list = []  # services composed in gui.py stop here too
         self.loaded: LoadedModel | None = None
@@ -620,17 +624,3 @@ CONTEXT_FULL_NOTICE = (
     "(context {ctx:,} tokens). They stay in the chat; a longer context length or a new chat "
     "keeps them in view."
 )
-
-
-def _open_library(path: Path) -> tuple[ModelLibrary, str]:
-    """The model library, and what to tell the user if it was damaged or is from a newer app."""
-    try:
-        library = ModelLibrary(path)
-    except NewerDatabase as exc:  # left untouched; this session keeps its list in memory
-        return ModelLibrary(Path(":memory:")), exc.message + " Models added now are not kept."
-    if library.recovered_from is None:
-        return library, ""
-    return library, (
-        f"The model library was damaged; it was kept as '{library.recovered_from.name}' and a "
-        "new one was started (your model files were not touched)."
-    )

@@ -14,7 +14,7 @@ from PySide6.QtCore import QObject
 from PySide6.QtWidgets import QInputDialog, QLineEdit, QMessageBox
 
 from quantdesk.engine.presets import MAX_NAME_LENGTH, PresetStore
-from quantdesk.engine.sqlite_files import NewerDatabase
+from quantdesk.engine.sqlite_files import open_store
 from quantdesk.settings import Settings, preset_summary
 
 if TYPE_CHECKING:
@@ -28,17 +28,10 @@ class PresetController(QObject):
     def __init__(self, app: AppController) -> None:
         super().__init__()
         self.app = app
-        self.warning = ""
-        try:
-            self.store = PresetStore(app.paths.presets_db)
-        except NewerDatabase as exc:  # left untouched; presets of this session are not kept
-            self.warning = exc.message + " Presets saved now are not kept."
-            self.store = PresetStore(":memory:")
-        if self.store.recovered_from is not None:
-            self.warning = (
-                "The presets file was damaged; it was kept as "
-                f"'{self.store.recovered_from.name}' and a new one was started."
-            )
+        self.store, self.warning = open_store(
+            PresetStore, app.paths.presets_db, what="The presets file",
+            not_kept="Presets saved now are not kept.",
+        )  # fmt: skip
         self._model: LoadedModel | None = None
         self._closed = False
         self.bar = app.window.settings_panel.presets

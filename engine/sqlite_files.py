@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from quantdesk.engine.errors import QuantDeskError
+
+T = TypeVar("T")
 
 
 class NewerDatabase(QuantDeskError):
@@ -80,3 +84,30 @@ def _connect(path: Path, schema: str, version: int) -> sqlite3.Connection:
         db.close()
         raise
     return db
+
+
+def open_store(
+    open_at: Callable[[Path | str], T],
+    path: Path,
+    *,
+    what: str,
+    not_kept: str,
+    untouched: str = "",
+) -> tuple[T, str]:
+    """Open one of the app's stores at ``path``, and what to tell the user about it ("" if all
+    is well). ``open_at`` builds the store (it sets ``recovered_from`` after moving a damaged
+    file aside); a file from a newer QuantDesk is left untouched and a store in memory stands in
+    for this session (``not_kept`` says what that means: "Presets saved now are not kept.");
+    ``what`` names the data ("The presets file"); ``untouched`` may reassure about what a
+    damaged store did not affect ("your model files were not touched")."""
+    try:
+        store = open_at(path)
+    except NewerDatabase as exc:
+        return open_at(":memory:"), " ".join(filter(None, (exc.message, not_kept)))
+    backup = getattr(store, "recovered_from", None)
+    if backup is None:
+        return store, ""
+    note = f" ({untouched})" if untouched else ""
+    return store, (
+        f"{what} was damaged; it was kept as '{backup.name}' and a new one was started{note}."
+    )

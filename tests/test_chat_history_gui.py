@@ -293,7 +293,7 @@ def test_damaged_library_and_chat_files_are_reported_and_kept(qtbot, data_dir: P
     window, controller, _ = _build(qtbot)
     try:
         text = window.banner.label.text()
-        assert "model library was damaged" in text and "chat history database was damaged" in text
+        assert "model library was damaged" in text and "chat history was damaged" in text
         kept = sorted(p.name for p in paths.data_dir.glob("*.damaged-*"))
         assert len(kept) == 2 and all(p.startswith(("library.", "chats.")) for p in kept)
     finally:
