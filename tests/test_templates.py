@@ -51,3 +51,28 @@ def test_without_template_the_last_user_message_is_continued() -> None:
 def test_a_conversation_must_end_with_the_user() -> None:
     with pytest.raises(GenerationError):
         plan_prompt([Message("assistant", "x")], chat_template=None)
+
+
+def test_cve_2024_34359_payloads_run_no_code(tmp_path) -> None:  # noqa: ANN001
+    """The payload of CVE-2024-34359 (remote code execution through a GGUF chat template in
+    llama-cpp-python) and variants: whatever they render to, no command runs, no file is
+    written (each would create its marker file)."""
+    markers = [tmp_path / f"pwned{i}" for i in range(5)]
+    payloads = [
+        # the published proof of concept, pointed at a marker file
+        "{% for x in ().__class__.__base__.__subclasses__() %}{% if 'warning' in x.__name__ %}"
+        "{{ x()._module.__builtins__['__import__']('os').popen('touch " + str(markers[0]) + "')"
+        " }}{% endif %}{% endfor %}",
+        "{{ self.__init__.__globals__.__builtins__.open('" + str(markers[1]) + "', 'w').write('x')"
+        " }}",
+        "{{ lipsum.__globals__['os'].system('touch " + str(markers[2]) + "') }}",
+        "{{ cycler.__init__.__globals__.os.popen('touch " + str(markers[3]) + "').read() }}",
+        "{{ namespace.__init__.__globals__['__builtins__']['exec']("
+        "\"open('" + str(markers[4]) + "', 'w')\") }}",
+    ]
+    for payload in payloads:
+        try:
+            render_chat(payload, USER)
+        except TemplateError:
+            pass
+    assert not [m.name for m in markers if m.exists()]
