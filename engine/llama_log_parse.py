@@ -68,3 +68,32 @@ def parse_llama_log(lines: Iterable[str]) -> LoggedBuffers:
         elif m := _KV_DEV.search(line):
             out.kv_layer_devices[int(m.group(1))] = m.group(2)
     return out
+
+
+_LOAD_ERROR = re.compile(r"error loading model:\s*(?:error loading model \w+:\s*)?(.+)")
+
+
+def load_error_reason(lines: Iterable[str]) -> str | None:
+    """Why llama.cpp refused a model, from its log: the text of its first "error loading model:"
+    line ("check_tensor_dims: tensor 'blk.0.ffn_gate.weight' has wrong shape; expected 64,
+    256, got 64, 128, 1, 1" -> "tensor 'blk.0.ffn_gate.weight' has wrong shape; expected 64,
+    256, got 64, 128, 1, 1"); None when the log says nothing specific."""
+    for line in lines:
+        m = _LOAD_ERROR.search(line)
+        if m:
+            reason = " ".join(m[1].split()).removeprefix("check_tensor_dims: ")
+            return reason.rstrip(".")
+    return None
+
+
+def load_failure_message(name: str, log_lines: list[str]) -> str:
+    """What to tell the user when llama.cpp refused to load ``name``, from its log lines."""
+    reason = load_error_reason(log_lines)
+    if reason:
+        return f"llama.cpp could not load '{name}': {reason}."
+    if log_lines:
+        return f"llama.cpp could not load '{name}'. llama.cpp said: {log_lines[-1]}"
+    return (
+        f"llama.cpp could not load '{name}'. The file may use an architecture this llama.cpp "
+        "build does not support, or there is not enough memory for the chosen context length."
+    )

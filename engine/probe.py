@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from quantdesk.engine.errors import LlamaBuildError, ModelLoadError, QuantDeskError
+from quantdesk.engine.llama_log_parse import load_error_reason, load_failure_message
 from quantdesk.engine.params import LoadSettings
 
 PROBE_TIMEOUT_S = 900.0
@@ -175,11 +176,12 @@ def probe_load(
     for line in (out or "").splitlines():
         if line.startswith(_RESULT_PREFIX):
             payload = json.loads(line[len(_RESULT_PREFIX) :])
+            message = payload.get("message", "")
+            if not payload["ok"] and load_error_reason(tail.splitlines()):
+                # the child loads verbosely: llama.cpp's reason is in its stderr
+                message = load_failure_message(path.name, tail.splitlines())
             result = ProbeResult(
-                payload["ok"],
-                payload.get("message", ""),
-                payload.get("details", "") or tail,
-                seconds,
+                payload["ok"], message, payload.get("details", "") or tail, seconds
             )
             if result.ok:
                 cache.remember(key)

@@ -38,6 +38,7 @@ from quantdesk.engine.llama_log import (
     restore_default_logs,
     route_llama_logs,
 )
+from quantdesk.engine.llama_log_parse import load_failure_message
 from quantdesk.engine.model_info import ModelReport, summarize
 from quantdesk.engine.params import LoadSettings, SamplingSettings
 from quantdesk.engine.prompting import PromptPlan, drop_oldest_turn, plan_prompt
@@ -105,15 +106,8 @@ class InferenceSession:
             )
         except (ValueError, RuntimeError, OSError) as exc:
             said = recent_errors()
-            reason = (
-                f" llama.cpp said: {said[-1]}"
-                if said
-                else " The file may use an architecture this llama.cpp build does not support, "
-                "or there is not enough memory for the chosen context length."
-            )
             raise ModelLoadError(
-                f"llama.cpp could not load '{path.name}'.{reason}",
-                details="\n".join([*said, str(exc)]),
+                load_failure_message(path.name, said), details="\n".join([*said, str(exc)])
             ) from exc
         return cls(path, settings.with_(n_ctx=n_ctx), report, llama)
 

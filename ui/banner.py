@@ -71,6 +71,10 @@ class Banner(QFrame):
         self._details_box.hide()
         self.hide()
 
+    def details(self) -> str:
+        """The technical details of the message shown (what "Copy details" copies)."""
+        return self._details.toPlainText()
+
     def show_message(
         self,
         kind: str,

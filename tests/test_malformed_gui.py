@@ -1,0 +1,62 @@
+"""A corpus of malformed GGUF files through the whole GUI path (drop, check, load): the app stays
+up and says what is wrong with each; when llama.cpp dies, it dies in the child process."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.malformed_corpus import LOAD_FAILURES, REFUSED_AT_IMPORT, write_corpus
+from tests.test_gui import app, drop  # noqa: F401 - the fixture is used by name
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return write_corpus(tmp_path_factory.mktemp("corpus"))
+
+
+def test_structural_damage_is_refused_before_llama_cpp(qtbot, app, corpus) -> None:  # noqa: F811
+    window, controller = app
+    drop(window, [corpus[name] for name in REFUSED_AT_IMPORT])
+    qtbot.waitUntil(window.banner.isVisible, timeout=30_000)
+    text = window.banner.label.text()
+    assert f"{len(REFUSED_AT_IMPORT)} files are not usable models" in text
+    details = window.banner.details()
+    for name in REFUSED_AT_IMPORT:
+        assert f"{name}.gguf:" in details, name  # one reason per file
+    assert window.library.model.rowCount() == 0 and controller.loaded is None
+    assert window.isVisible()
+
+
+#: What the message must say for each file llama.cpp refuses (its own reason, in a sentence).
+SAYS = {
+    "wrong_tensor_shape": "tensor 'blk.0.ffn_gate.weight' has wrong shape",
+    "missing_tensor": "tensor 'blk.2.attn_norm.weight' not found",
+    "bad_rope_dims": "invalid n_rot",
+    "unknown_architecture": "unknown model architecture: 'frobnicator'",
+    "aborts_rope_scaling": "llama.cpp aborted (SIGABRT)",  # in the child, which died
+    "aborts_expert_count": "llama.cpp aborted (SIGABRT)",
+}
+
+
+@pytest.mark.parametrize("name", sorted(LOAD_FAILURES))
+def test_a_file_llama_cpp_refuses_or_dies_on_is_reported(qtbot, app, corpus, name) -> None:  # noqa: F811
+    window, controller = app
+    pid = os.getpid()
+    failures: list[str] = []
+    controller.modelLoadFailed.connect(failures.append)
+    controller.import_files([corpus[name]], mode="reference", load_first=True)
+    qtbot.waitUntil(lambda: bool(failures or window.banner.label.text()), timeout=60_000)
+    if window.library.model.rowCount():  # accepted by the header check: the load must fail
+        qtbot.waitUntil(lambda: bool(failures), timeout=60_000)
+    text = window.banner.label.text()
+    assert f"'{name}.gguf'" in text and SAYS[name] in text, text
+    assert controller.loaded is None and window.isVisible() and os.getpid() == pid
+    # the app still works: a good model loads after the bad one
+    from tests.tiny_models import write_tiny_model
+
+    good = write_tiny_model(corpus[name].with_name(f"good-after-{name}.gguf"))
+    with qtbot.waitSignal(controller.modelLoaded, timeout=60_000):
+        controller.import_files([good], mode="reference", load_first=True)
