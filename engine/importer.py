@@ -95,7 +95,13 @@ def copy_into(source: Path, models_dir: Path, name: str | None = None) -> Path:
 
 
 def move_into(source: Path, models_dir: Path, name: str | None = None) -> Path:
-    """Move ``source`` into ``models_dir`` (rename, or copy then delete across disks)."""
+    """Move ``source`` into ``models_dir`` (rename, or copy then delete across disks).
+
+    A symbolic link is copied instead (its content; the link and its target stay as they
+    are): moving the link would leave the model outside the folder, or break a relative link.
+    """
+    if source.is_symlink():
+        return copy_into(source, models_dir, name)
     models_dir.mkdir(parents=True, exist_ok=True)
     target = _unique_target(models_dir, name or source.name)
     try:
@@ -131,7 +137,8 @@ def import_model(
         report = summarize(read_header_from_file(path), path=path)
         for part in parts[1:]:
             read_header_from_file(part)
-        inside = path.resolve().parent == models_dir.resolve()
+        # the app owns a file only when it really lies in its folder (not a link into or out of it)
+        inside = not path.is_symlink() and path.parent.resolve() == models_dir.resolve()
         if mode in (MODE_COPY, MODE_MOVE) and not inside:
             folder = models_dir / model_stem(path) if len(parts) > 1 else models_dir
             place = copy_into if mode == MODE_COPY else move_into

@@ -60,3 +60,30 @@ def test_split_set_with_a_missing_part_is_refused(tmp_path: Path) -> None:
     assert "set of 3 files but 2 are here" in outcome.error
     assert all(p.exists() for p in parts[:2]) and library.entries() == []
     library.close()
+
+
+def test_links_never_take_a_model_out_of_or_into_the_app_folder(tmp_path: Path) -> None:
+    """Dropped symbolic links: moving one copies its content (a moved relative link would
+    break, a moved absolute one would leave the model outside); a link into the app's folder
+    is listed as the file it leads to, never as a file of the app at the link's place."""
+    real = write_tiny_model(tmp_path / "store" / "real.gguf")
+    data = real.read_bytes()
+    links = tmp_path / "links"
+    links.mkdir()
+    relative = links / "relative.gguf"
+    relative.symlink_to(Path("..") / "store" / "real.gguf")
+    models = tmp_path / "models"
+    library = _library(tmp_path)
+    for mode in (MODE_MOVE, MODE_COPY):
+        [outcome] = import_paths([relative], library, models, mode)
+        stored = outcome.entry.path
+        assert outcome.entry.owned and stored.parent == models.resolve()
+        assert not stored.is_symlink() and stored.read_bytes() == data
+    assert relative.is_symlink() and real.read_bytes() == data  # both left as they were
+    models_file = next(models.glob("*.gguf"))
+    into = links / "into-the-app.gguf"
+    into.symlink_to(models_file)
+    [ref] = import_paths([into], library, models, MODE_REFERENCE)
+    assert ref.entry.path == models_file.resolve()  # the app's own file, not the link
+    assert into.is_symlink()
+    library.close()
