@@ -339,3 +339,21 @@ def test_the_starter_model_header_from_the_hub(fake_hub: FakeHub, starter_model:
     assert remote.header == read_header_from_file(starter_model)
     print(f"\nstarter header: {remote.bytes_read:,} of {starter_model.stat().st_size:,} bytes")
     assert remote.bytes_read < starter_model.stat().st_size / 20
+
+
+def test_the_token_is_sent_but_never_logged_or_shown(fake_hub: FakeHub, monkeypatch, caplog):
+    """HF_TOKEN is read the way huggingface_hub reads it and goes only into the request's
+    Authorization header: not into any log record (every level) nor any error message."""
+    import logging
+
+    monkeypatch.setenv("HF_TOKEN", FAKE_TOKEN)
+    caplog.set_level(logging.DEBUG)
+    hub = HubClient()  # the token comes from the environment, as in the app
+    (group,) = hub.list_quants(GATED)
+    assert hub.fetch_quant_headers(GATED, group)  # authorized: the token was sent
+    fake_hub.inject(f"/api/models/{MINI}", http_status(401))
+    with pytest.raises(AuthRequired) as refused:
+        hub.list_quants(MINI)
+    said = refused.value.message + refused.value.details
+    assert FAKE_TOKEN not in said and FAKE_TOKEN not in caplog.text
+    assert any(r.status == 200 for r in fake_hub.requests())
