@@ -50,7 +50,8 @@ def _local(args: argparse.Namespace, path: Path) -> int:
     from quantdesk.engine.estimate_format import format_estimate
     from quantdesk.engine.gguf import read_header_from_file
     from quantdesk.engine.hub_quants import QuantGroup, RemoteFile
-    from quantdesk.engine.recommend import badge_text, fit_group, machine_budget
+    from quantdesk.engine.load_plan import machine_budget
+    from quantdesk.engine.recommend import badge_text, fit_group
 
     headers = [read_header_from_file(path)]
     budget = machine_budget()
@@ -84,7 +85,8 @@ def _local(args: argparse.Namespace, path: Path) -> int:
 
 def _remote(args: argparse.Namespace) -> int:
     from quantdesk.engine.hub import HubClient
-    from quantdesk.engine.recommend import badge_text, estimate_repo, machine_budget
+    from quantdesk.engine.load_plan import machine_budget
+    from quantdesk.engine.recommend import badge_text, estimate_repo
     from quantdesk.paths import resolve_paths
 
     parts = args.target.split("/")

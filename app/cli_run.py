@@ -36,7 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Load the model (after a child-process test load) and stream the reply."""
     from quantdesk.engine.events import GenerationStats, TokenText
-    from quantdesk.engine.gpu_layers import load_settings_for
+    from quantdesk.engine.load_plan import load_settings_for
     from quantdesk.engine.params import LoadSettings, SamplingSettings
     from quantdesk.engine.probe import ProbeCache, probe_load, raise_for_probe
     from quantdesk.engine.prompting import COMPLETION_MODE_NOTICE

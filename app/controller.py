@@ -29,9 +29,10 @@ from quantdesk.engine.importer import (
     import_paths,
 )
 from quantdesk.engine.library import LibraryEntry, ModelLibrary, add_model_file
+from quantdesk.engine.load_plan import Budget, machine_budget
 from quantdesk.engine.model_info import human_bytes
 from quantdesk.engine.prompting import COMPLETION_MODE_NOTICE
-from quantdesk.engine.recommend import Budget, machine_budget, settings_estimate_text
+from quantdesk.engine.recommend import settings_estimate_text
 from quantdesk.engine.session import MODE_COMPLETION
 from quantdesk.engine.sqlite_files import open_store
 from quantdesk.engine.starter import ensure_starter_file

@@ -13,16 +13,10 @@ from quantdesk.engine.estimate import EstimateParams
 from quantdesk.engine.gguf import GGUFHeader
 from quantdesk.engine.hub import HubClient, ModelSummary
 from quantdesk.engine.hub_quants import QuantGroup
+from quantdesk.engine.load_plan import Budget, machine_budget
 from quantdesk.engine.model_info import human_bytes, parameter_label
 from quantdesk.engine.quant_docs import quant_info
-from quantdesk.engine.recommend import (
-    Budget,
-    RepoEstimate,
-    badge_text,
-    fit_repo,
-    machine_budget,
-    repo_headers,
-)
+from quantdesk.engine.recommend import RepoEstimate, badge_text, fit_repo, repo_headers
 from quantdesk.settings import Settings
 from quantdesk.ui.discover_page import DiscoverPage, SearchHit
 from quantdesk.ui.jobs import run_job

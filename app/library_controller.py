@@ -24,10 +24,11 @@ from quantdesk.engine.estimate import EstimateParams
 from quantdesk.engine.estimate_fit import fit
 from quantdesk.engine.gguf import read_header_from_file
 from quantdesk.engine.library import LibraryEntry, ModelLibrary
+from quantdesk.engine.load_plan import Budget, machine_budget
 from quantdesk.engine.model_index import ModelIndex
 from quantdesk.engine.model_info import format_text, human_bytes, summarize
 from quantdesk.engine.params import LoadSettings
-from quantdesk.engine.recommend import Budget, machine_budget, settings_estimate_text
+from quantdesk.engine.recommend import settings_estimate_text
 from quantdesk.ui.jobs import run_job
 from quantdesk.ui.library_panel import Fit, source_label
 from quantdesk.ui.model_details import ModelDetails, ModelDetailsDialog

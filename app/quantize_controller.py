@@ -17,6 +17,7 @@ from quantdesk.controller import AppController
 from quantdesk.engine.convert import converted_path, converter_missing_reason, is_hf_folder
 from quantdesk.engine.errors import QuantDeskError, QuantizeCancelled
 from quantdesk.engine.library import LibraryEntry, add_model_file
+from quantdesk.engine.load_plan import Budget, machine_budget
 from quantdesk.engine.quality import QualityReport
 from quantdesk.engine.quantize import (
     QuantizePrediction,
@@ -29,7 +30,6 @@ from quantdesk.engine.quantize import (
     quantize,
 )
 from quantdesk.engine.quantize_report import plan_lines, result_line, source_line
-from quantdesk.engine.recommend import Budget, machine_budget
 from quantdesk.ui.jobs import run_job
 from quantdesk.ui.quantize_dialog import DEFAULT_TARGET, QuantizeDialog
 

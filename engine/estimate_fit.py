@@ -50,7 +50,8 @@ def budgets(ram_available: int, vram_free: int | None) -> tuple[int, int | None]
     return ram, vram_free - max(VRAM_RESERVE_MIN, int(vram_free * VRAM_RESERVE_FRACTION))
 
 
-def _fits(est: MemoryEstimate, ram: int, vram: int | None) -> bool:
+def fits(est: MemoryEstimate, ram: int, vram: int | None) -> bool:
+    """Whether ``est`` fits the RAM and VRAM budgets (after :func:`budgets`' margins)."""
     if est.peak_ram > ram:
         return False
     return est.vram is None or (vram is not None and est.vram <= vram)
@@ -97,17 +98,17 @@ def fit(
     verdict, layers, chosen = "no_fit", 0, est(0)
     if gpu_offload_supported and vram is not None and vram > 0:
         full = est(-1)
-        if _fits(full, ram, vram):
+        if fits(full, ram, vram):
             verdict, layers, chosen = "gpu", total_layers, full
         else:
             k = _largest(1, shape.n_layer, lambda n: est(n).vram <= vram)  # type: ignore[operator]
-            if k >= 1 and _fits(est(k), ram, vram):
+            if k >= 1 and fits(est(k), ram, vram):
                 verdict, layers, chosen = "partial", k, est(k)
-    if verdict == "no_fit" and _fits(chosen, ram, vram):  # a CUDA build uses VRAM at ngl 0
+    if verdict == "no_fit" and fits(chosen, ram, vram):  # a CUDA build uses VRAM at ngl 0
         verdict = "cpu"
     n_gpu = layers if verdict in ("gpu", "partial") else 0
     limit = max(shape.n_ctx_train, CTX_PAD) // CTX_PAD
-    steps = _largest(1, limit, lambda s: _fits(est(n_gpu, s * CTX_PAD), ram, vram))
+    steps = _largest(1, limit, lambda s: fits(est(n_gpu, s * CTX_PAD), ram, vram))
     max_ctx = max(steps, 0) * CTX_PAD
     reason = _reason(verdict, layers, total_layers, chosen, ram, vram, max_ctx, params.n_ctx)
     return FitResult(

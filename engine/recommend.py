@@ -19,23 +19,14 @@ from quantdesk.engine.errors import QuantDeskError
 from quantdesk.engine.estimate import EstimateParams, estimate
 from quantdesk.engine.estimate_fit import FitResult, fit
 from quantdesk.engine.gguf import GGUFHeader, read_header_from_file
-from quantdesk.engine.gpu_layers import resolve_gpu_layers
 from quantdesk.engine.hub import HubClient
 from quantdesk.engine.hub_quants import QuantGroup
+from quantdesk.engine.load_plan import Budget, resolve_gpu_layers
 from quantdesk.engine.model_info import human_bytes, summarize
 from quantdesk.engine.params import LoadSettings
 from quantdesk.engine.quant_docs import quality_rank, quant_info
 
 _VERDICT_ORDER = {"gpu": 3, "partial": 2, "cpu": 1, "no_fit": 0}
-
-
-@dataclass(frozen=True)
-class Budget:
-    """What this machine offers: available RAM, free VRAM the build can use, offload support."""
-
-    ram_available: int
-    vram_free: int | None
-    gpu_offload: bool
 
 
 @dataclass(frozen=True)
@@ -59,14 +50,6 @@ class QuantEstimate:
             return None
         report = summarize(self.headers[0])
         return report.bits_per_weight
-
-
-def machine_budget() -> Budget:
-    """This machine's budget, probed now (about 0.1 s: run it off the GUI thread)."""
-    from quantdesk.engine.hardware import gpu_memory_budget, probe_hardware, ram_budget
-
-    report = probe_hardware()
-    return Budget(ram_budget(), gpu_memory_budget(report), report.build.gpu_offload)
 
 
 def badge_text(result: FitResult) -> str:

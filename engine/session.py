@@ -31,7 +31,6 @@ from quantdesk.engine.generation import (
     end_of_generation,
 )
 from quantdesk.engine.gguf import read_header_from_file
-from quantdesk.engine.gpu_layers import load_settings_for
 from quantdesk.engine.llama_log import (
     import_llama_cpp,
     recent_errors,
@@ -39,6 +38,7 @@ from quantdesk.engine.llama_log import (
     route_llama_logs,
 )
 from quantdesk.engine.llama_log_parse import load_failure_message
+from quantdesk.engine.load_plan import load_settings_for
 from quantdesk.engine.model_info import ModelReport, summarize
 from quantdesk.engine.params import LoadSettings, SamplingSettings
 from quantdesk.engine.prompting import PromptPlan, drop_oldest_turn, plan_prompt

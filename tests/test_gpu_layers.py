@@ -8,7 +8,7 @@ import pytest
 
 from quantdesk.engine.estimate import EstimateParams, estimate
 from quantdesk.engine.gguf import read_header_from_file
-from quantdesk.engine.gpu_layers import load_settings_for, resolve_gpu_layers
+from quantdesk.engine.load_plan import load_settings_for, resolve_gpu_layers
 from quantdesk.engine.params import AUTO_GPU_LAYERS, LoadSettings
 from tests.tiny_models import write_tiny_model
 

@@ -10,7 +10,8 @@ from pathlib import Path
 
 from quantdesk.engine.estimate import EstimateParams
 from quantdesk.engine.hub import HubClient
-from quantdesk.engine.recommend import Budget, fit_repo, repo_headers
+from quantdesk.engine.load_plan import Budget
+from quantdesk.engine.recommend import fit_repo, repo_headers
 from tests.hub_fixtures import MINI
 
 GIB = 1024**3

@@ -18,7 +18,7 @@ from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from quantdesk.engine.errors import QuantDeskError
 from quantdesk.engine.events import GenerationStats, TokenText
-from quantdesk.engine.gpu_layers import load_settings_for
+from quantdesk.engine.load_plan import load_settings_for
 from quantdesk.engine.params import LoadSettings, SamplingSettings
 from quantdesk.engine.probe import ProbeCache, probe_load, raise_for_probe
 from quantdesk.engine.session import InferenceSession

@@ -1,8 +1,11 @@
-"""GPU layers chosen automatically: as many as the memory estimate says fit in free VRAM."""
+"""How a model will be loaded on this machine: what the machine offers (:class:`Budget`), GPU
+layers chosen automatically (as many as the memory estimate says fit in free VRAM), and safer
+settings when a model would not fit (:func:`step_down`)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from quantdesk.engine.discovery import split_parts
@@ -10,6 +13,23 @@ from quantdesk.engine.estimate import EstimateParams
 from quantdesk.engine.estimate_fit import fit
 from quantdesk.engine.gguf import GGUFHeader, read_header_from_file
 from quantdesk.engine.params import AUTO_GPU_LAYERS, LoadSettings
+
+
+@dataclass(frozen=True)
+class Budget:
+    """What this machine offers: available RAM, free VRAM the build can use, offload support."""
+
+    ram_available: int
+    vram_free: int | None
+    gpu_offload: bool
+
+
+def machine_budget() -> Budget:
+    """This machine's budget, probed now (about 0.1 s: run it off the GUI thread)."""
+    from quantdesk.engine.hardware import gpu_memory_budget, probe_hardware, ram_budget
+
+    report = probe_hardware()
+    return Budget(ram_budget(), gpu_memory_budget(report), report.build.gpu_offload)
 
 
 def resolve_gpu_layers(
