@@ -413,6 +413,12 @@ class AppController(QObject):
         self.window.chat.set_loaded(
             f"ctx {model.context_size:,} · {model.backend} · {mode}", notice
         )
+        if model.adjustments:
+            self.window.show_info(
+                f"{Path(model.path).name} was loaded with safer settings so that it fits in this "
+                f"computer's free memory: {'; '.join(model.adjustments)}. Your settings are "
+                "unchanged; close other programs and Reload to try them again."
+            )
         self.settings.set("library.last_model", model.path)
         self._select(model.path)
         self.window.context_label.setText(f"Context 0 / {model.context_size:,}")

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from quantdesk.engine.discovery import split_parts
-from quantdesk.engine.estimate import EstimateParams
-from quantdesk.engine.estimate_fit import fit
+from quantdesk.engine.estimate import EstimateParams, estimate
+from quantdesk.engine.estimate_fit import budgets, fit, fits
 from quantdesk.engine.gguf import GGUFHeader, read_header_from_file
 from quantdesk.engine.params import AUTO_GPU_LAYERS, LoadSettings
 
@@ -78,3 +78,98 @@ def load_settings_for(path: Path, load: LoadSettings) -> LoadSettings:
         vram_free=gpu_memory_budget(report),
         gpu_offload=True,
     )
+
+
+#: The shortest context a step-down goes to; below it a chat is not much use.
+MIN_CONTEXT = 512
+#: KV cache types to try, in order, when the context cannot shrink further (need flash attn).
+SMALLER_KV = {"f16": "q8_0", "q8_0": "q4_0"}
+
+
+@dataclass(frozen=True)
+class LoadPlan:
+    """The settings a load will use, what was changed from the asked ones (in words, for the
+    user) and whether the memory estimate says they fit."""
+
+    settings: LoadSettings
+    changes: tuple[str, ...] = ()
+    fits: bool = True
+
+
+def _fits_budget(headers: Sequence[GGUFHeader], load: LoadSettings, budget: Budget) -> bool:
+    ram, vram = budgets(budget.ram_available, budget.vram_free)
+    offload = budget.gpu_offload and load.n_gpu_layers != 0
+    est = estimate(headers, EstimateParams.from_load_settings(load), offload=offload)
+    return fits(est, ram, vram)
+
+
+def step_down(headers: Sequence[GGUFHeader], load: LoadSettings, budget: Budget) -> LoadPlan:
+    """Settings that fit ``budget`` by the memory estimate, stepping down only as far as needed:
+    fewer GPU layers, then a shorter context, then a smaller KV cache type.
+
+    When even the smallest of those does not fit, the smallest is returned with ``fits`` False
+    (the caller may still try: the estimate keeps safety margins).
+    """
+    changes: list[str] = []
+    load = resolve_gpu_layers(headers, load, ram_available=budget.ram_available,
+                              vram_free=budget.vram_free, gpu_offload=budget.gpu_offload)
+    if _fits_budget(headers, load, budget):
+        return LoadPlan(load)
+    params = EstimateParams.from_load_settings(load)
+    if load.n_gpu_layers != 0 and budget.gpu_offload:
+        result = fit(headers, params, ram_available=budget.ram_available,
+                     vram_free=budget.vram_free, gpu_offload_supported=True)  # fmt: skip
+        layers = result.max_gpu_layers if result.verdict in ("gpu", "partial") else 0
+        if layers != load.n_gpu_layers:
+            shown = "all" if load.n_gpu_layers < 0 else load.n_gpu_layers
+            changes.append(f"GPU layers {shown} → {layers}")
+            load = load.with_(n_gpu_layers=layers)
+            if _fits_budget(headers, load, budget):
+                return LoadPlan(load, tuple(changes))
+    while True:
+        result = fit(headers, EstimateParams.from_load_settings(load),
+                     ram_available=budget.ram_available, vram_free=budget.vram_free,
+                     gpu_offload_supported=budget.gpu_offload)  # fmt: skip
+        context = max(MIN_CONTEXT, min(result.max_context, load.n_ctx))
+        if context < load.n_ctx:
+            changes.append(f"context {load.n_ctx:,} → {context:,} tokens")
+            load = load.with_(n_ctx=context)
+            if _fits_budget(headers, load, budget):
+                return LoadPlan(load, tuple(changes))
+        smaller = SMALLER_KV.get(load.kv_type)
+        if smaller is None:
+            return LoadPlan(load, tuple(changes), fits=False)
+        changes.append(f"KV cache {load.kv_type} → {smaller}")
+        load = load.with_(kv_type=smaller, flash_attn=True)
+        if _fits_budget(headers, load, budget):
+            return LoadPlan(load, tuple(changes))
+
+
+def plan_load(path: Path, load: LoadSettings, budget: Budget | None = None) -> LoadPlan:
+    """:func:`step_down` for the model at ``path`` (all parts of a split set) on this machine
+    (probed when no ``budget`` is given: about 0.1 s, off the GUI thread)."""
+    headers = [read_header_from_file(p) for p in split_parts(path)]
+    return step_down(headers, load, budget or machine_budget())
+
+
+def after_memory_failure(load: LoadSettings) -> tuple[LoadSettings, str] | None:
+    """One step smaller after a load really ran out of memory (the estimate was not enough):
+    half the context, down to MIN_CONTEXT, then a smaller KV cache type; None when nothing is
+    left to give up."""
+    if load.n_ctx > MIN_CONTEXT:
+        context = max(MIN_CONTEXT, load.n_ctx // 2)
+        return load.with_(n_ctx=context), f"context {load.n_ctx:,} → {context:,} tokens"
+    smaller = SMALLER_KV.get(load.kv_type)
+    if smaller is not None:
+        return load.with_(kv_type=smaller, flash_attn=True), f"KV cache {load.kv_type} → {smaller}"
+    return None
+
+
+_MEMORY_WORDS = ("failed to allocate", "unable to allocate", "out of memory", "cudamalloc failed",
+                 "bad_alloc", "cannot allocate memory", "not enough memory")  # fmt: skip
+
+
+def is_memory_error(text: str) -> bool:
+    """Whether a load failure's message or llama.cpp log says memory ran out."""
+    lowered = text.lower()
+    return any(word in lowered for word in _MEMORY_WORDS)

@@ -36,6 +36,7 @@ class ProbeResult:
     message: str = ""
     details: str = ""
     seconds: float = 0.0
+    out_of_memory: bool = False  # killed for memory (the OOM killer, or the RAM watchdog)
 
 
 def _signal_message(signum: int, path: Path) -> str:
@@ -124,6 +125,21 @@ class ProbeCache:
             pass
 
 
+#: The RAM watchdog stops a test load when free memory falls below this share of all RAM (or
+#: MEMORY_FLOOR_MIN, whichever is larger): past it the OS starts swapping hard or killing.
+MEMORY_FLOOR_SHARE = 0.02
+MEMORY_FLOOR_MIN = 256 * 2**20
+
+
+def memory_running_out() -> int | None:
+    """The available RAM in bytes when it is below the watchdog's floor, else None."""
+    import psutil
+
+    mem = psutil.virtual_memory()
+    floor = max(MEMORY_FLOOR_MIN, int(mem.total * MEMORY_FLOOR_SHARE))
+    return mem.available if mem.available < floor else None
+
+
 def probe_load(
     path: str | Path,
     settings: LoadSettings,
@@ -157,6 +173,17 @@ def probe_load(
                 out, err = proc.communicate(timeout=0.2)
                 break
             except subprocess.TimeoutExpired:
+                if (low := memory_running_out()) is not None:
+                    proc.kill()
+                    proc.communicate()
+                    return ProbeResult(
+                        ok=False,
+                        message=f"The test load of '{path.name}' was stopped: free memory fell "
+                        f"to {low // 2**20:,} MiB, and going on would push this computer into "
+                        "heavy swapping.",
+                        seconds=time.monotonic() - started,
+                        out_of_memory=True,
+                    )
                 if (
                     cancel is not None and cancel.is_set()
                 ) or time.monotonic() - started > timeout_s:
@@ -172,7 +199,8 @@ def probe_load(
     seconds = time.monotonic() - started
     tail = (err or "").strip()[-4000:]
     if proc.returncode < 0:
-        return ProbeResult(False, _signal_message(-proc.returncode, path), tail, seconds)
+        oom = -proc.returncode == signal.SIGKILL
+        return ProbeResult(False, _signal_message(-proc.returncode, path), tail, seconds, oom)
     for line in (out or "").splitlines():
         if line.startswith(_RESULT_PREFIX):
             payload = json.loads(line[len(_RESULT_PREFIX) :])

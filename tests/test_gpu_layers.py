@@ -8,9 +8,16 @@ import pytest
 
 from quantdesk.engine.estimate import EstimateParams, estimate
 from quantdesk.engine.gguf import read_header_from_file
-from quantdesk.engine.load_plan import load_settings_for, resolve_gpu_layers
+from quantdesk.engine.load_plan import (
+    Budget,
+    after_memory_failure,
+    is_memory_error,
+    load_settings_for,
+    resolve_gpu_layers,
+    step_down,
+)
 from quantdesk.engine.params import AUTO_GPU_LAYERS, LoadSettings
-from tests.tiny_models import write_tiny_model
+from tests.tiny_models import write_llama_gguf, write_tiny_model
 
 GIB = 1 << 30
 
@@ -62,3 +69,73 @@ def test_this_machine_resolves_auto(headers) -> None:
     if expected is not None:
         assert resolved.n_gpu_layers == expected
     assert resolved.n_gpu_layers != AUTO_GPU_LAYERS
+
+
+# -- stepping down when a model does not fit ---------------------------------------------------
+
+MIB = 1 << 20
+
+
+def _budget(ram: int, vram: int | None = None) -> Budget:
+    return Budget(ram_available=ram, vram_free=vram, gpu_offload=vram is not None)
+
+
+def _need(headers, **load) -> int:
+    """Peak RAM the estimate gives for these settings on the CPU."""
+    params = EstimateParams.from_load_settings(LoadSettings(n_gpu_layers=0, **load))
+    return estimate(headers, params, offload=False).peak_ram
+
+
+def test_a_model_that_fits_is_left_alone(headers) -> None:
+    plan = step_down(headers[0], LoadSettings(n_ctx=512), _budget(8 * GIB))
+    assert plan.fits and plan.changes == () and plan.settings.n_ctx == 512
+
+
+def test_the_context_shrinks_until_the_model_fits(headers) -> None:
+    hdrs = headers[0]
+    big = LoadSettings(n_ctx=8192, n_gpu_layers=0)
+    # RAM for 2,048 tokens (plus the 512 MiB safety margin), not for 8,192
+    ram = _need(hdrs, n_ctx=2048) + 512 * MIB + MIB
+    plan = step_down(hdrs, big, _budget(ram))
+    assert plan.fits and 512 <= plan.settings.n_ctx < 8192
+    assert plan.changes == (f"context 8,192 → {plan.settings.n_ctx:,} tokens",)
+
+
+def test_then_the_kv_cache_gets_smaller(tmp_path: Path) -> None:
+    """A model whose KV cache dominates (many wide layers, a small vocabulary; header only)."""
+    shape = {"n_vocab": 2000, "n_embd": 1024, "n_layer": 32, "n_head": 8, "n_head_kv": 8,
+             "n_ff": 2048, "n_ctx_train": 32768}  # fmt: skip
+    hdrs = [read_header_from_file(write_llama_gguf(tmp_path / "kv.gguf", shape, header_only=True))]
+    q8 = _need(hdrs, n_ctx=512, kv_type="q8_0")
+    assert q8 < _need(hdrs, n_ctx=512)  # the smaller cache type is what saves memory here
+    plan = step_down(hdrs, LoadSettings(n_ctx=8192, n_gpu_layers=0), _budget(q8 + 512 * MIB + MIB))
+    assert plan.fits and plan.settings.n_ctx == 512 and plan.settings.kv_type == "q8_0"
+    assert plan.settings.flash_attn
+    assert plan.changes == ("context 8,192 → 512 tokens", "KV cache f16 → q8_0")
+
+
+def test_nothing_fits_says_so(headers) -> None:
+    plan = step_down(headers[0], LoadSettings(n_ctx=8192, n_gpu_layers=0), _budget(64 * MIB))
+    assert not plan.fits and plan.settings.kv_type == "q4_0" and plan.settings.n_ctx == 512
+
+
+def test_gpu_layers_step_down_first(headers) -> None:
+    hdrs = headers[0]
+    params = EstimateParams(n_ctx=512)
+    four = estimate(hdrs, params.with_(n_gpu_layers=4), offload=True).vram
+    plan = step_down(hdrs, LoadSettings(n_ctx=512, n_gpu_layers=-1),
+                     _budget(8 * GIB, four + 256 * MIB + (1 << 16)))  # fmt: skip
+    assert plan.fits and 1 <= plan.settings.n_gpu_layers < 9
+    assert plan.changes == (f"GPU layers all → {plan.settings.n_gpu_layers}",)
+
+
+def test_after_a_real_memory_failure_the_context_halves_then_the_cache_shrinks() -> None:
+    load = LoadSettings(n_ctx=2048)
+    steps = []
+    while (smaller := after_memory_failure(load)) is not None:
+        load, change = smaller
+        steps.append(change)
+    assert steps == ["context 2,048 → 1,024 tokens", "context 1,024 → 512 tokens",
+                     "KV cache f16 → q8_0", "KV cache q8_0 → q4_0"]  # fmt: skip
+    assert is_memory_error("ggml_backend_cpu_buffer_type_alloc_buffer: failed to allocate buffer")
+    assert not is_memory_error("unknown model architecture: 'frobnicator'")

@@ -60,3 +60,28 @@ def test_a_file_llama_cpp_refuses_or_dies_on_is_reported(qtbot, app, corpus, nam
     good = write_tiny_model(corpus[name].with_name(f"good-after-{name}.gguf"))
     with qtbot.waitSignal(controller.modelLoaded, timeout=60_000):
         controller.import_files([good], mode="reference", load_first=True)
+
+
+def test_a_model_too_big_for_free_memory_loads_with_safer_settings(qtbot, app, tmp_path) -> None:  # noqa: F811
+    """The estimate says 8,192 tokens of context do not fit what this (smaller) machine has
+    free: the model loads with a shorter context and the user is told what was changed."""
+    from quantdesk.engine.estimate import EstimateParams, estimate
+    from quantdesk.engine.gguf import read_header_from_file
+    from quantdesk.engine.load_plan import Budget
+    from quantdesk.engine.params import LoadSettings
+    from tests.tiny_models import write_tiny_model
+
+    window, controller = app
+    model = write_tiny_model(tmp_path / "long.gguf", n_ctx_train=8192)
+    header = [read_header_from_file(model)]
+    need = estimate(header, EstimateParams.from_load_settings(
+        LoadSettings(n_ctx=2048, n_gpu_layers=0)), offload=False).peak_ram  # fmt: skip
+    controller.models.worker.budget_probe = lambda: Budget(need + (513 << 20), None, False)
+    controller.settings.set("load.n_ctx", 8192)
+    with qtbot.waitSignal(controller.modelLoaded, timeout=60_000) as loaded:
+        controller.import_files([model], mode="reference", load_first=True)
+    model_info = loaded.args[0]
+    assert 512 <= model_info.context_size < 8192 and model_info.adjustments
+    text = window.banner.label.text()
+    assert "safer settings" in text and "context 8,192 →" in text
+    assert controller.settings.get("load.n_ctx") == 8192  # the user's setting is kept

@@ -40,3 +40,18 @@ def test_a_changed_file_is_probed_again(tmp_path: Path) -> None:
     assert probe_load(model, SETTINGS, cache=cache).ok
     write_model_that_aborts_llama(model)  # same path, new content
     assert not probe_load(model, SETTINGS, cache=cache).ok
+
+
+def test_the_ram_watchdog_stops_a_test_load_before_the_machine_swaps(tmp_path: Path, monkeypatch):
+    """With the floor set above what is free (as when memory really runs out), the child is
+    stopped and the result says it was for memory; nothing is cached as passed."""
+    from quantdesk.engine import probe
+
+    monkeypatch.setattr(probe, "MEMORY_FLOOR_SHARE", 1.0)  # every byte of RAM counts as needed
+    model = write_tiny_model(tmp_path / "tiny.gguf")
+    cache = ProbeCache(tmp_path / "probe.json")
+    result = probe_load(model, LoadSettings(n_ctx=256, n_threads=1), cache=cache)
+    assert not result.ok and result.out_of_memory
+    assert "was stopped: free memory fell" in result.message and "swapping" in result.message
+    monkeypatch.setattr(probe, "MEMORY_FLOOR_SHARE", 0.02)
+    assert probe_load(model, LoadSettings(n_ctx=256, n_threads=1), cache=cache).ok

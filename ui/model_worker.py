@@ -11,14 +11,21 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
-from quantdesk.engine.errors import QuantDeskError
+from quantdesk.engine.errors import ModelLoadError, QuantDeskError
 from quantdesk.engine.events import GenerationStats, TokenText
-from quantdesk.engine.load_plan import load_settings_for
+from quantdesk.engine.load_plan import (
+    Budget,
+    after_memory_failure,
+    is_memory_error,
+    machine_budget,
+    plan_load,
+)
 from quantdesk.engine.params import LoadSettings, SamplingSettings
 from quantdesk.engine.probe import ProbeCache, probe_load, raise_for_probe
 from quantdesk.engine.session import InferenceSession
@@ -35,7 +42,11 @@ class LoadedModel:
     context_size: int
     mode: str  # "chat" or "completion"
     backend: str
+    adjustments: tuple[str, ...] = ()  # settings made safer so that it fits ("context 8 → 4")
 
+
+#: Loads retried with a smaller context (or KV cache) after running out of memory.
+MAX_MEMORY_RETRIES = 4
 
 # Text reaches the GUI at most this often, so a fast model never floods the event loop.
 TOKEN_FLUSH_INTERVAL_S = 0.025
@@ -66,6 +77,8 @@ class ModelWorker(QObject):
         self._stop = threading.Event()
         self._cancel_load = threading.Event()
         self._probe_cache = ProbeCache(probe_cache)
+        #: What the machine offers, asked before each load (tests give a smaller machine).
+        self.budget_probe: Callable[[], Budget] = machine_budget
         self.loadRequested.connect(self._load)
         self.generateRequested.connect(self._generate)
         self.unloadRequested.connect(self._unload)
@@ -79,11 +92,7 @@ class ModelWorker(QObject):
         self._unload_quietly()
         self.loadStarted.emit(path)
         try:
-            settings = load_settings_for(Path(path), settings)  # "auto" GPU layers resolved once
-            raise_for_probe(
-                probe_load(path, settings, cache=self._probe_cache, cancel=self._cancel_load)
-            )
-            session = InferenceSession.load(path, settings)
+            session, settings, changes = self._load_stepping_down(Path(path), settings)
         except QuantDeskError as exc:
             self.loadFailed.emit(exc.message, exc.details)
             return
@@ -99,7 +108,44 @@ class ModelWorker(QObject):
                 context_size=session.context_size,
                 mode=session.mode,
                 backend=backend,
+                adjustments=tuple(changes),
             )
+        )
+
+    def _load_stepping_down(
+        self, path: Path, asked: LoadSettings
+    ) -> tuple[InferenceSession, LoadSettings, list[str]]:
+        """Load with the asked settings, or safer ones when they would not fit in memory.
+
+        Safer settings come first from the memory estimate (fewer GPU layers, a shorter
+        context, a smaller KV cache type: :func:`step_down`), then from real failures: a test
+        load stopped by the RAM watchdog or killed, or an allocation llama.cpp could not make,
+        halves the context (then shrinks the KV cache) and tries again.
+        """
+        plan = plan_load(path, asked, self.budget_probe())
+        settings, changes = plan.settings, list(plan.changes)
+        for _attempt in range(MAX_MEMORY_RETRIES + 1):
+            result = probe_load(path, settings, cache=self._probe_cache, cancel=self._cancel_load)
+            failure: QuantDeskError | None = None
+            if not result.ok and not (result.out_of_memory or is_memory_error(result.details)):
+                raise_for_probe(result)
+            if result.ok:
+                try:
+                    return InferenceSession.load(path, settings), settings, changes
+                except ModelLoadError as exc:
+                    if not is_memory_error(exc.message + exc.details):
+                        raise
+                    failure = exc
+            smaller = after_memory_failure(settings)
+            if smaller is None:
+                if failure is not None:
+                    raise failure
+                raise_for_probe(result)
+            settings, change = smaller
+            changes.append(change)
+        raise ModelLoadError(
+            f"'{path.name}' does not fit in this computer's free memory, even with "
+            + "; ".join(changes) + ". Close other programs or pick a smaller quant."
         )
 
     @Slot(object, object, str)
