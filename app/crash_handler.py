@@ -28,16 +28,19 @@ def setup_logging(log_file: Path) -> None:
     root.setLevel(logging.INFO)
 
 
-def install_hooks(notify: Callable[[str, str], None]) -> None:
-    """Send uncaught exceptions to ``notify(message, details)`` after logging them."""
+def install_hooks(notify: Callable[[str, str], None], log_file: Path | None = None) -> None:
+    """Send uncaught exceptions to ``notify(message, details)`` after logging them; the message
+    names ``log_file`` and the details (copyable from the banner) carry the traceback."""
 
     def report(exc_type: type[BaseException], exc: BaseException, tb: object) -> None:
         details = "".join(traceback.format_exception(exc_type, exc, tb))  # type: ignore[arg-type]
         log.error("Unexpected error\n%s", details)
         try:
+            where = f" ({log_file})" if log_file is not None else ""
             notify(
-                "Something unexpected went wrong; the app kept running. "
-                "The details were written to the log file.",
+                "Something unexpected went wrong; the app kept running. The details were "
+                f"written to the log file{where}; Details → Copy details puts them on the "
+                "clipboard for a bug report (quantdesk doctor adds the environment).",
                 details,
             )
         except Exception:  # noqa: BLE001 - the notifier itself must never kill the app

@@ -107,7 +107,7 @@ def run_gui(argv: Sequence[str]) -> int:
     setup_logging(paths.log_file)
     notifier = _Notifier()
     notifier.error.connect(window.show_error)  # queued: hooks may fire on any thread
-    install_hooks(notifier.error.emit)
+    install_hooks(notifier.error.emit, paths.log_file)
     window.show()
     window.chat.input.setFocus()
     QTimer.singleShot(0, lambda: controller.start([f.resolve() for f in args.files]))

