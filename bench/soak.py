@@ -6,8 +6,8 @@ Runs the real app offscreen (``build_app``; real llama.cpp, real SQLite) and cyc
 models — the starter (Gemma 3 270M), a tiny generated Llama and a tiny one with a chat template —
 switching models ``--switches`` times and sending ``--generations`` messages in all (a new chat
 at each switch), each reply up to ``--tokens`` tokens. Reports the resident memory after the
-warm-up (the first model's first replies) and at the end, the threads of the process and its
-child processes before and after. A benchmark, not a test.
+end of each visit of each model (growth counted after a warm-up of one visit of each), the
+threads of the process and its child processes before and after. A benchmark, not a test.
 """
 
 from __future__ import annotations
@@ -21,6 +21,18 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def thread_names() -> list[str]:
+    """Names of this process's OS threads (Linux), each with its thread id."""
+    tasks = Path("/proc/self/task")
+    out = []
+    for task in tasks.iterdir() if tasks.is_dir() else ():
+        try:
+            out.append(f"{(task / 'comm').read_text().strip()}#{task.name}")
+        except OSError:
+            continue
+    return out
 
 
 def main(argv: list[str]) -> int:
@@ -55,7 +67,7 @@ def main(argv: list[str]) -> int:
                                 "import.mode": "reference"})  # fmt: skip
     window.show()
     controller.start([])
-    threads_before = (threading.active_count(), proc.num_threads())
+    threads_before = (threading.active_count(), proc.num_threads(), thread_names())
     children_before = len(proc.children(recursive=True))
     per_load = max(1, args.generations // (args.switches + 1))
     plan = [(i % len(models), per_load) for i in range(args.switches + 1)]
@@ -86,10 +98,12 @@ def main(argv: list[str]) -> int:
         state["left"] -= 1
         controller.send(f"Reply number {state['done'] + 1}: tell me a story.")
 
+    visits: dict[int, list[int]] = {}
+
     def finished(_stats: object) -> None:
         state["done"] += 1
-        if state["done"] == per_load:  # warm-up over: the first model and its replies
-            marks["rss_warm"] = proc.memory_info().rss
+        if state["left"] == 0:  # the last reply of this visit: the model's RSS, settled
+            visits.setdefault(plan[state["step"] - 1][0], []).append(proc.memory_info().rss)
         QTimer.singleShot(0, send)
 
     def failed(message: str) -> None:
@@ -105,16 +119,23 @@ def main(argv: list[str]) -> int:
     wall = time.perf_counter() - started
     controller.shutdown()
     time.sleep(0.5)
-    threads_after = (threading.active_count(), proc.num_threads())
+    threads_after = (threading.active_count(), proc.num_threads(), thread_names())
     children_after = [c.name() for c in proc.children(recursive=True)]
-    warm, end = marks.get("rss_warm", 0), marks.get("rss_end", 0)
-    growth = (end - warm) / warm * 100 if warm else float("nan")
     print(f"{state['done']} replies, {state['loads']} model loads ({args.switches} switches), "
           f"{len(state['failed'])} failures, {wall:.0f} s")  # fmt: skip
-    print(f"RSS after warm-up {warm / 2**20:.0f} MiB, at the end {end / 2**20:.0f} MiB: "
-          f"{growth:+.1f} %")  # fmt: skip
+    # warm-up: one visit of each model (allocator arenas, caches, the chat list settle in it)
+    growths = []
+    for index, rss in sorted(visits.items()):
+        warm, last = rss[min(1, len(rss) - 1)], rss[-1]
+        growths.append((last - warm) / warm * 100)
+        print(f"{models[index].name}: RSS at the end of each of its {len(rss)} visits "
+              f"{', '.join(f'{r / 2**20:.0f}' for r in rss)} MiB; after warm-up (2nd visit) to "
+              f"the last: {growths[-1]:+.1f} %")  # fmt: skip
+    print(f"largest growth after warm-up: {max(growths):+.1f} %; RSS at the end "
+          f"{marks.get('rss_end', 0) / 2**20:.0f} MiB")  # fmt: skip
     print(f"threads (Python / OS) before {threads_before[0]} / {threads_before[1]}, after "
-          f"shutdown {threads_after[0]} / {threads_after[1]}")  # fmt: skip
+          f"shutdown {threads_after[0]} / {threads_after[1]}; OS threads that stayed: "
+          f"{sorted(set(threads_after[2]) - set(threads_before[2])) or 'none'}")  # fmt: skip
     print(f"child processes before {children_before}, after shutdown {len(children_after)} "
           f"{children_after or ''}")  # fmt: skip
     for message in state["failed"][:5]:
