@@ -11,7 +11,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QByteArray, QObject, QTimer, QUrl, Signal
+from PySide6.QtCore import QByteArray, QObject, QThreadPool, QTimer, QUrl, Signal
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import QApplication, QCheckBox, QFileDialog, QMessageBox
 
@@ -199,6 +199,8 @@ class AppController(QObject):
             hook()
         self.shutdown_hooks.clear()
         self.models.shutdown()
+        # background jobs finish (2 s at most) and the pool's idle threads exit with them
+        QThreadPool.globalInstance().waitForDone(2000)
         self.history.close()
         self.presets.close()
         self.library.close()

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from quantdesk.engine.discovery import split_parts
-from quantdesk.engine.estimate import EstimateParams, estimate
+from quantdesk.engine.estimate import EstimateParams, MemoryEstimate, estimate
 from quantdesk.engine.estimate_fit import budgets, fit, fits
 from quantdesk.engine.gguf import GGUFHeader, read_header_from_file
 from quantdesk.engine.params import AUTO_GPU_LAYERS, LoadSettings
@@ -94,13 +94,29 @@ class LoadPlan:
     settings: LoadSettings
     changes: tuple[str, ...] = ()
     fits: bool = True
+    shortfall: str = ""  # when it does not fit: what it needs against what is free, in words
+
+
+def _estimate_for(
+    headers: Sequence[GGUFHeader], load: LoadSettings, budget: Budget
+) -> tuple[MemoryEstimate, int, int | None]:
+    """The estimate for ``load`` and the usable RAM and VRAM of ``budget``."""
+    ram, vram = budgets(budget.ram_available, budget.vram_free)
+    offload = budget.gpu_offload and load.n_gpu_layers != 0
+    return estimate(headers, EstimateParams.from_load_settings(load), offload=offload), ram, vram
 
 
 def _fits_budget(headers: Sequence[GGUFHeader], load: LoadSettings, budget: Budget) -> bool:
-    ram, vram = budgets(budget.ram_available, budget.vram_free)
-    offload = budget.gpu_offload and load.n_gpu_layers != 0
-    est = estimate(headers, EstimateParams.from_load_settings(load), offload=offload)
-    return fits(est, ram, vram)
+    return fits(*_estimate_for(headers, load, budget))
+
+
+def _shortfall(headers: Sequence[GGUFHeader], load: LoadSettings, budget: Budget) -> str:
+    est, ram, vram = _estimate_for(headers, load, budget)
+    gib = 2**30
+    text = f"about {est.peak_ram / gib:.1f} GiB of RAM needed, {max(ram, 0) / gib:.1f} GiB usable"
+    if est.vram is not None and vram is not None:
+        text += f"; {est.vram / gib:.1f} GiB of VRAM needed, {max(vram, 0) / gib:.1f} usable"
+    return text
 
 
 def step_down(headers: Sequence[GGUFHeader], load: LoadSettings, budget: Budget) -> LoadPlan:
@@ -138,7 +154,8 @@ def step_down(headers: Sequence[GGUFHeader], load: LoadSettings, budget: Budget)
                 return LoadPlan(load, tuple(changes))
         smaller = SMALLER_KV.get(load.kv_type)
         if smaller is None:
-            return LoadPlan(load, tuple(changes), fits=False)
+            return LoadPlan(load, tuple(changes), fits=False,
+                            shortfall=_shortfall(headers, load, budget))  # fmt: skip
         changes.append(f"KV cache {load.kv_type} → {smaller}")
         load = load.with_(kv_type=smaller, flash_attn=True)
         if _fits_budget(headers, load, budget):

@@ -117,6 +117,7 @@ def test_then_the_kv_cache_gets_smaller(tmp_path: Path) -> None:
 def test_nothing_fits_says_so(headers) -> None:
     plan = step_down(headers[0], LoadSettings(n_ctx=8192, n_gpu_layers=0), _budget(64 * MIB))
     assert not plan.fits and plan.settings.kv_type == "q4_0" and plan.settings.n_ctx == 512
+    assert "GiB of RAM needed" in plan.shortfall
 
 
 def test_gpu_layers_step_down_first(headers) -> None:

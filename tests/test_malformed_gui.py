@@ -85,3 +85,19 @@ def test_a_model_too_big_for_free_memory_loads_with_safer_settings(qtbot, app, t
     text = window.banner.label.text()
     assert "safer settings" in text and "context 8,192 →" in text
     assert controller.settings.get("load.n_ctx") == 8192  # the user's setting is kept
+
+
+def test_a_model_that_fits_nowhere_is_not_even_tried(qtbot, app, tmp_path) -> None:  # noqa: F811
+    from quantdesk.engine.load_plan import Budget
+    from tests.tiny_models import write_tiny_model
+
+    window, controller = app
+    controller.models.worker.budget_probe = lambda: Budget(64 << 20, None, False)  # 64 MiB free
+    failures: list[str] = []
+    controller.modelLoadFailed.connect(failures.append)
+    controller.import_files([write_tiny_model(tmp_path / "m.gguf")], mode="reference",
+                            load_first=True)  # fmt: skip
+    qtbot.waitUntil(lambda: bool(failures), timeout=60_000)
+    text = window.banner.label.text()
+    assert "needs more memory than this computer has free" in text and "GiB of RAM" in text
+    assert controller.loaded is None and window.isVisible()

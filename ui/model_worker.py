@@ -129,6 +129,12 @@ class ModelWorker(QObject):
             auto = asked.n_gpu_layers == AUTO_GPU_LAYERS
             plan = LoadPlan(asked.with_(n_gpu_layers=0) if auto else asked)
         settings, changes = plan.settings, list(plan.changes)
+        if not plan.fits:  # not even tried: it would push the machine into swapping
+            raise ModelLoadError(
+                f"'{path.name}' needs more memory than this computer has free, even with "
+                f"{'; '.join(changes)} ({plan.shortfall}). Close other programs, or pick a "
+                "smaller quant of this model."
+            )
         for _attempt in range(MAX_MEMORY_RETRIES + 1):
             result = probe_load(path, settings, cache=self._probe_cache, cancel=self._cancel_load)
             failure: QuantDeskError | None = None
