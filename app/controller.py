@@ -11,7 +11,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QByteArray, QObject, QThreadPool, QTimer, QUrl, Signal
+from PySide6.QtCore import QByteArray, QObject, Qt, QThreadPool, QTimer, QUrl, Signal
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import QApplication, QCheckBox, QFileDialog, QMessageBox
 
@@ -147,6 +147,15 @@ class AppController(QObject):
             on_done=lambda _entry: self._starter_ready(open_files),
             on_error=self._job_failed,
         )
+
+    def open_files(self, files: list[Path]) -> None:
+        """Files handed over by a later launch (a double-click on a .gguf): bring the window to
+        the front, add them where they are and load the first."""
+        self.window.setWindowState(self.window.windowState() & ~Qt.WindowState.WindowMinimized)
+        self.window.raise_()
+        self.window.activateWindow()
+        if files:
+            self.import_files(files, mode=MODE_REFERENCE, load_first=True)
 
     def _starter_ready(self, open_files: list[Path]) -> None:
         self.refresh_library()

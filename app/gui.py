@@ -90,6 +90,11 @@ def run_gui(argv: Sequence[str]) -> int:
     from PySide6.QtWidgets import QApplication
 
     app = QApplication(sys.argv[:1])
+    from quantdesk.single_instance import InstanceServer, hand_over
+
+    data_dir = resolve_paths(args.data_dir).data_dir
+    if hand_over(data_dir, args.files):  # QuantDesk already runs here: it opens the files
+        return 0
     _Notifier = _notifier_class()  # noqa: N806
     app.setApplicationName("QuantDesk")
     app.setApplicationVersion(__version__)
@@ -110,5 +115,7 @@ def run_gui(argv: Sequence[str]) -> int:
     install_hooks(notifier.error.emit, paths.log_file)
     window.show()
     window.chat.input.setFocus()
+    server = InstanceServer(data_dir, controller.open_files)  # later launches hand over here
+    controller.shutdown_hooks.append(server.close)
     QTimer.singleShot(0, lambda: controller.start([f.resolve() for f in args.files]))
     return app.exec()
