@@ -17,7 +17,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-RESOURCES = Path(__file__).resolve().parent.parent / "resources"
+from quantdesk.engine.resources import resource
+
+RESOURCES = resource("icon.svg").parent
 DESKTOP_ID = "quantdesk.desktop"
 MIME_TYPE = "application/x-gguf"
 MIME_PACKAGE = "quantdesk-gguf.xml"

@@ -22,6 +22,8 @@ def _parse(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("files", nargs="*", type=Path, help=".gguf files to open")
     parser.add_argument("--data-dir", help="keep all data, settings and models under this folder")
     parser.add_argument("--version", action="version", version=f"QuantDesk {__version__}")
+    parser.add_argument("--self-test", action="store_true",
+                        help="check the installation headless on a tiny bundled model, then exit")
     return parser.parse_args(list(argv))
 
 
@@ -85,6 +87,10 @@ def _notifier_class():  # noqa: ANN202 - defined lazily so the CLI never imports
 def run_gui(argv: Sequence[str]) -> int:
     """Start the desktop app; returns the exit status."""
     args = _parse(argv)
+    if args.self_test:
+        from quantdesk.self_test import run_self_test
+
+        return run_self_test()
     from PySide6.QtCore import QTimer
     from PySide6.QtGui import QIcon
     from PySide6.QtWidgets import QApplication
@@ -98,7 +104,9 @@ def run_gui(argv: Sequence[str]) -> int:
     _Notifier = _notifier_class()  # noqa: N806
     app.setApplicationName("QuantDesk")
     app.setApplicationVersion(__version__)
-    icon = Path(__file__).resolve().parent.parent / "resources" / "icon.svg"
+    from quantdesk.engine.resources import resource
+
+    icon = resource("icon.svg")
     if icon.exists():
         app.setWindowIcon(QIcon(str(icon)))
     window, controller, paths = build_app(args)

@@ -9,6 +9,12 @@ from collections.abc import Sequence
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI for a known sub-command, otherwise start the GUI."""
     args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["--run-module"] and len(args) > 1:  # a child process of a bundled app
+        import runpy
+
+        sys.argv = [args[1], *args[2:]]
+        runpy.run_module(args[1], run_name="__main__", alter_sys=True)
+        return 0
     from quantdesk.cli import SUBCOMMANDS
 
     if args and args[0] in SUBCOMMANDS:

@@ -17,6 +17,8 @@ import sys
 import tempfile
 from collections.abc import Iterable
 
+from quantdesk.engine.child_process import module_command
+
 _known: dict[str, bool] = {}
 _MARK = "QUANTDESK-ARCH "
 
@@ -42,7 +44,7 @@ def architectures_supported(
     """For each architecture name: True/False, or None when llama.cpp could not be asked."""
     wanted = sorted({n for n in names if n} - set(_known))
     if wanted:
-        cmd = [sys.executable, "-m", "quantdesk.engine.arch_support", *wanted]
+        cmd = module_command("quantdesk.engine.arch_support", *wanted)
         env = {**os.environ, "GGML_NO_BACKTRACE": "1"}
         try:
             done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, env=env)

@@ -61,6 +61,15 @@ def crash_reason(signal_name: str) -> str:
     return reasons.get(signal_name, f"it crashed ({signal_name})")
 
 
+def module_command(module: str, *args: str) -> list[str]:
+    """The command that runs ``python -m module *args`` with this app's Python; in a bundled
+    app (PyInstaller: no ``-m``), the app's executable with ``--run-module``, which
+    :func:`quantdesk.main.main` runs the same way."""
+    if getattr(sys, "frozen", False):
+        return [sys.executable, "--run-module", module, *args]
+    return [sys.executable, "-m", module, *args]
+
+
 def run_child(
     module: str,
     args: list[str],
@@ -79,7 +88,7 @@ def run_child(
     env = {**os.environ, "GGML_NO_BACKTRACE": "1", "PYTHONUNBUFFERED": "1"}
     started = time.monotonic()
     proc = subprocess.Popen(
-        [python or sys.executable, "-m", module, *args],
+        [python, "-m", module, *args] if python else module_command(module, *args),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,

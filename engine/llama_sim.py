@@ -20,11 +20,12 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+
+from quantdesk.engine.child_process import module_command
 
 from .errors import SimulationError
 from .estimate import MIB, EstimateParams, MemoryEstimate, estimate
@@ -123,7 +124,7 @@ def simulate_loads(
         first = _write_sparse(Path(tmp), shards)
         job = {"path": str(first), "params": [asdict(p) for p in params]}
         env = {**os.environ, "GGML_NO_BACKTRACE": "1"}
-        cmd = [sys.executable, "-m", "quantdesk.engine.llama_sim_child"]
+        cmd = module_command("quantdesk.engine.llama_sim_child")
         try:
             proc = subprocess.run(
                 cmd,

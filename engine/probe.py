@@ -14,12 +14,12 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from quantdesk.engine.child_process import module_command
 from quantdesk.engine.errors import LlamaBuildError, ModelLoadError, QuantDeskError
 from quantdesk.engine.llama_log_parse import load_error_reason, load_failure_message
 from quantdesk.engine.params import LoadSettings
@@ -156,13 +156,9 @@ def probe_load(
         return ProbeResult(ok=True, message="passed before (cached)")
     # A small context keeps the probe quick; memory for the real context is the estimator's job.
     probe_settings = settings.with_(n_ctx=min(settings.n_ctx or 512, 512))
-    cmd = [
-        sys.executable,
-        "-m",
-        "quantdesk.engine.probe_child",
-        str(path),
-        json.dumps(asdict(probe_settings)),
-    ]
+    cmd = module_command(
+        "quantdesk.engine.probe_child", str(path), json.dumps(asdict(probe_settings))
+    )
     started = time.monotonic()
     # GGML_NO_BACKTRACE: on abort ggml would otherwise attach gdb for a backtrace (seconds).
     env = {**os.environ, "GGML_NO_BACKTRACE": "1"}

@@ -29,6 +29,7 @@ import numpy as np
 
 from quantdesk.engine.errors import ModelLoadError, QuantDeskError
 from quantdesk.engine.llama_log import import_llama_cpp, recent_errors, route_llama_logs
+from quantdesk.engine.resources import resource_dirs
 
 SAMPLE_FILE_NAME = "quality_sample.txt"
 _ROW_BLOCK = 8  # scored positions converted to float64 at once (16 MiB each for a 262k vocab)
@@ -77,31 +78,16 @@ class QualityReport:
 
 def sample_text() -> str:
     """The bundled English sample (about 3,200 words) used to compare models."""
-    for folder in _resource_dirs():
+    for folder in resource_dirs():
         path = folder / SAMPLE_FILE_NAME
         if path.is_file():
             return path.read_text(encoding="utf-8")
-    looked = ", ".join(str(folder) for folder in _resource_dirs())
+    looked = ", ".join(str(folder) for folder in resource_dirs())
     raise SampleTextMissing(
         f"The text sample '{SAMPLE_FILE_NAME}' used to measure quality is missing. "
         "The installation is incomplete; reinstall QuantDesk.",
         details=f"Looked in: {looked}",
     )
-
-
-def _resource_dirs() -> list[Path]:
-    # Source tree: engine/ and resources/ are siblings. Installed: quantdesk/engine/ sits in
-    # the quantdesk package, which may carry resources/ itself (the same path), or the
-    # package folder may be elsewhere (an editable install maps quantdesk to app/).
-    dirs = [Path(__file__).resolve().parents[1] / "resources"]
-    try:
-        import quantdesk
-
-        package_dir = Path(quantdesk.__file__).resolve().parent
-        dirs.append(package_dir / "resources")
-    except (ImportError, AttributeError, TypeError):  # pragma: no cover - odd installs
-        pass
-    return list(dict.fromkeys(dirs))
 
 
 def measure_quality(

@@ -139,7 +139,7 @@ def test_sample_text_is_bundled():
 
 
 def test_missing_sample_text_is_a_clear_error(monkeypatch, tmp_path):
-    monkeypatch.setattr(quality, "_resource_dirs", lambda: [tmp_path])
+    monkeypatch.setattr(quality, "resource_dirs", lambda: [tmp_path])
     with pytest.raises(SampleTextMissing, match="reinstall"):
         sample_text()
 
