@@ -118,6 +118,7 @@ class AppController(QObject):
         panel.resetRequested.connect(self._reset_settings)
         panel.reloadRequested.connect(self._reload)
         w.preferencesRequested.connect(self.open_preferences)
+        w.aboutRequested.connect(self.open_about)
         worker.loadStarted.connect(self._load_started)
         worker.loaded.connect(self._loaded)
         worker.loadFailed.connect(self._load_failed)
@@ -351,6 +352,19 @@ class AppController(QObject):
         dialog.finished.connect(dialog.deleteLater)
         dialog.open()
         self.preferences = dialog
+
+    def open_about(self) -> None:
+        """Show the About dialog (llama.cpp's build is probed first: a fraction of a second)."""
+        from quantdesk import __version__
+        from quantdesk.engine.about import components, environment_line, llama_build_lines
+        from quantdesk.ui.about_dialog import AboutDialog
+
+        parts = [(c.name, c.version, c.licence, c.role) for c in components()]
+        dialog = AboutDialog(__version__, environment_line(), llama_build_lines(), parts,
+                             self.window)  # fmt: skip
+        dialog.finished.connect(dialog.deleteLater)
+        dialog.open()
+        self.about = dialog
 
     def _preferences_applied(self, changes: dict) -> None:
         self.apply_settings(changes)

@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
     QListWidget,
     QListWidgetItem,
     QMainWindow,
+    QPushButton,
     QSplitter,
     QStackedWidget,
     QVBoxLayout,
@@ -35,6 +36,7 @@ class MainWindow(QMainWindow):
     filesDropped = Signal(list)  # list[str]
     newChatRequested = Signal()
     preferencesRequested = Signal()
+    aboutRequested = Signal()
     closing = Signal()
 
     def __init__(self, setting_specs: Iterable[SettingSpec], title: str = "QuantDesk") -> None:
@@ -83,7 +85,15 @@ class MainWindow(QMainWindow):
         row = QHBoxLayout(central)
         row.setContentsMargins(0, 0, 0, 0)
         row.setSpacing(0)
-        row.addWidget(self.rail)
+        about = QPushButton("About")
+        about.setFlat(True)
+        about.setToolTip("Version, llama.cpp build and licences (F1)")
+        about.clicked.connect(self.aboutRequested)
+        rail_column = QVBoxLayout()
+        rail_column.setContentsMargins(0, 0, 0, 6)
+        rail_column.addWidget(self.rail, 1)
+        rail_column.addWidget(about)
+        row.addLayout(rail_column)
         row.addWidget(right, 1)
         self.setCentralWidget(central)
         self.rail.setCurrentRow(0)
@@ -108,6 +118,7 @@ class MainWindow(QMainWindow):
             ("Ctrl+K", self._focus_picker),
             ("Ctrl+Shift+,", self.toggle_settings),
             ("Ctrl+O", self.library.addRequested.emit),
+            ("F1", self.aboutRequested.emit),
         ):
             QShortcut(QKeySequence(keys), self, activated=slot)
         self.preferences_action = QAction("Preferences…", self, shortcut=QKeySequence("Ctrl+,"))
