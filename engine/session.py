@@ -140,12 +140,15 @@ class InferenceSession:
         """How many tokens ``text`` takes with this model's tokenizer."""
         return len(self._require().tokenize(text.encode("utf-8"), add_bos=False, special=False))
 
-    def plan(self, messages: Sequence[Message], prefill: str = "") -> PromptPlan:
-        """The prompt text (and mode) the conversation turns into for this model."""
+    def plan(
+        self, messages: Sequence[Message], prefill: str = "", raw: bool = False
+    ) -> PromptPlan:
+        """The prompt text (and mode) the conversation turns into for this model; ``raw``: the
+        last message as it is, without the chat template (a plain completion)."""
         llama = self._require()
         return plan_prompt(
             messages,
-            chat_template=self.report.chat_template,
+            chat_template=None if raw else self.report.chat_template,
             bos_token=_token_text(llama, llama.token_bos()),
             eos_token=_token_text(llama, llama.token_eos()),
             prefill=prefill,
@@ -168,6 +171,7 @@ class InferenceSession:
         sampling: SamplingSettings,
         stop: threading.Event,
         prefill: str = "",
+        raw: bool = False,
     ) -> Iterator[GenerationEvent]:
         """Stream the reply to ``messages``: TokenText events, then one GenerationStats.
 
@@ -176,7 +180,9 @@ class InferenceSession:
         """
         llama = self._require()
         n_ctx = usable_context(llama)
-        tokens, dropped = self._fit_prompt(list(messages), n_ctx, sampling.max_tokens, prefill)
+        tokens, dropped = self._fit_prompt(
+            list(messages), n_ctx, sampling.max_tokens, prefill, raw
+        )
         if len(tokens) >= n_ctx:
             raise GenerationError(
                 f"The prompt is {len(tokens):,} tokens but the context holds {n_ctx:,}. "
@@ -235,7 +241,12 @@ class InferenceSession:
         )
 
     def _fit_prompt(
-        self, messages: list[Message], n_ctx: int, max_tokens: int, prefill: str = ""
+        self,
+        messages: list[Message],
+        n_ctx: int,
+        max_tokens: int,
+        prefill: str = "",
+        raw: bool = False,
     ) -> tuple[list[int], int]:
         """Tokens of the prompt, leaving the oldest turns out until a reply has room.
 
@@ -245,7 +256,7 @@ class InferenceSession:
         room_for_reply = min(max_tokens, max(16, n_ctx // 4))
         dropped = 0
         while True:
-            tokens = self.prompt_tokens(self.plan(messages, prefill))
+            tokens = self.prompt_tokens(self.plan(messages, prefill, raw))
             if len(tokens) + room_for_reply <= n_ctx:
                 return tokens, dropped
             shorter = drop_oldest_turn(messages)

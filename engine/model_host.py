@@ -1,0 +1,98 @@
+"""One model, many callers: a thread that owns an InferenceSession and runs generation jobs one
+after the other, in the order they came.
+
+Callers (server requests, the CLI) submit a job and read its events from the job's own queue;
+a caller that goes away sets the job's stop event and the host moves on at the next token. Only
+the host thread touches the model, so callers never corrupt each other's context.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from quantdesk.engine.errors import QuantDeskError
+from quantdesk.engine.events import GenerationEvent
+from quantdesk.engine.params import LoadSettings, SamplingSettings
+from quantdesk.engine.session import InferenceSession
+from quantdesk.engine.templates import Message
+
+DONE = object()  # the last item a job's events receive
+
+
+@dataclass
+class Job:
+    """One generation: its inputs, a stop switch and the queue its events arrive on."""
+
+    messages: Sequence[Message]
+    sampling: SamplingSettings
+    raw: bool = False
+    stop: threading.Event = field(default_factory=threading.Event)
+    events: queue.Queue = field(default_factory=queue.Queue)
+
+    def results(self, timeout: float | None = None) -> Iterator[GenerationEvent]:
+        """The job's events as they come (TokenText..., then GenerationStats); raises the
+        QuantDeskError the generation raised."""
+        while True:
+            item = self.events.get(timeout=timeout)
+            if item is DONE:
+                return
+            if isinstance(item, QuantDeskError):
+                raise item
+            yield item
+
+
+class ModelHost:
+    """Owns one loaded model on its own thread; :meth:`submit` queues a job for it."""
+
+    def __init__(self, path: Path, settings: LoadSettings) -> None:
+        self.session = InferenceSession.load(path, settings)
+        self.path = Path(path)
+        self._jobs: queue.Queue[Job | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._run, name="model-host", daemon=True)
+        self._thread.start()
+
+    @property
+    def waiting(self) -> int:
+        """Jobs queued behind the one running."""
+        return self._jobs.qsize()
+
+    def submit(self, messages: Sequence[Message], sampling: SamplingSettings, *,
+               raw: bool = False, events: object | None = None) -> Job:  # fmt: skip
+        """Queue a generation; read it with ``job.results()``, cancel with ``job.stop.set()``.
+
+        ``raw``: the last message's text is the whole prompt (no chat template: a plain
+        completion). ``events``: any object with ``put(item)`` to receive the events instead of
+        the job's own queue (an asyncio bridge); the end is the :data:`DONE` marker.
+        """
+        job = Job(list(messages), sampling, raw=raw)
+        if events is not None:
+            job.events = events  # type: ignore[assignment]
+        self._jobs.put(job)
+        return job
+
+    def close(self) -> None:
+        """Finish the running job's current token, drop the queue, free the model."""
+        self._jobs.put(None)
+        self._thread.join()
+        self.session.close()
+
+    def _run(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            if job.stop.is_set():
+                job.events.put(DONE)
+                continue
+            try:
+                for event in self.session.generate(job.messages, job.sampling, job.stop,
+                                                   raw=job.raw):  # fmt: skip
+                    job.events.put(event)
+            except QuantDeskError as exc:
+                job.events.put(exc)
+            job.events.put(DONE)
+        while not self._jobs.empty():  # closing: nobody will run these
+            leftover = self._jobs.get_nowait()
+            if leftover is not None:
+                leftover.events.put(DONE)
