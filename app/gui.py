@@ -36,10 +36,12 @@ def build_app(args: argparse.Namespace):  # noqa: ANN201 - returns (window, cont
     from quantdesk.engine.hub import HubClient
     from quantdesk.library_controller import LibraryController
     from quantdesk.quantize_controller import QuantizeController
+    from quantdesk.server_controller import ServerController
     from quantdesk.ui.discover_page import DiscoverPage
     from quantdesk.ui.downloads_page import DownloadsPage
     from quantdesk.ui.hardware_panel import HardwarePanel
     from quantdesk.ui.main_window import MainWindow
+    from quantdesk.ui.server_page import ServerPage
 
     paths = resolve_paths(args.data_dir).ensure()
     settings = Settings(paths.settings_file)
@@ -50,6 +52,8 @@ def build_app(args: argparse.Namespace):  # noqa: ANN201 - returns (window, cont
     downloads_index = window.add_page("Downloads", window.downloads_page)
     window.hardware_panel = HardwarePanel()
     window.add_page("Hardware", window.hardware_panel)
+    window.server_page = ServerPage()
+    window.add_page("Server", window.server_page)
     controller = AppController(paths, settings, window)
     hub = HubClient(cache_dir=paths.cache_dir / "hub-headers")
     controller.discover = DiscoverController(window.discover_page, settings, hub)
@@ -64,6 +68,7 @@ def build_app(args: argparse.Namespace):  # noqa: ANN201 - returns (window, cont
     )
     controller.quantize = QuantizeController(controller)
     controller.library_ctl = LibraryController(controller)
+    controller.server = ServerController(controller, window.server_page)
     manager.on_change = controller.downloads.on_change
     manager.start()
     controller.shutdown_hooks.append(controller.downloads.shutdown)

@@ -15,7 +15,7 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -160,8 +160,12 @@ def parse_request(body: Any, *, chat: bool) -> _Request:
 class OpenAIServer:
     """The aiohttp application over one :class:`ModelHost`."""
 
-    def __init__(self, host: ModelHost, model_id: str, api_key: str | None = None) -> None:
-        self.host, self.model_id, self.api_key = host, model_id, api_key
+    def __init__(
+        self, host: ModelHost, model_id: str | Callable[[], str], api_key: str | None = None
+    ) -> None:
+        """``model_id``: the served model's name, or a function giving the current one (the
+        GUI serves whichever model is loaded)."""
+        self.host, self._model_id, self.api_key = host, model_id, api_key
         self.created = int(time.time())
         self.log: list[str] = []  # one line per request: what a GUI request log shows
         self.app = web.Application(middlewares=[self._errors])
@@ -170,6 +174,11 @@ class OpenAIServer:
             web.post("/v1/chat/completions", self.chat),
             web.post("/v1/completions", self.completions),
         ])  # fmt: skip
+
+    @property
+    def model_id(self) -> str:
+        """The name the API gives the model being served."""
+        return self._model_id() if callable(self._model_id) else self._model_id
 
     @web.middleware
     async def _errors(self, request: web.Request, handler) -> web.StreamResponse:  # noqa: ANN001

@@ -27,6 +27,7 @@ from quantdesk.engine.load_plan import (
     machine_budget,
     plan_load,
 )
+from quantdesk.engine.model_host import DONE, Job
 from quantdesk.engine.params import AUTO_GPU_LAYERS, LoadSettings, SamplingSettings
 from quantdesk.engine.probe import ProbeCache, probe_load, raise_for_probe
 from quantdesk.engine.session import InferenceSession
@@ -60,6 +61,7 @@ class ModelWorker(QObject):
     loadRequested = Signal(str, object)  # path, LoadSettings
     generateRequested = Signal(object, object, str)  # list[Message], SamplingSettings, prefill
     unloadRequested = Signal()
+    jobRequested = Signal(object)  # model_host.Job from the API server (any thread)
 
     # results
     loadStarted = Signal(str)
@@ -82,6 +84,7 @@ class ModelWorker(QObject):
         self.budget_probe: Callable[[], Budget] = machine_budget
         self.loadRequested.connect(self._load)
         self.generateRequested.connect(self._generate)
+        self.jobRequested.connect(self._serve_job)
         self.unloadRequested.connect(self._unload)
 
     def stop(self) -> None:
@@ -190,6 +193,21 @@ class ModelWorker(QObject):
                 self.tokenReady.emit("".join(pending))
             self.generationFailed.emit(exc.message, exc.details)
 
+    @Slot(object)
+    def _serve_job(self, job: Job) -> None:
+        """Run an API server's request on the model the chat uses, in turn with the chat's
+        replies (both arrive as queued requests on this thread)."""
+        if self._session is None:
+            job.events.put(QuantDeskError("No model is loaded in QuantDesk. Load one first."))
+        elif not job.stop.is_set():
+            try:
+                for event in self._session.generate(job.messages, job.sampling, job.stop,
+                                                    raw=job.raw):  # fmt: skip
+                    job.events.put(event)
+            except QuantDeskError as exc:
+                job.events.put(exc)
+        job.events.put(DONE)
+
     def _unload_quietly(self) -> None:
         if self._session is not None:
             self._session.close()
@@ -218,3 +236,21 @@ class ModelThread:
         self.worker.unloadRequested.emit()
         self.thread.quit()
         self.thread.wait()
+
+
+class WorkerHost:
+    """The API server's view of the GUI's model worker: the same ``submit`` as
+    :class:`~quantdesk.engine.model_host.ModelHost`, so the server and the chat share one model
+    (and one KV cache, reused by prefix) without touching each other's conversation."""
+
+    def __init__(self, worker: ModelWorker) -> None:
+        self._worker = worker
+
+    def submit(self, messages: list, sampling: SamplingSettings, *, raw: bool = False,
+               events: object | None = None) -> Job:  # fmt: skip
+        """Queue a generation on the worker thread (callable from any thread)."""
+        job = Job(list(messages), sampling, raw=raw)
+        if events is not None:
+            job.events = events  # type: ignore[assignment]
+        self._worker.jobRequested.emit(job)
+        return job

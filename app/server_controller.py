@@ -1,0 +1,65 @@
+"""Runs the OpenAI-compatible server from the GUI over the model the chat uses."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import QObject, QTimer
+
+from quantdesk.engine.errors import QuantDeskError
+from quantdesk.engine.openai_server import OpenAIServer, RunningServer
+from quantdesk.ui.model_worker import WorkerHost
+from quantdesk.ui.server_page import ServerPage
+
+if TYPE_CHECKING:
+    from quantdesk.controller import AppController
+
+
+class ServerController(QObject):
+    """Start/stop from the Server page; the request log is refreshed every half second."""
+
+    def __init__(self, app: AppController, page: ServerPage) -> None:
+        super().__init__()
+        self.app, self.page = app, page
+        self.running: RunningServer | None = None
+        self._shown = 0
+        self._timer = QTimer(self)
+        self._timer.setInterval(500)
+        self._timer.timeout.connect(self._show_log)
+        page.startRequested.connect(self.start)
+        page.stopRequested.connect(self.stop)
+        app.shutdown_hooks.append(self.stop)
+
+    def _model_id(self) -> str:
+        loaded = self.app.loaded
+        return Path(loaded.path).stem if loaded else "no-model-loaded"
+
+    def start(self, port: int, network: bool, key: str) -> None:
+        """Serve on this computer (or the network, with a key) at ``port`` (0: any free one)."""
+        self.stop()
+        server = OpenAIServer(WorkerHost(self.app.models.worker), self._model_id, key or None)
+        try:
+            self.running = RunningServer(server, "0.0.0.0" if network else "127.0.0.1", port)
+        except QuantDeskError as exc:
+            self.page.set_running(None, exc.message)
+            return
+        self._shown = 0
+        self.page.set_running(self.running.url)
+        self._timer.start()
+
+    def stop(self) -> None:
+        """Stop serving."""
+        self._timer.stop()
+        if self.running is not None:
+            self._show_log()
+            self.running.stop()
+            self.running = None
+        self.page.set_running(None)
+
+    def _show_log(self) -> None:
+        if self.running is None:
+            return
+        log = self.running.server.log
+        self.page.add_log_lines(log[self._shown :])
+        self._shown = len(log)

@@ -1,0 +1,47 @@
+"""The Server page: the chat's model served to the official openai client from the running
+app; requests take turns with the chat and show in the request log."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+openai = pytest.importorskip("openai")
+
+from tests.test_gui import app  # noqa: E402, F401 - the fixture is used by name
+from tests.tiny_models import CHATML, write_tiny_model  # noqa: E402
+
+
+def test_serve_the_loaded_model_from_the_app(qtbot, app, tmp_path: Path) -> None:  # noqa: F811
+    window, controller = app
+    model = write_tiny_model(tmp_path / "served.gguf", chat_template=CHATML,
+                             extra_special_tokens=("<|im_start|>", "<|im_end|>"))  # fmt: skip
+    with qtbot.waitSignal(controller.modelLoaded, timeout=60_000):
+        controller.import_files([model], mode="reference", load_first=True)
+    page = window.server_page
+    controller.server.start(0, False, "")  # port 0: any free one (the page's spin box: 1024+)
+    url = controller.server.running.url
+    assert url.startswith("http://127.0.0.1:") and url in page.status.text()
+    client = openai.OpenAI(base_url=url, api_key="none", max_retries=0, timeout=60)
+    assert [m.id for m in client.models.list()] == ["served"]
+
+    result: dict = {}
+
+    def ask() -> None:  # the client blocks: the GUI thread must keep running the app
+        result["reply"] = client.chat.completions.create(
+            model="served", messages=[{"role": "user", "content": "Hi"}], max_tokens=8)
+
+    asker = threading.Thread(target=ask)
+    asker.start()
+    with qtbot.waitSignal(controller.replyFinished, timeout=60_000):
+        controller.send("And a chat message meanwhile")  # takes its turn on the same worker
+    qtbot.waitUntil(lambda: not asker.is_alive(), timeout=60_000)
+    assert result["reply"].usage.completion_tokens <= 8
+    qtbot.waitUntil(lambda: "POST /v1/chat/completions 200" in page.log.toPlainText(),
+                    timeout=5_000)  # fmt: skip
+    chat = [m for m in window.chat.transcript.messages() if m.role != "notice"]
+    assert [m.role for m in chat] == ["user", "assistant"]  # the API request is not in the chat
+    controller.server.stop()
+    assert page.status.text() == "Stopped." and controller.server.running is None
