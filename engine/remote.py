@@ -1,0 +1,138 @@
+"""Models on another server that speaks OpenAI's API (llama-server, Ollama, LM Studio, vLLM, or
+another QuantDesk): list its models and stream a chat reply as the same events a local model
+gives (TokenText..., then GenerationStats).
+
+Plain HTTP/1.1 through the standard library (server-sent events are read line by line), so a
+slow network never blocks more than the thread that reads the reply; a stop request closes the
+connection, which also stops the server's generation.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from quantdesk.engine.errors import QuantDeskError
+from quantdesk.engine.events import (
+    STOP_EOS,
+    STOP_LENGTH,
+    STOP_USER,
+    GenerationEvent,
+    GenerationStats,
+    TokenText,
+)
+from quantdesk.engine.params import SamplingSettings
+from quantdesk.engine.templates import Message
+
+TIMEOUT_S = 60.0
+
+
+class RemoteError(QuantDeskError):
+    """The remote server could not be reached, refused the request, or answered nonsense."""
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """An OpenAI-compatible server: its base URL (``http://host:port/v1``) and API key."""
+
+    url: str
+    api_key: str | None = None
+
+    def _connection(self, timeout: float) -> tuple[http.client.HTTPConnection, str]:
+        parts = urlsplit(self.url.rstrip("/"))
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise RemoteError(f"'{self.url}' is not an http(s) URL such as http://host:8080/v1.")
+        https = parts.scheme == "https"
+        kind = http.client.HTTPSConnection if https else http.client.HTTPConnection
+        return kind(parts.hostname, parts.port, timeout=timeout), parts.path
+
+    def request(self, method: str, path: str, body: dict | None = None,
+                timeout: float = TIMEOUT_S) -> http.client.HTTPResponse:  # fmt: skip
+        """Send one request; RemoteError for a network failure or an error status."""
+        connection, base = self._connection(timeout)
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        if self.api_key:
+            headers["Authorization"] = f"Bearer {self.api_key}"
+        try:
+            connection.request(method, base + path, json.dumps(body) if body else None, headers)
+            response = connection.getresponse()
+        except OSError as exc:
+            raise RemoteError(f"Could not reach {self.url}: {exc.strerror or exc}.") from exc
+        if response.status >= 400:
+            raise RemoteError(self._refusal(response))
+        return response
+
+    def _refusal(self, response: http.client.HTTPResponse) -> str:
+        try:
+            said = json.loads(response.read().decode("utf-8", "replace"))["error"]["message"]
+        except (ValueError, KeyError, TypeError):
+            said = response.reason
+        if response.status == 401:
+            return f"{self.url} refused the API key ({said})."
+        return f"{self.url} answered {response.status}: {said}"
+
+    def models(self) -> list[str]:
+        """The ids of the models the server offers."""
+        response = self.request("GET", "/models")
+        try:
+            data = json.loads(response.read().decode("utf-8"))["data"]
+            return [str(m["id"]) for m in data]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise RemoteError(f"{self.url} answered /models with something else.") from exc
+
+    def stream_chat(self, model: str, messages: Sequence[Message], sampling: SamplingSettings,
+                    stop: threading.Event) -> Iterator[GenerationEvent]:  # fmt: skip
+        """Stream a chat reply from ``model``: TokenText events, then GenerationStats."""
+        body: dict[str, Any] = {
+            "model": model, "stream": True, "stream_options": {"include_usage": True},
+            "messages": [{"role": m.role, "content": m.content} for m in messages],
+            "temperature": sampling.temperature, "top_p": sampling.top_p,
+            "max_tokens": sampling.max_tokens,
+        }  # fmt: skip
+        if sampling.seed >= 0:
+            body["seed"] = sampling.seed
+        started = time.perf_counter()
+        response = self.request("POST", "/chat/completions", body)
+        first_at, pieces, finish, usage = None, 0, None, {}
+        try:
+            for raw in response:
+                if stop.is_set():
+                    finish = "user"
+                    break
+                line = raw.decode("utf-8", "replace").strip()
+                if not line.startswith("data:"):
+                    continue
+                data = line[5:].strip()
+                if data == "[DONE]":
+                    break
+                try:
+                    chunk = json.loads(data)
+                except ValueError as exc:
+                    raise RemoteError(f"{self.url} sent a stream this app cannot read.") from exc
+                usage = chunk.get("usage") or usage
+                for choice in chunk.get("choices") or []:
+                    text = (choice.get("delta") or {}).get("content") or ""
+                    if text:
+                        first_at = first_at or time.perf_counter()
+                        pieces += 1
+                        yield TokenText(text)
+                    finish = choice.get("finish_reason") or finish
+        finally:
+            response.close()
+        ended = time.perf_counter()
+        produced = int(usage.get("completion_tokens", pieces))
+        reason = {"stop": STOP_EOS, "length": STOP_LENGTH, "user": STOP_USER}.get(
+            finish or "", STOP_EOS)  # fmt: skip
+        decode_s = ended - first_at if first_at else 0.0
+        yield GenerationStats(
+            prompt_tokens=int(usage.get("prompt_tokens", 0)), completion_tokens=produced,
+            time_to_first_token_s=(first_at or ended) - started, total_s=ended - started,
+            decode_tokens_per_s=(produced - 1) / decode_s if produced > 1 and decode_s else 0.0,
+            stop_reason=reason, context_used=0, context_size=0,
+        )  # fmt: skip
