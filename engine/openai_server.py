@@ -224,7 +224,10 @@ class OpenAIServer:
 
         class Bridge:
             def put(self, item: object) -> None:
-                loop.call_soon_threadsafe(queue.put_nowait, item)
+                try:
+                    loop.call_soon_threadsafe(queue.put_nowait, item)
+                except RuntimeError:  # the server was stopped: the reply (max_tokens at most)
+                    pass  # finishes unread instead of raising on the model's thread
 
         job = self.host.submit(req.messages, req.sampling, raw=req.raw, events=Bridge())
         try:
