@@ -45,6 +45,20 @@ class Job:
             yield item
 
 
+def run_job(session: InferenceSession | None, job: Job) -> None:
+    """Generate ``job`` on ``session`` (on the thread that owns it), putting its events, any
+    error and the DONE marker on the job's queue; a job stopped before its turn only ends."""
+    if session is None:
+        job.events.put(QuantDeskError("No model is loaded in QuantDesk. Load one first."))
+    elif not job.stop.is_set():
+        try:
+            for event in session.generate(job.messages, job.sampling, job.stop, raw=job.raw):
+                job.events.put(event)
+        except QuantDeskError as exc:
+            job.events.put(exc)
+    job.events.put(DONE)
+
+
 class ModelHost:
     """Owns one loaded model on its own thread; :meth:`submit` queues a job for it."""
 
@@ -82,16 +96,7 @@ class ModelHost:
 
     def _run(self) -> None:
         while (job := self._jobs.get()) is not None:
-            if job.stop.is_set():
-                job.events.put(DONE)
-                continue
-            try:
-                for event in self.session.generate(job.messages, job.sampling, job.stop,
-                                                   raw=job.raw):  # fmt: skip
-                    job.events.put(event)
-            except QuantDeskError as exc:
-                job.events.put(exc)
-            job.events.put(DONE)
+            run_job(self.session, job)
         while not self._jobs.empty():  # closing: nobody will run these
             leftover = self._jobs.get_nowait()
             if leftover is not None:

@@ -27,7 +27,7 @@ from quantdesk.engine.load_plan import (
     machine_budget,
     plan_load,
 )
-from quantdesk.engine.model_host import DONE, Job
+from quantdesk.engine.model_host import Job, run_job
 from quantdesk.engine.params import AUTO_GPU_LAYERS, LoadSettings, SamplingSettings
 from quantdesk.engine.probe import ProbeCache, probe_load, raise_for_probe
 from quantdesk.engine.session import InferenceSession
@@ -197,16 +197,7 @@ class ModelWorker(QObject):
     def _serve_job(self, job: Job) -> None:
         """Run an API server's request on the model the chat uses, in turn with the chat's
         replies (both arrive as queued requests on this thread)."""
-        if self._session is None:
-            job.events.put(QuantDeskError("No model is loaded in QuantDesk. Load one first."))
-        elif not job.stop.is_set():
-            try:
-                for event in self._session.generate(job.messages, job.sampling, job.stop,
-                                                    raw=job.raw):  # fmt: skip
-                    job.events.put(event)
-            except QuantDeskError as exc:
-                job.events.put(exc)
-        job.events.put(DONE)
+        run_job(self._session, job)
 
     def _unload_quietly(self) -> None:
         if self._session is not None:
