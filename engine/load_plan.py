@@ -33,12 +33,7 @@ def machine_budget() -> Budget:
 
 
 def resolve_gpu_layers(
-    headers: Sequence[GGUFHeader],
-    load: LoadSettings,
-    *,
-    ram_available: int,
-    vram_free: int | None,
-    gpu_offload: bool,
+    headers: Sequence[GGUFHeader], load: LoadSettings, budget: Budget
 ) -> LoadSettings:
     """``load`` with an automatic GPU layer count (AUTO_GPU_LAYERS) replaced by what fits.
 
@@ -48,13 +43,13 @@ def resolve_gpu_layers(
     """
     if load.n_gpu_layers != AUTO_GPU_LAYERS:
         return load
-    if not gpu_offload or vram_free is None:
+    if not budget.gpu_offload or budget.vram_free is None:
         return load.with_(n_gpu_layers=0)
     result = fit(
         headers,
         EstimateParams.from_load_settings(load),
-        ram_available=ram_available,
-        vram_free=vram_free,
+        ram_available=budget.ram_available,
+        vram_free=budget.vram_free,
         gpu_offload_supported=True,
     )
     layers = result.max_gpu_layers if result.verdict in ("gpu", "partial") else 0
@@ -66,18 +61,10 @@ def load_settings_for(path: Path, load: LoadSettings) -> LoadSettings:
     resolved against this machine, probed now (about 0.1 s; not on the GUI thread)."""
     if load.n_gpu_layers != AUTO_GPU_LAYERS:
         return load
-    from quantdesk.engine.hardware import gpu_memory_budget, probe_hardware, ram_budget
-
-    report = probe_hardware()
-    if not report.build.gpu_offload:
+    budget = machine_budget()
+    if not budget.gpu_offload:  # no header to read: none of the layers can go to a GPU
         return load.with_(n_gpu_layers=0)
-    return resolve_gpu_layers(
-        [read_header_from_file(p) for p in split_parts(path)],
-        load,
-        ram_available=ram_budget(),
-        vram_free=gpu_memory_budget(report),
-        gpu_offload=True,
-    )
+    return resolve_gpu_layers([read_header_from_file(p) for p in split_parts(path)], load, budget)
 
 
 #: The shortest context a step-down goes to; below it a chat is not much use.
@@ -127,8 +114,7 @@ def step_down(headers: Sequence[GGUFHeader], load: LoadSettings, budget: Budget)
     (the caller may still try: the estimate keeps safety margins).
     """
     changes: list[str] = []
-    load = resolve_gpu_layers(headers, load, ram_available=budget.ram_available,
-                              vram_free=budget.vram_free, gpu_offload=budget.gpu_offload)
+    load = resolve_gpu_layers(headers, load, budget)
     if _fits_budget(headers, load, budget):
         return LoadPlan(load)
     params = EstimateParams.from_load_settings(load)

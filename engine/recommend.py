@@ -199,8 +199,7 @@ def fit_repo(
 def settings_estimate_text(path: Path, load: LoadSettings, budget: Budget) -> str:
     """One line for the load-settings panel: what these settings need, and if that fits."""
     headers = [read_header_from_file(p) for p in split_parts(path)]
-    load = resolve_gpu_layers(headers, load, ram_available=budget.ram_available,
-                              vram_free=budget.vram_free, gpu_offload=budget.gpu_offload)
+    load = resolve_gpu_layers(headers, load, budget)
     params = EstimateParams.from_load_settings(load)
     est = estimate(headers, params, offload=budget.gpu_offload)
     result = fit(

@@ -31,8 +31,7 @@ def headers(tmp_path_factory: pytest.TempPathFactory):
 
 def _resolve(headers, vram: int | None, offload: bool = True, **load) -> int:
     settings = LoadSettings(n_ctx=512, **load)
-    out = resolve_gpu_layers(headers, settings, ram_available=8 * GIB, vram_free=vram,
-                             gpu_offload=offload)  # fmt: skip
+    out = resolve_gpu_layers(headers, settings, Budget(8 * GIB, vram, offload))
     return out.n_gpu_layers
 
 
