@@ -8,6 +8,8 @@ import platform
 import sys
 from dataclasses import dataclass
 
+from quantdesk.engine.doctor import installed_metadata
+
 #: Components QuantDesk is built on: name shown, distribution(s), what it does here.
 COMPONENTS = (
     ("llama.cpp / llama-cpp-python", ("llama_cpp_python",), "runs the models"),
@@ -44,13 +46,9 @@ def components() -> list[Component]:
     """The bundled components found in this installation."""
     out = []
     for name, distributions, role in COMPONENTS:
-        for dist in distributions:
-            try:
-                meta = importlib.metadata.metadata(dist)
-            except importlib.metadata.PackageNotFoundError:
-                continue
+        meta = installed_metadata(distributions)
+        if meta is not None:
             out.append(Component(name, meta.get("Version", "?"), _licence(meta), role))
-            break
     return out
 
 

@@ -9,7 +9,7 @@ import os
 import platform
 import shutil
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,17 +28,22 @@ ENV_VARS = ("QUANTDESK_DATA_DIR", "QUANTDESK_CONVERT_PYTHON", "HF_ENDPOINT", "HF
             "HF_HUB_CACHE", "HF_HUB_OFFLINE", "CMAKE_ARGS", "QT_QPA_PLATFORM")  # fmt: skip
 
 
+def installed_metadata(distributions: Sequence[str]) -> importlib.metadata.PackageMetadata | None:
+    """The metadata of the first of ``distributions`` that is installed (None: none is)."""
+    for dist in distributions:
+        try:
+            return importlib.metadata.metadata(dist)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return None
+
+
 def package_versions() -> dict[str, str]:
     """Installed versions of the packages QuantDesk runs on ("not installed" when absent)."""
     out = {}
     for name, distributions in PACKAGES.items():
-        out[name] = "not installed"
-        for dist in distributions:
-            try:
-                out[name] = importlib.metadata.version(dist)
-                break
-            except importlib.metadata.PackageNotFoundError:
-                continue
+        meta = installed_metadata(distributions)
+        out[name] = meta.get("Version", "?") if meta is not None else "not installed"
     return out
 
 
