@@ -33,6 +33,16 @@ class Job:
     stop: threading.Event = field(default_factory=threading.Event)
     events: queue.Queue = field(default_factory=queue.Queue)
 
+    @classmethod
+    def new(cls, messages: Sequence[Message], sampling: SamplingSettings, *, raw: bool = False,
+            events: object | None = None) -> Job:  # fmt: skip
+        """A job for ``messages``; ``events``: any object with ``put(item)`` to receive its
+        events instead of the job's own queue (an asyncio bridge)."""
+        job = cls(list(messages), sampling, raw=raw)
+        if events is not None:
+            job.events = events  # type: ignore[assignment]
+        return job
+
     def results(self, timeout: float | None = None) -> Iterator[GenerationEvent]:
         """The job's events as they come (TokenText..., then GenerationStats); raises the
         QuantDeskError the generation raised."""
@@ -82,9 +92,7 @@ class ModelHost:
         completion). ``events``: any object with ``put(item)`` to receive the events instead of
         the job's own queue (an asyncio bridge); the end is the :data:`DONE` marker.
         """
-        job = Job(list(messages), sampling, raw=raw)
-        if events is not None:
-            job.events = events  # type: ignore[assignment]
+        job = Job.new(messages, sampling, raw=raw, events=events)
         self._jobs.put(job)
         return job
 

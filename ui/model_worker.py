@@ -240,8 +240,6 @@ class WorkerHost:
     def submit(self, messages: list, sampling: SamplingSettings, *, raw: bool = False,
                events: object | None = None) -> Job:  # fmt: skip
         """Queue a generation on the worker thread (callable from any thread)."""
-        job = Job(list(messages), sampling, raw=raw)
-        if events is not None:
-            job.events = events  # type: ignore[assignment]
+        job = Job.new(messages, sampling, raw=raw, events=events)
         self._worker.jobRequested.emit(job)
         return job
