@@ -536,6 +536,7 @@ class AppController(QObject):
         """Ask the worker for a reply: a new one, or more of the one at ``continue_row``."""
         transcript = self.window.chat.transcript
         model_path = self.loaded.path if self.loaded else ""
+        sampling = self.settings.sampling_settings()
         if continue_row >= 0:
             prefill = transcript.message(continue_row).text
             transcript.resume(continue_row)
@@ -544,7 +545,6 @@ class AppController(QObject):
         else:
             prefill = ""
             self._reply_row = transcript.append_message("assistant", "", streaming=True)
-            sampling = self.settings.sampling_settings()
             snapshot = {"sampling": asdict(sampling), "load": asdict(self.settings.load_settings())}
             self.history.on_reply_started(model_path, snapshot)
         self._reply_parts = [prefill] if prefill else []
@@ -553,9 +553,7 @@ class AppController(QObject):
         self.replyStarted.emit()
         system = self.settings.get("chat.system_prompt").strip()
         history = ([Message("system", system)] if system else []) + list(self.messages)
-        self.models.worker.generateRequested.emit(
-            history, self.settings.sampling_settings(), prefill
-        )
+        self.models.worker.generateRequested.emit(history, sampling, prefill)
 
     def _token(self, text: str) -> None:
         if self._reply_row >= 0:
