@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from quantdesk.engine.generation import sampling_step
 from quantdesk.engine.hardware_report import HardwareReport
 from quantdesk.engine.sqlite_files import peek_version
 
@@ -96,6 +97,7 @@ def doctor_report(
         "platform": platform.platform(),
         "executable": sys.executable,
         "packages": package_versions(),
+        "sampling_step": sampling_step(),
         "hardware": hardware.to_dict(),
         "folders": [folder_report(name, path) for name, path in folders.items()],
         "files": [file_report(name, path) for name, path in files.items()],
@@ -113,6 +115,7 @@ def format_doctor(report: dict[str, Any], version: str, hardware_text: str) -> s
     lines = [f"QuantDesk {version}", f"Python {report['python']} ({report['executable']})",
              f"Platform: {report['platform']}", "", "Packages:"]  # fmt: skip
     lines += [f"  {name}: {v}" for name, v in report["packages"].items()]
+    lines.append(f"Sampling step: {report['sampling_step']}")
     lines += ["", hardware_text.rstrip(), "", "Folders:"]
     for f in report["folders"]:
         space = f", {_gib(f['free_bytes'])} free of {_gib(f['total_bytes'])}" if (

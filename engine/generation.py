@@ -26,8 +26,19 @@ import numpy as np
 from quantdesk.engine.errors import GenerationError
 from quantdesk.engine.params import SamplingSettings
 
+try:  # the per-token sampling step in C (engine/_sampling.c), built where a compiler was found
+    from quantdesk.engine import _sampling as _native_sampling
+except ImportError:  # not built: the same step in NumPy (SamplerChain.candidates)
+    _native_sampling = None
+
 #: Tokens the repeat penalty looks back over: llama-cpp-python's ``last_n_tokens_size``.
 PENALTY_LAST_N = 64
+
+
+def sampling_step() -> str:
+    """Which sampling step this installation runs: "C" (engine/_sampling.c was built when the
+    package was installed) or "NumPy" (the fallback: no C compiler or Python headers then)."""
+    return "C" if _native_sampling is not None else "NumPy"
 
 
 def _llama_cpp():  # noqa: ANN202 - the ctypes bindings, imported where the model lives
@@ -74,6 +85,13 @@ class Detokenizer:
         return self._decoder.decode(b"", final=True)
 
 
+def _address(pointer: object) -> int:
+    """The address a ctypes pointer or function holds (0 for None)."""
+    if pointer is None:
+        return 0
+    return ctypes.cast(pointer, ctypes.c_void_p).value or 0
+
+
 #: NumPy's view of llama.cpp's ``llama_token_data`` (int32 id, float logit, float p).
 _TOKEN_DATA = np.dtype([("id", np.int32), ("logit", np.float32), ("p", np.float32)])
 
@@ -88,13 +106,18 @@ class SamplerChain:
     PENALTY_LAST_N`` likeliest tokens can end up among the top ``top_k`` after the penalty
     (the penalty only lowers at most ``PENALTY_LAST_N`` tokens), so the chain is applied to the
     tokens at or above a threshold that at least that many reach (:meth:`candidates`: one
-    vectorised pass over the logits). With ``top_k`` 0 (no limit) the chain sees the whole
-    vocabulary, as in llama.cpp.
+    pass over the logits). With ``top_k`` 0 (no limit) the chain sees the whole vocabulary,
+    as in llama.cpp.
+
+    The whole step (candidates, chain, accept) runs in one C call where engine/_sampling.c was
+    built: right after a decode the interpreter's own memory is cold and each NumPy operation
+    costs tens of microseconds. Otherwise the same algorithm runs here in NumPy.
     """
 
-    def __init__(self, n_vocab: int, sampling: SamplingSettings, seed: int) -> None:
+    def __init__(self, ctx: object, n_vocab: int, sampling: SamplingSettings, seed: int) -> None:
         lib = _llama_cpp()
         self._lib = lib
+        self._ctx = ctx
         self._n_vocab = n_vocab
         self.chain = lib.llama_sampler_chain_init(lib.llama_sampler_chain_default_params())
         add = lambda sampler: lib.llama_sampler_chain_add(self.chain, sampler)  # noqa: E731
@@ -120,47 +143,77 @@ class SamplerChain:
         self._array = lib.llama_token_data_array()
         self._array.data = None
         self._data = np.empty(0, _TOKEN_DATA)
+        self._native = None
+        if self._needed and _native_sampling is not None:
+            self._native = _native_sampling.Sampler(
+                _address(lib.llama_get_logits_ith), _address(lib.llama_sampler_apply),
+                _address(lib.llama_sampler_accept), _address(ctx), _address(self.chain),
+                n_vocab, self._needed,
+            )  # fmt: skip
 
     def candidates(self, logits: np.ndarray) -> np.ndarray:
         """Ids of every token whose logit reaches a threshold that at least ``top_k +
         PENALTY_LAST_N`` tokens reach (so they include every token the chain could pick).
 
-        The previous token's threshold is tried first (consecutive logits are alike), else one
-        is guessed from a strided sample of the logits (about twice as many tokens as needed
-        expected above it). Either way it is checked on all of them: the answer is exact
-        whatever the guess; a guess too high is lowered and checked again.
+        One pass over the logits with the threshold kept from the previous token (consecutive
+        logits are alike; it is kept low enough that about eight times as many tokens as
+        needed usually reach it); when too few reach it, a new one is guessed from a strided
+        sample of the logits and checked on all of them. Either way the answer is exact
+        whatever the guess; a surplus is cut down to the likeliest among the tokens found.
         """
         if self._threshold is not None:
             ids = np.flatnonzero(logits >= self._threshold)
-            if self._needed <= len(ids) <= 4 * self._needed:
-                return ids
+            if len(ids) >= self._needed:
+                return self._likeliest(logits, ids)
         sample = logits[:: self._stride]
-        rank = max(1, -(-2 * self._needed // self._stride))
+        rank = max(1, -(-self._MARGIN * self._needed // self._stride))
         while rank < len(sample):
             threshold = np.partition(sample, len(sample) - rank)[len(sample) - rank]
             ids = np.flatnonzero(logits >= threshold)
             if len(ids) >= self._needed:
                 self._threshold = float(threshold)
-                return ids
+                return self._likeliest(logits, ids)
             rank *= 4
         self._threshold = None
         return np.arange(len(logits))
 
-    def _logits_view(self, ctx: object) -> np.ndarray:
+    #: The threshold kept for the next token aims at this many times the tokens needed.
+    _MARGIN = 8
+
+    def _likeliest(self, logits: np.ndarray, ids: np.ndarray) -> np.ndarray:
+        """``ids`` (every token at or above some threshold, at least ``needed`` of them) cut
+        down to those at or above the ``needed``-th largest logit among them, which is the
+        ``needed``-th largest of the whole vocabulary. The threshold kept for the next token
+        becomes the ``_MARGIN * needed``-th largest, when there are that many."""
+        if len(ids) <= 4 * self._needed:
+            return ids
+        values = logits[ids]
+        last = len(values) - 1
+        kept = min(last, self._MARGIN * self._needed - 1)
+        ranked = np.partition(values, (last - kept, last - (self._needed - 1)))
+        self._threshold = float(ranked[last - kept])
+        return ids[values >= ranked[last - (self._needed - 1)]]
+
+    def _logits_view(self) -> np.ndarray:
         """The last position's logits as a NumPy array over llama.cpp's own buffer (no copy;
         the view is made again only when llama.cpp moved the buffer)."""
-        pointer = self._lib.llama_get_logits_ith(ctx, -1)
+        pointer = self._lib.llama_get_logits_ith(self._ctx, -1)
         address = ctypes.cast(pointer, ctypes.c_void_p).value or 0
         if self._logits is None or self._logits[0] != address:
             self._logits = (address, np.ctypeslib.as_array(pointer, (self._n_vocab,)))
         return self._logits[1]
 
-    def sample(self, ctx: object) -> int:
+    def sample(self) -> int:
         """Pick the next token from the last decoded position's logits (and accept it)."""
         lib = self._lib
         if not self._needed:
-            return lib.llama_sampler_sample(self.chain, ctx, -1)
-        logits = self._logits_view(ctx)
+            return lib.llama_sampler_sample(self.chain, self._ctx, -1)
+        if self._native is not None:
+            try:
+                return self._native.sample()
+            except RuntimeError as error:
+                raise GenerationError(f"{error}.") from error
+        logits = self._logits_view()
         ids = self.candidates(logits)
         array = self._array
         if len(self._data) < len(ids):
@@ -176,7 +229,7 @@ class SamplerChain:
         lib.llama_sampler_apply(self.chain, ctypes.byref(array))
         if not 0 <= array.selected < array.size:
             raise GenerationError("llama.cpp's sampler chain selected no token.")
-        token = int(data["id"][array.selected])  # the chain sorts the candidates in place
+        token = int(array.data[array.selected].id)  # the chain sorts (and may move) the data
         lib.llama_sampler_accept(self.chain, token)
         return token
 

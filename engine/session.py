@@ -199,11 +199,11 @@ class InferenceSession:
         else:
             ctx, vocab = llama._ctx.ctx, llama._model.vocab
             evaluated = self._cache.prefill(tokens)
-            chain = SamplerChain(llama.n_vocab(), sampling, seed)
+            chain = SamplerChain(ctx, llama.n_vocab(), sampling, seed)
             text = Detokenizer(vocab)
             try:
                 while True:
-                    token = chain.sample(ctx)
+                    token = chain.sample()
                     if first_at is None:
                         first_at = time.perf_counter()
                     if self._is_eog(token):

@@ -25,7 +25,7 @@ fi
 CMAKE_ARGS_COMPUTED="$(bash "$ROOT/scripts/llama_cmake_args.sh")"
 CMAKE_ARGS="${CMAKE_ARGS:-$CMAKE_ARGS_COMPUTED}"
 
-STAMP_INPUT="$(cat pyproject.toml scripts/setup_env.sh scripts/llama_cmake_args.sh; echo "$CMAKE_ARGS $EXTRAS $LLAMA_CPP_VERSION"; "$PYTHON" --version)"
+STAMP_INPUT="$(cat pyproject.toml scripts/setup_env.sh scripts/llama_cmake_args.sh engine/_sampling.c; echo "$CMAKE_ARGS $EXTRAS $LLAMA_CPP_VERSION"; "$PYTHON" --version)"
 STAMP="$(printf '%s' "$STAMP_INPUT" | sha256sum | cut -c1-16)"
 STAMP_FILE="$VENV/.quantdesk-setup-stamp"
 
