@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QByteArray, QObject, Qt, QThreadPool, QTimer, QUrl, Signal
 from PySide6.QtGui import QDesktopServices
@@ -33,6 +33,7 @@ from quantdesk.engine.load_plan import Budget, machine_budget
 from quantdesk.engine.model_info import human_bytes
 from quantdesk.engine.prompting import COMPLETION_MODE_NOTICE
 from quantdesk.engine.recommend import settings_estimate_text
+from quantdesk.engine.remote import parse_remote_key
 from quantdesk.engine.session import MODE_COMPLETION
 from quantdesk.engine.sqlite_files import open_store
 from quantdesk.engine.starter import ensure_starter_file
@@ -45,6 +46,9 @@ from quantdesk.ui.jobs import run_job
 from quantdesk.ui.main_window import MainWindow
 from quantdesk.ui.model_worker import LoadedModel, ModelThread
 from quantdesk.ui.preferences_dialog import PreferencesDialog
+
+if TYPE_CHECKING:
+    from quantdesk.remote_controller import RemoteController
 
 WELCOME = (
     "Welcome to QuantDesk. Models run here, on this computer: nothing you type leaves it.\n"
@@ -75,6 +79,7 @@ class AppController(QObject):
         self.models = ModelThread(paths.probe_cache)
         self.shutdown_hooks: list = []  # services composed in gui.py stop here too
         self.loaded: LoadedModel | None = None
+        self.remote: RemoteController | None = None  # composed in gui.py
         self.loading = False
         self.messages: list[Message] = []
         self._reply_row = -1
@@ -218,8 +223,9 @@ class AppController(QObject):
     # -- library ---------------------------------------------------------------------------
 
     def refresh_library(self) -> None:
-        """Re-read the library into the sidebar and picker."""
-        self.window.library.set_entries(self.library.entries())
+        """Re-read the library into the sidebar and picker (with the remote servers' models)."""
+        remote = self.remote.entries if self.remote is not None else []
+        self.window.library.set_entries(self.library.entries() + remote)
         if self.loaded is not None:
             self._select(self.loaded.path)
 
@@ -328,6 +334,9 @@ class AppController(QObject):
             self.import_files([Path(f) for f in files])
 
     def _remove(self, entry: LibraryEntry) -> None:
+        if entry.remote is not None and self.remote is not None:
+            self.remote.remove(entry.remote.endpoint.url)
+            return
         self.library.remove(entry.id)
         self.refresh_library()
 
@@ -420,12 +429,17 @@ class AppController(QObject):
             return
         self.models.worker.stop()
         self.presets.before_load(entry.path)
+        if entry.remote is not None:
+            self.models.worker.loadRemoteRequested.emit(entry.remote)
+            return
         self.models.worker.loadRequested.emit(str(entry.path), self.settings.load_settings())
 
     def _load_started(self, path: str) -> None:
         self.loading = True
         self.window.chat.set_loaded(None)
-        self.window.chat.model_status.setText(f"Loading {Path(path).name}…")
+        remote = parse_remote_key(path)
+        what = f"{remote[1]} on {remote[0]}" if remote else Path(path).name
+        self.window.chat.model_status.setText(f"{'Connecting to' if remote else 'Loading'} {what}…")
         self.window.chat.send.setEnabled(False)
 
     def _loaded(self, model: LoadedModel) -> None:
@@ -434,10 +448,13 @@ class AppController(QObject):
         self.window.chat.send.setEnabled(True)
         self.window.settings_panel.set_reload_needed(False)
         notice = COMPLETION_MODE_NOTICE if model.mode == MODE_COMPLETION else ""
+        remote = parse_remote_key(model.path)
+        if remote is not None:
+            notice = (f"{model.name} runs on {remote[0]}: what you type in this chat is sent "
+                      "to that server.")  # fmt: skip
         mode = "completion mode" if model.mode == MODE_COMPLETION else "chat mode"
-        self.window.chat.set_loaded(
-            f"ctx {model.context_size:,} · {model.backend} · {mode}", notice
-        )
+        ctx = f"ctx {model.context_size:,} · " if model.context_size else ""
+        self.window.chat.set_loaded(f"{ctx}{model.backend} · {mode}", notice)
         if model.adjustments:
             self.window.show_info(
                 f"{Path(model.path).name} was loaded with safer settings so that it fits in this "
@@ -446,15 +463,19 @@ class AppController(QObject):
             )
         self.settings.set("library.last_model", model.path)
         self._select(model.path)
-        self.window.context_label.setText(f"Context 0 / {model.context_size:,}")
+        self._show_context(0, model.context_size)
         self._update_estimate()
         self.presets.on_model(model)
         self.modelLoaded.emit(model)
 
+    def _show_context(self, used: int, size: int) -> None:
+        """Context used / size in the status bar (nothing for a remote model: size 0)."""
+        self.window.context_label.setText(f"Context {used:,} / {size:,}" if size else "")
+
     def _update_estimate(self) -> None:
         """Show what the current load settings need for the loaded model (off the GUI thread)."""
-        if self.loaded is None:
-            self.window.settings_panel.set_estimate_text("")
+        if self.loaded is None or parse_remote_key(self.loaded.path):
+            self.window.settings_panel.set_estimate_text("")  # a remote model uses no memory here
             return
         path, load = Path(self.loaded.path), self.settings.load_settings()
 
@@ -569,9 +590,7 @@ class AppController(QObject):
         self._reply_row = -1
         self.window.chat.set_generating(False)
         self.window.speed_label.setText(f"{stats.decode_tokens_per_s:.1f} tok/s")
-        self.window.context_label.setText(
-            f"Context {stats.context_used:,} / {stats.context_size:,}"
-        )
+        self._show_context(stats.context_used, stats.context_size)
         if not reply[self._continued:].strip() and stats.stop_reason == "eos":
             self.window.show_info(
                 "The model had nothing to add: it ended the reply again."

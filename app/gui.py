@@ -36,6 +36,7 @@ def build_app(args: argparse.Namespace):  # noqa: ANN201 - returns (window, cont
     from quantdesk.engine.hub import HubClient
     from quantdesk.library_controller import LibraryController
     from quantdesk.quantize_controller import QuantizeController
+    from quantdesk.remote_controller import RemoteController
     from quantdesk.server_controller import ServerController
     from quantdesk.ui.discover_page import DiscoverPage
     from quantdesk.ui.downloads_page import DownloadsPage
@@ -69,6 +70,7 @@ def build_app(args: argparse.Namespace):  # noqa: ANN201 - returns (window, cont
     controller.quantize = QuantizeController(controller)
     controller.library_ctl = LibraryController(controller)
     controller.server = ServerController(controller, window.server_page)
+    controller.remote = RemoteController(controller)
     manager.on_change = controller.downloads.on_change
     manager.start()
     controller.shutdown_hooks.append(controller.downloads.shutdown)

@@ -301,6 +301,8 @@ class LibraryController(QObject):
         cached: dict[str, Fit] = {}
         keys: dict[str, tuple] = {}
         for entry in self.panel.model.entries():
+            if entry.remote is not None:  # runs on its server: no fit on this machine
+                continue
             try:
                 st = entry.path.stat()
             except OSError:

@@ -50,6 +50,11 @@ class AppPaths:
         return self.data_dir / "presets.sqlite3"
 
     @property
+    def remote_servers_file(self) -> Path:
+        """The remote servers the user added, with their API keys (mode 0600)."""
+        return self.config_dir / "remote-servers.json"
+
+    @property
     def settings_file(self) -> Path:
         """The JSON settings file."""
         return self.config_dir / "settings.json"

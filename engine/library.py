@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from quantdesk.engine.model_info import ModelReport
+from quantdesk.engine.remote import RemoteModel
 from quantdesk.engine.sqlite_files import open_database
 
 SCHEMA_VERSION = 1
@@ -51,11 +52,19 @@ class LibraryEntry:
     parameters: str
     context_length: int
     has_chat_template: bool
+    remote: RemoteModel | None = None  # a model on a remote server (path is then its key)
 
     @property
     def exists(self) -> bool:
-        """False when the file was moved or deleted outside the app."""
-        return self.path.is_file()
+        """False when the file was moved or deleted outside the app (remote models: True)."""
+        return self.remote is not None or self.path.is_file()
+
+    @classmethod
+    def for_remote(cls, remote: RemoteModel) -> LibraryEntry:
+        """A library row for a model offered by a remote server."""
+        return cls(id=-1, path=Path(remote.key), name=remote.model, source="remote",
+                   owned=False, size=0, architecture="", file_type="remote", parameters="",
+                   context_length=0, has_chat_template=True, remote=remote)  # fmt: skip
 
     @property
     def is_unquantized(self) -> bool:

@@ -16,9 +16,9 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
-from quantdesk.engine.errors import QuantDeskError
+from quantdesk.engine.errors import GenerationError, QuantDeskError
 from quantdesk.engine.events import (
     STOP_EOS,
     STOP_LENGTH,
@@ -136,3 +136,83 @@ class Endpoint:
             decode_tokens_per_s=(produced - 1) / decode_s if produced > 1 and decode_s else 0.0,
             stop_reason=reason, context_used=0, context_size=0,
         )  # fmt: skip
+
+
+#: What the key of a remote model starts with (library rows, chat history, presets).
+REMOTE_KEY_PREFIX = "remote/"
+
+
+@dataclass(frozen=True)
+class RemoteModel:
+    """One model offered by a remote server."""
+
+    endpoint: Endpoint
+    model: str
+
+    @property
+    def key(self) -> str:
+        """Stands for the model where a local one has its path: ``remote/<url>/<model id>``
+        (both quoted, so it is also a valid relative path; never holds the API key)."""
+        url, model = quote(self.endpoint.url, safe=""), quote(self.model, safe="")
+        return f"{REMOTE_KEY_PREFIX}{url}/{model}"
+
+    @property
+    def host(self) -> str:
+        """``host:port`` of the server, for labels."""
+        return urlsplit(self.endpoint.url).netloc
+
+
+def parse_remote_key(key: str) -> tuple[str, str] | None:
+    """(server URL, model id) of a :attr:`RemoteModel.key`; None for anything else."""
+    if not key.startswith(REMOTE_KEY_PREFIX):
+        return None
+    parts = key[len(REMOTE_KEY_PREFIX) :].split("/")
+    if len(parts) != 2 or not all(parts):
+        return None
+    return unquote(parts[0]), unquote(parts[1])
+
+
+def normalized_url(text: str) -> str:
+    """A server address as typed (``localhost:8080``, ``http://host:8080``,
+    ``http://host:8080/v1/``) as the base URL of its OpenAI API (``http://host:8080/v1``)."""
+    url = text.strip().rstrip("/")
+    if "://" not in url:
+        url = "http://" + url
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise RemoteError(f"'{text.strip()}' is not a server address such as http://host:8080.")
+    if not parts.path.rstrip("/").endswith("/v1"):
+        url += "/v1"
+    return url
+
+
+class RemoteSession:
+    """A remote model in the place of a loaded one: the same ``generate`` as
+    :class:`~quantdesk.engine.session.InferenceSession` (chat only: the server applies its own
+    chat template; there is no raw completion or Continue)."""
+
+    mode = "chat"
+
+    def __init__(self, remote: RemoteModel) -> None:
+        """Checks that the server answers and still offers the model (RemoteError if not)."""
+        offered = remote.endpoint.models()
+        if remote.model not in offered:
+            raise RemoteError(
+                f"{remote.endpoint.url} no longer offers '{remote.model}'"
+                + (f" (it offers {', '.join(offered[:5])})." if offered else ".")
+            )
+        self.remote = remote
+
+    def generate(self, messages: Sequence[Message], sampling: SamplingSettings,
+                 stop: threading.Event, prefill: str = "",
+                 raw: bool = False) -> Iterator[GenerationEvent]:  # fmt: skip
+        """Stream the server's reply to ``messages``: TokenText events, then GenerationStats."""
+        if prefill or raw:
+            raise GenerationError(
+                f"'{self.remote.model}' runs on {self.remote.host}: replies there can be "
+                "regenerated but not continued."
+            )
+        return self.remote.endpoint.stream_chat(self.remote.model, messages, sampling, stop)
+
+    def close(self) -> None:
+        """Nothing to free: the model lives on the server."""

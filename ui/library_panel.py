@@ -58,6 +58,7 @@ SOURCE_LABELS = {
     "jan": "Jan",
     "gpt4all": "GPT4All",
     "folder": "Folder",
+    "remote": "Remote",
 }
 SORT_KEYS = ("name", "size", "params", "date")
 _PARAM_UNITS = {"": 1, "K": 1e3, "M": 1e6, "B": 1e9, "T": 1e12}
@@ -112,7 +113,8 @@ class LibraryListModel(QAbstractListModel):
 
     def _row(self, entry: LibraryEntry) -> _Row:
         try:
-            mtime, exists = entry.path.stat().st_mtime, entry.path.is_file()
+            mtime = 0.0 if entry.remote else entry.path.stat().st_mtime
+            exists = entry.exists
         except OSError:
             mtime, exists = 0.0, False
         return _Row(entry, self._names.get(str(entry.path)) or entry.name, mtime, exists)
@@ -165,12 +167,19 @@ class LibraryListModel(QAbstractListModel):
         entry = row.entry
         fit = self._fits.get(str(entry.path))
         if role == Qt.ItemDataRole.DisplayRole:
-            details = " · ".join(
-                p for p in (entry.file_type, entry.parameters, human_bytes(entry.size)) if p
-            )
+            size = human_bytes(entry.size) if entry.size else ""
+            details = " · ".join(p for p in (entry.file_type, entry.parameters, size) if p)
             state = "File missing" if not row.exists else fit.label if fit else ""
-            where = " · ".join(p for p in (source_label(entry.source), state) if p)
+            source = source_label(entry.source)
+            if entry.remote is not None:
+                source = f"{source} · {entry.remote.host}"
+            where = " · ".join(p for p in (source, state) if p)
             return f"{row.name}\n{details}\n{where}"
+        if role == Qt.ItemDataRole.ToolTipRole and entry.remote is not None:
+            return (
+                f"{row.name}\non {entry.remote.endpoint.url}\nRuns on that server: nothing is "
+                "loaded on this computer, and what you type is sent there."
+            )
         if role == Qt.ItemDataRole.ToolTipRole:
             template = "has a chat template"
             if not entry.has_chat_template:
@@ -236,7 +245,7 @@ class LibraryFilterProxy(QSortFilterProxyModel):
             return False
         if self.quant and entry.file_type != self.quant:
             return False
-        if self.fits_only:
+        if self.fits_only and entry.remote is None:  # a remote model needs no memory here
             fit = self._source().fit_of(str(entry.path))
             return data.exists and fit is not None and fit.fits
         return True
@@ -283,6 +292,8 @@ class LibraryPanel(QWidget):
     rescanRequested = Signal()
     addFolderRequested = Signal()
     removeFolderRequested = Signal(str)
+    addServerRequested = Signal()
+    removeServerRequested = Signal(str)  # the server's URL
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -377,13 +388,24 @@ class LibraryPanel(QWidget):
         self.folder_button.clicked.connect(self.addFolderRequested)
         self.folder_menu = QMenu(self.folder_button)
         self.folder_button.setMenu(self.folder_menu)
-        _shrinkable(add)
-        _shrinkable(self.folder_button)
-        buttons.addWidget(add, 1)
-        buttons.addWidget(self.folder_button, 1)
+        self.server_button = QToolButton()
+        self.server_button.setText("Add server…")
+        self.server_button.setToolTip(
+            "Use the models of another server that speaks OpenAI's API (llama-server, Ollama, "
+            "LM Studio, vLLM, QuantDesk): they are listed here and chat in the same window"
+        )
+        self.server_button.setPopupMode(QToolButton.ToolButtonPopupMode.MenuButtonPopup)
+        self.server_button.clicked.connect(self.addServerRequested)
+        self.server_menu = QMenu(self.server_button)
+        self.server_button.setMenu(self.server_menu)
+        for button in (add, self.folder_button):
+            _shrinkable(button)
+            buttons.addWidget(button, 1)
         layout.addLayout(buttons)
+        layout.addWidget(_shrinkable(self.server_button))
         self._scanning = False
         self.set_watched_folders([])
+        self.set_servers([])
         self.model.modelReset.connect(self._entries_changed)
         self.proxy.rowsInserted.connect(self._update_state)
         self.proxy.rowsRemoved.connect(self._update_state)
@@ -423,6 +445,20 @@ class LibraryPanel(QWidget):
             action = QAction(f"Stop watching {folder}", self.folder_menu)
             action.triggered.connect(lambda _=False, f=folder: self.removeFolderRequested.emit(f))
             self.folder_menu.addAction(action)
+
+    def set_servers(self, servers: list[tuple[str, str]]) -> None:
+        """List the remote servers (URL, state such as "3 models" or why it did not answer) in
+        the Add server button's menu, each with Remove."""
+        self.server_menu.clear()
+        if not servers:
+            none = self.server_menu.addAction("No servers yet")
+            none.setEnabled(False)
+        for url, state in servers:
+            shown = self.server_menu.addAction(f"{url}: {state}")
+            shown.setEnabled(False)
+            action = QAction(f"Remove {url}", self.server_menu)
+            action.triggered.connect(lambda _=False, u=url: self.removeServerRequested.emit(u))
+            self.server_menu.addAction(action)
 
     def visible_entries(self) -> list[LibraryEntry]:
         """The entries the list shows now, in its order (after filters and sorting)."""
@@ -475,6 +511,8 @@ class LibraryPanel(QWidget):
 
     def menu_actions(self, entry: LibraryEntry) -> list[tuple[str, Signal]]:
         """The context menu's items for ``entry``: Delete only for files the app owns."""
+        if entry.remote is not None:
+            return [("Load", self.loadRequested), ("Remove server", self.removeRequested)]
         items = [
             ("Load", self.loadRequested),
             ("Details…", self.detailsRequested),

@@ -30,6 +30,7 @@ from quantdesk.engine.load_plan import (
 from quantdesk.engine.model_host import Job, run_job
 from quantdesk.engine.params import AUTO_GPU_LAYERS, LoadSettings, SamplingSettings
 from quantdesk.engine.probe import ProbeCache, probe_load, raise_for_probe
+from quantdesk.engine.remote import RemoteModel, RemoteSession
 from quantdesk.engine.session import InferenceSession
 
 
@@ -59,6 +60,7 @@ class ModelWorker(QObject):
 
     # requests (connected with queued connections to the slots below)
     loadRequested = Signal(str, object)  # path, LoadSettings
+    loadRemoteRequested = Signal(object)  # remote.RemoteModel
     generateRequested = Signal(object, object, str)  # list[Message], SamplingSettings, prefill
     unloadRequested = Signal()
     jobRequested = Signal(object)  # model_host.Job from the API server (any thread)
@@ -75,7 +77,7 @@ class ModelWorker(QObject):
 
     def __init__(self, probe_cache: Path | None = None) -> None:
         super().__init__()
-        self._session: InferenceSession | None = None
+        self._session: InferenceSession | RemoteSession | None = None
         self.tokens_generated = 0  # tokens of the current reply (read by tests and benchmarks)
         self._stop = threading.Event()
         self._cancel_load = threading.Event()
@@ -83,6 +85,7 @@ class ModelWorker(QObject):
         #: What the machine offers, asked before each load (tests give a smaller machine).
         self.budget_probe: Callable[[], Budget] = machine_budget
         self.loadRequested.connect(self._load)
+        self.loadRemoteRequested.connect(self._load_remote)
         self.generateRequested.connect(self._generate)
         self.jobRequested.connect(self._serve_job)
         self.unloadRequested.connect(self._unload)
@@ -115,6 +118,22 @@ class ModelWorker(QObject):
                 adjustments=tuple(changes),
             )
         )
+
+    @Slot(object)
+    def _load_remote(self, remote: RemoteModel) -> None:
+        """Use a model on a remote server as the loaded one (checked to answer first)."""
+        self._unload_quietly()
+        self.loadStarted.emit(remote.key)
+        try:
+            session = RemoteSession(remote)
+        except QuantDeskError as exc:
+            self.loadFailed.emit(exc.message, exc.details)
+            return
+        self._session = session
+        self.loaded.emit(
+            LoadedModel(path=remote.key, name=remote.model, file_type="remote", architecture="",
+                        context_size=0, mode=session.mode, backend=f"remote · {remote.host}")
+        )  # fmt: skip
 
     def _load_stepping_down(
         self, path: Path, asked: LoadSettings

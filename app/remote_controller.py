@@ -1,0 +1,109 @@
+"""Remote servers in the GUI: added and removed from the library panel, their models listed
+in the library beside the local ones and loaded into the same chat window."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import QObject
+from PySide6.QtWidgets import QDialog
+
+from quantdesk.engine.library import LibraryEntry
+from quantdesk.engine.remote import Endpoint, RemoteModel, normalized_url, parse_remote_key
+from quantdesk.engine.remote_servers import RemoteServers
+from quantdesk.ui.jobs import run_job
+from quantdesk.ui.server_dialog import ServerDialog
+
+if TYPE_CHECKING:
+    from quantdesk.controller import AppController
+
+
+def check_server(url: str, api_key: str) -> list[str]:
+    """The model ids the server at ``url`` offers (RemoteError when it does not answer)."""
+    return Endpoint(normalized_url(url), api_key or None).models()
+
+
+class RemoteController(QObject):
+    """Keeps the remote servers (remote-servers.json) and the library rows of their models."""
+
+    def __init__(self, app: AppController) -> None:
+        super().__init__(app)
+        self.app = app
+        self.store = RemoteServers(app.paths.remote_servers_file)
+        self.entries: list[LibraryEntry] = []  # the listed models of every server that answered
+        self._models: dict[str, list[str]] = {}  # server URL -> model ids it last listed
+        self._states: dict[str, str] = {}  # server URL -> "3 models", "asking…" or the error
+        panel = app.window.library
+        panel.addServerRequested.connect(self.add_dialog)
+        panel.removeServerRequested.connect(self.remove)
+        if self.store.recovered_from is not None:
+            app.window.show_error(
+                f"The list of remote servers was damaged and was moved aside to "
+                f"{self.store.recovered_from}. Add the servers again."
+            )
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Ask every server for its models again (off the GUI thread)."""
+        for endpoint in self.store.servers:
+            self._list(endpoint)
+        self._publish()
+
+    def _list(self, endpoint: Endpoint) -> None:
+        self._states[endpoint.url] = "asking for its models…"
+        run_job(
+            endpoint.models,
+            on_done=lambda models, e=endpoint: self._listed(e, models),
+            on_error=lambda exc, e=endpoint: self._unreachable(e, exc),
+        )
+
+    def _listed(self, endpoint: Endpoint, models: list[str]) -> None:
+        if self.store.find(endpoint.url) != endpoint:  # removed or changed meanwhile
+            return
+        self._models[endpoint.url] = models
+        self._states[endpoint.url] = f"{len(models)} model{'s' if len(models) != 1 else ''}"
+        self._publish()
+
+    def _unreachable(self, endpoint: Endpoint, exc: BaseException) -> None:
+        if self.store.find(endpoint.url) != endpoint:
+            return
+        self._models.pop(endpoint.url, None)
+        self._states[endpoint.url] = getattr(exc, "message", str(exc))
+        self._publish()
+
+    def _publish(self) -> None:
+        servers = self.store.servers
+        self.entries = [
+            LibraryEntry.for_remote(RemoteModel(server, model))
+            for server in servers
+            for model in self._models.get(server.url, [])
+        ]
+        self.app.window.library.set_servers(
+            [(s.url, self._states.get(s.url, "")) for s in servers]
+        )
+        self.app.refresh_library()
+
+    def add(self, url: str, api_key: str) -> Endpoint:
+        """Keep the server at ``url`` (RemoteError for an address that is no http(s) URL) and
+        list its models."""
+        endpoint = self.store.add(url, api_key)
+        self._list(endpoint)
+        self._publish()
+        return endpoint
+
+    def add_dialog(self) -> None:
+        """Ask for a server's address and key; add it once checked."""
+        dialog = ServerDialog(check_server, self.app.window)
+        if dialog.exec() == QDialog.DialogCode.Accepted:
+            self.add(dialog.url.text(), dialog.key.text())
+
+    def remove(self, url: str) -> None:
+        """Forget the server at ``url``; its model is unloaded when it was the loaded one."""
+        self.store.remove(url)
+        self._models.pop(url, None)
+        self._states.pop(url, None)
+        loaded = self.app.loaded
+        remote = parse_remote_key(loaded.path) if loaded is not None else None
+        if remote is not None and remote[0] == url:
+            self.app.eject()
+        self._publish()
