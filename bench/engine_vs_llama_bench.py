@@ -4,7 +4,8 @@
         [--n-prompt 512] [--n-gen 128] [--json]
 
 ``llama-bench`` is built by scripts/build_llama_tools.sh from the llama.cpp source the installed
-llama-cpp-python vendors, with the same CMake flags. Rounds alternate: ``llama-bench -r 1`` (its
+llama-cpp-python vendors, with the same CMake flags, and runs on the app's own llama.cpp
+libraries (.venv's llama_cpp/lib): both sides execute the same llama.cpp machine code. Rounds alternate: ``llama-bench -r 1`` (its
 own warm-up run, then ``pp<n-prompt>`` and ``tg<n-gen>``), then QuantDesk in this process (the
 model loaded once, as the app loads it: ``InferenceSession.load`` with the app's default load
 settings and the same thread count, flash attention and batch sizes as given to llama-bench):

@@ -1,5 +1,6 @@
 """llama.cpp's own tools (llama-bench, llama-quantize, llama-perplexity), built once from the
-same llama.cpp source and CMake flags as the installed llama-cpp-python.
+same llama.cpp source and CMake flags as the installed llama-cpp-python, and running on its
+libraries (libllama, libggml*: the app's own llama.cpp).
 
 ``scripts/build_llama_tools.sh`` does the building (minutes the first time, cached after);
 this module runs it and names the binaries.
