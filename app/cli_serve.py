@@ -12,6 +12,30 @@ from pathlib import Path
 NAME = "serve"
 
 
+def add_rpc_options(parser: argparse.ArgumentParser) -> None:
+    """``--rpc HOST:PORT,...`` and ``--split A,B,...``: a model split across RPC workers."""
+    parser.add_argument("--rpc", default="",
+                        help="llama.cpp RPC workers (quantdesk rpc-worker) that take the "
+                        "offloaded layers, comma-separated HOST:PORT")  # fmt: skip
+    parser.add_argument("--split", default="",
+                        help="share of the offloaded layers per worker, e.g. 1,1 (default: "
+                        "by the memory each reports)")  # fmt: skip
+
+
+def rpc_settings(args: argparse.Namespace) -> dict:
+    """The LoadSettings fields of ``--rpc`` and ``--split``."""
+    from quantdesk.engine.rpc import RPCError, parse_endpoint
+
+    workers = tuple(parse_endpoint(w) for w in args.rpc.split(",") if w.strip())
+    try:
+        split = tuple(float(x) for x in args.split.split(",") if x.strip())
+    except ValueError as exc:
+        raise RPCError(f"--split takes numbers such as 1,1, not '{args.split}'.") from exc
+    if split and len(split) != len(workers):
+        raise RPCError(f"--split has {len(split)} shares for {len(workers)} workers.")
+    return {"rpc_workers": workers, "tensor_split": split}
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the sub-command's parser."""
     parser = sub.add_parser(NAME, help="Serve a model with an OpenAI-compatible API.")
@@ -25,6 +49,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--threads", type=int, default=0, help="0 = physical cores")
     parser.add_argument("--gpu-layers", type=int, default=-2,
                         help="-2 = as many as fit (default), -1 = all, 0 = none")  # fmt: skip
+    add_rpc_options(parser)
+    parser.add_argument("--parent-pid", type=int, help=argparse.SUPPRESS)  # the app's child
 
 
 def run(args: argparse.Namespace) -> int:
@@ -36,12 +62,22 @@ def run(args: argparse.Namespace) -> int:
     from quantdesk.engine.probe import ProbeCache, probe_load, raise_for_probe
     from quantdesk.paths import resolve_paths
 
+    if args.parent_pid:  # started by the app (Cluster page): never outlive it
+        from quantdesk.engine.child_process import exit_with_parent
+
+        exit_with_parent(args.parent_pid)
     check_bind(args.host, args.api_key)  # before spending time on the model
     load = load_settings_for(args.file, LoadSettings(
-        n_ctx=args.ctx, n_threads=args.threads, n_gpu_layers=args.gpu_layers))  # fmt: skip
+        n_ctx=args.ctx, n_threads=args.threads, n_gpu_layers=args.gpu_layers,
+        **rpc_settings(args)))  # fmt: skip
     raise_for_probe(probe_load(args.file, load, cache=ProbeCache(resolve_paths().probe_cache)))
     host = ModelHost(args.file, load)
     model_id = args.file.stem
+    used = host.session.settings
+    if used.rpc_workers:  # before the "Serving" line: what the cluster page shows
+        layers = min(max(used.n_gpu_layers, 0), (host.session.report.block_count or 0) + 1)
+        print(f"Split: {layers} of {(host.session.report.block_count or 0) + 1} layers on "
+              f"{len(used.rpc_workers)} RPC worker(s), the rest here", flush=True)  # fmt: skip
     running = RunningServer(OpenAIServer(host, model_id, args.api_key), args.host, args.port)
     print(f"Serving {model_id} at {running.url} (Ctrl-C stops)", flush=True)
     stop = threading.Event()

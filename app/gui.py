@@ -29,6 +29,7 @@ def _parse(argv: Sequence[str]) -> argparse.Namespace:
 
 def build_app(args: argparse.Namespace):  # noqa: ANN201 - returns (window, controller)
     """Create the window and its controller (the QApplication must exist)."""
+    from quantdesk.cluster_controller import ClusterController
     from quantdesk.controller import AppController
     from quantdesk.discover_controller import DiscoverController
     from quantdesk.downloads_controller import DownloadsController
@@ -38,6 +39,7 @@ def build_app(args: argparse.Namespace):  # noqa: ANN201 - returns (window, cont
     from quantdesk.quantize_controller import QuantizeController
     from quantdesk.remote_controller import RemoteController
     from quantdesk.server_controller import ServerController
+    from quantdesk.ui.cluster_page import ClusterPage
     from quantdesk.ui.discover_page import DiscoverPage
     from quantdesk.ui.downloads_page import DownloadsPage
     from quantdesk.ui.hardware_panel import HardwarePanel
@@ -55,6 +57,8 @@ def build_app(args: argparse.Namespace):  # noqa: ANN201 - returns (window, cont
     window.add_page("Hardware", window.hardware_panel)
     window.server_page = ServerPage()
     window.add_page("Server", window.server_page)
+    window.cluster_page = ClusterPage()
+    window.add_page("Cluster", window.cluster_page)
     controller = AppController(paths, settings, window)
     hub = HubClient(cache_dir=paths.cache_dir / "hub-headers")
     controller.discover = DiscoverController(window.discover_page, settings, hub)
@@ -71,6 +75,7 @@ def build_app(args: argparse.Namespace):  # noqa: ANN201 - returns (window, cont
     controller.library_ctl = LibraryController(controller)
     controller.server = ServerController(controller, window.server_page)
     controller.remote = RemoteController(controller)
+    controller.cluster = ClusterController(controller, window.cluster_page)
     manager.on_change = controller.downloads.on_change
     manager.start()
     controller.shutdown_hooks.append(controller.downloads.shutdown)

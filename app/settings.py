@@ -237,6 +237,7 @@ SETTINGS: dict[str, Setting] = {
         # Edited in the library panel (Add folder… / Folders), not in Preferences: no label.
         Setting("library.watched_folders", list, []),  # folders scanned for .gguf models
         Setting("library.hidden", list, []),  # real paths of found models the user removed
+        Setting("cluster.workers", list, []),  # llama.cpp RPC workers, "host:port" (Cluster page)
         Setting("window.geometry", str, ""),
         Setting("window.state", str, ""),
         Setting("window.splitter", str, ""),

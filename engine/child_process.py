@@ -22,6 +22,19 @@ from typing import Any
 EVENT_MARKER = "QUANTDESK-EVENT "
 
 
+def exit_with_parent(parent_pid: int | None = None, interval_s: float = 1.0) -> None:
+    """Child side: end this process when the process that started it is gone (killed, crashed)
+    — a child holding a model or an RPC connection must not outlive the app."""
+    parent = parent_pid if parent_pid is not None else os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(interval_s)
+        os._exit(3)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
 def emit(event: dict[str, Any]) -> None:
     """Child side: send one event to the parent."""
     sys.stdout.write(EVENT_MARKER + json.dumps(event) + "\n")

@@ -12,6 +12,7 @@ architectures whose graphs are rebuilt op by op (llama, gemma3; see
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
@@ -304,10 +305,10 @@ def _mapped_all(shape: ModelShape) -> int:
     return place_weights(shape, 0, offload=False, use_mmap=True, features=frozenset()).cpu_mapped
 
 
+@functools.lru_cache(maxsize=1)
 def _build_offloads() -> bool:
-    try:
-        import llama_cpp
+    """Whether this llama.cpp build has a device layers can go to (the build probe's answer:
+    llama_supports_gpu_offload() is also true for a build with RPC support and no worker)."""
+    from quantdesk.engine.llama_build import probe_llama_build
 
-        return bool(llama_cpp.llama_supports_gpu_offload())
-    except Exception:  # no llama.cpp: nothing can be offloaded
-        return False
+    return probe_llama_build()[0].gpu_offload

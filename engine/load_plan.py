@@ -59,8 +59,8 @@ def resolve_gpu_layers(
 def load_settings_for(path: Path, load: LoadSettings) -> LoadSettings:
     """The settings a load of the model at ``path`` really uses: an automatic GPU layer count
     resolved against this machine, probed now (about 0.1 s; not on the GUI thread)."""
-    if load.n_gpu_layers != AUTO_GPU_LAYERS:
-        return load
+    if load.n_gpu_layers != AUTO_GPU_LAYERS or load.rpc_workers:
+        return load  # explicit, or planned across RPC workers where they are attached (rpc.py)
     budget = machine_budget()
     if not budget.gpu_offload:  # no header to read: none of the layers can go to a GPU
         return load.with_(n_gpu_layers=0)

@@ -41,6 +41,15 @@ class LoadSettings:
     # whole context as llama-cpp-python's default does: less memory and ~2 % faster decoding on
     # Gemma 3; a chat rewound to before the window is then evaluated again.
     swa_full: bool = False
+    # llama.cpp RPC workers ("host:port") whose devices take the offloaded layers (engine/rpc.py)
+    rpc_workers: tuple[str, ...] = ()
+    # share of the offloaded layers per device, in llama.cpp's device order (empty: by memory)
+    tensor_split: tuple[float, ...] = ()
+
+    def __post_init__(self) -> None:
+        # lists from JSON (a child process's settings) become tuples: hashable and comparable
+        object.__setattr__(self, "rpc_workers", tuple(self.rpc_workers))
+        object.__setattr__(self, "tensor_split", tuple(float(x) for x in self.tensor_split))
 
     def resolved_threads(self) -> int:
         """The thread count to hand to llama.cpp."""

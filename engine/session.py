@@ -42,6 +42,7 @@ from quantdesk.engine.load_plan import load_settings_for
 from quantdesk.engine.model_info import ModelReport, summarize
 from quantdesk.engine.params import LoadSettings, SamplingSettings
 from quantdesk.engine.prompting import PromptPlan, drop_oldest_turn, plan_prompt
+from quantdesk.engine.rpc import split_across_workers
 from quantdesk.engine.templates import Message
 
 MODE_CHAT = "chat"
@@ -74,6 +75,8 @@ class InferenceSession:
         path = Path(path)
         report = summarize(read_header_from_file(path), path=path)
         llama_cpp = import_llama_cpp("models cannot be loaded")
+        if settings.rpc_workers:  # split across RPC workers: "auto" layers by their memory
+            settings = split_across_workers(settings, report.block_count)
         settings = load_settings_for(path, settings)  # "auto" GPU layers: what fits
         if verbose:
             restore_default_logs()  # probing the build (for "auto") routed them to Python
@@ -102,6 +105,7 @@ class InferenceSession:
                 type_k=kv_type,
                 type_v=kv_type,
                 swa_full=settings.swa_full,
+                tensor_split=list(settings.tensor_split) or None,
                 verbose=verbose,
             )
         except (ValueError, RuntimeError, OSError) as exc:

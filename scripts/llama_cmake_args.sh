@@ -7,8 +7,9 @@
 # on each SIMD extension the CPU reports instead, and never AMX.
 set -euo pipefail
 
+# GGML_RPC: llama.cpp's RPC backend, for models split across machines (quantdesk rpc-worker).
 args=(-DGGML_NATIVE=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF
-      -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_CURL=OFF)
+      -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_CURL=OFF -DGGML_RPC=ON)
 
 if [[ "$(uname -m)" == "x86_64" && -r /proc/cpuinfo ]]; then
     flags=" $(grep -m1 '^flags' /proc/cpuinfo | cut -d: -f2) "

@@ -53,7 +53,8 @@ if ! ls "$WHEEL_DIR"/llama_cpp_python-*.whl >/dev/null 2>&1; then
 fi
 
 echo "==> Installing QuantDesk and its dependencies"
-"${PIP[@]}" install --quiet "$WHEEL_DIR"/llama_cpp_python-*.whl
+# --force-reinstall: the same version built with other CMake flags must replace the installed one
+"${PIP[@]}" install --quiet --force-reinstall --no-deps "$WHEEL_DIR"/llama_cpp_python-*.whl
 "${PIP[@]}" install --quiet -e ".[$EXTRAS]"
 
 echo "$STAMP" > "$STAMP_FILE"

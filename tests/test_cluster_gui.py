@@ -1,0 +1,46 @@
+"""The Cluster page: two `quantdesk rpc-worker` processes on loopback, their memory shown, and a
+library model loaded across them (in a `quantdesk serve` child process) chatting in the window."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from quantdesk.engine.rpc import rpc_available
+from tests.test_gui import app  # noqa: F401 - the fixture is used by name
+from tests.test_rpc import workers  # noqa: F401 - the fixture is used by name
+from tests.tiny_models import CHATML, write_tiny_model
+
+pytestmark = pytest.mark.skipif(not rpc_available(), reason="llama.cpp built without GGML_RPC")
+
+
+def test_load_a_model_across_the_cluster_and_chat(
+    qtbot, app, workers: list[str], tmp_path: Path  # noqa: F811
+) -> None:
+    window, controller = app
+    page, cluster = window.cluster_page, controller.cluster
+    for endpoint in workers:
+        page.address.setText(endpoint)
+        page.address.returnPressed.emit()
+    assert controller.settings.get("cluster.workers") == workers  # kept in the settings
+    qtbot.waitUntil(lambda: all("free of" in page.workers.item(i).text() for i in range(2)),
+                    timeout=30_000)  # fmt: skip
+    model = write_tiny_model(tmp_path / "split-me.gguf", chat_template=CHATML,
+                             extra_special_tokens=("<|im_start|>", "<|im_end|>"))  # fmt: skip
+    controller.import_files([model], mode="reference")
+    qtbot.waitUntil(lambda: window.library.model.row_of(str(model)) >= 0, timeout=30_000)
+    window.library.select_path(str(model))
+    with qtbot.waitSignal(controller.modelLoaded, timeout=120_000) as loaded:
+        page.load.click()
+    assert loaded.args[0].path.startswith("remote/") and cluster.server is not None
+    assert "runs across the cluster" in page.status.text()
+    assert re.search(r": [1-9]\d* of \d+ layers on 2 RPC worker", page.status.text())
+    with qtbot.waitSignal(controller.replyFinished, timeout=60_000) as finished:
+        controller.send("Hello, cluster")
+    assert finished.args[0].completion_tokens > 0
+    process = cluster.server.process
+    controller.eject()  # unloading ends the child process that held the split model
+    qtbot.waitUntil(lambda: process.poll() is not None, timeout=30_000)
+    assert cluster.server is None

@@ -1,0 +1,136 @@
+"""More than one machine on llama.cpp's RPC backend: two `quantdesk rpc-worker` processes on
+loopback plus the local CPU run the starter model split across them, and greedy decoding gives
+the very tokens of a local load. Workers that are not there are clear errors, never an abort."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from quantdesk.engine.errors import QuantDeskError
+from quantdesk.engine.rpc import (
+    RPCError,
+    is_loopback,
+    parse_endpoint,
+    plan_split,
+    rpc_available,
+    worker_memory,
+)
+
+pytestmark = pytest.mark.skipif(not rpc_available(), reason="llama.cpp built without GGML_RPC")
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_worker(port: int, host: str = "127.0.0.1") -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "quantdesk", "rpc-worker", "--host", host, "--port", str(port),
+         "--threads", "1"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+def wait_listening(port: int, process: subprocess.Popen) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.stderr.read()
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise AssertionError(f"no worker on port {port}")
+
+
+@pytest.fixture(scope="module")
+def workers():
+    ports = [free_port(), free_port()]
+    processes = [start_worker(p) for p in ports]
+    try:
+        for port, process in zip(ports, processes, strict=True):
+            wait_listening(port, process)
+        yield [f"127.0.0.1:{p}" for p in ports]
+    finally:
+        for process in processes:
+            process.terminate()
+            process.wait(timeout=30)
+
+
+def reply(model: Path, workers: list[str], layers: int) -> tuple[dict, str]:
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.rpc_child", str(model), *workers, "--layers", str(layers)],
+        capture_output=True, text=True, cwd=ROOT, timeout=300,
+        env={**os.environ, "GGML_NO_BACKTRACE": "1"},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1]), done.stderr
+
+
+def test_workers_report_their_memory(workers: list[str]) -> None:
+    for endpoint in workers:
+        memory = worker_memory(endpoint)
+        assert 0 < memory.free <= memory.total
+        assert memory.total > 1 << 30  # the worker's RAM (its CPU device)
+
+
+@pytest.mark.starter
+def test_a_split_load_decodes_the_same_tokens_as_a_local_one(
+    workers: list[str], starter_model: Path
+) -> None:
+    local, _ = reply(starter_model, [], 0)
+    split, log = reply(starter_model, workers, 12)  # 12 of 18 layers: 6 on each worker
+    assert local["tokens"] == split["tokens"] == 32
+    assert split["text"] == local["text"]
+    for endpoint in workers:  # llama.cpp put layers' weights on both workers, not only here
+        assert any(f"[{endpoint}] model buffer size" in line for line in log.splitlines()), log
+    assert "CPU_Mapped model buffer size" in log  # and the first layers here
+    print(f"\nlocal {local['tok_s']:.1f} tok/s, split over 2 loopback workers "
+          f"{split['tok_s']:.1f} tok/s")  # fmt: skip
+
+
+def test_a_worker_that_is_not_there_is_a_clear_error(tmp_path: Path) -> None:
+    nobody = f"127.0.0.1:{free_port()}"
+    with pytest.raises(RPCError, match="does not answer"):
+        worker_memory(nobody)
+    model = tmp_path / "m.gguf"
+    model.write_bytes(b"")  # never read: the worker check comes first
+    done = subprocess.run(
+        [sys.executable, "-m", "quantdesk", "serve", str(model), "--rpc", nobody, "--port", "0"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode != 0 and done.returncode > 0  # an error, not a crash (signal)
+
+
+def test_addresses_and_the_split_plan() -> None:
+    assert parse_endpoint("10.0.0.5") == "10.0.0.5:50052"
+    assert parse_endpoint(" host:123 ") == "host:123"
+    with pytest.raises(QuantDeskError):
+        parse_endpoint("host:http")
+    assert is_loopback("127.0.0.1") and is_loopback("::1") and not is_loopback("0.0.0.0")
+    # 2 workers with 4 and 4 GiB free, 8 GiB free here: half the layers go to the workers
+    layers, split = plan_split([4 << 30, 4 << 30], 8 << 30, 18)
+    assert layers == 9 and split == (4 << 30, 4 << 30)
+    assert plan_split([], 8 << 30, 18) == (0, ())
+
+
+def test_a_worker_on_another_address_warns_that_rpc_is_unprotected() -> None:
+    port = free_port()
+    process = start_worker(port, host="0.0.0.0")
+    try:
+        wait_listening(port, process)
+    finally:
+        process.terminate()
+        _out, err = process.communicate(timeout=30)
+    assert "no authentication and no encryption" in err
