@@ -35,7 +35,8 @@ from tests.tiny_models import write_tiny_model
 
 SAMPLING = SamplingSettings(temperature=0.0, seed=1234, max_tokens=12)
 LOAD = LoadSettings(n_ctx=256, n_threads=1)
-SETTINGS = {"sampling": asdict(SAMPLING), "load": asdict(LOAD)}
+# as stored (JSON: tuples such as LoadSettings.rpc_workers come back as lists)
+SETTINGS = json.loads(json.dumps({"sampling": asdict(SAMPLING), "load": asdict(LOAD)}))
 CUT_OFF = "Here is code:\n\n```python\nprint('half"
 
 
@@ -100,7 +101,7 @@ def test_json_export_holds_every_message_and_a_real_reproducibility_block(store,
     assert repro["llama_cpp_version"] == llama_cpp.__version__
     assert repro["quantdesk_version"] == quantdesk.__version__
     assert repro["sampling"] == asdict(SAMPLING) and repro["sampling"]["seed"] == 1234
-    assert repro["load"] == asdict(LOAD)
+    assert repro["load"] == SETTINGS["load"]
     json.dumps(data)  # JSON-ready as it is
 
 
