@@ -57,7 +57,7 @@ def fits(est: MemoryEstimate, ram: int, vram: int | None) -> bool:
     return est.vram is None or (vram is not None and est.vram <= vram)
 
 
-def _largest(lo: int, hi: int, ok) -> int:  # noqa: ANN001 - a predicate on ints
+def largest_true(lo: int, hi: int, ok) -> int:  # noqa: ANN001 - a predicate on ints
     """Largest x in [lo, hi] with ok(x), assuming ok is monotone decreasing; lo - 1 if none."""
     best = lo - 1
     while lo <= hi:
@@ -101,14 +101,14 @@ def fit(
         if fits(full, ram, vram):
             verdict, layers, chosen = "gpu", total_layers, full
         else:
-            k = _largest(1, shape.n_layer, lambda n: est(n).vram <= vram)  # type: ignore[operator]
+            k = largest_true(1, shape.n_layer, lambda n: est(n).vram <= vram)  # type: ignore[operator]
             if k >= 1 and fits(est(k), ram, vram):
                 verdict, layers, chosen = "partial", k, est(k)
     if verdict == "no_fit" and fits(chosen, ram, vram):  # a CUDA build uses VRAM at ngl 0
         verdict = "cpu"
     n_gpu = layers if verdict in ("gpu", "partial") else 0
     limit = max(shape.n_ctx_train, CTX_PAD) // CTX_PAD
-    steps = _largest(1, limit, lambda s: fits(est(n_gpu, s * CTX_PAD), ram, vram))
+    steps = largest_true(1, limit, lambda s: fits(est(n_gpu, s * CTX_PAD), ram, vram))
     max_ctx = max(steps, 0) * CTX_PAD
     reason = _reason(verdict, layers, total_layers, chosen, ram, vram, max_ctx, params.n_ctx)
     return FitResult(

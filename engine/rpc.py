@@ -26,6 +26,7 @@ import secrets
 import socket
 import subprocess
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +34,11 @@ import psutil
 
 from quantdesk.engine.child_process import emit, exit_with_parent, module_command, run_child
 from quantdesk.engine.errors import ModelLoadError, QuantDeskError
+from quantdesk.engine.estimate import EstimateParams, MemoryEstimate, estimate
+from quantdesk.engine.estimate_fit import budgets, largest_true
+from quantdesk.engine.estimate_hparams import model_shape
+from quantdesk.engine.gguf import GGUFHeader
+from quantdesk.engine.model_info import human_bytes
 from quantdesk.engine.params import AUTO_GPU_LAYERS, LoadSettings
 
 DEFAULT_PORT = 50052  # llama.cpp's rpc-server default
@@ -194,21 +200,54 @@ def worker_memory(endpoint: str, timeout_s: float = 30.0) -> WorkerMemory:
     raise RPCError(f"The RPC worker at {endpoint} could not be asked for its memory: {why}")
 
 
-def plan_split(workers_free: list[int], local_free: int, n_layers: int) -> tuple[int, tuple]:
-    """``(n_gpu_layers, tensor_split)`` sharing ``n_layers`` between the workers and this
-    computer's CPU in proportion to the memory each has free (llama.cpp offloads the last
-    ``n_gpu_layers`` layers to the workers, split by ``tensor_split``; the rest stay here)."""
-    total = sum(workers_free) + max(0, local_free)
-    if not workers_free or total <= 0 or n_layers <= 0:
+def plan_split(headers: Sequence[GGUFHeader], load: LoadSettings, workers_free: list[int],
+               local_free: int) -> tuple[int, tuple[float, ...]]:  # fmt: skip
+    """``(n_gpu_layers, tensor_split)``: how many layers go to the workers (llama.cpp offloads
+    the last ``n_gpu_layers``, shared out by ``tensor_split``; the rest stay here).
+
+    The layers are shared in proportion to the memory each side has free, then moved so that
+    the memory estimator's figures fit: at least as many on the workers as this computer's RAM
+    needs gone, at most as many as the workers' memory holds together (the estimator's device
+    figures, with its safety margins). ModelLoadError when no split fits.
+    """
+    if not workers_free:
         return 0, ()
-    remote_share = sum(workers_free) / total
-    offloaded = max(1, min(n_layers, round(n_layers * remote_share)))
-    return offloaded, tuple(float(f) for f in workers_free)
+    total = model_shape(headers).n_layer + 1
+    pool = sum(workers_free)
+    wanted = max(1, min(total, round(total * pool / max(1, pool + max(0, local_free)))))
+    params = EstimateParams.from_load_settings(load.with_(n_gpu_layers=0))
+    ram, vram = budgets(local_free, pool)
+
+    def on_workers(k: int) -> MemoryEstimate:
+        return estimate(headers, params.with_(n_gpu_layers=k), offload=True, gpu_backend=False)
+
+    def worker_bytes(k: int) -> int:
+        """What k offloaded layers take on the workers: their weights and KV cache (the
+        estimator's offloaded device), plus a compute buffer like this CPU's (a worker computes
+        on its CPU: none of a GPU runtime's overhead)."""
+        if k == 0:
+            return 0
+        est = on_workers(k)
+        offloaded = next((d for name, d in est.devices.items() if name != "CPU"), None)
+        if offloaded is None:
+            return 0
+        return offloaded.weights + offloaded.kv_cache + est.devices["CPU"].compute_resident
+
+    most = largest_true(0, total, lambda k: worker_bytes(k) <= vram)
+    fewest = total - largest_true(0, total, lambda k: on_workers(total - k).peak_ram <= ram)
+    if most < 0 or fewest > total or fewest > most:
+        raise ModelLoadError(
+            "The model does not fit across this computer and the workers: about "
+            f"{human_bytes(worker_bytes(total))} on the workers ({human_bytes(max(0, vram))} "
+            f"usable) or {human_bytes(on_workers(0).peak_ram)} here "
+            f"({human_bytes(max(0, ram))} usable)."
+        )
+    return min(max(wanted, fewest), most), tuple(float(f) for f in workers_free)
 
 
-def split_across_workers(settings: LoadSettings, n_layers: int) -> LoadSettings:
+def split_across_workers(settings: LoadSettings, headers: Sequence[GGUFHeader]) -> LoadSettings:
     """Attach ``settings.rpc_workers`` to this process and, for "auto" GPU layers, plan the
-    split from the memory the workers report and this computer's free RAM."""
+    split (:func:`plan_split`) from the memory the workers report and this computer's."""
     devices = attach_workers(settings.rpc_workers)
     if settings.n_gpu_layers != AUTO_GPU_LAYERS:
         return settings
@@ -221,7 +260,7 @@ def split_across_workers(settings: LoadSettings, n_layers: int) -> LoadSettings:
         free, total = ctypes.c_size_t(), ctypes.c_size_t()
         ggml.ggml_backend_dev_memory(device, free, total)
         free_each.append(free.value)
-    layers, split = plan_split(free_each, psutil.virtual_memory().available, n_layers)
+    layers, split = plan_split(headers, settings, free_each, psutil.virtual_memory().available)
     return settings.with_(n_gpu_layers=layers, tensor_split=settings.tensor_split or split)
 
 

@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from quantdesk.engine.discovery import split_parts
 from quantdesk.engine.errors import GenerationError, ModelLoadError
 from quantdesk.engine.estimate_kv import KV_TYPES
 from quantdesk.engine.events import (
@@ -76,7 +77,8 @@ class InferenceSession:
         report = summarize(read_header_from_file(path), path=path)
         llama_cpp = import_llama_cpp("models cannot be loaded")
         if settings.rpc_workers:  # split across RPC workers: "auto" layers by their memory
-            settings = split_across_workers(settings, report.block_count)
+            settings = split_across_workers(settings, [read_header_from_file(p)
+                                                       for p in split_parts(path)])  # fmt: skip
         settings = load_settings_for(path, settings)  # "auto" GPU layers: what fits
         if verbose:
             restore_default_logs()  # probing the build (for "auto") routed them to Python

@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 
 from quantdesk.engine.errors import QuantDeskError
+from quantdesk.engine.gguf import read_header_from_file
+from quantdesk.engine.params import LoadSettings
 from quantdesk.engine.rpc import (
     RPCError,
     is_loopback,
@@ -119,10 +121,27 @@ def test_addresses_and_the_split_plan() -> None:
     with pytest.raises(QuantDeskError):
         parse_endpoint("host:http")
     assert is_loopback("127.0.0.1") and is_loopback("::1") and not is_loopback("0.0.0.0")
-    # 2 workers with 4 and 4 GiB free, 8 GiB free here: half the layers go to the workers
-    layers, split = plan_split([4 << 30, 4 << 30], 8 << 30, 18)
-    assert layers == 9 and split == (4 << 30, 4 << 30)
-    assert plan_split([], 8 << 30, 18) == (0, ())
+
+
+def test_the_split_follows_memory_and_the_estimate(starter_model: Path) -> None:
+    headers = [read_header_from_file(starter_model)]  # 18 layers + output: 19
+    load = LoadSettings(n_ctx=2048)
+    gib = 1 << 30
+    # as much free on the workers together as here: about half the layers go there
+    layers, split = plan_split(headers, load, [4 * gib, 4 * gib], 8 * gib)
+    assert layers in (9, 10) and split == (4 * gib, 4 * gib)
+    assert plan_split(headers, load, [], 8 * gib) == (0, ())
+    # by memory the workers would take 6 of 19 layers; with 456 MiB between them they hold
+    # the output layer (170 MiB of weights) and a few more (the estimator's figures)
+    few, _ = plan_split(headers, load, [228 << 20, 228 << 20], gib)
+    assert 1 <= few < 6
+    # little memory here (840 MiB free: 330 MiB usable after the estimator's 512 MiB margin,
+    # not the ~400 MiB the whole model needs here): the workers take at least what this
+    # computer cannot hold, more than the 18 that memory alone would give them
+    most, _ = plan_split(headers, load, [64 * gib], 840 << 20)
+    assert most == 19
+    with pytest.raises(QuantDeskError, match="does not fit across"):
+        plan_split(headers, load, [1 << 20], 1 << 20)
 
 
 def test_a_worker_on_another_address_warns_that_rpc_is_unprotected() -> None:
