@@ -1,0 +1,85 @@
+"""``quantdesk ladder SRC [--types LIST] [--text FILE] [--out DIR] [--json]``: quantize one
+F16/BF16/F32 model to several types and measure each on this machine (size, bits per weight,
+peak RAM, prompt and decode speed, perplexity, KL divergence and top-1 agreement against the
+source). Rungs measured before are taken from the lab's cache."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+from pathlib import Path
+
+NAME = "ladder"
+EXIT_CANCELLED = 130
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the sub-command's parser."""
+    from quantdesk.engine.ladder import DEFAULT_TYPES
+
+    parser = sub.add_parser(
+        NAME, help="Measure the size / speed / quality trade-off of quant types on your model."
+    )
+    parser.add_argument("source", type=Path, help="an F16, BF16 or F32 GGUF model")
+    defaults = ",".join(DEFAULT_TYPES)
+    parser.add_argument("--types", default=defaults,
+                        help=f"comma-separated quant types (default: {defaults})")  # fmt: skip
+    parser.add_argument("--text", type=Path, default=None,
+                        help="text file for perplexity and agreement (default: the bundled "
+                        "English sample)")  # fmt: skip
+    parser.add_argument("--out", type=Path, default=None,
+                        help="folder for the quantized files and the report (default: beside "
+                        "the source, SOURCE-ladder/)")  # fmt: skip
+    parser.add_argument("--chunks", type=int, default=8,
+                        help="512-token chunks of text scored per type (0 = all)")  # fmt: skip
+    parser.add_argument("--threads", type=int, default=0, help="0 = physical cores")
+    parser.add_argument("--json", action="store_true", help="print every figure as JSON")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the ladder, print the table (or JSON), write ladder.md and ladder.json."""
+    from quantdesk.engine.errors import QuantizeCancelled, QuantizeError
+    from quantdesk.engine.ladder import LadderSettings, open_cache, run_ladder
+    from quantdesk.engine.ladder_report import markdown, to_json, write_report
+    from quantdesk.paths import resolve_paths
+
+    source = args.source.expanduser()
+    if not source.is_file():
+        raise QuantizeError(f"'{source}' is not a file.")
+    text = None
+    if args.text is not None:
+        try:
+            text = args.text.read_text(encoding="utf-8", errors="replace")
+        except OSError as exc:
+            raise QuantizeError(f"The text file cannot be read: {exc.strerror or exc}.") from exc
+    out = args.out or source.with_name(f"{source.stem}-ladder")
+    cache = open_cache(resolve_paths().ensure().data_dir / "ladder.sqlite3")
+    cancel = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: cancel.set())
+    quiet = args.json
+
+    def progress(step) -> None:  # noqa: ANN001 - LadderProgress
+        if not quiet:
+            print(f"[{step.done + 1}/{step.total}] {step.qtype}: {step.stage}", file=sys.stderr)
+
+    try:
+        result = run_ladder(
+            source, [t for t in args.types.split(",") if t.strip()], out, cache, text=text,
+            settings=LadderSettings(threads=args.threads, max_chunks=args.chunks or None),
+            on_progress=progress, cancel=cancel,
+        )  # fmt: skip
+    except QuantizeCancelled:
+        print("Cancelled: the finished types are kept for the next run.", file=sys.stderr)
+        return EXIT_CANCELLED
+    finally:
+        cache.close()
+    report = write_report(result, out)
+    if args.json:
+        print(json.dumps(to_json(result), indent=1))
+    else:
+        print(markdown(result))
+        print(f"Report: {report} (and ladder.json); quantized files in {out}", file=sys.stderr)
+    return 0
