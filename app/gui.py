@@ -35,6 +35,8 @@ def build_app(args: argparse.Namespace):  # noqa: ANN201 - returns (window, cont
     from quantdesk.downloads_controller import DownloadsController
     from quantdesk.engine.downloads import DownloadManager
     from quantdesk.engine.hub import HubClient
+    from quantdesk.engine.ladder import DEFAULT_TYPES
+    from quantdesk.lab_controller import LabController
     from quantdesk.library_controller import LibraryController
     from quantdesk.quantize_controller import QuantizeController
     from quantdesk.remote_controller import RemoteController
@@ -43,6 +45,7 @@ def build_app(args: argparse.Namespace):  # noqa: ANN201 - returns (window, cont
     from quantdesk.ui.discover_page import DiscoverPage
     from quantdesk.ui.downloads_page import DownloadsPage
     from quantdesk.ui.hardware_panel import HardwarePanel
+    from quantdesk.ui.lab_page import LabPage
     from quantdesk.ui.main_window import MainWindow
     from quantdesk.ui.server_page import ServerPage
 
@@ -59,6 +62,8 @@ def build_app(args: argparse.Namespace):  # noqa: ANN201 - returns (window, cont
     window.add_page("Server", window.server_page)
     window.cluster_page = ClusterPage()
     window.add_page("Cluster", window.cluster_page)
+    window.lab_page = LabPage(list(DEFAULT_TYPES))
+    window.add_page("Lab", window.lab_page)
     controller = AppController(paths, settings, window)
     hub = HubClient(cache_dir=paths.cache_dir / "hub-headers")
     controller.discover = DiscoverController(window.discover_page, settings, hub)
@@ -76,6 +81,7 @@ def build_app(args: argparse.Namespace):  # noqa: ANN201 - returns (window, cont
     controller.server = ServerController(controller, window.server_page)
     controller.remote = RemoteController(controller)
     controller.cluster = ClusterController(controller, window.cluster_page)
+    controller.lab = LabController(controller, window.lab_page)
     manager.on_change = controller.downloads.on_change
     manager.start()
     controller.shutdown_hooks.append(controller.downloads.shutdown)

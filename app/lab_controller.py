@@ -1,0 +1,160 @@
+"""The Quantization lab: runs the ladder off the GUI thread (every llama.cpp step in a child
+process), shows its figures, exports the report with the charts, keeps one result."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import QObject
+from PySide6.QtWidgets import QFileDialog
+
+from quantdesk.engine.errors import QuantizeCancelled
+from quantdesk.engine.ladder import LadderResult, LadderSettings, open_cache, run_ladder
+from quantdesk.engine.ladder_report import pareto_front, verdict, write_report
+from quantdesk.engine.library import add_model_file
+from quantdesk.engine.load_plan import machine_budget
+from quantdesk.engine.model_info import human_bytes
+from quantdesk.library_controller import fit_models
+from quantdesk.ui.jobs import run_job
+from quantdesk.ui.lab_page import LabPage
+from quantdesk.ui.ladder_chart import ChartPoint
+
+if TYPE_CHECKING:
+    from quantdesk.controller import AppController
+
+#: Chart file names written beside the report.
+CHARTS = {"Quality kept vs size": "quality-vs-size.png", "Speed vs size": "speed-vs-size.png"}
+
+
+class LabController(QObject):
+    """One ladder at a time; results stay on the page until the next run."""
+
+    def __init__(self, app: AppController, page: LabPage) -> None:
+        super().__init__(app)
+        self.app, self.page = app, page
+        self.result: LadderResult | None = None
+        self.fits: dict[str, str] = {}
+        self._cancel: threading.Event | None = None
+        page.runRequested.connect(self.run)
+        page.cancelRequested.connect(self.cancel)
+        page.exportRequested.connect(self.export_dialog)
+        page.keepRequested.connect(self.keep)
+        app.window.library.model.modelReset.connect(self._sources_changed)
+        self._sources_changed()
+
+    def _sources_changed(self) -> None:
+        entries = [e for e in self.app.window.library.model.entries()
+                   if e.remote is None and e.is_unquantized and e.exists]  # fmt: skip
+        self.page.set_sources([(f"{e.name} ({e.file_type})", str(e.path)) for e in entries])
+
+    def work_dir(self, source: Path) -> Path:
+        """Where a source's rungs are written (the app's models folder)."""
+        return self.app.paths.models_dir / "lab" / source.stem
+
+    def run(self, source: str, types: list[str]) -> None:
+        """Run the ladder for ``source`` (progress and results arrive on the GUI thread)."""
+        self._cancel = threading.Event()
+        cancel, path = self._cancel, Path(source)
+        settings = LadderSettings(threads=self.app.settings.load_settings().n_threads)
+        load = self.app.settings.load_settings()
+        self.page.set_running(True)
+        self.page.set_progress(0, len(types) + 1, "Starting…")
+
+        def work(report) -> tuple[LadderResult, dict[str, str]]:  # noqa: ANN001
+            cache = open_cache(self.app.paths.data_dir / "ladder.sqlite3")
+            try:
+                result = run_ladder(path, types, self.work_dir(path), cache, settings=settings,
+                                    on_progress=report, cancel=cancel)  # fmt: skip
+            finally:
+                cache.close()
+            files = [(p, (p,)) for p in self._files(result).values()]
+            fits = fit_models(files, load, machine_budget()) if files else {}
+            return result, {path: fit.label for path, fit in fits.items()}
+
+        run_job(work, on_done=self._done, on_error=self._failed, on_progress=self._progress)
+
+    def _files(self, result: LadderResult) -> dict[str, Path]:
+        """Every rung's file that exists now (the source's too)."""
+        files = {r.qtype: self.work_dir(result.source) / f"{result.source.stem}-{r.qtype}.gguf"
+                 for r in result.rungs if not r.is_source}  # fmt: skip
+        files = {q: p for q, p in files.items() if p.is_file()}
+        return {result.rungs[0].qtype: result.source, **files}
+
+    def _progress(self, step) -> None:  # noqa: ANN001 - LadderProgress
+        self.page.set_progress(step.done, step.total, f"{step.qtype}: {step.stage}…")
+
+    def cancel(self) -> None:
+        """Stop the running ladder (the finished rungs stay measured)."""
+        if self._cancel is not None:
+            self._cancel.set()
+            self.page.status.setText("Cancelling…")
+
+    def _failed(self, exc: BaseException) -> None:
+        self.page.set_running(False)
+        if isinstance(exc, QuantizeCancelled):
+            self.page.status.setText("Cancelled: the types measured so far are kept.")
+            return
+        message = getattr(exc, "message", str(exc))
+        self.page.status.setText(message)
+        self.app.window.show_error(message, getattr(exc, "details", ""))
+
+    def _done(self, outcome: tuple[LadderResult, dict[str, str]]) -> None:
+        self.result, self.fits = outcome
+        self.page.set_running(False)
+        rungs = self.result.rungs
+        measured = ", ".join(self.result.measured) or "nothing new"
+        done = f"Measured now: {measured}; the rest from earlier runs."
+        self.page.set_progress(len(rungs), len(rungs), done)
+        self.show(self.result)
+
+    def show(self, result: LadderResult) -> None:
+        """Fill the table, charts and verdict."""
+        front = {r.qtype for r in pareto_front(result.rungs)}
+        files = self._files(result)
+        rows = [[f"{r.qtype}{' (source)' if r.is_source else ''}", human_bytes(r.size_bytes),
+                 f"{r.bits_per_weight:.2f}", human_bytes(r.peak_ram_bytes), f"{r.prompt_tps:.1f}",
+                 f"{r.decode_tps:.1f}", f"{r.perplexity:.4g}", f"{r.kld_mean:.4f}",
+                 f"{r.top1_agreement * 100:.1f} %",
+                 self.fits.get(str(files.get(r.qtype, "")), "")] for r in result.rungs]  # fmt: skip
+        quality = [ChartPoint(r.qtype, r.size_bytes, r.top1_agreement * 100, r.qtype in front)
+                   for r in result.rungs]  # fmt: skip
+        speed = [ChartPoint(r.qtype, r.size_bytes, r.decode_tps, r.qtype in front)
+                 for r in result.rungs]  # fmt: skip
+        keepable = {q for q in files if q != result.rungs[0].qtype}
+        self.page.set_results(rows, [r.qtype for r in result.rungs], keepable, quality, speed,
+                              verdict(result.rungs))  # fmt: skip
+
+    def export(self, folder: Path) -> Path:
+        """Write ladder.md, ladder.json and the two charts as PNG into ``folder``."""
+        assert self.result is not None
+        folder.mkdir(parents=True, exist_ok=True)
+        for chart, name in ((self.page.quality_chart, CHARTS["Quality kept vs size"]),
+                            (self.page.speed_chart, CHARTS["Speed vs size"])):  # fmt: skip
+            chart.grab().save(str(folder / name))
+        return write_report(self.result, folder, CHARTS)
+
+    def export_dialog(self) -> None:
+        """Ask for a folder and export the report there."""
+        folder = QFileDialog.getExistingDirectory(self.app.window, "Export the lab's report")
+        if folder:
+            report = self.export(Path(folder))
+            self.app.window.show_info(f"Report written to {report} (with ladder.json and charts).")
+
+    def keep(self, qtype: str) -> None:
+        """Add ``qtype``'s file to the library; delete the lab's other quantized files."""
+        if self.result is None:
+            return
+        files = self._files(self.result)
+        kept = files.get(qtype)
+        if kept is None:
+            return
+        add_model_file(self.app.paths.library_db, kept, source="quantized", owned=True)
+        for other, path in files.items():
+            if other != qtype and path != self.result.source:
+                path.unlink(missing_ok=True)
+        self.app.refresh_library()
+        self.show(self.result)
+        self.app.window.show_info(f"{kept.name} is in the library; the other lab files were "
+                                  "deleted (their figures stay in the lab).")  # fmt: skip

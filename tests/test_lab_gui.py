@@ -1,0 +1,48 @@
+"""The Quantization lab page on a tiny generated F16 model: run, figures in the table and the
+charts (Pareto front), a rerun measuring only the new type, export with PNG charts, keep one."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from quantdesk.engine.ladder import LadderSettings
+from tests.test_gui import app  # noqa: F401 - the fixture is used by name
+from tests.tiny_models import write_tiny_model
+
+FAST = LadderSettings(threads=1, n_ctx=64, max_chunks=1, n_prompt=32, n_gen=8)
+
+
+def test_run_the_lab_export_and_keep(qtbot, app, tmp_path: Path, monkeypatch) -> None:  # noqa: F811
+    import quantdesk.lab_controller as lab_module
+
+    monkeypatch.setattr(lab_module, "LadderSettings", lambda **_: FAST)  # quick measurements
+    window, controller = app
+    page, lab = window.lab_page, controller.lab
+    source = write_tiny_model(tmp_path / "tiny-F16.gguf", n_embd=256, n_ff=512, quant="F16")
+    controller.import_files([source], mode="reference")
+    qtbot.waitUntil(lambda: page.source.count() == 1, timeout=30_000)
+    for qtype, box in page.type_boxes.items():
+        box.setChecked(qtype == "Q8_0")
+    page.run.click()
+    qtbot.waitUntil(lambda: page.table.rowCount() == 2, timeout=120_000)
+    assert [page.table.item(r, 0).text() for r in range(2)] == ["F16 (source)", "Q8_0"]
+    assert page.verdict.text() and not page.cancel.isEnabled()
+    assert {p.label for p in page.quality_chart.points} == {"F16", "Q8_0"}
+    assert any(p.on_front for p in page.quality_chart.points)
+    page.type_boxes["Q4_0"].setChecked(True)
+    page.run.click()
+    qtbot.waitUntil(lambda: page.table.rowCount() == 3, timeout=120_000)
+    assert lab.result.measured == ["Q4_0"]  # F16 and Q8_0 from the lab's cache
+
+    report = lab.export(tmp_path / "report")
+    assert "![Quality kept vs size](quality-vs-size.png)" in report.read_text()
+    assert (tmp_path / "report" / "quality-vs-size.png").stat().st_size > 1000
+    assert [r["qtype"] for r in json.loads((tmp_path / "report" / "ladder.json").read_text())[
+        "rungs"]] == ["F16", "Q4_0", "Q8_0"]  # fmt: skip (the order of the type list)
+
+    page.table.selectRow(next(r for r in range(3) if page.table.item(r, 0).text() == "Q8_0"))
+    page.keep.click()
+    kept = lab.work_dir(source) / "tiny-F16-Q8_0.gguf"
+    assert kept.is_file() and not (lab.work_dir(source) / "tiny-F16-Q4_0.gguf").exists()
+    assert window.library.model.row_of(str(kept)) >= 0

@@ -1,0 +1,167 @@
+"""The Quantization lab page: pick an F16/BF16/F32 model and quant types, run the ladder, see
+quality and speed against size (Pareto front highlighted), a plain-language verdict, the table
+of every figure, and keep one result in the library."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from quantdesk.ui.ladder_chart import ChartPoint, LadderChart
+
+RIGHT = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
+COLUMNS = ("Type", "Size", "Bits/weight", "Peak RAM", "Prompt tok/s", "Decode tok/s",
+           "Perplexity", "KL divergence", "Top-1 agreement", "Fits here")  # fmt: skip
+
+
+class LabPage(QWidget):
+    """Widgets only: the lab controller fills them and answers their signals."""
+
+    runRequested = Signal(str, list)  # source path, types
+    cancelRequested = Signal()
+    exportRequested = Signal()
+    keepRequested = Signal(str)  # the chosen type
+
+    def __init__(self, types: list[str], parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        intro = QLabel(
+            "<h3>Quantization lab</h3>Quantize one model to several types and measure each on "
+            "this computer: size, speed, and how closely it predicts like the original "
+            "(perplexity, KL divergence, same top token). Results are kept: a new run only "
+            "measures the types not measured before."
+        )
+        intro.setWordWrap(True)
+        intro.setTextFormat(Qt.TextFormat.RichText)
+        self.source = QComboBox()
+        self.source.setAccessibleName("Source model")
+        self.source.setPlaceholderText("an F16, BF16 or F32 model from the library")
+        self.keepable: set[str] = set()  # types whose file exists (Keep is offered for them)
+        self.type_boxes: dict[str, QCheckBox] = {}
+        grid = QGridLayout()
+        for i, qtype in enumerate(types):
+            box = QCheckBox(qtype)
+            box.setChecked(True)
+            self.type_boxes[qtype] = box
+            grid.addWidget(box, i // 7, i % 7)
+        self.run = QPushButton("Run")
+        self.run.clicked.connect(self._run)
+        self.cancel = QPushButton("Cancel")
+        self.cancel.setEnabled(False)
+        self.cancel.clicked.connect(self.cancelRequested)
+        self.progress = QProgressBar()
+        self.progress.setTextVisible(True)
+        self.status = QLabel("")
+        self.status.setAccessibleName("Lab status")
+        row = QHBoxLayout()
+        row.addWidget(QLabel("Source"))
+        row.addWidget(self.source, 1)
+        row.addWidget(self.run)
+        row.addWidget(self.cancel)
+        self.verdict = QLabel("")
+        self.verdict.setWordWrap(True)
+        self.verdict.setAccessibleName("Verdict")
+        self.verdict.setStyleSheet("font-weight: 600;")
+        self.quality_chart = LadderChart("Quality kept vs size", "top-1 agreement (%)")
+        self.speed_chart = LadderChart("Speed vs size", "decode tok/s")
+        charts = QHBoxLayout()
+        charts.addWidget(self.quality_chart)
+        charts.addWidget(self.speed_chart)
+        self.table = QTableWidget(0, len(COLUMNS))
+        self.table.setHorizontalHeaderLabels(list(COLUMNS))
+        self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.table.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QTableWidget.SelectionMode.SingleSelection)
+        self.table.verticalHeader().setVisible(False)
+        self.table.setAccessibleName("Ladder results")
+        self.keep = QPushButton("Keep the selected type in the library, delete the others")
+        self.keep.setEnabled(False)
+        self.keep.clicked.connect(self._keep)
+        self.export = QPushButton("Export report…")
+        self.export.setEnabled(False)
+        self.export.clicked.connect(self.exportRequested)
+        self.table.itemSelectionChanged.connect(self._selection_changed)
+        bottom = QHBoxLayout()
+        bottom.addWidget(self.keep)
+        bottom.addStretch(1)
+        bottom.addWidget(self.export)
+        layout = QVBoxLayout(self)
+        layout.addWidget(intro)
+        layout.addLayout(row)
+        layout.addLayout(grid)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.status)
+        layout.addWidget(self.verdict)
+        layout.addLayout(charts, 2)
+        layout.addWidget(self.table, 1)
+        layout.addLayout(bottom)
+
+    def chosen_types(self) -> list[str]:
+        """The types ticked."""
+        return [t for t, box in self.type_boxes.items() if box.isChecked()]
+
+    def _run(self) -> None:
+        path = self.source.currentData()
+        if path:
+            self.runRequested.emit(path, self.chosen_types())
+
+    def _keep(self) -> None:
+        row = self.table.currentRow()
+        if row >= 0:
+            self.keepRequested.emit(self.table.item(row, 0).data(Qt.ItemDataRole.UserRole))
+
+    def _selection_changed(self) -> None:
+        row = self.table.currentRow()
+        qtype = self.table.item(row, 0).data(Qt.ItemDataRole.UserRole) if row >= 0 else None
+        self.keep.setEnabled(bool(qtype) and qtype in self.keepable)
+
+    def set_sources(self, sources: list[tuple[str, str]]) -> None:
+        """The models offered as sources: (label, path)."""
+        current = self.source.currentData()
+        self.source.clear()
+        for label, path in sources:
+            self.source.addItem(label, path)
+        self.source.setCurrentIndex(max(0, self.source.findData(current)))
+        self.run.setEnabled(bool(sources))
+
+    def set_running(self, running: bool) -> None:
+        """Run / Cancel state."""
+        self.run.setEnabled(not running and self.source.count() > 0)
+        self.cancel.setEnabled(running)
+
+    def set_progress(self, done: int, total: int, text: str) -> None:
+        """Rungs done of total, and what runs now."""
+        self.progress.setRange(0, max(1, total))
+        self.progress.setValue(done)
+        self.status.setText(text)
+
+    def set_results(self, rows: list[list[str]], types: list[str], keepable: set[str],
+                    quality: list[ChartPoint], speed: list[ChartPoint],
+                    verdict: str) -> None:  # fmt: skip
+        """Show a finished (or partial) ladder."""
+        self.keepable = set(keepable)
+        self.table.setRowCount(len(rows))
+        for r, (cells, qtype) in enumerate(zip(rows, types, strict=True)):
+            for c, text in enumerate(cells):
+                item = QTableWidgetItem(text)
+                if c:
+                    item.setTextAlignment(RIGHT)
+                item.setData(Qt.ItemDataRole.UserRole, qtype)
+                self.table.setItem(r, c, item)
+        self.table.resizeColumnsToContents()
+        self.quality_chart.set_points(quality)
+        self.speed_chart.set_points(speed)
+        self.verdict.setText(verdict)
+        self.export.setEnabled(bool(rows))
+        self._selection_changed()
