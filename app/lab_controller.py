@@ -12,11 +12,20 @@ from PySide6.QtWidgets import QFileDialog
 
 from quantdesk.engine.errors import QuantizeCancelled
 from quantdesk.engine.ladder import LadderResult, LadderSettings, open_cache, run_ladder
-from quantdesk.engine.ladder_report import pareto_front, verdict, write_report
+from quantdesk.engine.ladder_report import (
+    DECODE,
+    pareto_front,
+    perplexity_text,
+    verdict,
+    write_report,
+)
 from quantdesk.engine.library import add_model_file
 from quantdesk.engine.load_plan import machine_budget
 from quantdesk.engine.model_info import human_bytes
-from quantdesk.library_controller import fit_models
+from quantdesk.engine.quantize import predict
+from quantdesk.engine.quantize_options import QuantizeOptions
+from quantdesk.engine.quantize_report import result_fit
+from quantdesk.library_controller import fit_label, fit_models
 from quantdesk.ui.jobs import run_job
 from quantdesk.ui.lab_page import LabPage
 from quantdesk.ui.ladder_chart import ChartPoint
@@ -35,7 +44,7 @@ class LabController(QObject):
         super().__init__(app)
         self.app, self.page = app, page
         self.result: LadderResult | None = None
-        self.fits: dict[str, str] = {}
+        self.fits: dict[str, str] = {}  # type -> its fit on this machine, in words
         self._cancel: threading.Event | None = None
         page.runRequested.connect(self.run)
         page.cancelRequested.connect(self.cancel)
@@ -69,11 +78,24 @@ class LabController(QObject):
                                     on_progress=report, cancel=cancel)  # fmt: skip
             finally:
                 cache.close()
-            files = [(p, (p,)) for p in self._files(result).values()]
-            fits = fit_models(files, load, machine_budget()) if files else {}
-            return result, {path: fit.label for path, fit in fits.items()}
+            return result, self._fit_labels(result, load)
 
         run_job(work, on_done=self._done, on_error=self._failed, on_progress=self._progress)
+
+    @staticmethod
+    def _fit_labels(result: LadderResult, load) -> dict[str, str]:  # noqa: ANN001 - LoadSettings
+        """Each rung's fit on this machine at the current load settings ("Fits in RAM"...):
+        the source from its header, each type from its predicted header (so rungs whose file
+        was deleted still get one). Runs on the pool thread (dry runs in child processes)."""
+        budget = machine_budget()
+        source = result.rungs[0]
+        labels = {source.qtype: fit_models([(result.source, (result.source,))], load,
+                                           budget)[str(result.source)].label}  # fmt: skip
+        for rung in result.rungs[1:]:
+            plan = predict(result.source, QuantizeOptions(rung.qtype, allow_requantize=True))
+            fit = result_fit(plan, budget, load.n_ctx)
+            labels[rung.qtype] = fit_label(fit.verdict, fit.max_gpu_layers, load.n_ctx)
+        return labels
 
     def _files(self, result: LadderResult) -> dict[str, Path]:
         """Every rung's file that exists now (the source's too)."""
@@ -112,15 +134,16 @@ class LabController(QObject):
     def show(self, result: LadderResult) -> None:
         """Fill the table, charts and verdict."""
         front = {r.qtype for r in pareto_front(result.rungs)}
+        fastest = {r.qtype for r in pareto_front(result.rungs, DECODE)}
         files = self._files(result)
         rows = [[f"{r.qtype}{' (source)' if r.is_source else ''}", human_bytes(r.size_bytes),
                  f"{r.bits_per_weight:.2f}", human_bytes(r.peak_ram_bytes), f"{r.prompt_tps:.1f}",
-                 f"{r.decode_tps:.1f}", f"{r.perplexity:.4g}", f"{r.kld_mean:.4f}",
+                 f"{r.decode_tps:.1f}", perplexity_text(r.perplexity), f"{r.kld_mean:.4f}",
                  f"{r.top1_agreement * 100:.1f} %",
-                 self.fits.get(str(files.get(r.qtype, "")), "")] for r in result.rungs]  # fmt: skip
+                 self.fits.get(r.qtype, "")] for r in result.rungs]  # fmt: skip
         quality = [ChartPoint(r.qtype, r.size_bytes, r.top1_agreement * 100, r.qtype in front)
                    for r in result.rungs]  # fmt: skip
-        speed = [ChartPoint(r.qtype, r.size_bytes, r.decode_tps, r.qtype in front)
+        speed = [ChartPoint(r.qtype, r.size_bytes, r.decode_tps, r.qtype in fastest)
                  for r in result.rungs]  # fmt: skip
         keepable = {q for q in files if q != result.rungs[0].qtype}
         self.page.set_results(rows, [r.qtype for r in result.rungs], keepable, quality, speed,

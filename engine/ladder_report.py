@@ -5,23 +5,32 @@ a model card or an issue."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
 from quantdesk.engine.ladder import LadderResult, Rung
 from quantdesk.engine.model_info import human_bytes
 
+TOP1: Callable[[Rung], float] = lambda r: r.top1_agreement  # noqa: E731
+DECODE: Callable[[Rung], float] = lambda r: r.decode_tps  # noqa: E731
+
 #: Top-1 agreement a rung needs to count as keeping the source's behaviour in the verdict.
 FAITHFUL = 0.99
 
 
-def pareto_front(rungs: list[Rung]) -> list[Rung]:
-    """The rungs no other rung beats on both size (smaller) and top-1 agreement (higher),
-    smallest first."""
+def perplexity_text(value: float) -> str:
+    """A perplexity for tables: 2 decimals, or 3 significant digits for huge ones."""
+    return f"{value:.2f}" if value < 1e6 else f"{value:.3g}"
+
+
+def pareto_front(rungs: list[Rung], value: Callable[[Rung], float] = TOP1) -> list[Rung]:
+    """The rungs no other rung beats on both size (smaller) and ``value`` (higher: top-1
+    agreement by default, or e.g. decode speed), smallest first."""
     front = [
         r for r in rungs
-        if not any(o.size_bytes <= r.size_bytes and o.top1_agreement >= r.top1_agreement
-                   and (o.size_bytes, o.top1_agreement) != (r.size_bytes, r.top1_agreement)
+        if not any(o.size_bytes <= r.size_bytes and value(o) >= value(r)
+                   and (o.size_bytes, value(o)) != (r.size_bytes, value(r))
                    for o in rungs)
     ]  # fmt: skip
     return sorted(front, key=lambda r: r.size_bytes)
@@ -71,7 +80,7 @@ def markdown(result: LadderResult, charts: dict[str, str] | None = None) -> str:
         lines.append(
             f"| {r.qtype}{' (source)' if r.is_source else ''} | {human_bytes(r.size_bytes)} | "
             f"{share} | {r.bits_per_weight:.2f} | {human_bytes(r.peak_ram_bytes)} | "
-            f"{r.prompt_tps:.1f} | {r.decode_tps:.1f} | {r.perplexity:.4g} | "
+            f"{r.prompt_tps:.1f} | {r.decode_tps:.1f} | {perplexity_text(r.perplexity)} | "
             f"{r.kld_mean:.4f} / {r.kld_p99:.4f} | {r.top1_agreement * 100:.1f} % | "
             f"{'yes' if r.qtype in front else ''} |"
         )

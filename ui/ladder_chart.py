@@ -73,4 +73,6 @@ class LadderChart(QChartView):
             low, high = min(values), max(values)
             pad = (high - low) * 0.15 or abs(high) * 0.1 or 1.0
             y_axis.setRange(low - pad, high + pad)
+            x_axis.applyNiceNumbers()
+            y_axis.applyNiceNumbers()
         self.setChart(chart)
