@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import QObject
 from PySide6.QtWidgets import QFileDialog
 
-from quantdesk.engine.errors import QuantizeCancelled
+from quantdesk.engine.errors import QuantizeCancelled, QuantizeError
 from quantdesk.engine.ladder import LadderResult, LadderSettings, open_cache, run_ladder
 from quantdesk.engine.ladder_report import (
     DECODE,
@@ -50,6 +50,8 @@ class LabController(QObject):
         page.cancelRequested.connect(self.cancel)
         page.exportRequested.connect(self.export_dialog)
         page.keepRequested.connect(self.keep)
+        page.textRequested.connect(self.text_dialog)
+        self.text_file: Path | None = None  # None: the bundled sample
         app.window.library.model.modelReset.connect(self._sources_changed)
         self._sources_changed()
 
@@ -57,6 +59,19 @@ class LabController(QObject):
         entries = [e for e in self.app.window.library.model.entries()
                    if e.remote is None and e.is_unquantized and e.exists]  # fmt: skip
         self.page.set_sources([(f"{e.name} ({e.file_type})", str(e.path)) for e in entries])
+
+    def use_text(self, path: Path | None) -> None:
+        """Measure perplexity and agreement on ``path`` (None: the bundled sample)."""
+        self.text_file = path
+        self.page.set_text_name(path.name if path else None)
+
+    def text_dialog(self) -> None:
+        """Choose a text file (Cancel: back to the bundled sample)."""
+        name, _ = QFileDialog.getOpenFileName(
+            self.app.window, "Text to measure quality on", str(Path.home()),
+            "Text (*.txt *.md);;All files (*)",
+        )  # fmt: skip
+        self.use_text(Path(name) if name else None)
 
     def work_dir(self, source: Path) -> Path:
         """Where a source's rungs are written (the app's models folder)."""
@@ -71,11 +86,22 @@ class LabController(QObject):
         self.page.set_running(True)
         self.page.set_progress(0, len(types) + 1, "Starting…")
 
+        text_file = self.text_file
+
         def work(report) -> tuple[LadderResult, dict[str, str]]:  # noqa: ANN001
+            text = None
+            if text_file is not None:
+                try:
+                    text = text_file.read_text(encoding="utf-8", errors="replace")
+                except OSError as exc:
+                    raise QuantizeError(f"'{text_file.name}' cannot be read: "
+                                        f"{exc.strerror or exc}.") from exc  # fmt: skip
             cache = open_cache(self.app.paths.data_dir / "ladder.sqlite3")
             try:
-                result = run_ladder(path, types, self.work_dir(path), cache, settings=settings,
-                                    on_progress=report, cancel=cancel)  # fmt: skip
+                result = run_ladder(
+                    path, types, self.work_dir(path), cache, text=text, settings=settings,
+                    on_progress=report, cancel=cancel,
+                )  # fmt: skip
             finally:
                 cache.close()
             return result, self._fit_labels(result, load)

@@ -37,6 +37,17 @@ def test_run_the_lab_export_and_keep(qtbot, app, tmp_path: Path, monkeypatch) ->
     qtbot.waitUntil(lambda: page.table.rowCount() == 3, timeout=120_000)
     assert lab.result.measured == ["Q4_0"]  # F16 and Q8_0 from the lab's cache
 
+    own = tmp_path / "mine.txt"
+    own.write_text("Mon texte à moi, en français, pour mesurer la qualité. " * 120, "utf-8")
+    lab.use_text(own)  # another text: measured again, the bundled sample's results stay
+    assert page.text_button.text() == "Text: mine.txt"
+    page.run.click()
+    qtbot.waitUntil(lambda: lab.result.measured == ["F16", "Q4_0", "Q8_0"], timeout=120_000)
+    lab.use_text(None)
+    page.run.click()
+    qtbot.waitUntil(lambda: lab.result.measured == [] and not page.cancel.isEnabled(),
+                    timeout=120_000)  # fmt: skip
+
     report = lab.export(tmp_path / "report")
     assert "![Quality kept vs size](quality-vs-size.png)" in report.read_text()
     assert (tmp_path / "report" / "quality-vs-size.png").stat().st_size > 1000

@@ -33,6 +33,7 @@ class LabPage(QWidget):
     cancelRequested = Signal()
     exportRequested = Signal()
     keepRequested = Signal(str)  # the chosen type
+    textRequested = Signal()  # choose the text sample
 
     def __init__(self, types: list[str], parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -64,9 +65,16 @@ class LabPage(QWidget):
         self.progress.setTextVisible(True)
         self.status = QLabel("")
         self.status.setAccessibleName("Lab status")
+        self.text_button = QPushButton("Text: the bundled English sample")
+        self.text_button.setToolTip(
+            "The text perplexity and agreement are measured on: bring your own (a .txt file "
+            "in the language and style you will use the model for)"
+        )
+        self.text_button.clicked.connect(self.textRequested)
         row = QHBoxLayout()
         row.addWidget(QLabel("Source"))
         row.addWidget(self.source, 1)
+        row.addWidget(self.text_button)
         row.addWidget(self.run)
         row.addWidget(self.cancel)
         self.verdict = QLabel("")
@@ -135,9 +143,14 @@ class LabPage(QWidget):
         self.source.setCurrentIndex(max(0, self.source.findData(current)))
         self.run.setEnabled(bool(sources))
 
+    def set_text_name(self, name: str | None) -> None:
+        """Show which text is used (None: the bundled sample)."""
+        self.text_button.setText(f"Text: {name}" if name else "Text: the bundled English sample")
+
     def set_running(self, running: bool) -> None:
         """Run / Cancel state."""
         self.run.setEnabled(not running and self.source.count() > 0)
+        self.text_button.setEnabled(not running)
         self.cancel.setEnabled(running)
 
     def set_progress(self, done: int, total: int, text: str) -> None:
