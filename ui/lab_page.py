@@ -13,6 +13,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QProgressBar,
     QPushButton,
+    QScrollArea,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
@@ -104,7 +105,8 @@ class LabPage(QWidget):
         bottom.addWidget(self.keep)
         bottom.addStretch(1)
         bottom.addWidget(self.export)
-        layout = QVBoxLayout(self)
+        content = QWidget()  # in a scroll area: the lab never makes the window's minimum bigger
+        layout = QVBoxLayout(content)
         layout.addWidget(intro)
         layout.addLayout(row)
         layout.addLayout(grid)
@@ -114,6 +116,13 @@ class LabPage(QWidget):
         layout.addLayout(charts, 2)
         layout.addWidget(self.table, 1)
         layout.addLayout(bottom)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        scroll.setWidget(content)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(scroll)
 
     def chosen_types(self) -> list[str]:
         """The types ticked."""

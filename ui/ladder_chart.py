@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from PySide6.QtCharts import QChart, QChartView, QLineSeries, QScatterSeries, QValueAxis
-from PySide6.QtCore import QPointF, Qt
+from PySide6.QtCore import QPointF, QSize, Qt
 from PySide6.QtGui import QColor, QPainter, QPen
 from PySide6.QtWidgets import QWidget
 
@@ -31,9 +31,13 @@ class LadderChart(QChartView):
         self._title, self._y_title = title, y_title
         self.setRenderHint(QPainter.RenderHint.Antialiasing)
         self.setAccessibleName(title)
-        self.setMinimumHeight(260)
+        self.setMinimumHeight(220)
         self.points: list[ChartPoint] = []
         self.set_points([])
+
+    def sizeHint(self) -> QSize:  # noqa: N802 - Qt API
+        """Modest: the lab page scrolls, and its table should show without scrolling."""
+        return QSize(420, 280)
 
     def set_points(self, points: list[ChartPoint]) -> None:
         """Draw ``points`` (replacing what was there)."""
