@@ -15,6 +15,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from quantdesk.ui.text_blocks import intro_label
+
 INTRO = (
     "<h3>Cluster</h3>A model too big for this computer can be split across several: start "
     "<code>quantdesk rpc-worker --host &lt;its address&gt;</code> on each other computer and add "
@@ -38,9 +40,7 @@ class ClusterPage(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        intro = QLabel(INTRO)
-        intro.setWordWrap(True)
-        intro.setTextFormat(Qt.TextFormat.RichText)
+        intro = intro_label(INTRO)
         warning = QLabel(UNPROTECTED)
         warning.setWordWrap(True)
         warning.setStyleSheet("color: #a15c00;")

@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
 )
 
 from quantdesk.ui.ladder_chart import ChartPoint, LadderChart
+from quantdesk.ui.text_blocks import intro_label
 
 RIGHT = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
 COLUMNS = ("Type", "Size", "Bits/weight", "Peak RAM", "Prompt tok/s", "Decode tok/s",
@@ -38,14 +39,12 @@ class LabPage(QWidget):
 
     def __init__(self, types: list[str], parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        intro = QLabel(
+        intro = intro_label(
             "<h3>Quantization lab</h3>Quantize one model to several types and measure each on "
             "this computer: size, speed, and how closely it predicts like the original "
             "(perplexity, KL divergence, same top token). Results are kept: a new run only "
             "measures the types not measured before."
         )
-        intro.setWordWrap(True)
-        intro.setTextFormat(Qt.TextFormat.RichText)
         self.source = QComboBox()
         self.source.setAccessibleName("Source model")
         self.source.setPlaceholderText("an F16, BF16 or F32 model from the library")

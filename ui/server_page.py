@@ -18,6 +18,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from quantdesk.ui.text_blocks import intro_label
+
 
 class ServerPage(QWidget):
     """Start/stop, port, network access and key, the URL, and the request log."""
@@ -27,14 +29,12 @@ class ServerPage(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        intro = QLabel(
+        intro = intro_label(
             "<h3>Local API server</h3>Other programs on this computer can use the loaded model "
             "through an OpenAI-compatible API (<code>/v1/chat/completions</code>, "
             "<code>/v1/completions</code>, <code>/v1/models</code>). It serves whichever model "
             "is loaded; its requests take turns with your chats."
         )
-        intro.setWordWrap(True)
-        intro.setTextFormat(Qt.TextFormat.RichText)
         self.port = QSpinBox()
         self.port.setRange(1024, 65535)
         self.port.setValue(8080)
