@@ -8,12 +8,12 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import QObject, QTimer
 
 from quantdesk.engine.errors import QuantDeskError
-from quantdesk.engine.openai_server import OpenAIServer, RunningServer
 from quantdesk.ui.model_worker import WorkerHost
 from quantdesk.ui.server_page import ServerPage
 
 if TYPE_CHECKING:
     from quantdesk.controller import AppController
+    from quantdesk.engine.openai_server import RunningServer
 
 
 class ServerController(QObject):
@@ -38,6 +38,9 @@ class ServerController(QObject):
     def start(self, port: int, network: bool, key: str) -> None:
         """Serve on this computer (or the network, with a key) at ``port`` (0: any free one)."""
         self.stop()
+        # imported when first started: aiohttp costs 0.1 s of the app's start-up otherwise
+        from quantdesk.engine.openai_server import OpenAIServer, RunningServer
+
         server = OpenAIServer(WorkerHost(self.app.models.worker), self._model_id, key or None)
         try:
             self.running = RunningServer(server, "0.0.0.0" if network else "127.0.0.1", port)
