@@ -131,7 +131,8 @@ class LabController(QObject):
         return {result.rungs[0].qtype: result.source, **files}
 
     def _progress(self, step) -> None:  # noqa: ANN001 - LadderProgress
-        self.page.set_progress(step.done, step.total, f"{step.qtype}: {step.stage}…")
+        self.page.set_progress(step.done, step.total, f"{step.qtype}: {step.stage}…",
+                               step.fraction)  # fmt: skip
 
     def cancel(self) -> None:
         """Stop the running ladder (the finished rungs stay measured)."""

@@ -87,8 +87,9 @@ class LadderProgress:
 
     qtype: str
     stage: str  # "quantizing", "speed", "quality", "cached"
-    done: int
+    done: int  # rungs finished
     total: int
+    fraction: float = 0.0  # of the current stage (quantizing and quality report it)
 
 
 @dataclass
@@ -192,8 +193,10 @@ def run_ladder(
     result = LadderResult(source, sha, [], environment=environment(settings.threads))
     work_dir.mkdir(parents=True, exist_ok=True)
     for done, qtype in enumerate(wanted):
-        report = (lambda stage, q=qtype, d=done: on_progress(  # noqa: E731
-            LadderProgress(q, stage, d, len(wanted))) if on_progress else None)
+        def report(stage: str, fraction: float = 0.0, q: str = qtype, d: int = done) -> None:
+            if on_progress is not None:
+                on_progress(LadderProgress(q, stage, d, len(wanted), fraction))
+
         cached = cache.get(sha, qtype, version, key)
         if cached is not None:
             report("cached")
@@ -208,6 +211,7 @@ def run_ladder(
                 report("quantizing")
                 quantize(source, path, QuantizeOptions(qtype, allow_requantize=True,
                                                         threads=settings.threads),
+                         on_progress=lambda p: report("quantizing", p.fraction),
                          cancel=cancel)  # fmt: skip
                 made = True
             report("speed")
@@ -217,6 +221,7 @@ def run_ladder(
             report("quality")
             quality = run_quality_check(source, path, threads=settings.threads,
                                         n_ctx=settings.n_ctx, max_chunks=settings.max_chunks,
+                                        on_progress=lambda d, t: report("quality", d / max(1, t)),
                                         cancel=cancel)  # fmt: skip
         except (QuantizeCancelled, QuantizeError):
             if made:

@@ -40,6 +40,10 @@ def test_a_rerun_with_one_type_added_measures_only_that_type(source: Path, tmp_p
     assert again.measured == ["Q4_0"]  # F16 and Q8_0 come from the cache
     assert again.rungs[:2] == first.rungs
     assert [s.stage for s in seen if s.qtype != "Q4_0"] == ["cached", "cached"]
+    # within a rung, quantizing and the quality check report how far they are
+    for stage in ("quantizing", "quality"):
+        fractions = [s.fraction for s in seen if s.stage == stage]
+        assert fractions == sorted(fractions) and fractions[-1] == 1.0, stage
     q4 = again.rungs[2]
     assert q4.size_bytes < q8.size_bytes and q4.kld_mean > q8.kld_mean
     # other measurement settings (another text) are another cache entry

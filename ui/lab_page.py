@@ -161,10 +161,10 @@ class LabPage(QWidget):
         self.text_button.setEnabled(not running)
         self.cancel.setEnabled(running)
 
-    def set_progress(self, done: int, total: int, text: str) -> None:
-        """Rungs done of total, and what runs now."""
-        self.progress.setRange(0, max(1, total))
-        self.progress.setValue(done)
+    def set_progress(self, done: int, total: int, text: str, fraction: float = 0.0) -> None:
+        """Rungs done of total (and the share of the current one), and what runs now."""
+        self.progress.setRange(0, max(1, total) * 100)
+        self.progress.setValue(done * 100 + int(max(0.0, min(1.0, fraction)) * 100))
         self.status.setText(text)
 
     def set_results(self, rows: list[list[str]], types: list[str], keepable: set[str],
