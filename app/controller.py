@@ -178,6 +178,10 @@ class AppController(QObject):
     def _load_last(self) -> None:
         entries = [e for e in self.library.entries() if e.exists]
         last = self.settings.get("library.last_model")
+        remote = parse_remote_key(last)
+        if remote is not None and self.remote is not None and self.remote.store.find(remote[0]):
+            self.remote.load_when_listed(last)  # its server is asked for its models first
+            return
         # never start loading a model found in another tool's folder that the user did not pick
         fallback = next((e for e in entries if e.owned), None)
         chosen = next((e for e in entries if str(e.path) == last), fallback)

@@ -33,6 +33,7 @@ class RemoteController(QObject):
         self.entries: list[LibraryEntry] = []  # the listed models of every server that answered
         self._models: dict[str, list[str]] = {}  # server URL -> model ids it last listed
         self._states: dict[str, str] = {}  # server URL -> "3 models", "asking…" or the error
+        self._pending = ""  # the key of a remote model to load once its server listed it
         panel = app.window.library
         panel.addServerRequested.connect(self.add_dialog)
         panel.removeServerRequested.connect(self.remove)
@@ -57,12 +58,26 @@ class RemoteController(QObject):
             on_error=lambda exc, e=endpoint: self._unreachable(e, exc),
         )
 
+    def load_when_listed(self, key: str) -> None:
+        """Load the remote model with library key ``key`` (the last one used) as soon as its
+        server lists it; nothing happens when the server does not answer or no longer has it."""
+        self._pending = key
+        self._load_pending()
+
+    def _load_pending(self) -> None:
+        entry = next((e for e in self.entries if str(e.path) == self._pending), None)
+        if entry is not None and self.app.loaded is None and not self.app.loading:
+            self._pending = ""
+            self.app.load(entry)
+
     def _listed(self, endpoint: Endpoint, models: list[str]) -> None:
         if self.store.find(endpoint.url) != endpoint:  # removed or changed meanwhile
             return
         self._models[endpoint.url] = models
         self._states[endpoint.url] = f"{len(models)} model{'s' if len(models) != 1 else ''}"
         self._publish()
+        if self._pending:
+            self._load_pending()
 
     def _unreachable(self, endpoint: Endpoint, exc: BaseException) -> None:
         if self.store.find(endpoint.url) != endpoint:

@@ -127,3 +127,28 @@ def test_the_server_list_is_private_and_survives_damage(tmp_path: Path) -> None:
     damaged = RemoteServers(path)
     assert damaged.servers == [] and damaged.recovered_from is not None
     assert damaged.recovered_from.read_text(encoding="utf-8") == "{not json"  # kept, not lost
+
+
+def test_the_last_remote_model_is_loaded_again_at_the_next_start(qtbot, far_server: str) -> None:
+    import argparse
+
+    from quantdesk.gui import build_app
+
+    window, controller, _ = build_app(argparse.Namespace(data_dir=None, files=[]))
+    qtbot.addWidget(window)
+    controller.start([])
+    controller.remote.add(far_server, KEY)
+    qtbot.waitUntil(lambda: len(remote_rows(window)) == 1, timeout=30_000)
+    with qtbot.waitSignal(controller.modelLoaded, timeout=30_000):
+        controller.load(remote_rows(window)[0])
+    key = controller.loaded.path
+    controller.shutdown()
+
+    again, controller2, _ = build_app(argparse.Namespace(data_dir=None, files=[]))
+    qtbot.addWidget(again)
+    try:
+        with qtbot.waitSignal(controller2.modelLoaded, timeout=30_000) as loaded:
+            controller2.start([])
+        assert loaded.args[0].path == key  # the server was asked first, then its model loaded
+    finally:
+        controller2.shutdown()
