@@ -51,6 +51,7 @@ class LabController(QObject):
         page.exportRequested.connect(self.export_dialog)
         page.keepRequested.connect(self.keep)
         page.textRequested.connect(self.text_dialog)
+        page.deleteFilesRequested.connect(self.delete_files)
         self.text_file: Path | None = None  # None: the bundled sample
         app.window.library.model.modelReset.connect(self._sources_changed)
         self._sources_changed()
@@ -196,15 +197,35 @@ class LabController(QObject):
         """Add ``qtype``'s file to the library; delete the lab's other quantized files."""
         if self.result is None:
             return
-        files = self._files(self.result)
-        kept = files.get(qtype)
+        kept = self._files(self.result).get(qtype)
         if kept is None:
             return
         add_model_file(self.app.paths.library_db, kept, source="quantized", owned=True)
-        for other, path in files.items():
-            if other != qtype and path != self.result.source:
-                path.unlink(missing_ok=True)
+        self._delete(keep=kept)
         self.app.refresh_library()
         self.show(self.result)
         self.app.window.show_info(f"{kept.name} is in the library; the other lab files were "
                                   "deleted (their figures stay in the lab).")  # fmt: skip
+
+    def delete_files(self) -> None:
+        """Delete the lab's quantized files of the shown source (a kept one is the library's
+        now and lies in the same folder: it stays)."""
+        if self.result is None:
+            return
+        kept = {str(e.path) for e in self.app.library.entries()}
+        freed = self._delete(keep=None, kept_paths=kept)
+        self.show(self.result)
+        self.app.window.show_info(f"Deleted the lab's files: {human_bytes(freed)} freed. "
+                                  "Their figures stay in the lab.")  # fmt: skip
+
+    def _delete(self, keep: Path | None, kept_paths: set[str] = frozenset()) -> int:
+        """Delete the lab's quantized files of the shown result but ``keep`` and those in the
+        library; returns the bytes freed."""
+        assert self.result is not None
+        freed = 0
+        for path in self._files(self.result).values():
+            if path in (keep, self.result.source) or str(path) in kept_paths:
+                continue
+            freed += path.stat().st_size
+            path.unlink(missing_ok=True)
+        return freed

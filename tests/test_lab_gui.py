@@ -59,3 +59,6 @@ def test_run_the_lab_export_and_keep(qtbot, app, tmp_path: Path, monkeypatch) ->
     kept = lab.work_dir(source) / "tiny-F16-Q8_0.gguf"
     assert kept.is_file() and not (lab.work_dir(source) / "tiny-F16-Q4_0.gguf").exists()
     assert window.library.model.row_of(str(kept)) >= 0
+    page.delete_files.click()  # the lab's files go, the one kept in the library stays
+    assert kept.is_file() and sorted(p.name for p in lab.work_dir(source).iterdir()) == [
+        kept.name]  # fmt: skip

@@ -36,6 +36,7 @@ class LabPage(QWidget):
     exportRequested = Signal()
     keepRequested = Signal(str)  # the chosen type
     textRequested = Signal()  # choose the text sample
+    deleteFilesRequested = Signal()  # the lab's quantized files of the current source
 
     def __init__(self, types: list[str], parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -96,12 +97,19 @@ class LabPage(QWidget):
         self.keep = QPushButton("Keep the selected type in the library, delete the others")
         self.keep.setEnabled(False)
         self.keep.clicked.connect(self._keep)
+        self.delete_files = QPushButton("Delete the lab's files")
+        self.delete_files.setToolTip(
+            "Delete the quantized files the lab made from this source (their figures stay)"
+        )
+        self.delete_files.setEnabled(False)
+        self.delete_files.clicked.connect(self.deleteFilesRequested)
         self.export = QPushButton("Export report…")
         self.export.setEnabled(False)
         self.export.clicked.connect(self.exportRequested)
         self.table.itemSelectionChanged.connect(self._selection_changed)
         bottom = QHBoxLayout()
         bottom.addWidget(self.keep)
+        bottom.addWidget(self.delete_files)
         bottom.addStretch(1)
         bottom.addWidget(self.export)
         content = QWidget()  # in a scroll area: the lab never makes the window's minimum bigger
@@ -185,4 +193,5 @@ class LabPage(QWidget):
         self.speed_chart.set_points(speed)
         self.verdict.setText(verdict)
         self.export.setEnabled(bool(rows))
+        self.delete_files.setEnabled(bool(keepable))
         self._selection_changed()
