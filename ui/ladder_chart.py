@@ -23,6 +23,33 @@ class ChartPoint:
     on_front: bool
 
 
+def _ranges(points: list[ChartPoint]) -> tuple[float, float, float, float]:
+    """Axis ranges around the points (x from just below the smallest file, so that types of
+    similar size spread out), with room for the labels."""
+    if not points:
+        return 0.0, 1.0, 0.0, 1.0
+    sizes = [p.size_bytes / MB for p in points]
+    values = [p.value for p in points]
+    span_x = (max(sizes) - min(sizes)) or max(sizes) or 1.0
+    low, high = min(values), max(values)
+    pad = (high - low) * 0.15 or abs(high) * 0.1 or 1.0
+    return max(0.0, min(sizes) - span_x * 0.1), max(sizes) + span_x * 0.1, low - pad, high + pad
+
+
+def _labels_below(points: list[ChartPoint], near: float) -> set[str]:
+    """Labels to draw under their point: every other one of a run of points closer than
+    ``near`` MB to the previous one (labels above each other would overlap)."""
+    below: set[str] = set()
+    previous: tuple[float, bool] | None = None  # (x, its label below?)
+    for point in sorted(points, key=lambda p: p.size_bytes):
+        x = point.size_bytes / MB
+        under = previous is not None and x - previous[0] < near and not previous[1]
+        if under:
+            below.add(point.label)
+        previous = (x, under)
+    return below
+
+
 class LadderChart(QChartView):
     """``value`` (y) against size in MB (x); front points in blue joined by a line."""
 
@@ -56,27 +83,32 @@ class LadderChart(QChartView):
         for point in sorted((p for p in points if p.on_front), key=lambda p: p.size_bytes):
             front.append(QPointF(point.size_bytes / MB, point.value))
         chart.addSeries(front)
-        for series in (front,):
-            series.attachAxis(x_axis)
-            series.attachAxis(y_axis)
+        front.attachAxis(x_axis)
+        front.attachAxis(y_axis)
+        low_x, high_x, low_y, high_y = _ranges(points)
+        below = _labels_below(points, (high_x - low_x) * 0.06)
         for point in points:
             dot = QScatterSeries()
             dot.setMarkerSize(11)
             dot.setColor(QColor("#4c78a8" if point.on_front else "#9d9d9d"))
             dot.append(QPointF(point.size_bytes / MB, point.value))
-            dot.setPointLabelsFormat(point.label)
-            dot.setPointLabelsVisible(True)
-            dot.setPointLabelsClipping(False)
-            chart.addSeries(dot)
-            dot.attachAxis(x_axis)
-            dot.attachAxis(y_axis)
+            label = dot
+            if point.label in below:  # a neighbour's label is above: this one goes under
+                label = QScatterSeries()
+                label.setMarkerSize(1)
+                label.setColor(QColor(0, 0, 0, 0))
+                label.setBorderColor(QColor(0, 0, 0, 0))
+                label.append(QPointF(point.size_bytes / MB, point.value - (high_y - low_y) * 0.1))
+            label.setPointLabelsFormat(point.label)
+            label.setPointLabelsVisible(True)
+            label.setPointLabelsClipping(False)
+            for series in {id(dot): dot, id(label): label}.values():
+                chart.addSeries(series)
+                series.attachAxis(x_axis)
+                series.attachAxis(y_axis)
         if points:
-            sizes = [p.size_bytes / MB for p in points]
-            values = [p.value for p in points]
-            x_axis.setRange(0, max(sizes) * 1.12)
-            low, high = min(values), max(values)
-            pad = (high - low) * 0.15 or abs(high) * 0.1 or 1.0
-            y_axis.setRange(low - pad, high + pad)
+            x_axis.setRange(low_x, high_x)
+            y_axis.setRange(low_y, high_y)
             x_axis.applyNiceNumbers()
             y_axis.applyNiceNumbers()
         self.setChart(chart)
