@@ -158,6 +158,10 @@ class LabController(QObject):
         done = f"Measured now: {measured}; the rest from earlier runs."
         self.page.set_progress(len(rungs), len(rungs), done)
         self.show(self.result)
+        self.app.window.show_info(
+            f"The lab finished {self.result.source.name}: {verdict(rungs)}",
+            [("Export report…", self.export_dialog)],
+        )
 
     def show(self, result: LadderResult) -> None:
         """Fill the table, charts and verdict."""

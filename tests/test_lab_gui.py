@@ -28,6 +28,7 @@ def test_run_the_lab_export_and_keep(qtbot, app, tmp_path: Path, monkeypatch) ->
     qtbot.waitUntil(lambda: page.table.rowCount() == 2, timeout=120_000)
     assert [page.table.item(r, 0).text() for r in range(2)] == ["F16 (source)", "Q8_0"]
     assert page.verdict.text() and not page.cancel.isEnabled()
+    assert "The lab finished tiny-F16.gguf" in window.banner.label.text()
     fits = [page.table.item(r, 9).text() for r in range(2)]
     assert fits == ["Fits in RAM", "Fits in RAM"]  # the estimator, against this machine
     assert {p.label for p in page.quality_chart.points} == {"F16", "Q8_0"}
