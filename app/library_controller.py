@@ -144,6 +144,28 @@ def fit_models(
     return out
 
 
+class SingleFlight:
+    """One background run of a job at a time: a request while it runs is remembered (once)
+    and answered by one more run when it ends."""
+
+    def __init__(self) -> None:
+        self.running = False
+        self._again = False
+
+    def begin(self) -> bool:
+        """True: start a run now; False: one is running, and it will be asked to run again."""
+        if self.running:
+            self._again = True
+            return False
+        self.running = True
+        return True
+
+    def end(self) -> bool:
+        """The run ended; returns whether it was asked for again meanwhile."""
+        again, self.running, self._again = self._again, False, False
+        return again
+
+
 class LibraryController(QObject):
     """Rescans, watched folders, fit verdicts, Details… and Delete file… for the sidebar."""
 
@@ -167,8 +189,8 @@ class LibraryController(QObject):
         self.budget = budget  # this machine's, probed on first use
         self.details_dialog: ModelDetailsDialog | None = None
         self._scan: ScanResult | None = None
-        self._scanning = self._scan_again = False
-        self._fitting = self._fit_again = False
+        self._scans = SingleFlight()  # one rescan at a time; asked again meanwhile: once more
+        self._fits = SingleFlight()
         self._fit_cache: dict[tuple, Fit] = {}
         self._closed = False
         self._fit_timer = QTimer(self)
@@ -212,10 +234,8 @@ class LibraryController(QObject):
         """Look for models everywhere again (off the GUI thread); the list follows."""
         if self._closed:
             return
-        if self._scanning:
-            self._scan_again = True
+        if not self._scans.begin():
             return
-        self._scanning = True
         self.panel.set_scanning(True)
         paths = self.app.paths
         watched = [Path(f) for f in self.watched_folders()]
@@ -232,7 +252,7 @@ class LibraryController(QObject):
     def _scanned(self, result: ScanResult) -> None:
         if self._closed:
             return
-        self._scanning = False
+        again = self._scans.end()
         names_changed = self._scan is None or self._scan.names != result.names
         self._scan = result
         found = len(result.names)
@@ -244,8 +264,7 @@ class LibraryController(QObject):
         if result.added or result.removed:
             self.app.refresh_library()
         self._fit_timer.start()
-        if self._scan_again:  # asked again meanwhile: only the latest scan is announced
-            self._scan_again = False
+        if again:  # asked again meanwhile: only the latest scan is announced
             self.rescan()
         else:
             self.scanned.emit(result)
@@ -253,7 +272,7 @@ class LibraryController(QObject):
     def _scan_failed(self, exc: BaseException) -> None:
         if self._closed:
             return
-        self._scanning = False
+        self._scans.end()
         self.panel.set_scanning(False, "Rescan failed")
         self.app._job_failed(exc)
 
@@ -292,8 +311,7 @@ class LibraryController(QObject):
         """Compute the fit verdicts not cached yet for the listed models (off the GUI thread)."""
         if self._closed:
             return
-        if self._fitting:
-            self._fit_again = True
+        if not self._fits.begin():
             return
         load = self.app.settings.load_settings()
         known = self._scan.parts if self._scan else {}
@@ -316,16 +334,16 @@ class LibraryController(QObject):
         if cached:
             self.panel.model.set_fits(cached)
         if not todo:
+            self._fits.end()
             self.fitsUpdated.emit()
             return
-        self._fitting = True
 
         def work() -> tuple[Budget, dict[str, Fit]]:
             budget = self.budget or machine_budget()
             return budget, fit_models(todo, load, budget)
 
         def done(outcome: tuple[Budget, dict[str, Fit]]) -> None:
-            self._fitting = False
+            again = self._fits.end()
             if self._closed:
                 return
             self.budget, fits = outcome
@@ -333,12 +351,11 @@ class LibraryController(QObject):
                 self._fit_cache[keys[path]] = verdict
             self.panel.model.set_fits(fits)
             self.fitsUpdated.emit()
-            if self._fit_again:
-                self._fit_again = False
+            if again:
                 self.update_fits()
 
         def failed(exc: BaseException) -> None:
-            self._fitting = False
+            self._fits.end()
 
         run_job(work, on_done=done, on_error=failed)
 
