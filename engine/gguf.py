@@ -9,6 +9,7 @@ read. Tensor shapes are in ggml order (ne[0], the fastest-varying dimension, fir
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import os
@@ -334,6 +335,22 @@ def read_header(data: bytes | bytearray | memoryview, file_size: int | None = No
         version, metadata, value_types, tensors, alignment, header_size, data_offset,
         file_size, array_types,
     )  # fmt: skip
+
+
+def read_header_cached(path: str | os.PathLike[str]) -> GGUFHeader:
+    """:func:`read_header_from_file`, read once per file version (path, size, mtime) in this
+    process: planning a load, the load and the quantizer's steps ask for the same header."""
+    p = Path(path)
+    try:
+        st = p.stat()
+    except OSError:
+        return read_header_from_file(p)  # the reader says why it cannot be read
+    return _header_of_version(str(p.resolve()), st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=4)  # a big vocabulary's header is tens of MB of Python objects
+def _header_of_version(path: str, size: int, mtime_ns: int) -> GGUFHeader:
+    return read_header_from_file(path)
 
 
 def read_header_from_file(path: str | os.PathLike[str]) -> GGUFHeader:

@@ -11,7 +11,7 @@ from pathlib import Path
 from quantdesk.engine.discovery import split_parts
 from quantdesk.engine.estimate import EstimateParams, MemoryEstimate, estimate
 from quantdesk.engine.estimate_fit import budgets, fit, fits
-from quantdesk.engine.gguf import GGUFHeader, read_header_from_file
+from quantdesk.engine.gguf import GGUFHeader, read_header_cached
 from quantdesk.engine.params import AUTO_GPU_LAYERS, LoadSettings
 
 
@@ -64,7 +64,7 @@ def load_settings_for(path: Path, load: LoadSettings) -> LoadSettings:
     budget = machine_budget()
     if not budget.gpu_offload:  # no header to read: none of the layers can go to a GPU
         return load.with_(n_gpu_layers=0)
-    return resolve_gpu_layers([read_header_from_file(p) for p in split_parts(path)], load, budget)
+    return resolve_gpu_layers([read_header_cached(p) for p in split_parts(path)], load, budget)
 
 
 #: The shortest context a step-down goes to; below it a chat is not much use.
@@ -151,7 +151,7 @@ def step_down(headers: Sequence[GGUFHeader], load: LoadSettings, budget: Budget)
 def plan_load(path: Path, load: LoadSettings, budget: Budget | None = None) -> LoadPlan:
     """:func:`step_down` for the model at ``path`` (all parts of a split set) on this machine
     (probed when no ``budget`` is given: about 0.1 s, off the GUI thread)."""
-    headers = [read_header_from_file(p) for p in split_parts(path)]
+    headers = [read_header_cached(p) for p in split_parts(path)]
     return step_down(headers, load, budget or machine_budget())
 
 

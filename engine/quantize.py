@@ -30,7 +30,7 @@ from quantdesk.engine.errors import (
     QuantizeError,
 )
 from quantdesk.engine.ggml_types import GGML_TYPES, file_type_name, tensor_nbytes
-from quantdesk.engine.gguf import GGUFHeader, read_header_from_file
+from quantdesk.engine.gguf import GGUFHeader, read_header_cached
 from quantdesk.engine.imatrix import Imatrix, load_imatrix
 from quantdesk.engine.quantize_options import (
     QUANT_TARGETS,
@@ -136,8 +136,9 @@ def inspect_source(source: str | Path) -> SourceInfo:
     """
     path = Path(source)
     try:
-        stat = path.stat()
-        header = _cached_header(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+        if not path.exists():
+            raise FileNotFoundError
+        header = read_header_cached(path)
     except FileNotFoundError:
         raise QuantizeError(f"'{path}' does not exist.") from None
     except InvalidGGUF as exc:
@@ -155,11 +156,6 @@ def inspect_source(source: str | Path) -> SourceInfo:
     raw_type = header.metadata.get("general.file_type")
     file_type = file_type_name(int(raw_type)) if raw_type is not None else "unknown"
     return SourceInfo(path, header, file_type, types, path.stat().st_size)
-
-
-@functools.lru_cache(maxsize=8)
-def _cached_header(path: str, size: int, mtime_ns: int) -> GGUFHeader:
-    return read_header_from_file(path)
 
 
 def _imatrix(path: Path) -> Imatrix:

@@ -18,7 +18,7 @@ from quantdesk.engine.discovery import split_parts
 from quantdesk.engine.errors import QuantDeskError
 from quantdesk.engine.estimate import EstimateParams, estimate
 from quantdesk.engine.estimate_fit import FitResult, fit
-from quantdesk.engine.gguf import GGUFHeader, read_header_from_file
+from quantdesk.engine.gguf import GGUFHeader, read_header_cached
 from quantdesk.engine.hub import HubClient
 from quantdesk.engine.hub_quants import QuantGroup
 from quantdesk.engine.load_plan import Budget, resolve_gpu_layers
@@ -198,7 +198,7 @@ def fit_repo(
 
 def settings_estimate_text(path: Path, load: LoadSettings, budget: Budget) -> str:
     """One line for the load-settings panel: what these settings need, and if that fits."""
-    headers = [read_header_from_file(p) for p in split_parts(path)]
+    headers = [read_header_cached(p) for p in split_parts(path)]
     load = resolve_gpu_layers(headers, load, budget)
     params = EstimateParams.from_load_settings(load)
     est = estimate(headers, params, offload=budget.gpu_offload)

@@ -31,7 +31,7 @@ from quantdesk.engine.generation import (
     TokenCache,
     end_of_generation,
 )
-from quantdesk.engine.gguf import read_header_from_file
+from quantdesk.engine.gguf import read_header_cached
 from quantdesk.engine.llama_log import (
     import_llama_cpp,
     recent_errors,
@@ -74,10 +74,10 @@ class InferenceSession:
         llama.cpp refuses it (unsupported architecture, not enough memory...).
         """
         path = Path(path)
-        report = summarize(read_header_from_file(path), path=path)
+        report = summarize(read_header_cached(path), path=path)
         llama_cpp = import_llama_cpp("models cannot be loaded")
         if settings.rpc_workers:  # split across RPC workers: "auto" layers by their memory
-            settings = split_across_workers(settings, [read_header_from_file(p)
+            settings = split_across_workers(settings, [read_header_cached(p)
                                                        for p in split_parts(path)])  # fmt: skip
         settings = load_settings_for(path, settings)  # "auto" GPU layers: what fits
         if verbose:
