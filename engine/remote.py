@@ -208,9 +208,10 @@ class RemoteSession:
                  raw: bool = False) -> Iterator[GenerationEvent]:  # fmt: skip
         """Stream the server's reply to ``messages``: TokenText events, then GenerationStats."""
         if prefill or raw:
+            what = "continued" if prefill else "completed as plain text (no chat template)"
             raise GenerationError(
-                f"'{self.remote.model}' runs on {self.remote.host}: replies there can be "
-                "regenerated but not continued."
+                f"'{self.remote.model}' runs on {self.remote.host}, which applies its own chat "
+                f"template: its replies cannot be {what} from here."
             )
         return self.remote.endpoint.stream_chat(self.remote.model, messages, sampling, stop)
 
