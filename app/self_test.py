@@ -46,7 +46,10 @@ def run_self_test() -> int:
         app.quit()
 
     def loaded(info: object) -> None:
-        print(f"self-test: loaded {model.name} ({info.backend}, ctx {info.context_size})")
+        from quantdesk.engine.generation import sampling_step
+
+        print(f"self-test: loaded {model.name} ({info.backend}, ctx {info.context_size}, "
+              f"sampling step {sampling_step()})")  # fmt: skip
         controller.send("Hello")
 
     def replied(stats: object) -> None:

@@ -24,3 +24,4 @@ def test_the_bundle_builds_and_passes_its_self_test(tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=300)  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr[-3000:]
     assert "self-test: ok:" in done.stdout
+    assert "sampling step C)" in done.stdout  # the compiled extension is in the bundle
