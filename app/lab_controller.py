@@ -22,7 +22,7 @@ from quantdesk.engine.ladder_report import (
 from quantdesk.engine.library import add_model_file
 from quantdesk.engine.load_plan import machine_budget
 from quantdesk.engine.model_info import human_bytes
-from quantdesk.engine.quantize import predict
+from quantdesk.engine.quantize import predict, quantize
 from quantdesk.engine.quantize_options import QuantizeOptions
 from quantdesk.engine.quantize_report import result_fit
 from quantdesk.library_controller import fit_label, fit_models
@@ -167,7 +167,6 @@ class LabController(QObject):
         """Fill the table, charts and verdict."""
         front = {r.qtype for r in pareto_front(result.rungs)}
         fastest = {r.qtype for r in pareto_front(result.rungs, DECODE)}
-        files = self._files(result)
         rows = [[f"{r.qtype}{' (source)' if r.is_source else ''}", human_bytes(r.size_bytes),
                  f"{r.bits_per_weight:.2f}", human_bytes(r.peak_ram_bytes), f"{r.prompt_tps:.1f}",
                  f"{r.decode_tps:.1f}", perplexity_text(r.perplexity), f"{r.kld_mean:.4f}",
@@ -177,9 +176,10 @@ class LabController(QObject):
                    for r in result.rungs]  # fmt: skip
         speed = [ChartPoint(r.qtype, r.size_bytes, r.decode_tps, r.qtype in fastest)
                  for r in result.rungs]  # fmt: skip
-        keepable = {q for q in files if q != result.rungs[0].qtype}
+        keepable = {r.qtype for r in result.rungs if not r.is_source}  # gone: made again
         self.page.set_results(rows, [r.qtype for r in result.rungs], keepable, quality, speed,
                               verdict(result.rungs))  # fmt: skip
+        self.page.delete_files.setEnabled(len(self._files(result)) > 1)  # more than the source
 
     def export(self, folder: Path) -> Path:
         """Write ladder.md, ladder.json and the two charts as PNG into ``folder``."""
@@ -198,17 +198,35 @@ class LabController(QObject):
             self.app.window.show_info(f"Report written to {report} (with ladder.json and charts).")
 
     def keep(self, qtype: str) -> None:
-        """Add ``qtype``'s file to the library; delete the lab's other quantized files."""
+        """Add ``qtype``'s file to the library; delete the lab's other quantized files. A type
+        whose file is gone (measured in an earlier run, or deleted) is quantized again first."""
         if self.result is None:
             return
-        kept = self._files(self.result).get(qtype)
-        if kept is None:
+        result = self.result
+        path = self.work_dir(result.source) / f"{result.source.stem}-{qtype}.gguf"
+        if path.is_file():
+            self._kept(path)
             return
-        add_model_file(self.app.paths.library_db, kept, source="quantized", owned=True)
-        self._delete(keep=kept)
+        self.page.set_running(True)
+        self.page.set_progress(0, 1, f"{qtype}: quantizing again to keep it…")
+        options = QuantizeOptions(qtype, allow_requantize=True)
+        run_job(
+            lambda report: quantize(result.source, path, options,
+                                    on_progress=lambda p: report(p.fraction)),
+            on_done=lambda _done: self._kept(path),
+            on_error=self._failed,
+            on_progress=lambda fraction: self.page.set_progress(
+                0, 1, f"{qtype}: quantizing again to keep it…", fraction),
+        )  # fmt: skip
+
+    def _kept(self, path: Path) -> None:
+        assert self.result is not None
+        self.page.set_running(False)
+        add_model_file(self.app.paths.library_db, path, source="quantized", owned=True)
+        self._delete(keep=path)
         self.app.refresh_library()
         self.show(self.result)
-        self.app.window.show_info(f"{kept.name} is in the library; the other lab files were "
+        self.app.window.show_info(f"{path.name} is in the library; the other lab files were "
                                   "deleted (their figures stay in the lab).")  # fmt: skip
 
     def delete_files(self) -> None:
@@ -216,19 +234,19 @@ class LabController(QObject):
         now and lies in the same folder: it stays)."""
         if self.result is None:
             return
-        kept = {str(e.path) for e in self.app.library.entries()}
-        freed = self._delete(keep=None, kept_paths=kept)
+        freed = self._delete(keep=None)
         self.show(self.result)
         self.app.window.show_info(f"Deleted the lab's files: {human_bytes(freed)} freed. "
                                   "Their figures stay in the lab.")  # fmt: skip
 
-    def _delete(self, keep: Path | None, kept_paths: set[str] = frozenset()) -> int:
-        """Delete the lab's quantized files of the shown result but ``keep`` and those in the
-        library; returns the bytes freed."""
+    def _delete(self, keep: Path | None) -> int:
+        """Delete the lab's quantized files of the shown result but ``keep`` and any in the
+        library (kept earlier); returns the bytes freed."""
         assert self.result is not None
+        in_library = {str(e.path) for e in self.app.library.entries()}
         freed = 0
         for path in self._files(self.result).values():
-            if path in (keep, self.result.source) or str(path) in kept_paths:
+            if path in (keep, self.result.source) or str(path) in in_library:
                 continue
             freed += path.stat().st_size
             path.unlink(missing_ok=True)

@@ -63,3 +63,11 @@ def test_run_the_lab_export_and_keep(qtbot, app, tmp_path: Path, monkeypatch) ->
     page.delete_files.click()  # the lab's files go, the one kept in the library stays
     assert kept.is_file() and sorted(p.name for p in lab.work_dir(source).iterdir()) == [
         kept.name]  # fmt: skip
+
+    # Q4_0's file is gone (deleted above): keeping it quantizes it again first
+    page.table.selectRow(next(r for r in range(3) if page.table.item(r, 0).text() == "Q4_0"))
+    assert page.keep.isEnabled()
+    page.keep.click()
+    again = lab.work_dir(source) / "tiny-F16-Q4_0.gguf"
+    qtbot.waitUntil(lambda: window.library.model.row_of(str(again)) >= 0, timeout=60_000)
+    assert again.is_file() and kept.is_file()  # Q8_0 was kept before: the library's, it stays

@@ -193,5 +193,4 @@ class LabPage(QWidget):
         self.speed_chart.set_points(speed)
         self.verdict.setText(verdict)
         self.export.setEnabled(bool(rows))
-        self.delete_files.setEnabled(bool(keepable))
         self._selection_changed()
