@@ -23,7 +23,7 @@ from quantdesk.engine.errors import InvalidGGUF
 from quantdesk.engine.gguf import read_header
 from quantdesk.engine.model_info import summarize
 from tests.tiny_models import (
-    CHATML,
+    write_tiny_chat_model,
     write_tiny_model,
     write_tiny_model_with_bad_metadata,
 )
@@ -43,8 +43,7 @@ def write_seeds(folder: Path) -> list[tuple[bytes, int]]:
     folder.mkdir(parents=True, exist_ok=True)
     paths = [
         write_tiny_model(folder / "plain.gguf"),
-        write_tiny_model(folder / "chat.gguf", chat_template=CHATML,
-                         extra_special_tokens=("<|im_start|>", "<|im_end|>")),  # fmt: skip
+        write_tiny_chat_model(folder / "chat.gguf"),
         write_tiny_model(folder / "q8.gguf", quant="Q8_0", n_layer=1),
         write_tiny_model_with_bad_metadata(folder / "bad.gguf"),
     ]

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from quantdesk.engine.conversations import ConversationStore
-from tests.tiny_models import CHATML, write_tiny_model
+from tests.tiny_models import write_tiny_chat_model, write_tiny_model
 
 
 def _build(qtbot):
@@ -301,10 +301,8 @@ def test_damaged_library_and_chat_files_are_reported_and_kept(qtbot, data_dir: P
 
 
 def test_full_context_marker_keeps_the_store_in_step(qtbot, data_dir: Path, tmp_path: Path):
-    model = write_tiny_model(  # chat mode: the whole conversation goes into the prompt
-        tmp_path / "tiny.gguf", chat_template=CHATML,
-        extra_special_tokens=("<|im_start|>", "<|im_end|>"),
-    )  # fmt: skip
+    # chat mode: the whole conversation goes into the prompt
+    model = write_tiny_chat_model(tmp_path / "tiny.gguf")
     window, controller, _ = _build(qtbot)
     try:
         controller.settings.set("load.n_ctx", 128)

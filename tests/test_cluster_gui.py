@@ -11,7 +11,7 @@ import pytest
 from quantdesk.engine.rpc import rpc_available
 from tests.test_gui import app  # noqa: F401 - the fixture is used by name
 from tests.test_rpc import workers  # noqa: F401 - the fixture is used by name
-from tests.tiny_models import CHATML, write_tiny_model
+from tests.tiny_models import write_tiny_chat_model
 
 pytestmark = pytest.mark.skipif(not rpc_available(), reason="llama.cpp built without GGML_RPC")
 
@@ -27,8 +27,7 @@ def test_load_a_model_across_the_cluster_and_chat(
     assert controller.settings.get("cluster.workers") == workers  # kept in the settings
     qtbot.waitUntil(lambda: all("free of" in page.workers.item(i).text() for i in range(2)),
                     timeout=30_000)  # fmt: skip
-    model = write_tiny_model(tmp_path / "split-me.gguf", chat_template=CHATML,
-                             extra_special_tokens=("<|im_start|>", "<|im_end|>"))  # fmt: skip
+    model = write_tiny_chat_model(tmp_path / "split-me.gguf")
     controller.import_files([model], mode="reference")
     qtbot.waitUntil(lambda: window.library.model.row_of(str(model)) >= 0, timeout=30_000)
     window.library.select_path(str(model))

@@ -14,7 +14,7 @@ from quantdesk.engine.generation import Detokenizer
 from quantdesk.engine.params import LoadSettings, SamplingSettings
 from quantdesk.engine.session import InferenceSession
 from quantdesk.engine.templates import Message
-from tests.tiny_models import CHATML, write_tiny_model
+from tests.tiny_models import write_tiny_chat_model
 
 GREEDY = SamplingSettings(temperature=0.0, max_tokens=40, seed=1)
 SAMPLED = SamplingSettings(temperature=0.9, top_k=20, top_p=0.9, min_p=0.02, max_tokens=40,
@@ -64,10 +64,7 @@ def test_the_c_sampling_step_is_built_here() -> None:
 
 @pytest.fixture(scope="module")
 def chat(tmp_path_factory: pytest.TempPathFactory):
-    path = write_tiny_model(
-        tmp_path_factory.mktemp("gen") / "chat.gguf", chat_template=CHATML,
-        extra_special_tokens=("<|im_start|>", "<|im_end|>"),
-    )  # fmt: skip
+    path = write_tiny_chat_model(tmp_path_factory.mktemp("gen") / "chat.gguf")
     s = InferenceSession.load(path, LoadSettings(n_ctx=512, n_threads=1))
     yield s
     s.close()

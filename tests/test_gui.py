@@ -10,7 +10,11 @@ from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 
 from quantdesk.engine.session import MODE_COMPLETION
-from tests.tiny_models import CHATML, write_model_that_aborts_llama, write_tiny_model
+from tests.tiny_models import (
+    write_model_that_aborts_llama,
+    write_tiny_chat_model,
+    write_tiny_model,
+)
 
 
 @pytest.fixture
@@ -138,11 +142,7 @@ def test_streaming_reply_in_completion_mode(qtbot, app, tmp_path: Path) -> None:
 
 def test_chat_template_model_and_regenerate(qtbot, app, tmp_path: Path) -> None:
     window, controller = app
-    path = write_tiny_model(
-        tmp_path / "chat.gguf",
-        chat_template=CHATML,
-        extra_special_tokens=("<|im_start|>", "<|im_end|>"),
-    )
+    path = write_tiny_chat_model(tmp_path / "chat.gguf")
     drop(window, [path])
     qtbot.waitUntil(lambda: window.library.model.rowCount() == 1, timeout=10_000)
     load_first(qtbot, window, controller)

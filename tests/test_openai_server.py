@@ -14,13 +14,12 @@ from quantdesk.engine.errors import QuantDeskError  # noqa: E402
 from quantdesk.engine.model_host import ModelHost  # noqa: E402
 from quantdesk.engine.openai_server import OpenAIServer, RunningServer, StopMatcher  # noqa: E402
 from quantdesk.engine.params import LoadSettings  # noqa: E402
-from tests.tiny_models import CHATML, write_tiny_model  # noqa: E402
+from tests.tiny_models import write_tiny_chat_model, write_tiny_model  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory):
-    path = write_tiny_model(tmp_path_factory.mktemp("srv") / "chat.gguf", chat_template=CHATML,
-                            extra_special_tokens=("<|im_start|>", "<|im_end|>"))  # fmt: skip
+    path = write_tiny_chat_model(tmp_path_factory.mktemp("srv") / "chat.gguf")
     host = ModelHost(path, LoadSettings(n_ctx=1024, n_threads=1, n_gpu_layers=0))
     running = RunningServer(OpenAIServer(host, "tiny-chat", api_key="sk-test"))
     yield running

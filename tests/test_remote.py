@@ -14,15 +14,14 @@ from quantdesk.engine.openai_server import OpenAIServer, RunningServer
 from quantdesk.engine.params import LoadSettings, SamplingSettings
 from quantdesk.engine.remote import Endpoint, RemoteError
 from quantdesk.engine.templates import Message
-from tests.tiny_models import CHATML, write_tiny_model
+from tests.tiny_models import write_tiny_chat_model
 
 GREEDY = SamplingSettings(temperature=0.0, max_tokens=16)
 
 
 @pytest.fixture(scope="module")
 def remote(tmp_path_factory: pytest.TempPathFactory):
-    path = write_tiny_model(tmp_path_factory.mktemp("remote") / "far.gguf", chat_template=CHATML,
-                            extra_special_tokens=("<|im_start|>", "<|im_end|>"))  # fmt: skip
+    path = write_tiny_chat_model(tmp_path_factory.mktemp("remote") / "far.gguf")
     host = ModelHost(path, LoadSettings(n_ctx=1024, n_threads=1, n_gpu_layers=0))
     running = RunningServer(OpenAIServer(host, "far-model", api_key="k"))
     yield running, host

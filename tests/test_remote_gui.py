@@ -19,7 +19,7 @@ from quantdesk.engine.remote import Endpoint, RemoteError
 from quantdesk.engine.remote_servers import RemoteServers
 from quantdesk.engine.templates import Message
 from tests.test_gui import app  # noqa: F401 - the fixture is used by name
-from tests.tiny_models import CHATML, write_tiny_model
+from tests.tiny_models import write_tiny_chat_model
 
 KEY = "sesame"
 
@@ -28,8 +28,7 @@ KEY = "sesame"
 def far_server(tmp_path_factory: pytest.TempPathFactory):
     """`quantdesk serve` of a tiny chat model, in its own process, on a free port."""
     folder = tmp_path_factory.mktemp("far")
-    model = write_tiny_model(folder / "far-model.gguf", chat_template=CHATML,
-                             extra_special_tokens=("<|im_start|>", "<|im_end|>"))  # fmt: skip
+    model = write_tiny_chat_model(folder / "far-model.gguf")
     env = dict(os.environ, QUANTDESK_DATA_DIR=str(folder / "data"))
     process = subprocess.Popen(
         [sys.executable, "-m", "quantdesk", "serve", str(model), "--port", "0", "--api-key", KEY,

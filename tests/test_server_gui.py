@@ -11,13 +11,12 @@ import pytest
 openai = pytest.importorskip("openai")
 
 from tests.test_gui import app  # noqa: E402, F401 - the fixture is used by name
-from tests.tiny_models import CHATML, write_tiny_model  # noqa: E402
+from tests.tiny_models import write_tiny_chat_model  # noqa: E402
 
 
 def test_serve_the_loaded_model_from_the_app(qtbot, app, tmp_path: Path) -> None:  # noqa: F811
     window, controller = app
-    model = write_tiny_model(tmp_path / "served.gguf", chat_template=CHATML,
-                             extra_special_tokens=("<|im_start|>", "<|im_end|>"))  # fmt: skip
+    model = write_tiny_chat_model(tmp_path / "served.gguf")
     with qtbot.waitSignal(controller.modelLoaded, timeout=60_000):
         controller.import_files([model], mode="reference", load_first=True)
     page = window.server_page

@@ -18,8 +18,8 @@ from quantdesk.engine.params import LoadSettings, SamplingSettings
 from quantdesk.engine.session import MODE_CHAT, MODE_COMPLETION, InferenceSession
 from quantdesk.engine.templates import Message
 from tests.tiny_models import (
-    CHATML,
     write_model_with_runaway_utf8,
+    write_tiny_chat_model,
     write_tiny_model,
     write_tiny_model_with_bad_metadata,
 )
@@ -35,11 +35,7 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def chat_session(tmp_path: Path):
     """A tiny model with a ChatML template, loaded with a 256-token context."""
-    path = write_tiny_model(
-        tmp_path / "chat.gguf",
-        chat_template=CHATML,
-        extra_special_tokens=("<|im_start|>", "<|im_end|>"),
-    )
+    path = write_tiny_chat_model(tmp_path / "chat.gguf")
     s = InferenceSession.load(path, LoadSettings(n_ctx=256, n_threads=1))
     yield s
     s.close()
@@ -181,10 +177,7 @@ def test_llama_cpp_reason_reaches_the_user(tiny: Path) -> None:
 def test_a_conversation_longer_than_a_rounded_up_context_drops_turns(tmp_path: Path) -> None:
     """n_ctx 128 is rounded up by llama.cpp (256) while llama-cpp-python's token buffer stays
     at 128: the conversation must fit the smaller, dropping old turns, never overflow."""
-    path = write_tiny_model(
-        tmp_path / "chat.gguf", chat_template=CHATML,
-        extra_special_tokens=("<|im_start|>", "<|im_end|>"),
-    )  # fmt: skip
+    path = write_tiny_chat_model(tmp_path / "chat.gguf")
     s = InferenceSession.load(path, LoadSettings(n_ctx=128, n_threads=1))
     try:
         assert s.context_size <= 128

@@ -39,7 +39,7 @@ __all__ = [
 ]
 
 ARCH = "llama"
-# A ChatML chat template (pair it with extra_special_tokens=("<|im_start|>", "<|im_end|>")).
+# A ChatML chat template (write_tiny_chat_model pairs it with its special tokens).
 CHATML = (
     "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
     "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
@@ -401,6 +401,12 @@ def write_tiny_model(
         extra_special_tokens=extra_special_tokens,
     )
     return _write(path, plan, quant)
+
+
+def write_tiny_chat_model(path: Path, **kwargs) -> Path:
+    """:func:`write_tiny_model` with the ChatML template and its special tokens."""
+    tokens = ("<|im_start|>", "<|im_end|>")
+    return write_tiny_model(path, chat_template=CHATML, extra_special_tokens=tokens, **kwargs)
 
 
 def _default_plan(**overrides) -> _Plan:
