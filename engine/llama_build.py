@@ -9,6 +9,7 @@ found; ``llama_print_system_info()`` lists what the CPU backend was compiled for
 from __future__ import annotations
 
 import ctypes
+import functools
 import logging
 import re
 from collections.abc import Sequence
@@ -140,16 +141,40 @@ def shipped_libraries(lib_dir: Path) -> tuple[str, ...]:
     return tuple(sorted(names))
 
 
-def _ggml_registry() -> tuple[tuple[str, ...], tuple[BuildDevice, ...]]:
-    from llama_cpp._ggml import libggml as g  # the libggml llama_cpp already loaded
+def llama_library_file(name: str) -> Path | None:
+    """The file of llama.cpp's library ``name`` ("ggml", "ggml-rpc") that libllama itself loads
+    (by its soname). A wheel cannot hold symbolic links, so libggml.so and libggml.so.0 are
+    separate copies; a copy libllama does not use has a device registry of its own (devices
+    registered there never reach a model; llama_cpp._ggml loads such a copy)."""
+    import llama_cpp
 
+    folder = Path(llama_cpp.__file__).parent / "lib"
+    for file_name in (f"lib{name}.so.0", f"lib{name}.0.dylib", f"{name}.dll", f"lib{name}.so",
+                      f"lib{name}.dylib"):  # fmt: skip
+        if (folder / file_name).is_file():
+            return folder / file_name
+    return None
+
+
+@functools.lru_cache(maxsize=1)
+def ggml_library() -> ctypes.CDLL:
+    """The libggml libllama uses (the process's device registry), with the prototypes of the
+    calls QuantDesk makes."""
+    file = llama_library_file("ggml")
+    if file is None:
+        raise OSError("llama-cpp-python ships no libggml")
+    g = ctypes.CDLL(str(file))
     ptr, size = ctypes.c_void_p, ctypes.c_size_t
     for fn, res, args in (
         ("ggml_backend_reg_count", size, []),
         ("ggml_backend_reg_get", ptr, [size]),
         ("ggml_backend_reg_name", ctypes.c_char_p, [ptr]),
+        ("ggml_backend_reg_dev_count", size, [ptr]),
+        ("ggml_backend_reg_dev_get", ptr, [ptr, size]),
+        ("ggml_backend_register", None, [ptr]),
         ("ggml_backend_dev_count", size, []),
         ("ggml_backend_dev_get", ptr, [size]),
+        ("ggml_backend_dev_by_type", ptr, [ctypes.c_int]),
         ("ggml_backend_dev_name", ctypes.c_char_p, [ptr]),
         ("ggml_backend_dev_description", ctypes.c_char_p, [ptr]),
         ("ggml_backend_dev_type", ctypes.c_int, [ptr]),
@@ -157,6 +182,12 @@ def _ggml_registry() -> tuple[tuple[str, ...], tuple[BuildDevice, ...]]:
         ("ggml_backend_dev_memory", None, [ptr, ctypes.POINTER(size), ctypes.POINTER(size)]),
     ):
         getattr(g, fn).restype, getattr(g, fn).argtypes = res, args
+    return g
+
+
+def _ggml_registry() -> tuple[tuple[str, ...], tuple[BuildDevice, ...]]:
+    g = ggml_library()
+    size = ctypes.c_size_t
 
     def text(raw: bytes | None) -> str:
         return (raw or b"").decode("utf-8", "replace")

@@ -19,6 +19,7 @@ Two facts shape how the app uses it:
 from __future__ import annotations
 
 import ctypes
+import functools
 import ipaddress
 import json
 import os
@@ -38,6 +39,7 @@ from quantdesk.engine.estimate import EstimateParams, MemoryEstimate, estimate
 from quantdesk.engine.estimate_fit import budgets, largest_true
 from quantdesk.engine.estimate_hparams import model_shape
 from quantdesk.engine.gguf import GGUFHeader
+from quantdesk.engine.llama_build import ggml_library, llama_library_file
 from quantdesk.engine.model_info import human_bytes
 from quantdesk.engine.params import AUTO_GPU_LAYERS, LoadSettings
 
@@ -80,31 +82,34 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def _lib_dir() -> Path:
-    import llama_cpp
-
-    return Path(llama_cpp.__file__).parent / "lib"
-
-
-def _library(name: str) -> ctypes.CDLL:
-    """One of llama.cpp's shared libraries: the very file libllama loads (a wheel cannot hold
-    symbolic links, so libggml.so, libggml.so.0... are separate copies, and loading another
-    one would give a second, separate device registry)."""
-    for file_name in (f"lib{name}.so.0", f"lib{name}.0.dylib", f"{name}.dll", f"lib{name}.so",
-                      f"lib{name}.dylib"):  # fmt: skip
-        file = _lib_dir() / file_name
-        if file.is_file():
-            return ctypes.CDLL(str(file))
-    raise RPCError(
-        "This llama.cpp build has no RPC backend: scripts/setup_env.sh builds llama-cpp-python "
-        "with GGML_RPC=ON (run it again), or install a build made with -DGGML_RPC=ON."
-    )
+@functools.lru_cache(maxsize=1)
+def rpc_library() -> ctypes.CDLL:
+    """llama.cpp's RPC backend library (the copy libggml loads), with the prototypes of the
+    calls QuantDesk makes."""
+    file = llama_library_file("ggml-rpc")
+    if file is None:
+        raise RPCError(
+            "This llama.cpp build has no RPC backend: scripts/setup_env.sh builds "
+            "llama-cpp-python with GGML_RPC=ON (run it again), or install a build made with "
+            "-DGGML_RPC=ON."
+        )
+    rpc = ctypes.CDLL(str(file))
+    ptr, size = ctypes.c_void_p, ctypes.c_size_t
+    for fn, res, args in (
+        ("ggml_backend_rpc_start_server", None,
+         [ctypes.c_char_p, ctypes.c_char_p, size, size, ctypes.POINTER(ptr)]),
+        ("ggml_backend_rpc_add_server", ptr, [ctypes.c_char_p]),
+        ("ggml_backend_rpc_get_device_memory", None,
+         [ctypes.c_char_p, ctypes.c_uint32, ctypes.POINTER(size), ctypes.POINTER(size)]),
+    ):  # fmt: skip
+        getattr(rpc, fn).restype, getattr(rpc, fn).argtypes = res, args
+    return rpc
 
 
 def rpc_available() -> bool:
     """Whether the installed llama.cpp was built with its RPC backend."""
     try:
-        _library("ggml-rpc")
+        rpc_library()
     except (RPCError, ImportError, OSError):
         return False
     return True
@@ -126,18 +131,11 @@ def reachable(endpoint: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
 
 def serve_worker(host: str, port: int, threads: int, cache_dir: Path | None = None) -> None:
     """Run llama.cpp's RPC server over this computer's CPU until the process ends."""
-    rpc, ggml = _library("ggml-rpc"), _library("ggml")
-    ggml.ggml_backend_dev_by_type.restype = ctypes.c_void_p
-    ggml.ggml_backend_dev_by_type.argtypes = [ctypes.c_int]
+    rpc, ggml = rpc_library(), ggml_library()
     cpu = ggml.ggml_backend_dev_by_type(0)  # GGML_BACKEND_DEVICE_TYPE_CPU
     if not cpu:
         raise RPCError("llama.cpp reports no CPU device to serve.")
     devices = (ctypes.c_void_p * 1)(cpu)
-    rpc.ggml_backend_rpc_start_server.restype = None
-    rpc.ggml_backend_rpc_start_server.argtypes = [
-        ctypes.c_char_p, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_size_t,
-        ctypes.POINTER(ctypes.c_void_p),
-    ]  # fmt: skip
     endpoint = f"{host}:{port}".encode()
     cache = str(cache_dir).encode() if cache_dir is not None else None
     rpc.ggml_backend_rpc_start_server(endpoint, cache, threads, 1, devices)
@@ -153,18 +151,11 @@ def attach_workers(endpoints: tuple[str, ...]) -> list[int]:
     for endpoint in endpoints:
         if endpoint not in _attached:
             reachable(endpoint)
-            rpc, ggml = _library("ggml-rpc"), _library("ggml")
-            rpc.ggml_backend_rpc_add_server.restype = ctypes.c_void_p
-            rpc.ggml_backend_rpc_add_server.argtypes = [ctypes.c_char_p]
+            rpc, ggml = rpc_library(), ggml_library()
             reg = rpc.ggml_backend_rpc_add_server(endpoint.encode())
             if not reg:
                 raise ModelLoadError(f"The RPC worker at {endpoint} offers no device.")
-            ggml.ggml_backend_register.argtypes = [ctypes.c_void_p]
             ggml.ggml_backend_register(reg)
-            ggml.ggml_backend_reg_dev_count.restype = ctypes.c_size_t
-            ggml.ggml_backend_reg_dev_count.argtypes = [ctypes.c_void_p]
-            ggml.ggml_backend_reg_dev_get.restype = ctypes.c_void_p
-            ggml.ggml_backend_reg_dev_get.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
             count = ggml.ggml_backend_reg_dev_count(reg)
             _attached[endpoint] = [ggml.ggml_backend_reg_dev_get(reg, i) for i in range(count)]
         devices += _attached[endpoint]
@@ -174,14 +165,8 @@ def attach_workers(endpoints: tuple[str, ...]) -> list[int]:
 def _device_memory(endpoint: str) -> WorkerMemory:
     """Ask a worker for its device's memory, in this process (see :func:`worker_memory`)."""
     reachable(endpoint)
-    rpc = _library("ggml-rpc")
-    rpc.ggml_backend_rpc_get_device_memory.restype = None
-    rpc.ggml_backend_rpc_get_device_memory.argtypes = [
-        ctypes.c_char_p, ctypes.c_uint32, ctypes.POINTER(ctypes.c_size_t),
-        ctypes.POINTER(ctypes.c_size_t),
-    ]  # fmt: skip
     free, total = ctypes.c_size_t(), ctypes.c_size_t()
-    rpc.ggml_backend_rpc_get_device_memory(endpoint.encode(), 0, free, total)
+    rpc_library().ggml_backend_rpc_get_device_memory(endpoint.encode(), 0, free, total)
     return WorkerMemory(endpoint, free.value, total.value)
 
 
@@ -251,10 +236,7 @@ def split_across_workers(settings: LoadSettings, headers: Sequence[GGUFHeader]) 
     devices = attach_workers(settings.rpc_workers)
     if settings.n_gpu_layers != AUTO_GPU_LAYERS:
         return settings
-    ggml = _library("ggml")
-    ggml.ggml_backend_dev_memory.restype = None
-    ggml.ggml_backend_dev_memory.argtypes = [
-        ctypes.c_void_p, ctypes.POINTER(ctypes.c_size_t), ctypes.POINTER(ctypes.c_size_t)]
+    ggml = ggml_library()
     free_each = []
     for device in devices:
         free, total = ctypes.c_size_t(), ctypes.c_size_t()
