@@ -198,7 +198,7 @@ class SamplerChain:
         """The last position's logits as a NumPy array over llama.cpp's own buffer (no copy;
         the view is made again only when llama.cpp moved the buffer)."""
         pointer = self._lib.llama_get_logits_ith(self._ctx, -1)
-        address = ctypes.cast(pointer, ctypes.c_void_p).value or 0
+        address = _address(pointer)
         if self._logits is None or self._logits[0] != address:
             self._logits = (address, np.ctypeslib.as_array(pointer, (self._n_vocab,)))
         return self._logits[1]
