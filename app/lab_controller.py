@@ -11,7 +11,13 @@ from PySide6.QtCore import QObject
 from PySide6.QtWidgets import QFileDialog
 
 from quantdesk.engine.errors import QuantizeCancelled, QuantizeError
-from quantdesk.engine.ladder import LadderResult, LadderSettings, open_cache, run_ladder
+from quantdesk.engine.ladder import (
+    LadderResult,
+    LadderSettings,
+    open_cache,
+    run_ladder,
+    rung_file,
+)
 from quantdesk.engine.ladder_report import (
     DECODE,
     pareto_front,
@@ -126,7 +132,8 @@ class LabController(QObject):
 
     def _files(self, result: LadderResult) -> dict[str, Path]:
         """Every rung's file that exists now (the source's too)."""
-        files = {r.qtype: self.work_dir(result.source) / f"{result.source.stem}-{r.qtype}.gguf"
+        folder = self.work_dir(result.source)
+        files = {r.qtype: rung_file(folder, result.source, r.qtype)
                  for r in result.rungs if not r.is_source}  # fmt: skip
         files = {q: p for q, p in files.items() if p.is_file()}
         return {result.rungs[0].qtype: result.source, **files}
@@ -203,7 +210,7 @@ class LabController(QObject):
         if self.result is None:
             return
         result = self.result
-        path = self.work_dir(result.source) / f"{result.source.stem}-{qtype}.gguf"
+        path = rung_file(self.work_dir(result.source), result.source, qtype)
         if path.is_file():
             self._kept(path)
             return

@@ -146,6 +146,11 @@ class LadderCache:
         self._db.close()
 
 
+def rung_file(work_dir: Path, source: Path, qtype: str) -> Path:
+    """Where the ladder writes ``source`` quantized to ``qtype``."""
+    return work_dir / f"{source.stem}-{qtype}.gguf"
+
+
 def environment(threads: int) -> dict:
     """CPU, threads and versions the figures were measured with."""
     import llama_cpp
@@ -203,7 +208,7 @@ def run_ladder(
             result.rungs.append(cached)
             continue
         is_source = qtype == info.file_type
-        path = source if is_source else work_dir / f"{source.stem}-{qtype}.gguf"
+        path = source if is_source else rung_file(work_dir, source, qtype)
         made = False
         try:
             if not is_source:
