@@ -156,16 +156,24 @@ def llama_library_file(name: str) -> Path | None:
     return None
 
 
+def load_llama_library(name: str, prototypes: Sequence[tuple]) -> ctypes.CDLL | None:
+    """llama.cpp's library ``name`` as libllama uses it (:func:`llama_library_file`) with
+    ``prototypes`` ((function, restype, argtypes), ...) declared; None when it is not shipped."""
+    file = llama_library_file(name)
+    if file is None:
+        return None
+    lib = ctypes.CDLL(str(file))
+    for fn, res, args in prototypes:
+        getattr(lib, fn).restype, getattr(lib, fn).argtypes = res, args
+    return lib
+
+
 @functools.lru_cache(maxsize=1)
 def ggml_library() -> ctypes.CDLL:
     """The libggml libllama uses (the process's device registry), with the prototypes of the
     calls QuantDesk makes."""
-    file = llama_library_file("ggml")
-    if file is None:
-        raise OSError("llama-cpp-python ships no libggml")
-    g = ctypes.CDLL(str(file))
     ptr, size = ctypes.c_void_p, ctypes.c_size_t
-    for fn, res, args in (
+    g = load_llama_library("ggml", (
         ("ggml_backend_reg_count", size, []),
         ("ggml_backend_reg_get", ptr, [size]),
         ("ggml_backend_reg_name", ctypes.c_char_p, [ptr]),
@@ -180,8 +188,9 @@ def ggml_library() -> ctypes.CDLL:
         ("ggml_backend_dev_type", ctypes.c_int, [ptr]),
         ("ggml_backend_dev_backend_reg", ptr, [ptr]),
         ("ggml_backend_dev_memory", None, [ptr, ctypes.POINTER(size), ctypes.POINTER(size)]),
-    ):
-        getattr(g, fn).restype, getattr(g, fn).argtypes = res, args
+    ))  # fmt: skip
+    if g is None:
+        raise OSError("llama-cpp-python ships no libggml")
     return g
 
 

@@ -39,7 +39,7 @@ from quantdesk.engine.estimate import EstimateParams, MemoryEstimate, estimate
 from quantdesk.engine.estimate_fit import budgets, largest_true
 from quantdesk.engine.estimate_hparams import model_shape
 from quantdesk.engine.gguf import GGUFHeader
-from quantdesk.engine.llama_build import ggml_library, llama_library_file
+from quantdesk.engine.llama_build import ggml_library, load_llama_library
 from quantdesk.engine.model_info import human_bytes
 from quantdesk.engine.params import AUTO_GPU_LAYERS, LoadSettings
 
@@ -86,23 +86,20 @@ def is_loopback(host: str) -> bool:
 def rpc_library() -> ctypes.CDLL:
     """llama.cpp's RPC backend library (the copy libggml loads), with the prototypes of the
     calls QuantDesk makes."""
-    file = llama_library_file("ggml-rpc")
-    if file is None:
-        raise RPCError(
-            "This llama.cpp build has no RPC backend: scripts/setup_env.sh builds "
-            "llama-cpp-python with GGML_RPC=ON (run it again), or install a build made with "
-            "-DGGML_RPC=ON."
-        )
-    rpc = ctypes.CDLL(str(file))
     ptr, size = ctypes.c_void_p, ctypes.c_size_t
-    for fn, res, args in (
+    rpc = load_llama_library("ggml-rpc", (
         ("ggml_backend_rpc_start_server", None,
          [ctypes.c_char_p, ctypes.c_char_p, size, size, ctypes.POINTER(ptr)]),
         ("ggml_backend_rpc_add_server", ptr, [ctypes.c_char_p]),
         ("ggml_backend_rpc_get_device_memory", None,
          [ctypes.c_char_p, ctypes.c_uint32, ctypes.POINTER(size), ctypes.POINTER(size)]),
-    ):  # fmt: skip
-        getattr(rpc, fn).restype, getattr(rpc, fn).argtypes = res, args
+    ))  # fmt: skip
+    if rpc is None:
+        raise RPCError(
+            "This llama.cpp build has no RPC backend: scripts/setup_env.sh builds "
+            "llama-cpp-python with GGML_RPC=ON (run it again), or install a build made with "
+            "-DGGML_RPC=ON."
+        )
     return rpc
 
 
