@@ -1,7 +1,9 @@
 """Run a piece of llama.cpp work in a child Python process and stream its events back.
 
-The child prints one JSON object per line after a marker on stdout; everything else it
-prints (llama.cpp's own output) is kept as a tail for error details. Cancel kills the child
+The parent hands the child its job as JSON on standard input (:func:`read_job`; no size
+limit, unlike a command-line argument: a user's text sample can be megabytes). The child
+prints one JSON object per line after a marker on stdout; everything else it prints
+(llama.cpp's own output) is kept as a tail for error details. Cancel kills the child
 at once; a native crash (SIGSEGV, SIGABRT, SIGILL, OOM kill) ends only the child.
 """
 
@@ -33,6 +35,11 @@ def exit_with_parent(parent_pid: int | None = None, interval_s: float = 1.0) -> 
         os._exit(3)
 
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+def read_job() -> dict[str, Any]:
+    """Child side: the job the parent passed to :func:`run_child` (JSON on standard input)."""
+    return json.loads(sys.stdin.read())
 
 
 def emit(event: dict[str, Any]) -> None:
@@ -88,6 +95,7 @@ def run_child(
     args: list[str],
     on_event: Callable[[dict[str, Any]], None],
     *,
+    job: dict[str, Any] | None = None,
     cancel: threading.Event | None = None,
     timeout_s: float | None = None,
     tail_lines: int = 40,
@@ -96,7 +104,9 @@ def run_child(
 ) -> ChildOutcome:
     """Run ``python -m module *args``; call ``on_event`` for each event (on this thread).
 
-    ``python``: the interpreter (default: this one), e.g. a separate converter environment.
+    ``job``: sent as JSON on the child's standard input (the child reads it with
+    :func:`read_job`). ``python``: the interpreter (default: this one), e.g. a separate
+    converter environment.
     """
     env = {**os.environ, "GGML_NO_BACKTRACE": "1", "PYTHONUNBUFFERED": "1"}
     started = time.monotonic()
@@ -104,13 +114,15 @@ def run_child(
         [python, "-m", module, *args] if python else module_command(module, *args),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL if job is None else subprocess.PIPE,
         text=True,
         errors="replace",
         env=env,
         bufsize=1,
         cwd=cwd,
     )
+    if job is not None:
+        threading.Thread(target=_feed, args=(proc, json.dumps(job)), daemon=True).start()
     tail: deque[str] = deque(maxlen=tail_lines)
     lines: deque[str] = deque()
     done = threading.Event()
@@ -141,6 +153,17 @@ def run_child(
     return ChildOutcome(
         proc.returncode, cancelled, timed_out, "\n".join(tail), time.monotonic() - started
     )
+
+
+def _feed(proc: subprocess.Popen[str], data: str) -> None:
+    """Write the job to the child's stdin (a thread: a big job must not block reading its
+    output); a child that died before reading it is reported by its exit, not here."""
+    assert proc.stdin is not None
+    try:
+        proc.stdin.write(data)
+        proc.stdin.close()
+    except OSError:
+        pass
 
 
 def _pump(proc: subprocess.Popen[str], lines: deque[str], done: threading.Event) -> None:
@@ -177,7 +200,7 @@ def run_child_job(
             on_progress(event["done"], event["total"])
         events.append(event)
 
-    outcome = run_child(module, [json.dumps(job)], on_event, cancel=cancel)
+    outcome = run_child(module, [], on_event, job=job, cancel=cancel)
     if outcome.cancelled:
         raise QuantizeCancelled(f"{what} was cancelled.")
     if outcome.signal_name:

@@ -20,7 +20,6 @@ with JOB a JSON object ``{"model", "text_file", "output", "n_ctx", "threads", "m
 from __future__ import annotations
 
 import ctypes
-import json
 import os
 import struct
 import sys
@@ -417,10 +416,10 @@ def default_imatrix_path(model: Path) -> Path:
 
 
 def main(argv: list[str]) -> int:
-    """Child entry point: ``argv[1]`` is the job (JSON, see the module docstring)."""
-    from quantdesk.engine.child_process import emit
+    """Child entry point: the job (JSON, see the module docstring) comes on standard input."""
+    from quantdesk.engine.child_process import emit, read_job
 
-    job = json.loads(argv[1])
+    job = read_job()
     try:
         if job.get("text_file"):
             text = Path(job["text_file"]).read_text(encoding="utf-8", errors="replace")

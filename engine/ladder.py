@@ -75,6 +75,9 @@ class LadderSettings:
     n_prompt: int = 256  # speed: prompt tokens
     n_gen: int = 64  # speed: decoded tokens
     text_sha256: str = ""  # the text sample's
+    # raised when a fix changes what is measured, so figures cached before are measured again
+    # (2: the quality check reads the chosen text; before, always the bundled sample)
+    method: int = 2
 
     def key(self) -> str:
         """The cache key's settings part."""
@@ -224,7 +227,7 @@ def run_ladder(
                                   n_prompt=settings.n_prompt, n_gen=settings.n_gen,
                                   cancel=cancel)  # fmt: skip
             report("quality")
-            quality = run_quality_check(source, path, threads=settings.threads,
+            quality = run_quality_check(source, path, text=text, threads=settings.threads,
                                         n_ctx=settings.n_ctx, max_chunks=settings.max_chunks,
                                         on_progress=lambda d, t: report("quality", d / max(1, t)),
                                         cancel=cancel)  # fmt: skip

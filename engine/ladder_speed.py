@@ -9,7 +9,6 @@ included). Child usage: ``python -m quantdesk.engine.ladder_speed JOB``.
 
 from __future__ import annotations
 
-import json
 import random
 import sys
 import threading
@@ -17,7 +16,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from quantdesk.engine.child_process import emit, run_child_job
+from quantdesk.engine.child_process import emit, read_job, run_child_job
 from quantdesk.engine.errors import QuantDeskError
 
 MODULE = "quantdesk.engine.ladder_speed"
@@ -85,7 +84,7 @@ def _measure(job: dict) -> SpeedReport:
 
 def main(argv: list[str]) -> int:
     """Child entry point."""
-    job = json.loads(argv[1])
+    job = read_job()
     try:
         report = _measure(job)
     except QuantDeskError as exc:

@@ -6,14 +6,13 @@ beside the app, never inside it. Child usage: ``python -m quantdesk.engine.quali
 
 from __future__ import annotations
 
-import json
 import sys
 import threading
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
-from quantdesk.engine.child_process import emit, run_child_job
+from quantdesk.engine.child_process import emit, read_job, run_child_job
 from quantdesk.engine.errors import QuantDeskError
 from quantdesk.engine.quality import QualityReport, measure_quality
 
@@ -24,16 +23,19 @@ def run_quality_check(
     source: str | Path,
     result: str | Path,
     *,
+    text: str | None = None,
     threads: int = 0,
     n_ctx: int = 512,
     max_chunks: int | None = None,
     on_progress: Callable[[int, int], None] | None = None,
     cancel: threading.Event | None = None,
 ) -> QualityReport:
-    """Perplexity of both models and KL divergence of the result against the source."""
+    """Perplexity of both models and KL divergence of the result against the source, on
+    ``text`` (None: the bundled sample)."""
     job = {
         "source": str(source),
         "result": str(result),
+        "text": text,
         "threads": threads,
         "n_ctx": n_ctx,
         "max_chunks": max_chunks,
@@ -46,11 +48,12 @@ def run_quality_check(
 
 def main(argv: list[str]) -> int:
     """Child entry point."""
-    job = json.loads(argv[1])
+    job = read_job()
     try:
         report = measure_quality(
             Path(job["source"]),
             Path(job["result"]),
+            text=job["text"],
             n_ctx=job["n_ctx"],
             threads=job["threads"],
             max_chunks=job["max_chunks"],

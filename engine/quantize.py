@@ -12,7 +12,6 @@ reads back. Cancel kills the child and deletes the part; a native crash becomes 
 from __future__ import annotations
 
 import functools
-import json
 import os
 import shutil
 import threading
@@ -193,7 +192,7 @@ def predict(source: str | Path, options: QuantizeOptions) -> QuantizePrediction:
     opts = check_options(info, options)
     events: list[dict[str, Any]] = []
     job = opts.child_job(info.path, None, dry_run=True)
-    outcome = run_child(CHILD_MODULE, [json.dumps(job)], events.append, timeout_s=600)
+    outcome = run_child(CHILD_MODULE, [], events.append, job=job, timeout_s=600)
     _raise_for_outcome(outcome, events, info, opts)
     types = {e["name"]: e["target_type"].upper() for e in events if e["type"] == "tensor"}
     header = predicted_header(info.header, types, opts)
@@ -337,7 +336,7 @@ def quantize(
 
     job = opts.child_job(info.path, part, dry_run=False)
     try:
-        outcome = run_child(CHILD_MODULE, [json.dumps(job)], on_event, cancel=cancel)
+        outcome = run_child(CHILD_MODULE, [], on_event, job=job, cancel=cancel)
         if outcome.cancelled:
             raise QuantizeCancelled("Quantization cancelled; no file was written.")
         _raise_for_outcome(outcome, events, info, opts, out)

@@ -12,13 +12,12 @@ from __future__ import annotations
 import ctypes
 import importlib
 import importlib.util
-import json
 import re
 import sys
 import types
 from typing import Any
 
-from quantdesk.engine.child_process import emit
+from quantdesk.engine.child_process import emit, read_job
 
 _TENSOR_LINE = re.compile(
     r"^\[\s*(?P<index>\d+)/\s*(?P<count>\d+)\]\s+(?P<name>\S+)\s+-\s+\[[^\]]*\],\s+"
@@ -166,7 +165,7 @@ def run(job: dict[str, Any]) -> tuple[bool, str]:
 
 def main(argv: list[str]) -> int:
     """Entry point of the child process."""
-    job = json.loads(argv[1])
+    job = read_job()
     try:
         ok, message = run(job)
     except Exception as exc:  # reported to the parent as a failed result

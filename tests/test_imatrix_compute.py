@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ctypes
-import json
 import threading
 from pathlib import Path
 
@@ -239,7 +238,7 @@ def test_child_entry_streams_progress_and_result(f16_model: Path, tmp_path: Path
         "max_chunks": 2,
     }
     events: list[dict] = []
-    outcome = run_child("quantdesk.engine.imatrix_compute", [json.dumps(job)], events.append)
+    outcome = run_child("quantdesk.engine.imatrix_compute", [], events.append, job=job)
     assert outcome.returncode == 0, outcome.output_tail
     assert [e["done"] for e in events if e["type"] == "progress"] == [0, 1, 2]
     result = events[-1]

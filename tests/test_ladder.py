@@ -46,10 +46,15 @@ def test_a_rerun_with_one_type_added_measures_only_that_type(source: Path, tmp_p
         assert fractions == sorted(fractions) and fractions[-1] == 1.0, stage
     q4 = again.rungs[2]
     assert q4.size_bytes < q8.size_bytes and q4.kld_mean > q8.kld_mean
-    # other measurement settings (another text) are another cache entry
-    other = run_ladder(source, ["Q8_0"], tmp_path / "out", cache, text="different " * 400,
+    # another text is another cache entry, and the figures are measured on it (a text far
+    # bigger than a command-line argument may be: the children read their job from stdin)
+    big_text = "a different text, the same words again and again. " * 6000
+    assert len(big_text) > 256 * 1024
+    other = run_ladder(source, ["Q8_0"], tmp_path / "out", cache, text=big_text,
                        settings=FAST)  # fmt: skip
     assert other.measured == ["F16", "Q8_0"]
+    for theirs, ours in zip(other.rungs, first.rungs, strict=True):
+        assert theirs.perplexity != ours.perplexity, theirs.qtype
 
 
 def test_cancel_keeps_the_finished_rungs_and_leaves_no_partial_file(source, tmp_path):
