@@ -16,6 +16,14 @@ NAME = "ladder"
 EXIT_CANCELLED = 130
 
 
+def _count(text: str) -> int:
+    """A whole number of at least 0 (argparse type)."""
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {value}")
+    return value
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the sub-command's parser."""
     from quantdesk.engine.ladder import DEFAULT_TYPES
@@ -33,9 +41,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", type=Path, default=None,
                         help="folder for the quantized files and the report (default: beside "
                         "the source, SOURCE-ladder/)")  # fmt: skip
-    parser.add_argument("--chunks", type=int, default=8,
+    parser.add_argument("--chunks", type=_count, default=8,
                         help="512-token chunks of text scored per type (0 = all)")  # fmt: skip
-    parser.add_argument("--threads", type=int, default=0, help="0 = physical cores")
+    parser.add_argument("--threads", type=_count, default=0, help="0 = physical cores")
     parser.add_argument("--json", action="store_true", help="print every figure as JSON")
 
 
@@ -47,27 +55,27 @@ def run(args: argparse.Namespace) -> int:
     from quantdesk.paths import resolve_paths
 
     source = args.source.expanduser()
+    if not source.exists():
+        raise QuantizeError(f"'{source}' does not exist.")
     if not source.is_file():
         raise QuantizeError(f"'{source}' is not a file.")
-    text = None
-    if args.text is not None:
-        try:
-            text = args.text.read_text(encoding="utf-8", errors="replace")
-        except OSError as exc:
-            raise QuantizeError(f"The text file cannot be read: {exc.strerror or exc}.") from exc
     out = args.out or source.with_name(f"{source.stem}-ladder")
+    if out.exists() and not out.is_dir():
+        raise QuantizeError(f"'{out}' is a file: --out needs a folder.")
     cache = open_cache(resolve_paths().ensure().data_dir / "ladder.sqlite3")
     cancel = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: cancel.set())
-    quiet = args.json
+    shown: list[tuple[str, str]] = []
 
     def progress(step) -> None:  # noqa: ANN001 - LadderProgress
-        if not quiet:
+        if not args.json and shown[-1:] != [(step.qtype, step.stage)]:  # once per stage
+            shown.append((step.qtype, step.stage))
             print(f"[{step.done + 1}/{step.total}] {step.qtype}: {step.stage}", file=sys.stderr)
 
     try:
         result = run_ladder(
-            source, [t for t in args.types.split(",") if t.strip()], out, cache, text=text,
+            source, args.types.split(","), out, cache,
+            text_file=args.text.expanduser() if args.text else None,
             settings=LadderSettings(threads=args.threads, max_chunks=args.chunks or None),
             on_progress=progress, cancel=cancel,
         )  # fmt: skip
@@ -76,10 +84,21 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_CANCELLED
     finally:
         cache.close()
-    report = write_report(result, out)
+    try:
+        report = write_report(result, out)
+    except OSError as exc:
+        raise QuantizeError(f"The report cannot be written to '{out}': "
+                            f"{exc.strerror or exc}.") from exc  # fmt: skip
     if args.json:
         print(json.dumps(to_json(result), indent=1))
     else:
         print(markdown(result))
-        print(f"Report: {report} (and ladder.json); quantized files in {out}", file=sys.stderr)
+        print(f"Report: {report} (and ladder.json)", file=sys.stderr)
+        for qtype, path in result.files.items():
+            print(f"{qtype}: {path}", file=sys.stderr)
+        fileless = [r.qtype for r in result.rungs[1:] if r.qtype not in result.files]
+        if fileless:
+            print(f"No file here for {', '.join(fileless)}: measured in an earlier run whose file "
+                  "is gone or elsewhere (`quantdesk quantize SRC --type TYPE` makes one).",
+                  file=sys.stderr)  # fmt: skip
     return 0

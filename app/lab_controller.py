@@ -10,13 +10,13 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import QObject
 from PySide6.QtWidgets import QFileDialog
 
-from quantdesk.engine.errors import QuantizeCancelled, QuantizeError
+from quantdesk.engine.errors import QuantizeCancelled
 from quantdesk.engine.ladder import (
     LadderResult,
     LadderSettings,
     open_cache,
+    quantize_rung,
     run_ladder,
-    rung_file,
 )
 from quantdesk.engine.ladder_report import (
     DECODE,
@@ -28,7 +28,7 @@ from quantdesk.engine.ladder_report import (
 from quantdesk.engine.library import add_model_file
 from quantdesk.engine.load_plan import machine_budget
 from quantdesk.engine.model_info import human_bytes
-from quantdesk.engine.quantize import predict, quantize
+from quantdesk.engine.quantize import predict
 from quantdesk.engine.quantize_options import QuantizeOptions
 from quantdesk.engine.quantize_report import result_fit
 from quantdesk.library_controller import fit_label, fit_models
@@ -96,18 +96,11 @@ class LabController(QObject):
         text_file = self.text_file
 
         def work(report) -> tuple[LadderResult, dict[str, str]]:  # noqa: ANN001
-            text = None
-            if text_file is not None:
-                try:
-                    text = text_file.read_text(encoding="utf-8", errors="replace")
-                except OSError as exc:
-                    raise QuantizeError(f"'{text_file.name}' cannot be read: "
-                                        f"{exc.strerror or exc}.") from exc  # fmt: skip
             cache = open_cache(self.app.paths.data_dir / "ladder.sqlite3")
             try:
                 result = run_ladder(
-                    path, types, self.work_dir(path), cache, text=text, settings=settings,
-                    on_progress=report, cancel=cancel,
+                    path, types, self.work_dir(path), cache, text_file=text_file,
+                    settings=settings, on_progress=report, cancel=cancel,
                 )  # fmt: skip
             finally:
                 cache.close()
@@ -130,12 +123,10 @@ class LabController(QObject):
             labels[rung.qtype] = fit_label(fit.verdict, fit.max_gpu_layers, load.n_ctx)
         return labels
 
-    def _files(self, result: LadderResult) -> dict[str, Path]:
-        """Every rung's file that exists now (the source's too)."""
-        folder = self.work_dir(result.source)
-        files = {r.qtype: rung_file(folder, result.source, r.qtype)
-                 for r in result.rungs if not r.is_source}  # fmt: skip
-        files = {q: p for q, p in files.items() if p.is_file()}
+    @staticmethod
+    def _files(result: LadderResult) -> dict[str, Path]:
+        """The source and every rung's file the lab made from it that exists now."""
+        files = {q: p for q, p in result.files.items() if p.is_file()}
         return {result.rungs[0].qtype: result.source, **files}
 
     def _progress(self, step) -> None:  # noqa: ANN001 - LadderProgress
@@ -210,24 +201,31 @@ class LabController(QObject):
         if self.result is None:
             return
         result = self.result
-        path = rung_file(self.work_dir(result.source), result.source, qtype)
-        if path.is_file():
-            self._kept(path)
+        path = self._files(result).get(qtype)
+        if path is not None:
+            self._kept(qtype, path)
             return
         self.page.set_running(True)
-        self.page.set_progress(0, 1, f"{qtype}: quantizing again to keep it…")
-        options = QuantizeOptions(qtype, allow_requantize=True)
-        run_job(
-            lambda report: quantize(result.source, path, options,
-                                    on_progress=lambda p: report(p.fraction)),
-            on_done=lambda _done: self._kept(path),
-            on_error=self._failed,
-            on_progress=lambda fraction: self.page.set_progress(
-                0, 1, f"{qtype}: quantizing again to keep it…", fraction),
-        )  # fmt: skip
+        status = f"{qtype}: quantizing again to keep it…"
+        self.page.set_progress(0, 1, status)
+        threads = self.app.settings.load_settings().n_threads
 
-    def _kept(self, path: Path) -> None:
+        def work(report) -> Path:  # noqa: ANN001
+            cache = open_cache(self.app.paths.data_dir / "ladder.sqlite3")
+            try:
+                made, _new = quantize_rung(result.source, result.source_sha256, qtype,
+                                           self.work_dir(result.source), cache,
+                                           threads=threads, on_progress=report)  # fmt: skip
+            finally:
+                cache.close()
+            return made
+
+        run_job(work, on_done=lambda made: self._kept(qtype, made), on_error=self._failed,
+                on_progress=lambda f: self.page.set_progress(0, 1, status, f))  # fmt: skip
+
+    def _kept(self, qtype: str, path: Path) -> None:
         assert self.result is not None
+        self.result.files[qtype] = path
         self.page.set_running(False)
         add_model_file(self.app.paths.library_db, path, source="quantized", owned=True)
         self._delete(keep=path)

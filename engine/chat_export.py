@@ -16,11 +16,9 @@ The reproducibility block is derived data and is not imported.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
 import math
 import re
-import threading
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -29,12 +27,12 @@ import quantdesk
 from quantdesk.engine.conversations import Chat, ConversationStore, StoredMessage
 from quantdesk.engine.errors import QuantDeskError
 from quantdesk.engine.events import saved_stats_summary
+from quantdesk.engine.file_hash import file_sha256
 
 FORMAT = "quantdesk-chat"
 VERSION = 1
 ROLES = ("user", "assistant", "system")
 _HEADINGS = {"user": "**You**", "assistant": "**Assistant**", "system": "**System**"}
-_CHUNK = 1 << 20  # 1 MiB reads while hashing
 _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
 
 
@@ -47,27 +45,6 @@ class ChatImportError(QuantDeskError):
 
 
 # -- model facts ---------------------------------------------------------------------------
-
-_hash_cache: dict[tuple[str, int, int], str] = {}
-_hash_lock = threading.Lock()
-
-
-def file_sha256(path: Path) -> str:
-    """The sha256 of a file, read 1 MiB at a time; cached per (path, size, mtime) in-process."""
-    stat = path.stat()
-    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
-    with _hash_lock:
-        cached = _hash_cache.get(key)
-    if cached is not None:
-        return cached
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while block := f.read(_CHUNK):
-            digest.update(block)
-    with _hash_lock:
-        _hash_cache[key] = digest.hexdigest()
-    return digest.hexdigest()
-
 
 def _quant_type(path: Path, notes: list[str]) -> str | None:
     from quantdesk.engine.gguf import read_header_from_file

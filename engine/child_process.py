@@ -38,8 +38,35 @@ def exit_with_parent(parent_pid: int | None = None, interval_s: float = 1.0) -> 
 
 
 def read_job() -> dict[str, Any]:
-    """Child side: the job the parent passed to :func:`run_child` (JSON on standard input)."""
+    """Child side: the job the parent passed to :func:`run_child` (JSON on standard input).
+    From here on the child ends when its parent is gone (killed, crashed): a child holding a
+    model must not outlive the app or the command that started it."""
+    exit_with_parent()
     return json.loads(sys.stdin.read())
+
+
+def serve_job(work: Callable[[dict[str, Any]], dict[str, Any]], what: str) -> int:
+    """Child side: run ``work`` on the job and send its outcome as the ``result`` event
+    (``work``'s dict merged into it); returns the exit status. A QuantDeskError's message
+    reaches the parent as it is; anything else as "``what`` failed: …"."""
+    from quantdesk.engine.errors import QuantDeskError
+
+    job = read_job()
+    try:
+        payload = work(job)
+    except QuantDeskError as exc:
+        emit({"type": "result", "ok": False, "message": exc.message, "details": exc.details})
+        return 1
+    except Exception as exc:  # anything else still reaches the parent as words
+        emit({"type": "result", "ok": False, "message": f"{what} failed: {exc}"})
+        return 1
+    emit({"type": "result", "ok": True, **payload})
+    return 0
+
+
+def progress_event(done: int, total: int) -> None:
+    """Child side: send a (done, total) progress event."""
+    emit({"type": "progress", "done": done, "total": total})
 
 
 def emit(event: dict[str, Any]) -> None:
@@ -105,7 +132,9 @@ def run_child(
     """Run ``python -m module *args``; call ``on_event`` for each event (on this thread).
 
     ``job``: sent as JSON on the child's standard input (the child reads it with
-    :func:`read_job`). ``python``: the interpreter (default: this one), e.g. a separate
+    :func:`read_job`); such a child runs in its own session, so a Ctrl-C in the terminal
+    reaches only this process, which cancels it (and the child's parent watch ends it
+    should this process die). ``python``: the interpreter (default: this one), e.g. a separate
     converter environment.
     """
     env = {**os.environ, "GGML_NO_BACKTRACE": "1", "PYTHONUNBUFFERED": "1"}
@@ -120,6 +149,7 @@ def run_child(
         env=env,
         bufsize=1,
         cwd=cwd,
+        start_new_session=job is not None,
     )
     if job is not None:
         threading.Thread(target=_feed, args=(proc, json.dumps(job)), daemon=True).start()

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from quantdesk.engine.errors import ImatrixError, ModelLoadError, QuantDeskError, QuantizeCancelled
+from quantdesk.engine.errors import ImatrixError, ModelLoadError, QuantizeCancelled
 from quantdesk.engine.ggml_ctypes import F32, GgmlLib, GgmlTensor, ggml_base
 from quantdesk.engine.llama_log import recent_errors, route_llama_logs
 from quantdesk.engine.quantize import part_path
@@ -415,40 +415,36 @@ def default_imatrix_path(model: Path) -> Path:
     return model.with_name(model.stem + ".imatrix.gguf")
 
 
+def _compute(job: dict) -> dict:
+    from quantdesk.engine.child_process import progress_event
+
+    if job.get("text_file"):
+        try:
+            text = Path(job["text_file"]).read_text(encoding="utf-8", errors="replace")
+        except OSError as exc:
+            raise ImatrixError(f"The text cannot be read: {exc}") from exc
+    else:  # the bundled English sample
+        from quantdesk.engine.quality import SAMPLE_FILE_NAME, sample_text
+
+        text, job["text_file"] = sample_text(), SAMPLE_FILE_NAME
+    summary = compute_imatrix(
+        Path(job["model"]),
+        text,
+        Path(job["output"]),
+        n_ctx=job.get("n_ctx", 512),
+        threads=job.get("threads", 0),
+        max_chunks=job.get("max_chunks"),
+        dataset=job.get("dataset") or Path(job["text_file"]).name,
+        progress=progress_event,
+    )
+    return {"summary": {**asdict(summary), "output": str(summary.output)}}
+
+
 def main(argv: list[str]) -> int:
     """Child entry point: the job (JSON, see the module docstring) comes on standard input."""
-    from quantdesk.engine.child_process import emit, read_job
+    from quantdesk.engine.child_process import serve_job
 
-    job = read_job()
-    try:
-        if job.get("text_file"):
-            text = Path(job["text_file"]).read_text(encoding="utf-8", errors="replace")
-        else:  # the bundled English sample
-            from quantdesk.engine.quality import SAMPLE_FILE_NAME, sample_text
-
-            text, job["text_file"] = sample_text(), SAMPLE_FILE_NAME
-        summary = compute_imatrix(
-            Path(job["model"]),
-            text,
-            Path(job["output"]),
-            n_ctx=job.get("n_ctx", 512),
-            threads=job.get("threads", 0),
-            max_chunks=job.get("max_chunks"),
-            dataset=job.get("dataset") or Path(job["text_file"]).name,
-            progress=lambda done, total: emit({"type": "progress", "done": done, "total": total}),
-        )
-    except QuantDeskError as exc:
-        emit({"type": "result", "ok": False, "message": exc.message, "details": exc.details})
-        return 1
-    except OSError as exc:
-        emit({"type": "result", "ok": False, "message": f"The text cannot be read: {exc}"})
-        return 1
-    except Exception as exc:  # anything else still reaches the parent as words
-        emit({"type": "result", "ok": False, "message": f"The importance matrix failed: {exc}"})
-        return 1
-    result = {**asdict(summary), "output": str(summary.output)}
-    emit({"type": "result", "ok": True, "summary": result})
-    return 0
+    return serve_job(_compute, "The importance matrix")
 
 
 if __name__ == "__main__":

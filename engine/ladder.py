@@ -5,7 +5,9 @@ on a text, KL divergence and top-1 agreement against the source.
 Every step runs in a child process (quantize, speed, quality: llama.cpp never runs in the
 caller). Finished rungs are cached in SQLite by (source sha256, type, llama.cpp version,
 measurement settings), so a rerun only measures what is new; a cancelled or failed rung leaves
-no file behind, the finished ones stay cached.
+no file behind, the finished ones stay cached. The files the lab makes are recorded too: a
+rung's file that is still there unchanged is used again, and a file the lab did not make is
+never overwritten.
 """
 
 from __future__ import annotations
@@ -19,19 +21,20 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from quantdesk.engine.chat_export import file_sha256
 from quantdesk.engine.errors import QuantizeCancelled, QuantizeError
+from quantdesk.engine.file_hash import file_sha256, file_stamp
 from quantdesk.engine.gguf import read_header_from_file
 from quantdesk.engine.ladder_speed import measure_speed
 from quantdesk.engine.model_info import summarize
-from quantdesk.engine.quality import sample_text
+from quantdesk.engine.params import default_threads
+from quantdesk.engine.quality import SAMPLE_FILE_NAME, read_text_file, sample_text
 from quantdesk.engine.quality_run import run_quality_check
 from quantdesk.engine.quantize import inspect_source, quantize
-from quantdesk.engine.quantize_options import QuantizeOptions, target_name
+from quantdesk.engine.quantize_options import IMATRIX_HINT_TYPES, QuantizeOptions, target_name
 from quantdesk.engine.sqlite_files import open_database
 
 DEFAULT_TYPES = ("Q2_K", "Q3_K_M", "Q4_0", "Q4_K_M", "Q5_K_M", "Q6_K", "Q8_0")
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS rungs (
     source_sha256 TEXT NOT NULL,
@@ -41,9 +44,12 @@ CREATE TABLE IF NOT EXISTS rungs (
     rung TEXT NOT NULL,
     PRIMARY KEY (source_sha256, qtype, llama_version, settings)
 );
-CREATE TABLE IF NOT EXISTS hashes (
-    path TEXT NOT NULL, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, sha256 TEXT NOT NULL,
-    PRIMARY KEY (path, size, mtime_ns)
+DROP TABLE IF EXISTS hashes;
+CREATE TABLE IF NOT EXISTS source_hashes (
+    path TEXT NOT NULL, stamp TEXT NOT NULL, sha256 TEXT NOT NULL, PRIMARY KEY (path, stamp)
+);
+CREATE TABLE IF NOT EXISTS files (
+    path TEXT PRIMARY KEY, stamp TEXT NOT NULL, source_sha256 TEXT NOT NULL, qtype TEXT NOT NULL
 );
 """
 
@@ -102,9 +108,12 @@ class LadderResult:
     source: Path
     source_sha256: str
     rungs: list[Rung]
-    files: dict[str, Path] = field(default_factory=dict)  # type -> file made in this run
+    # type -> this source's file of that type, made by the lab (now or before) and still there
+    files: dict[str, Path] = field(default_factory=dict)
     measured: list[str] = field(default_factory=list)  # types measured now (not from cache)
     environment: dict = field(default_factory=dict)
+    settings: LadderSettings = field(default_factory=lambda: LadderSettings())
+    text_name: str = SAMPLE_FILE_NAME  # what perplexity and agreement were measured on
 
 
 class LadderCache:
@@ -130,19 +139,38 @@ class LadderCache:
                 (sha, rung.qtype, version, settings, json.dumps(asdict(rung))),
             )
 
-    def sha256(self, path: Path) -> str:
-        """The file's sha256, hashed once per (path, size, mtime)."""
-        st = path.stat()
-        key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    def sha256(self, path: Path, cancel: threading.Event | None = None) -> str:
+        """The file's sha256, hashed once per (path, stamp); a set ``cancel`` stops hashing
+        (QuantizeCancelled)."""
+        key = (str(path.resolve()), file_stamp(path))
         row = self._db.execute(
-            "SELECT sha256 FROM hashes WHERE path=? AND size=? AND mtime_ns=?", key
+            "SELECT sha256 FROM source_hashes WHERE path=? AND stamp=?", key
         ).fetchone()
         if row:
             return row[0]
-        digest = file_sha256(path)
+        digest = file_sha256(path, cancel)
         with self._db:
-            self._db.execute("INSERT OR REPLACE INTO hashes VALUES (?, ?, ?, ?)", (*key, digest))
+            self._db.execute("INSERT OR REPLACE INTO source_hashes VALUES (?, ?, ?)",
+                             (*key, digest))  # fmt: skip
         return digest
+
+    def record_file(self, path: Path, sha: str, qtype: str) -> None:
+        """Remember that the lab made ``path``: ``sha``'s source quantized to ``qtype``."""
+        with self._db:
+            self._db.execute("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?)",
+                             (str(path.resolve()), file_stamp(path), sha, qtype))  # fmt: skip
+
+    def made_file(self, path: Path) -> tuple[str, str] | None:
+        """(source sha256, type) of the file at ``path`` if the lab made it and it is unchanged
+        since; None for a missing, changed or foreign file."""
+        try:
+            key = (str(path.resolve()), file_stamp(path))
+        except OSError:
+            return None
+        row = self._db.execute(
+            "SELECT source_sha256, qtype FROM files WHERE path=? AND stamp=?", key
+        ).fetchone()
+        return (row[0], row[1]) if row else None
 
     def close(self) -> None:
         """Close the database."""
@@ -158,15 +186,76 @@ def environment(threads: int) -> dict:
     """CPU, threads and versions the figures were measured with."""
     import llama_cpp
 
-    from quantdesk.engine.params import default_threads
+    from quantdesk.engine.cpu_probe import cpu_name
 
     return {
-        "cpu": platform.processor() or platform.machine(),
+        "cpu": cpu_name(),
         "threads": threads if threads > 0 else default_threads(),
         "llama_cpp_python": llama_cpp.__version__,
         "python": platform.python_version(),
         "platform": platform.platform(),
     }
+
+
+def ladder_types(source_type: str, types: Sequence[str]) -> list[str]:
+    """The rungs to measure: the source's own type first, then each of ``types`` once, in the
+    order asked (names as llama-quantize takes them, any case). QuantizeError for an unknown
+    type, one that needs an importance matrix, or nothing to compare with the source."""
+    wanted = [source_type]
+    for name in types:
+        if not name.strip():
+            continue
+        try:
+            qtype = target_name(name)
+        except QuantizeError as exc:
+            raise QuantizeError(f"{exc.message} {exc.details}.") from exc
+        if qtype in IMATRIX_HINT_TYPES:
+            raise QuantizeError(
+                f"{qtype} needs an importance matrix, which the lab does not use: llama.cpp "
+                "refuses to make it without one. Leave it out of the types."
+            )
+        if qtype not in wanted:
+            wanted.append(qtype)
+    if len(wanted) == 1:
+        raise QuantizeError(
+            f"Choose at least one quant type to compare with the source ({source_type})."
+        )
+    return wanted
+
+
+def quantize_rung(
+    source: Path,
+    sha: str,
+    qtype: str,
+    work_dir: Path,
+    cache: LadderCache,
+    *,
+    threads: int = 0,
+    on_progress: Callable[[float], None] | None = None,
+    cancel: threading.Event | None = None,
+) -> tuple[Path, bool]:
+    """``source`` (whose sha256 is ``sha``) quantized to ``qtype`` in ``work_dir``: the file
+    the lab made before if it is still there unchanged, else made now. Returns (path, made
+    now). A file in the way that the lab did not make is left alone: QuantizeError."""
+    path = rung_file(work_dir, source, qtype)
+    if cache.made_file(path) == (sha, qtype):
+        return path, False
+    if path.exists():
+        raise QuantizeError(
+            f"'{path}' already exists, and it is not {qtype} made by the lab from this "
+            f"'{source.name}': it was left as it is. Move or delete it, or choose another "
+            "folder for the lab's files."
+        )
+    try:
+        work_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise QuantizeError(f"The folder '{work_dir}' for the lab's files cannot be made: "
+                            f"{exc.strerror or exc}.") from exc  # fmt: skip
+    quantize(source, path, QuantizeOptions(qtype, allow_requantize=True, threads=threads),
+             on_progress=None if on_progress is None else lambda p: on_progress(p.fraction),
+             cancel=cancel)  # fmt: skip
+    cache.record_file(path, sha, qtype)
+    return path, True
 
 
 def run_ladder(
@@ -175,14 +264,15 @@ def run_ladder(
     work_dir: Path,
     cache: LadderCache,
     *,
-    text: str | None = None,
+    text_file: Path | None = None,
     settings: LadderSettings | None = None,
     on_progress: Callable[[LadderProgress], None] | None = None,
     cancel: threading.Event | None = None,
 ) -> LadderResult:
     """Quantize ``source`` to each of ``types`` in ``work_dir`` and measure every rung (the
-    source's too); cached rungs are not measured again. Raises QuantizeCancelled on cancel
-    (the finished rungs stay cached; the unfinished one leaves no file)."""
+    source's too) on ``text_file`` (None: the bundled sample); cached rungs are not measured
+    again. Raises QuantizeCancelled on cancel (the finished rungs stay cached; the unfinished
+    one leaves no file)."""
     import llama_cpp
 
     source = Path(source)
@@ -192,46 +282,50 @@ def run_ladder(
             f"'{source.name}' is already quantized ({info.file_type}): the ladder starts from "
             "an F16, BF16 or F32 model, so that every rung is measured against the original."
         )
-    text = sample_text() if text is None else text
-    settings = replace(settings or LadderSettings(),
+    wanted = ladder_types(info.file_type, types)
+    text = sample_text() if text_file is None else read_text_file(text_file)
+    settings = settings or LadderSettings()
+    settings = replace(settings, threads=settings.threads or default_threads(),
                        text_sha256=hashlib.sha256(text.encode()).hexdigest())  # fmt: skip
     key, version = settings.key(), llama_cpp.__version__
-    sha = cache.sha256(source)
-    wanted = [info.file_type] + [target_name(t) for t in types if target_name(t) != info.file_type]
-    result = LadderResult(source, sha, [], environment=environment(settings.threads))
-    work_dir.mkdir(parents=True, exist_ok=True)
+    sha = cache.sha256(source, cancel)
+    text_name = SAMPLE_FILE_NAME if text_file is None else text_file.name
+    result = LadderResult(source, sha, [], environment=environment(settings.threads),
+                          settings=settings, text_name=text_name)  # fmt: skip
     for done, qtype in enumerate(wanted):
+        if cancel is not None and cancel.is_set():
+            raise QuantizeCancelled("The ladder was cancelled.")
+
         def report(stage: str, fraction: float = 0.0, q: str = qtype, d: int = done) -> None:
             if on_progress is not None:
                 on_progress(LadderProgress(q, stage, d, len(wanted), fraction))
 
+        is_source = qtype == info.file_type
+        if not is_source and cache.made_file(rung_file(work_dir, source, qtype)) == (sha, qtype):
+            result.files[qtype] = rung_file(work_dir, source, qtype)
         cached = cache.get(sha, qtype, version, key)
         if cached is not None:
             report("cached")
             result.rungs.append(cached)
             continue
-        is_source = qtype == info.file_type
-        path = source if is_source else rung_file(work_dir, source, qtype)
-        made = False
+        path, made = source, False
         try:
             if not is_source:
-                path.unlink(missing_ok=True)  # left by an interrupted run: not trusted
                 report("quantizing")
-                quantize(source, path, QuantizeOptions(qtype, allow_requantize=True,
-                                                        threads=settings.threads),
-                         on_progress=lambda p: report("quantizing", p.fraction),
-                         cancel=cancel)  # fmt: skip
-                made = True
+                path, made = quantize_rung(
+                    source, sha, qtype, work_dir, cache, threads=settings.threads,
+                    on_progress=lambda f: report("quantizing", f), cancel=cancel,
+                )  # fmt: skip
             report("speed")
             speed = measure_speed(path, text, threads=settings.threads,
                                   n_prompt=settings.n_prompt, n_gen=settings.n_gen,
-                                  cancel=cancel)  # fmt: skip
+                                  min_tokens=settings.n_ctx, cancel=cancel)  # fmt: skip
             report("quality")
             quality = run_quality_check(source, path, text=text, threads=settings.threads,
                                         n_ctx=settings.n_ctx, max_chunks=settings.max_chunks,
                                         on_progress=lambda d, t: report("quality", d / max(1, t)),
                                         cancel=cancel)  # fmt: skip
-        except (QuantizeCancelled, QuantizeError):
+        except BaseException:
             if made:
                 path.unlink(missing_ok=True)  # an unmeasured rung leaves no file
             raise
@@ -247,7 +341,7 @@ def run_ladder(
         cache.put(sha, version, key, rung)
         result.rungs.append(rung)
         result.measured.append(qtype)
-        if made:
+        if not is_source:
             result.files[qtype] = path
     return result
 

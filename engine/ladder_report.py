@@ -37,27 +37,39 @@ def pareto_front(rungs: list[Rung], value: Callable[[Rung], float] = TOP1) -> li
 
 
 def verdict(rungs: list[Rung]) -> str:
-    """E.g. "Q5_K_M keeps 99.2 % top-1 agreement at 36 % of the size; Q2_K drops to 81 %"."""
+    """E.g. "Q5_K_M keeps 99.2 % top-1 agreement at 36 % of the size; Q2_K drops to 81 %".
+    Agreements are compared as they are shown (one decimal), so the words never contradict
+    the figures next to them."""
     source = next((r for r in rungs if r.is_source), None)
     quants = [r for r in rungs if not r.is_source]
     if source is None or not quants:
         return "Nothing to compare yet: the ladder needs the source and at least one type."
     share = lambda r: r.size_bytes / source.size_bytes * 100  # noqa: E731
-    faithful = [r for r in quants if r.top1_agreement >= FAITHFUL]
+    shown = lambda r: round(r.top1_agreement * 100, 1)  # noqa: E731
+    faithful = [r for r in quants if shown(r) >= FAITHFUL * 100]
     if faithful:
         named = min(faithful, key=lambda r: r.size_bytes)
-        parts = [f"{named.qtype} keeps {named.top1_agreement * 100:.1f} % top-1 agreement at "
+        parts = [f"{named.qtype} keeps {shown(named):.1f} % top-1 agreement at "
                  f"{share(named):.0f} % of the size"]  # fmt: skip
     else:
         named = max(quants, key=lambda r: r.top1_agreement)
         parts = [f"no type keeps {FAITHFUL * 100:.0f} % top-1 agreement; {named.qtype} comes "
-                 f"closest with {named.top1_agreement * 100:.1f} %"]  # fmt: skip
+                 f"closest with {shown(named):.1f} %"]  # fmt: skip
     worst = min(quants, key=lambda r: r.top1_agreement)
-    if worst is not named:
-        parts.append(f"{worst.qtype} drops to {worst.top1_agreement * 100:.1f} % at "
+    if shown(worst) < shown(named):
+        parts.append(f"{worst.qtype} drops to {shown(worst):.1f} % at "
                      f"{share(worst):.0f} % of the size")  # fmt: skip
     text = "; ".join(parts)
     return text[0].upper() + text[1:] + "."
+
+
+def measured_how(result: LadderResult) -> str:
+    """What the figures depend on besides the model, in one sentence."""
+    s = result.settings
+    chunks = "every" if s.max_chunks is None else f"up to {s.max_chunks}"
+    return (f"Text: {result.text_name} (sha256 {s.text_sha256[:12]}…), {chunks} chunk(s) of "
+            f"{s.n_ctx} tokens scored per type; speed: a {s.n_prompt}-token prompt, then "
+            f"{s.n_gen} tokens decoded one by one.")
 
 
 def markdown(result: LadderResult, charts: dict[str, str] | None = None) -> str:
@@ -71,6 +83,7 @@ def markdown(result: LadderResult, charts: dict[str, str] | None = None) -> str:
         f"Source sha256 `{result.source_sha256}`. Measured on {env.get('cpu', '?')}, "
         f"{env.get('threads', '?')} threads, llama-cpp-python {env.get('llama_cpp_python', '?')}"
         f", Python {env.get('python', '?')} ({env.get('platform', '?')}).", "",
+        measured_how(result), "",
         "| type | size | % of source | bits/weight | peak RAM | prompt tok/s | decode tok/s "
         "| perplexity | KL divergence (mean / p99) | top-1 agreement | Pareto |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
@@ -99,6 +112,8 @@ def to_json(result: LadderResult) -> dict:
         "format": "quantdesk-ladder", "version": 1,
         "source": str(result.source), "source_sha256": result.source_sha256,
         "environment": result.environment,
+        "settings": asdict(result.settings), "text": result.text_name,
+        "measured_now": result.measured,
         "rungs": [asdict(r) for r in result.rungs],
         "pareto_front": [r.qtype for r in pareto_front(result.rungs)],
         "verdict": verdict(result.rungs),

@@ -16,8 +16,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from quantdesk.engine.child_process import emit, read_job, run_child_job
-from quantdesk.engine.errors import QuantDeskError
+from quantdesk.engine.child_process import run_child_job, serve_job
 
 MODULE = "quantdesk.engine.ladder_speed"
 
@@ -33,11 +32,13 @@ class SpeedReport:
 
 def measure_speed(
     path: Path, text: str, *, threads: int = 0, n_prompt: int = 256, n_gen: int = 64,
-    cancel: threading.Event | None = None,
+    min_tokens: int = 0, cancel: threading.Event | None = None,
 ) -> SpeedReport:
-    """Measure ``path`` in a child process (see the module docstring)."""
+    """Measure ``path`` in a child process (see the module docstring). The text must give at
+    least ``n_prompt`` tokens and ``min_tokens`` (what later steps need: checked here, before
+    anything long runs)."""
     job = {"path": str(path), "text": text, "threads": threads, "n_prompt": n_prompt,
-           "n_gen": n_gen}  # fmt: skip
+           "n_gen": n_gen, "min_tokens": min_tokens}  # fmt: skip
     final = run_child_job(MODULE, job, what="The speed measurement", cancel=cancel)
     return SpeedReport(**final["report"])
 
@@ -56,6 +57,7 @@ def _peak_rss() -> int:
 
 def _measure(job: dict) -> SpeedReport:
     from quantdesk.engine.params import LoadSettings
+    from quantdesk.engine.quality import text_too_short
     from quantdesk.engine.session import InferenceSession
 
     n_prompt, n_gen = int(job["n_prompt"]), int(job["n_gen"])
@@ -65,8 +67,9 @@ def _measure(job: dict) -> SpeedReport:
     try:
         llama, cache = session._llama, session._cache
         tokens = llama.tokenize(job["text"].encode("utf-8"), add_bos=True, special=False)
-        if len(tokens) < n_prompt:
-            raise QuantDeskError(f"The text has {len(tokens)} tokens; {n_prompt} are needed.")
+        needed = max(n_prompt, int(job.get("min_tokens", 0)))
+        if len(tokens) < needed:
+            raise text_too_short(len(tokens), needed)
         cache.forget()
         started = time.perf_counter()
         cache.prefill(tokens[:n_prompt])
@@ -84,14 +87,7 @@ def _measure(job: dict) -> SpeedReport:
 
 def main(argv: list[str]) -> int:
     """Child entry point."""
-    job = read_job()
-    try:
-        report = _measure(job)
-    except QuantDeskError as exc:
-        emit({"type": "result", "ok": False, "message": exc.message})
-        return 1
-    emit({"type": "result", "ok": True, "report": asdict(report)})
-    return 0
+    return serve_job(lambda job: {"report": asdict(_measure(job))}, "The speed measurement")
 
 
 if __name__ == "__main__":

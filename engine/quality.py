@@ -76,6 +76,29 @@ class QualityReport:
         )
 
 
+def text_too_short(n_tokens: int, needed: int) -> TextTooShort:
+    """The error for a text that gives ``n_tokens`` tokens where ``needed`` are needed."""
+    return TextTooShort(
+        f"The text is too short to measure on: it gives {n_tokens} tokens, and at least "
+        f"{needed} are needed. Use a longer text (a few pages)."
+    )
+
+
+def read_text_file(path: Path) -> str:
+    """A user's text sample, strictly UTF-8 (a byte-order mark is dropped): a text in another
+    encoding would be measured on garbled characters, so it is refused with a reason."""
+    try:
+        return Path(path).read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise QualityError(
+            f"'{Path(path).name}' is not UTF-8 text (byte {exc.start} cannot be read as UTF-8): "
+            "save it as UTF-8 and choose it again."
+        ) from exc
+    except OSError as exc:
+        raise QualityError(f"The text file '{path}' cannot be read: "
+                           f"{exc.strerror or exc}.") from exc  # fmt: skip
+
+
 def sample_text() -> str:
     """The bundled English sample (about 3,200 words) used to compare models."""
     for folder in resource_dirs():
@@ -124,10 +147,7 @@ def measure_quality(
         tokens = _common_tokens(src, res, Path(source), Path(result), text)
         n_chunks = len(tokens) // n_ctx
         if n_chunks == 0:
-            raise TextTooShort(
-                f"The text is too short to measure quality: it has {len(tokens)} tokens, "
-                f"but one chunk needs {n_ctx}. Use a longer text or a smaller context length.",
-            )
+            raise text_too_short(len(tokens), n_ctx)
         if max_chunks is not None:
             n_chunks = min(n_chunks, max_chunks)
         bos = src.token_bos() if _adds_bos(src) else None

@@ -12,8 +12,7 @@ from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
-from quantdesk.engine.child_process import emit, read_job, run_child_job
-from quantdesk.engine.errors import QuantDeskError
+from quantdesk.engine.child_process import progress_event, run_child_job, serve_job
 from quantdesk.engine.quality import QualityReport, measure_quality
 
 MODULE = "quantdesk.engine.quality_run"
@@ -46,27 +45,22 @@ def run_quality_check(
     return QualityReport(**final["report"])
 
 
+def _measure(job: dict) -> dict:
+    report = measure_quality(
+        Path(job["source"]),
+        Path(job["result"]),
+        text=job["text"],
+        n_ctx=job["n_ctx"],
+        threads=job["threads"],
+        max_chunks=job["max_chunks"],
+        progress=progress_event,
+    )
+    return {"report": asdict(report)}
+
+
 def main(argv: list[str]) -> int:
     """Child entry point."""
-    job = read_job()
-    try:
-        report = measure_quality(
-            Path(job["source"]),
-            Path(job["result"]),
-            text=job["text"],
-            n_ctx=job["n_ctx"],
-            threads=job["threads"],
-            max_chunks=job["max_chunks"],
-            progress=lambda done, total: emit({"type": "progress", "done": done, "total": total}),
-        )
-    except QuantDeskError as exc:
-        emit({"type": "result", "ok": False, "message": exc.message})
-        return 1
-    except Exception as exc:  # anything else still reaches the parent as words
-        emit({"type": "result", "ok": False, "message": f"The quality check failed: {exc}"})
-        return 1
-    emit({"type": "result", "ok": True, "report": asdict(report)})
-    return 0
+    return serve_job(_measure, "The quality check")
 
 
 if __name__ == "__main__":

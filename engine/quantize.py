@@ -186,13 +186,17 @@ def check_options(info: SourceInfo, options: QuantizeOptions) -> QuantizeOptions
     return opts
 
 
-def predict(source: str | Path, options: QuantizeOptions) -> QuantizePrediction:
+def predict(
+    source: str | Path, options: QuantizeOptions, cancel: threading.Event | None = None
+) -> QuantizePrediction:
     """llama.cpp's dry run: every tensor's target type and the exact output size."""
     info = inspect_source(source)
     opts = check_options(info, options)
     events: list[dict[str, Any]] = []
     job = opts.child_job(info.path, None, dry_run=True)
-    outcome = run_child(CHILD_MODULE, [], events.append, job=job, timeout_s=600)
+    outcome = run_child(CHILD_MODULE, [], events.append, job=job, cancel=cancel, timeout_s=600)
+    if outcome.cancelled:
+        raise QuantizeCancelled("Quantization cancelled; no file was written.")
     _raise_for_outcome(outcome, events, info, opts)
     types = {e["name"]: e["target_type"].upper() for e in events if e["type"] == "tensor"}
     header = predicted_header(info.header, types, opts)
@@ -306,7 +310,7 @@ def quantize(
     if out.exists():
         raise QuantizeError(f"'{out}' already exists; choose another name or remove it first.")
     fits = prediction is not None and prediction.options == opts
-    plan = prediction if fits and prediction is not None else predict(info.path, opts)
+    plan = prediction if fits and prediction is not None else predict(info.path, opts, cancel)
     if plan.requires_imatrix:
         raise ImatrixError(imatrix_reason(opts.target))
     _check_disk(out, plan.size_bytes)

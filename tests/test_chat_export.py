@@ -22,7 +22,6 @@ from quantdesk.engine.chat_export import (
     ChatNotFound,
     export_json,
     export_markdown,
-    file_sha256,
     import_json,
 )
 from quantdesk.engine.conversations import ConversationStore
@@ -160,15 +159,6 @@ def test_hashing_can_be_skipped_and_random_seeds_are_flagged(store, reply) -> No
     assert repro["model_sha256"] is None and repro["quant_type"] == "Q8_0"
     assert any("not computed" in n for n in repro["notes"])
     assert any("Seed -1" in n for n in repro["notes"])
-
-
-def test_the_hash_cache_notices_a_changed_file(tmp_path) -> None:
-    path = tmp_path / "blob.bin"
-    path.write_bytes(b"a" * (3 << 20) + b"tail")  # more than one 1 MiB read
-    assert file_sha256(path) == hashlib.sha256(path.read_bytes()).hexdigest()
-    assert file_sha256(path) == hashlib.sha256(path.read_bytes()).hexdigest()  # cached
-    path.write_bytes(b"changed")
-    assert file_sha256(path) == hashlib.sha256(b"changed").hexdigest()
 
 
 def test_an_unknown_chat_cannot_be_exported(store) -> None:

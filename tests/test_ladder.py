@@ -3,16 +3,21 @@ figures per rung, the cache (a rerun measures only what is new), cancel, the rep
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import signal
 import subprocess
 import sys
 import threading
+import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from quantdesk.engine.errors import QuantizeCancelled, QuantizeError
-from quantdesk.engine.ladder import LadderCache, LadderSettings, Rung, run_ladder
+from quantdesk.engine.ladder import LadderCache, LadderSettings, Rung, ladder_types, run_ladder
 from quantdesk.engine.ladder_report import markdown, pareto_front, to_json, verdict
 from tests.tiny_models import write_tiny_model
 
@@ -48,9 +53,10 @@ def test_a_rerun_with_one_type_added_measures_only_that_type(source: Path, tmp_p
     assert q4.size_bytes < q8.size_bytes and q4.kld_mean > q8.kld_mean
     # another text is another cache entry, and the figures are measured on it (a text far
     # bigger than a command-line argument may be: the children read their job from stdin)
-    big_text = "a different text, the same words again and again. " * 6000
-    assert len(big_text) > 256 * 1024
-    other = run_ladder(source, ["Q8_0"], tmp_path / "out", cache, text=big_text,
+    big_text = tmp_path / "big.txt"
+    big_text.write_text("a different text, the same words again and again. " * 6000)
+    assert big_text.stat().st_size > 256 * 1024
+    other = run_ladder(source, ["Q8_0"], tmp_path / "out", cache, text_file=big_text,
                        settings=FAST)  # fmt: skip
     assert other.measured == ["F16", "Q8_0"]
     for theirs, ours in zip(other.rungs, first.rungs, strict=True):
@@ -91,6 +97,11 @@ def test_verdict_and_pareto_front_in_words() -> None:
     # Q3_K_M is bigger than Q4_0 and agrees less: not on the front
     assert [r.qtype for r in pareto_front(rungs)] == ["Q2_K", "Q4_0", "Q5_K_M", "Q8_0", "F16"]
     assert verdict(rungs[:1]).startswith("Nothing to compare")
+    # equal figures never "drop"; a figure shown as 99.0 % counts as keeping 99 %
+    same = [rung("F16", 1000, 1.0, True), rung("Q8_0", 530, 1.0), rung("Q4_0", 300, 1.0)]
+    assert verdict(same) == "Q4_0 keeps 100.0 % top-1 agreement at 30 % of the size."
+    near = [rung("F16", 1000, 1.0, True), rung("Q8_0", 530, 0.98996), rung("Q4_0", 300, 0.9)]
+    assert verdict(near).startswith("Q8_0 keeps 99.0 % top-1 agreement")
     only = verdict([rung("F16", 1000, 1.0, True), rung("Q2_K", 200, 0.8)])
     assert only == "No type keeps 99 % top-1 agreement; Q2_K comes closest with 80.0 %."
 
@@ -111,9 +122,99 @@ def test_report_and_cli(source: Path, tmp_path: Path) -> None:
     text = (tmp_path / "lab" / "ladder.md").read_text()
     assert "| Q8_0 |" in text and data["verdict"] in text
     assert (tmp_path / "lab" / "tiny-F16-Q8_0.gguf").is_file()
-    bad = subprocess.run([sys.executable, "-m", "quantdesk", "ladder", str(tmp_path / "none")],
-                         capture_output=True, text=True, timeout=60)  # fmt: skip
-    assert bad.returncode == 2 and "is not a file" in bad.stderr
+    assert "Text: quality_sample.txt" in text and data["settings"]["max_chunks"] == 1
+    assert data["measured_now"] == ["F16", "Q8_0"] and data["text"] == "quality_sample.txt"
+
+
+def quantdesk_ladder(*args: str | Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "quantdesk", "ladder", *map(str, args)],
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+
+
+def test_the_cli_refuses_bad_input_before_measuring(source: Path, tmp_path: Path) -> None:
+    a_file = tmp_path / "a-file"
+    a_file.write_text("not a folder")
+    latin1 = tmp_path / "latin1.txt"
+    latin1.write_bytes("caf\xe9 na\xefve ".encode("latin-1") * 400)
+    for args, words in [
+        ((tmp_path / "none",), "does not exist"),
+        ((source, "--out", a_file), "is a file: --out needs a folder"),
+        ((source, "--types", ","), "at least one quant type"),
+        ((source, "--types", "Q9"), "Types: "),
+        ((source, "--types", "IQ2_XXS"), "needs an importance matrix"),
+        ((source, "--text", latin1, "--out", tmp_path / "o"), "is not UTF-8 text"),
+        ((source, "--chunks", "-1"), "must be 0 or more"),
+    ]:
+        done = quantdesk_ladder(*args)
+        assert done.returncode == 2 and words in done.stderr, (args, done.stderr)
+    assert a_file.read_text() == "not a folder"
+
+
+def test_ctrl_c_cancels_cleanly_at_any_step(source: Path, tmp_path: Path) -> None:
+    """Ctrl-C in a terminal signals the whole process group; the children run in their own
+    session, so only the command sees it and cancels them (before: 'it crashed (SIGINT)')."""
+    out = tmp_path / "lab"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "quantdesk", "ladder", str(source), "--types", "Q8_0", "--out",
+         str(out), "--chunks", "1", "--threads", "1"],
+        stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, start_new_session=True,
+    )  # fmt: skip
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if "Q8_0: quantizing" in line:
+            os.killpg(proc.pid, signal.SIGINT)
+            break
+    rest = proc.stderr.read()
+    assert proc.wait(timeout=60) == 130, rest
+    assert "Cancelled" in rest and "crashed" not in rest
+    assert not out.exists() or list(out.iterdir()) == []
+
+
+def test_a_file_in_the_way_is_never_overwritten(source: Path, tmp_path: Path) -> None:
+    out = tmp_path / "models"
+    out.mkdir()
+    (out / "tiny-F16-Q8_0.gguf").write_text("my own file")
+    cache = LadderCache(tmp_path / "lab.sqlite3")
+    with pytest.raises(QuantizeError, match="already exists.*left as it is"):
+        run_ladder(source, ["Q8_0"], out, cache, settings=FAST)
+    assert (out / "tiny-F16-Q8_0.gguf").read_text() == "my own file"
+
+
+def test_the_lab_uses_its_own_files_again_and_says_which_are_gone(source, tmp_path) -> None:
+    cache = LadderCache(tmp_path / "lab.sqlite3")
+    first = run_ladder(source, ["Q8_0", "Q4_0"], tmp_path / "out", cache, settings=FAST)
+    q8 = first.files["Q8_0"]
+    made = q8.stat().st_mtime_ns
+    first.files["Q4_0"].unlink()
+    # other settings: every rung is measured again, but Q8_0's file is the one made before
+    again = run_ladder(source, ["Q8_0"], tmp_path / "out", cache,
+                       settings=replace(FAST, n_gen=4))  # fmt: skip
+    assert again.measured == ["F16", "Q8_0"] and q8.stat().st_mtime_ns == made
+    cached = run_ladder(source, ["Q8_0", "Q4_0"], tmp_path / "out", cache, settings=FAST)
+    assert cached.measured == [] and cached.files == {"Q8_0": q8}  # Q4_0's file is gone
+
+
+def test_a_changed_source_is_hashed_again(tmp_path: Path) -> None:
+    cache = LadderCache(tmp_path / "lab.sqlite3")
+    model = tmp_path / "m.gguf"
+    model.write_bytes(b"0123456789")
+    before = os.stat(model)
+    first = cache.sha256(model)
+    time.sleep(0.05)  # file times may tick coarsely
+    with model.open("r+b") as f:
+        f.write(b"ab")
+    os.utime(model, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert cache.sha256(model) != first
+    assert cache.sha256(model) == hashlib.sha256(b"ab23456789").hexdigest()
+
+
+def test_types_are_checked_and_listed_once() -> None:
+    assert ladder_types("F16", ["q8_0", "Q4_K", "Q8_0", " ", "f16"]) == ["F16", "Q8_0", "Q4_K_M"]
+    for types, words in [([], "at least one"), (["F16"], "at least one"),
+                         (["Q9"], "not a quantization type.*Q4_K_M"),
+                         (["IQ1_S"], "importance matrix")]:  # fmt: skip
+        with pytest.raises(QuantizeError, match=words):
+            ladder_types("F16", types)
 
 
 def test_markdown_names_every_rung(source: Path, tmp_path: Path) -> None:

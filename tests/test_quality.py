@@ -113,7 +113,7 @@ def test_different_weights_differ_a_lot(models):
 def test_text_too_short(models):
     with pytest.raises(TextTooShort, match="too short") as info:
         _measure(models["f32"], models["f32"], text="Hello world, a short text.")
-    assert f"needs {N_CTX}" in str(info.value)
+    assert f"at least {N_CTX} are needed" in str(info.value)
     assert isinstance(info.value, QuantDeskError)
 
 
