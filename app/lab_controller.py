@@ -3,6 +3,7 @@ process), shows its figures, exports the report with the charts, keeps one resul
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -81,8 +82,10 @@ class LabController(QObject):
         self.use_text(Path(name) if name else None)
 
     def work_dir(self, source: Path) -> Path:
-        """Where a source's rungs are written (the app's models folder)."""
-        return self.app.paths.models_dir / "lab" / source.stem
+        """Where a source's rungs are written: a folder of its own in the app's models folder
+        (two models of the same name in different folders do not share one)."""
+        where = hashlib.sha256(str(source.resolve()).encode()).hexdigest()[:8]
+        return self.app.paths.models_dir / "lab" / f"{source.stem}-{where}"
 
     def run(self, source: str, types: list[str]) -> None:
         """Run the ladder for ``source`` (progress and results arrive on the GUI thread)."""
@@ -152,8 +155,14 @@ class LabController(QObject):
         self.result, self.fits = outcome
         self.page.set_running(False)
         rungs = self.result.rungs
-        measured = ", ".join(self.result.measured) or "nothing new"
-        done = f"Measured now: {measured}; the rest from earlier runs."
+        earlier = [r.qtype for r in rungs if r.qtype not in self.result.measured]
+        if not earlier:
+            done = f"Measured now: all {len(rungs)} types."
+        elif not self.result.measured:
+            done = "Nothing new to measure: every figure is from earlier runs."
+        else:
+            done = (f"Measured now: {', '.join(self.result.measured)}; from earlier runs: "
+                    f"{', '.join(earlier)}.")  # fmt: skip
         self.page.set_progress(len(rungs), len(rungs), done)
         self.show(self.result)
         self.app.window.show_info(

@@ -65,6 +65,7 @@ class LabPage(QWidget):
         self.progress = QProgressBar()
         self.progress.setTextVisible(True)
         self.status = QLabel("")
+        self.status.setWordWrap(True)  # a long message must not widen the page
         self.status.setAccessibleName("Lab status")
         self.text_button = QPushButton("Text: the bundled English sample")
         self.text_button.setToolTip(
@@ -82,7 +83,7 @@ class LabPage(QWidget):
         self.verdict.setWordWrap(True)
         self.verdict.setAccessibleName("Verdict")
         self.verdict.setStyleSheet("font-weight: 600;")
-        self.quality_chart = LadderChart("Quality kept vs size", "top-1 agreement (%)")
+        self.quality_chart = LadderChart("Quality kept vs size", "top-1 agreement (%)", 100.0)
         self.speed_chart = LadderChart("Speed vs size", "decode tok/s")
         charts = QHBoxLayout()
         charts.addWidget(self.quality_chart)

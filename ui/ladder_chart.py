@@ -36,26 +36,55 @@ def _ranges(points: list[ChartPoint]) -> tuple[float, float, float, float]:
     return max(0.0, min(sizes) - span_x * 0.1), max(sizes) + span_x * 0.1, low - pad, high + pad
 
 
-def _labels_below(points: list[ChartPoint], near: float) -> set[str]:
-    """Labels to draw under their point: every other one of a run of points closer than
-    ``near`` MB to the previous one (labels above each other would overlap)."""
-    below: set[str] = set()
-    previous: tuple[float, bool] | None = None  # (x, its label below?)
+#: Where a label may go, as a share of the y range from its point, best first: above it
+#: (where Qt draws a point's label), under it, then further above or under.
+LABEL_PLACES = (0.05, -0.1, 0.14, -0.19)
+LABEL_HEIGHT = 0.08  # a label's height, as a share of the y range
+LABEL_WIDTH = 0.12  # a label's width, as a share of the x range
+
+
+def _label_offsets(points: list[ChartPoint], span_x: float, span_y: float) -> dict[str, float]:
+    """Each label's place (a share of the y range from its point, see LABEL_PLACES): the first
+    place that covers no label placed before it, else the one with the most room."""
+    placed: list[tuple[float, float]] = []  # label positions (x MB, y)
+    offsets: dict[str, float] = {}
+
+    def room(x: float, y: float) -> float:
+        return min((abs(y - py) for px, py in placed if abs(x - px) < LABEL_WIDTH * span_x),
+                   default=float("inf"))  # fmt: skip
+
     for point in sorted(points, key=lambda p: p.size_bytes):
         x = point.size_bytes / MB
-        under = previous is not None and x - previous[0] < near and not previous[1]
-        if under:
-            below.add(point.label)
-        previous = (x, under)
-    return below
+        spaces = [(room(x, point.value + o * span_y), o) for o in LABEL_PLACES]
+        free = [o for r, o in spaces if r >= LABEL_HEIGHT * span_y]
+        offset = free[0] if free else max(spaces)[1]
+        offsets[point.label] = offset
+        placed.append((x, point.value + offset * span_y))
+    return offsets
+
+
+def _nice_range(axis: QValueAxis, low: float, high: float, most: float | None) -> None:
+    """Set ``axis`` to a rounded range around ``low``..``high``, never below 0 and, with
+    ``most`` (100 for a percentage), ending at ``most`` with round steps."""
+    if most is not None and high >= most * 0.9:
+        step = 10.0 if most - low <= 40 else 20.0
+        bottom = max(0.0, (low // step) * step)
+        axis.setRange(bottom, most)
+        axis.setTickCount(int(round((most - bottom) / step)) + 1)
+    else:
+        axis.setRange(max(0.0, low), high)
+        axis.applyNiceNumbers()
+    axis.setLabelFormat("%.0f" if axis.max() >= 100 else "%.1f")
 
 
 class LadderChart(QChartView):
     """``value`` (y) against size in MB (x); front points in blue joined by a line."""
 
-    def __init__(self, title: str, y_title: str, parent: QWidget | None = None) -> None:
+    def __init__(self, title: str, y_title: str, y_max: float | None = None,
+                 parent: QWidget | None = None) -> None:  # fmt: skip
+        """``y_max``: the most the figure can be (100 for a percentage): the axis stops there."""
         super().__init__(parent)
-        self._title, self._y_title = title, y_title
+        self._title, self._y_title, self._y_max = title, y_title, y_max
         self.setRenderHint(QPainter.RenderHint.Antialiasing)
         self.setAccessibleName(title)
         self.setMinimumHeight(220)
@@ -86,19 +115,21 @@ class LadderChart(QChartView):
         front.attachAxis(x_axis)
         front.attachAxis(y_axis)
         low_x, high_x, low_y, high_y = _ranges(points)
-        below = _labels_below(points, (high_x - low_x) * 0.06)
+        offsets = _label_offsets(points, high_x - low_x, high_y - low_y)
         for point in points:
             dot = QScatterSeries()
             dot.setMarkerSize(11)
             dot.setColor(QColor("#4c78a8" if point.on_front else "#9d9d9d"))
             dot.append(QPointF(point.size_bytes / MB, point.value))
             label = dot
-            if point.label in below:  # a neighbour's label is above: this one goes under
+            offset = offsets[point.label]
+            if offset != LABEL_PLACES[0]:  # not Qt's own place above the point: a carrier
                 label = QScatterSeries()
                 label.setMarkerSize(1)
                 label.setColor(QColor(0, 0, 0, 0))
                 label.setBorderColor(QColor(0, 0, 0, 0))
-                label.append(QPointF(point.size_bytes / MB, point.value - (high_y - low_y) * 0.1))
+                label.append(QPointF(point.size_bytes / MB,
+                                     point.value + (offset - LABEL_PLACES[0]) * (high_y - low_y)))
             label.setPointLabelsFormat(point.label)
             label.setPointLabelsVisible(True)
             label.setPointLabelsClipping(False)
@@ -108,7 +139,6 @@ class LadderChart(QChartView):
                 series.attachAxis(y_axis)
         if points:
             x_axis.setRange(low_x, high_x)
-            y_axis.setRange(low_y, high_y)
             x_axis.applyNiceNumbers()
-            y_axis.applyNiceNumbers()
+            _nice_range(y_axis, low_y, high_y, self._y_max)
         self.setChart(chart)
