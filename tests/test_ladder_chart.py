@@ -22,10 +22,16 @@ def test_close_rungs_get_labels_that_do_not_cover_each_other() -> None:
     span_x, span_y = 340.0, 100.0
     offsets = _label_offsets(points, span_x, span_y)
     assert offsets["F16"] == LABEL_PLACES[0]  # alone: above its point, where Qt puts it
-    spots = [(p.size_bytes / MB, p.value + offsets[p.label] * span_y) for p in points]
-    for i, (x, y) in enumerate(spots):
-        for ox, oy in spots[i + 1:]:
-            assert abs(x - ox) >= LABEL_WIDTH * span_x or abs(y - oy) >= LABEL_HEIGHT * span_y
+    dots = [(p.size_bytes / MB, p.value) for p in points]
+    spots = [(x + offsets[p.label][0] * span_x, y + offsets[p.label][1] * span_y)
+             for p, (x, y) in zip(points, dots, strict=True)]  # fmt: skip
+
+    def apart(a: tuple[float, float], b: tuple[float, float]) -> bool:
+        return abs(a[0] - b[0]) >= LABEL_WIDTH * span_x or abs(a[1] - b[1]) >= LABEL_HEIGHT * span_y
+
+    for i, spot in enumerate(spots):
+        assert all(apart(spot, other) for other in spots[i + 1:])  # no label on a label
+        assert all(apart(spot, dot) for j, dot in enumerate(dots) if j != i)  # nor on a point
 
 
 def test_a_percentage_axis_ends_at_100_in_round_steps(qapp) -> None:  # pytest-qt's QApplication

@@ -36,30 +36,36 @@ def _ranges(points: list[ChartPoint]) -> tuple[float, float, float, float]:
     return max(0.0, min(sizes) - span_x * 0.1), max(sizes) + span_x * 0.1, low - pad, high + pad
 
 
-#: Where a label may go, as a share of the y range from its point, best first: above it
-#: (where Qt draws a point's label), under it, then further above or under.
-LABEL_PLACES = (0.05, -0.1, 0.14, -0.19)
-LABEL_HEIGHT = 0.08  # a label's height, as a share of the y range
-LABEL_WIDTH = 0.12  # a label's width, as a share of the x range
+#: Where a label may go, as shares of the x and y ranges from its point, best first: above
+#: it (where Qt draws a point's label), right, left, under, then further above or under.
+LABEL_PLACES = ((0.0, 0.05), (0.08, -0.03), (-0.08, -0.03), (0.0, -0.1), (0.0, 0.13),
+                (0.0, -0.18))  # fmt: skip
+LABEL_HEIGHT = 0.07  # a label's height, as a share of the y range
+LABEL_WIDTH = 0.11  # a label's width, as a share of the x range
 
 
-def _label_offsets(points: list[ChartPoint], span_x: float, span_y: float) -> dict[str, float]:
-    """Each label's place (a share of the y range from its point, see LABEL_PLACES): the first
-    place that covers no label placed before it, else the one with the most room."""
-    placed: list[tuple[float, float]] = []  # label positions (x MB, y)
-    offsets: dict[str, float] = {}
+def _label_offsets(
+    points: list[ChartPoint], span_x: float, span_y: float
+) -> dict[str, tuple[float, float]]:
+    """Each label's place (see LABEL_PLACES): the first place where it covers no point and no
+    label placed before it, else the place with the most room."""
+    others = [(p.size_bytes / MB, p.value) for p in points]  # what a label must not cover
+    offsets: dict[str, tuple[float, float]] = {}
 
-    def room(x: float, y: float) -> float:
-        return min((abs(y - py) for px, py in placed if abs(x - px) < LABEL_WIDTH * span_x),
-                   default=float("inf"))  # fmt: skip
+    def room(x: float, y: float, skip: tuple[float, float]) -> float:
+        """Distance to the nearest thing in the label's way (in label sizes)."""
+        gaps = [max(abs(x - ox) / (LABEL_WIDTH * span_x), abs(y - oy) / (LABEL_HEIGHT * span_y))
+                for ox, oy in others if (ox, oy) != skip]  # fmt: skip
+        return min(gaps, default=float("inf"))
 
     for point in sorted(points, key=lambda p: p.size_bytes):
-        x = point.size_bytes / MB
-        spaces = [(room(x, point.value + o * span_y), o) for o in LABEL_PLACES]
-        free = [o for r, o in spaces if r >= LABEL_HEIGHT * span_y]
-        offset = free[0] if free else max(spaces)[1]
-        offsets[point.label] = offset
-        placed.append((x, point.value + offset * span_y))
+        x, y = point.size_bytes / MB, point.value
+        spaces = [(room(x + dx * span_x, y + dy * span_y, (x, y)), (dx, dy))
+                  for dx, dy in LABEL_PLACES]  # fmt: skip
+        free = [place for gap, place in spaces if gap >= 1.0]
+        offsets[point.label] = free[0] if free else max(spaces)[1]
+        dx, dy = offsets[point.label]
+        others.append((x + dx * span_x, y + dy * span_y))
     return offsets
 
 
@@ -122,14 +128,14 @@ class LadderChart(QChartView):
             dot.setColor(QColor("#4c78a8" if point.on_front else "#9d9d9d"))
             dot.append(QPointF(point.size_bytes / MB, point.value))
             label = dot
-            offset = offsets[point.label]
-            if offset != LABEL_PLACES[0]:  # not Qt's own place above the point: a carrier
+            (dx, dy), (above_x, above_y) = offsets[point.label], LABEL_PLACES[0]
+            if (dx, dy) != (above_x, above_y):  # not Qt's own place above the point: a carrier
                 label = QScatterSeries()
                 label.setMarkerSize(1)
                 label.setColor(QColor(0, 0, 0, 0))
                 label.setBorderColor(QColor(0, 0, 0, 0))
-                label.append(QPointF(point.size_bytes / MB,
-                                     point.value + (offset - LABEL_PLACES[0]) * (high_y - low_y)))
+                label.append(QPointF(point.size_bytes / MB + (dx - above_x) * (high_x - low_x),
+                                     point.value + (dy - above_y) * (high_y - low_y)))
             label.setPointLabelsFormat(point.label)
             label.setPointLabelsVisible(True)
             label.setPointLabelsClipping(False)
