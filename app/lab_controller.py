@@ -13,6 +13,7 @@ from PySide6.QtWidgets import QFileDialog
 
 from quantdesk.engine.errors import QuantizeCancelled
 from quantdesk.engine.ladder import (
+    LadderCache,
     LadderResult,
     LadderSettings,
     open_cache,
@@ -58,6 +59,7 @@ class LabController(QObject):
         page.exportRequested.connect(self.export_dialog)
         page.keepRequested.connect(self.keep)
         page.textRequested.connect(self.text_dialog)
+        page.sampleRequested.connect(lambda: self.use_text(None))
         page.deleteFilesRequested.connect(self.delete_files)
         self.text_file: Path | None = None  # None: the bundled sample
         app.window.library.model.modelReset.connect(self._sources_changed)
@@ -74,12 +76,13 @@ class LabController(QObject):
         self.page.set_text_name(path.name if path else None)
 
     def text_dialog(self) -> None:
-        """Choose a text file (Cancel: back to the bundled sample)."""
+        """Choose a text file (Cancel keeps the text chosen before)."""
         name, _ = QFileDialog.getOpenFileName(
             self.app.window, "Text to measure quality on", str(Path.home()),
             "Text (*.txt *.md);;All files (*)",
         )  # fmt: skip
-        self.use_text(Path(name) if name else None)
+        if name:
+            self.use_text(Path(name))
 
     def work_dir(self, source: Path) -> Path:
         """Where a source's rungs are written: a folder of its own in the app's models folder
@@ -99,7 +102,7 @@ class LabController(QObject):
         text_file = self.text_file
 
         def work(report) -> tuple[LadderResult, dict[str, str]]:  # noqa: ANN001
-            cache = open_cache(self.app.paths.data_dir / "ladder.sqlite3")
+            cache = self._cache()
             try:
                 result = run_ladder(
                     path, types, self.work_dir(path), cache, text_file=text_file,
@@ -126,11 +129,28 @@ class LabController(QObject):
             labels[rung.qtype] = fit_label(fit.verdict, fit.max_gpu_layers, load.n_ctx)
         return labels
 
-    @staticmethod
-    def _files(result: LadderResult) -> dict[str, Path]:
-        """The source and every rung's file the lab made from it that exists now."""
-        files = {q: p for q, p in result.files.items() if p.is_file()}
-        return {result.rungs[0].qtype: result.source, **files}
+    def _cache(self) -> LadderCache:
+        return open_cache(self.app.paths.data_dir / "ladder.sqlite3")
+
+    def _files(self, result: LadderResult) -> dict[str, Path]:
+        """Every file the lab made from the result's source that is there now (of any type,
+        from this run or earlier ones)."""
+        cache = self._cache()
+        try:
+            return cache.files_in(result.source_sha256, self.work_dir(result.source))
+        finally:
+            cache.close()
+
+    def _deletable(self, result: LadderResult, keep: Path | None = None) -> list[Path]:
+        """The lab's files of ``result``'s source but ``keep`` and those in the library (a
+        kept file is the library's, though it lies in the lab's folder)."""
+        in_library = {Path(e.path).resolve() for e in self.app.library.entries()}
+        return [p for p in self._files(result).values() if p != keep and p not in in_library]
+
+    def _idle(self) -> None:
+        """The page's buttons for a lab at rest."""
+        result = self.result
+        self.page.set_running(False, files=result is not None and bool(self._deletable(result)))
 
     def _progress(self, step) -> None:  # noqa: ANN001 - LadderProgress
         self.page.set_progress(step.done, step.total, f"{step.qtype}: {step.stage}…",
@@ -142,10 +162,12 @@ class LabController(QObject):
             self._cancel.set()
             self.page.status.setText("Cancelling…")
 
-    def _failed(self, exc: BaseException) -> None:
-        self.page.set_running(False)
+    def _failed(
+        self, exc: BaseException, cancelled: str = "Cancelled: the types measured so far are kept."
+    ) -> None:
+        self._idle()
         if isinstance(exc, QuantizeCancelled):
-            self.page.status.setText("Cancelled: the types measured so far are kept.")
+            self.page.status.setText(cancelled)
             return
         message = getattr(exc, "message", str(exc))
         self.page.status.setText(message)
@@ -153,7 +175,6 @@ class LabController(QObject):
 
     def _done(self, outcome: tuple[LadderResult, dict[str, str]]) -> None:
         self.result, self.fits = outcome
-        self.page.set_running(False)
         rungs = self.result.rungs
         earlier = [r.qtype for r in rungs if r.qtype not in self.result.measured]
         if not earlier:
@@ -185,8 +206,8 @@ class LabController(QObject):
                  for r in result.rungs]  # fmt: skip
         keepable = {r.qtype for r in result.rungs if not r.is_source}  # gone: made again
         self.page.set_results(rows, [r.qtype for r in result.rungs], keepable, quality, speed,
-                              verdict(result.rungs))  # fmt: skip
-        self.page.delete_files.setEnabled(len(self._files(result)) > 1)  # more than the source
+                              f"{result.source.name}: {verdict(result.rungs)}")  # fmt: skip
+        self._idle()
 
     def export(self, folder: Path) -> Path:
         """Write ladder.md, ladder.json and the two charts as PNG into ``folder``."""
@@ -200,9 +221,15 @@ class LabController(QObject):
     def export_dialog(self) -> None:
         """Ask for a folder and export the report there."""
         folder = QFileDialog.getExistingDirectory(self.app.window, "Export the lab's report")
-        if folder:
+        if not folder:
+            return
+        try:
             report = self.export(Path(folder))
-            self.app.window.show_info(f"Report written to {report} (with ladder.json and charts).")
+        except OSError as exc:
+            self.app.window.show_error(f"The report cannot be written to {folder}: "
+                                       f"{exc.strerror or exc}.")  # fmt: skip
+            return
+        self.app.window.show_info(f"Report written to {report} (with ladder.json and charts).")
 
     def keep(self, qtype: str) -> None:
         """Add ``qtype``'s file to the library; delete the lab's other quantized files. A type
@@ -214,28 +241,30 @@ class LabController(QObject):
         if path is not None:
             self._kept(qtype, path)
             return
+        self._cancel = cancel = threading.Event()
         self.page.set_running(True)
         status = f"{qtype}: quantizing again to keep it…"
         self.page.set_progress(0, 1, status)
         threads = self.app.settings.load_settings().n_threads
 
         def work(report) -> Path:  # noqa: ANN001
-            cache = open_cache(self.app.paths.data_dir / "ladder.sqlite3")
+            cache = self._cache()
             try:
                 made, _new = quantize_rung(result.source, result.source_sha256, qtype,
-                                           self.work_dir(result.source), cache,
-                                           threads=threads, on_progress=report)  # fmt: skip
+                                           self.work_dir(result.source), cache, threads=threads,
+                                           on_progress=report, cancel=cancel)  # fmt: skip
             finally:
                 cache.close()
             return made
 
-        run_job(work, on_done=lambda made: self._kept(qtype, made), on_error=self._failed,
+        run_job(work, on_done=lambda made: self._kept(qtype, made),
+                on_error=lambda exc: self._failed(exc, "Cancelled: nothing was added to the "
+                                                  "library, and no file was left."),
                 on_progress=lambda f: self.page.set_progress(0, 1, status, f))  # fmt: skip
 
     def _kept(self, qtype: str, path: Path) -> None:
         assert self.result is not None
         self.result.files[qtype] = path
-        self.page.set_running(False)
         add_model_file(self.app.paths.library_db, path, source="quantized", owned=True)
         self._delete(keep=path)
         self.app.refresh_library()
@@ -254,14 +283,11 @@ class LabController(QObject):
                                   "Their figures stay in the lab.")  # fmt: skip
 
     def _delete(self, keep: Path | None) -> int:
-        """Delete the lab's quantized files of the shown result but ``keep`` and any in the
+        """Delete the lab's files of the shown result's source but ``keep`` and any in the
         library (kept earlier); returns the bytes freed."""
         assert self.result is not None
-        in_library = {str(e.path) for e in self.app.library.entries()}
         freed = 0
-        for path in self._files(self.result).values():
-            if path in (keep, self.result.source) or str(path) in in_library:
-                continue
+        for path in self._deletable(self.result, keep):
             freed += path.stat().st_size
             path.unlink(missing_ok=True)
         return freed

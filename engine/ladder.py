@@ -172,6 +172,15 @@ class LadderCache:
         ).fetchone()
         return (row[0], row[1]) if row else None
 
+    def files_in(self, sha: str, folder: Path) -> dict[str, Path]:
+        """type -> each file in ``folder`` the lab made from ``sha``'s source and that is
+        still there unchanged."""
+        rows = self._db.execute(
+            "SELECT path, qtype FROM files WHERE source_sha256=?", (sha,)
+        ).fetchall()
+        found = {q: Path(path) for path, q in rows if Path(path).parent == folder.resolve()}
+        return {q: path for q, path in found.items() if self.made_file(path) == (sha, q)}
+
     def close(self) -> None:
         """Close the database."""
         self._db.close()

@@ -71,3 +71,62 @@ def test_run_the_lab_export_and_keep(qtbot, app, tmp_path: Path, monkeypatch) ->
     again = lab.work_dir(source) / "tiny-F16-Q4_0.gguf"
     qtbot.waitUntil(lambda: window.library.model.row_of(str(again)) >= 0, timeout=60_000)
     assert again.is_file() and kept.is_file()  # Q8_0 was kept before: the library's, it stays
+
+
+def test_the_lab_page_while_it_works(qtbot, app, tmp_path: Path, monkeypatch) -> None:  # noqa: F811
+    import quantdesk.lab_controller as lab_module
+
+    monkeypatch.setattr(lab_module, "LadderSettings", lambda **_: FAST)
+    window, controller = app
+    page, lab = window.lab_page, controller.lab
+    first = write_tiny_model(tmp_path / "a" / "tiny-F16.gguf", n_embd=256, n_ff=512, quant="F16")
+    other = write_tiny_model(tmp_path / "b" / "tiny-F16.gguf", n_embd=128, n_ff=256, quant="F16")
+    controller.import_files([first, other], mode="reference")
+    qtbot.waitUntil(lambda: page.source.count() == 2, timeout=30_000)
+    page.source.setCurrentIndex(page.source.findData(str(first)))
+    for qtype, box in page.type_boxes.items():
+        box.setChecked(qtype in ("Q8_0", "Q4_0"))
+    page.run.click()
+    # while it works only Cancel is live, even when the library changes meanwhile
+    lab._sources_changed()
+    assert page.cancel.isEnabled() and not page.run.isEnabled() and not page.source.isEnabled()
+    assert not page.keep.isEnabled() and not page.delete_files.isEnabled()
+    qtbot.waitUntil(lambda: page.run.isEnabled(), timeout=120_000)
+    assert page.verdict.text().startswith("tiny-F16.gguf: ")
+    page.type_boxes["Q4_0"].setChecked(False)
+    page.run.click()  # results for F16 and Q8_0 only; Q4_0's file is still the lab's
+    qtbot.waitUntil(lambda: page.run.isEnabled() and page.table.rowCount() == 2, timeout=60_000)
+    assert sorted(p.name for p in lab.work_dir(first).iterdir()) == [
+        "tiny-F16-Q4_0.gguf", "tiny-F16-Q8_0.gguf"]  # fmt: skip
+    page.delete_files.click()  # every file the lab made from this source goes
+    assert list(lab.work_dir(first).iterdir()) == [] and not page.delete_files.isEnabled()
+
+    # another model with the same file name has a folder of its own
+    page.source.setCurrentIndex(page.source.findData(str(other)))
+    page.run.click()
+    qtbot.waitUntil(lambda: page.run.isEnabled(), timeout=120_000)
+    assert lab.result.source == other and lab.result.measured == ["F16", "Q8_0"]
+    assert lab.work_dir(other) != lab.work_dir(first)
+
+    # Cancel while Keep quantizes again: nothing reaches the library, no file is left
+    page.delete_files.click()
+    page.table.selectRow(1)
+    page.keep.click()
+    assert page.cancel.isEnabled()
+    page.cancel.click()
+    qtbot.waitUntil(lambda: page.run.isEnabled(), timeout=60_000)
+    assert "nothing was added to the library" in page.status.text()
+    assert list(lab.work_dir(other).iterdir()) == []
+    assert window.library.model.row_of(str(lab.work_dir(other) / "tiny-F16-Q8_0.gguf")) < 0
+
+    # a report folder that cannot be written: a message, the app goes on
+    monkeypatch.setattr(lab_module.QFileDialog, "getExistingDirectory", lambda *_: "/proc/1")
+    lab.export_dialog()
+    assert "cannot be written to /proc/1" in window.banner.label.text()
+    # cancelling the text dialog keeps the text chosen before
+    own = tmp_path / "mine.txt"
+    own.write_text("Some text of my own. " * 400, "utf-8")
+    lab.use_text(own)
+    monkeypatch.setattr(lab_module.QFileDialog, "getOpenFileName", lambda *_: ("", ""))
+    lab.text_dialog()
+    assert page.text_button.text() == "Text: mine.txt"

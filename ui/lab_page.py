@@ -11,6 +11,7 @@ from PySide6.QtWidgets import (
     QGridLayout,
     QHBoxLayout,
     QLabel,
+    QMenu,
     QProgressBar,
     QPushButton,
     QScrollArea,
@@ -35,7 +36,8 @@ class LabPage(QWidget):
     cancelRequested = Signal()
     exportRequested = Signal()
     keepRequested = Signal(str)  # the chosen type
-    textRequested = Signal()  # choose the text sample
+    textRequested = Signal()  # choose a text file to measure on
+    sampleRequested = Signal()  # measure on the bundled sample again
     deleteFilesRequested = Signal()  # the lab's quantized files of the current source
 
     def __init__(self, types: list[str], parent: QWidget | None = None) -> None:
@@ -50,6 +52,7 @@ class LabPage(QWidget):
         self.source.setAccessibleName("Source model")
         self.source.setPlaceholderText("an F16, BF16 or F32 model from the library")
         self.keepable: set[str] = set()  # types whose file exists (Keep is offered for them)
+        self.running = False  # a ladder or a Keep is at work
         self.type_boxes: dict[str, QCheckBox] = {}
         grid = QGridLayout()
         for i, qtype in enumerate(types):
@@ -72,7 +75,10 @@ class LabPage(QWidget):
             "The text perplexity and agreement are measured on: bring your own (a .txt file "
             "in the language and style you will use the model for)"
         )
-        self.text_button.clicked.connect(self.textRequested)
+        text_menu = QMenu(self.text_button)
+        text_menu.addAction("Choose a text file…", self.textRequested.emit)
+        text_menu.addAction("Use the bundled English sample", self.sampleRequested.emit)
+        self.text_button.setMenu(text_menu)
         row = QHBoxLayout()
         row.addWidget(QLabel("Source"))
         row.addWidget(self.source, 1)
@@ -149,7 +155,7 @@ class LabPage(QWidget):
     def _selection_changed(self) -> None:
         row = self.table.currentRow()
         qtype = self.table.item(row, 0).data(Qt.ItemDataRole.UserRole) if row >= 0 else None
-        self.keep.setEnabled(bool(qtype) and qtype in self.keepable)
+        self.keep.setEnabled(not self.running and bool(qtype) and qtype in self.keepable)
 
     def set_sources(self, sources: list[tuple[str, str]]) -> None:
         """The models offered as sources: (label, path)."""
@@ -158,17 +164,22 @@ class LabPage(QWidget):
         for label, path in sources:
             self.source.addItem(label, path)
         self.source.setCurrentIndex(max(0, self.source.findData(current)))
-        self.run.setEnabled(bool(sources))
+        self.run.setEnabled(not self.running and bool(sources))
 
     def set_text_name(self, name: str | None) -> None:
         """Show which text is used (None: the bundled sample)."""
         self.text_button.setText(f"Text: {name}" if name else "Text: the bundled English sample")
 
-    def set_running(self, running: bool) -> None:
-        """Run / Cancel state."""
+    def set_running(self, running: bool, files: bool = False) -> None:
+        """Run / Cancel state: while the lab works, only Cancel (and the figures) are live.
+        ``files``: whether the lab holds files of the shown results (Delete is offered)."""
+        self.running = running
         self.run.setEnabled(not running and self.source.count() > 0)
         self.text_button.setEnabled(not running)
+        self.source.setEnabled(not running)
         self.cancel.setEnabled(running)
+        self.delete_files.setEnabled(not running and files)
+        self._selection_changed()
 
     def set_progress(self, done: int, total: int, text: str, fraction: float = 0.0) -> None:
         """Rungs done of total (and the share of the current one), and what runs now."""
