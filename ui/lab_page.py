@@ -51,6 +51,8 @@ class LabPage(QWidget):
         self.source = QComboBox()
         self.source.setAccessibleName("Source model")
         self.source.setPlaceholderText("an F16, BF16 or F32 model from the library")
+        self.source.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.source.setMinimumContentsLength(16)  # long names must not widen the page
         self.keepable: set[str] = set()  # types whose file exists (Keep is offered for them)
         self.running = False  # a ladder or a Keep is at work
         self.type_boxes: dict[str, QCheckBox] = {}
@@ -59,7 +61,7 @@ class LabPage(QWidget):
             box = QCheckBox(qtype)
             box.setChecked(True)
             self.type_boxes[qtype] = box
-            grid.addWidget(box, i // 7, i % 7)
+            grid.addWidget(box, i // 4, i % 4)
         self.run = QPushButton("Run")
         self.run.clicked.connect(self._run)
         self.cancel = QPushButton("Cancel")
@@ -82,9 +84,11 @@ class LabPage(QWidget):
         row = QHBoxLayout()
         row.addWidget(QLabel("Source"))
         row.addWidget(self.source, 1)
-        row.addWidget(self.text_button)
-        row.addWidget(self.run)
-        row.addWidget(self.cancel)
+        actions = QHBoxLayout()
+        actions.addWidget(self.text_button)
+        actions.addStretch(1)
+        actions.addWidget(self.run)
+        actions.addWidget(self.cancel)
         self.verdict = QLabel("")
         self.verdict.setWordWrap(True)
         self.verdict.setAccessibleName("Verdict")
@@ -101,7 +105,9 @@ class LabPage(QWidget):
         self.table.setSelectionMode(QTableWidget.SelectionMode.SingleSelection)
         self.table.verticalHeader().setVisible(False)
         self.table.setAccessibleName("Ladder results")
-        self.keep = QPushButton("Keep the selected type in the library, delete the others")
+        self.keep = QPushButton("Keep the selected type")
+        self.keep.setToolTip("Add the selected type's file to the library and delete the lab's "
+                             "other files of this model (their figures stay)")  # fmt: skip
         self.keep.setEnabled(False)
         self.keep.clicked.connect(self._keep)
         self.delete_files = QPushButton("Delete the lab's files")
@@ -124,6 +130,7 @@ class LabPage(QWidget):
         layout.addWidget(intro)
         layout.addLayout(row)
         layout.addLayout(grid)
+        layout.addLayout(actions)
         layout.addWidget(self.progress)
         layout.addWidget(self.status)
         layout.addWidget(self.verdict)

@@ -3,11 +3,12 @@ labelled with its type, the Pareto front drawn as a line."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from PySide6.QtCharts import QChart, QChartView, QLineSeries, QScatterSeries, QValueAxis
-from PySide6.QtCore import QPointF, QSize, Qt
-from PySide6.QtGui import QColor, QPainter, QPen
+from PySide6.QtCore import QPointF, QSize, Qt, QTimer
+from PySide6.QtGui import QColor, QPainter, QPen, QResizeEvent
 from PySide6.QtWidgets import QWidget
 
 MB = 1e6
@@ -36,36 +37,53 @@ def _ranges(points: list[ChartPoint]) -> tuple[float, float, float, float]:
     return max(0.0, min(sizes) - span_x * 0.1), max(sizes) + span_x * 0.1, low - pad, high + pad
 
 
-#: Where a label may go, as shares of the x and y ranges from its point, best first: above
-#: it (where Qt draws a point's label), right, left, under, then further above or under.
-LABEL_PLACES = ((0.0, 0.05), (0.08, -0.03), (-0.08, -0.03), (0.0, -0.1), (0.0, 0.13),
-                (0.0, -0.18))  # fmt: skip
-LABEL_HEIGHT = 0.07  # a label's height, as a share of the y range
-LABEL_WIDTH = 0.11  # a label's width, as a share of the x range
+#: Where a label may go, in pixels from its point (x right, y up), best first: above it
+#: (where Qt draws a point's label), right, left, right or left a little higher or lower,
+#: under, then further above or under.
+LABEL_PLACES = ((0, 12), (38, -4), (-38, -4), (38, 10), (-38, 10), (38, -16), (-38, -16),
+                (0, -20), (0, 30), (0, -38))  # fmt: skip
+LABEL_SIZE = (54, 16)  # a label's width and height in pixels (a type name such as Q4_K_M)
+MARKER = 6  # a point's radius in pixels
 
 
 def _label_offsets(
-    points: list[ChartPoint], span_x: float, span_y: float
-) -> dict[str, tuple[float, float]]:
-    """Each label's place (see LABEL_PLACES): the first place where it covers no point and no
-    label placed before it, else the place with the most room."""
-    others = [(p.size_bytes / MB, p.value) for p in points]  # what a label must not cover
-    offsets: dict[str, tuple[float, float]] = {}
+    points: list[ChartPoint], origin: tuple[float, float], per_px: tuple[float, float]
+) -> dict[str, tuple[int, int]]:
+    """Each label's place (see LABEL_PLACES), given the axes' minimums (``origin``) and data
+    units per pixel on each axis: the first place where it covers no point, no label placed
+    before it and no axis (left or bottom), else the place with the most room."""
 
-    def room(x: float, y: float, skip: tuple[float, float]) -> float:
-        """Distance to the nearest thing in the label's way (in label sizes)."""
-        gaps = [max(abs(x - ox) / (LABEL_WIDTH * span_x), abs(y - oy) / (LABEL_HEIGHT * span_y))
-                for ox, oy in others if (ox, oy) != skip]  # fmt: skip
-        return min(gaps, default=float("inf"))
+    def pixels(point: ChartPoint) -> tuple[float, float]:
+        return ((point.size_bytes / MB - origin[0]) / per_px[0],
+                (point.value - origin[1]) / per_px[1])  # fmt: skip
+
+    dots = [pixels(p) for p in points]
+    labels: list[tuple[float, float]] = []
+    offsets: dict[str, tuple[int, int]] = {}
+    width, height = LABEL_SIZE
+
+    def room(x: float, y: float, own: tuple[float, float]) -> float:
+        """How far the label centred at (x, y) is from what it must not cover (1: touching):
+        other points (a marker's radius beyond the label's half size) and placed labels."""
+        near_dots = [max(abs(x - ox) / (width / 2 + MARKER), abs(y - oy) / (height / 2 + MARKER))
+                     for ox, oy in dots if (ox, oy) != own]  # fmt: skip
+        near_labels = [max(abs(x - ox) / width, abs(y - oy) / height) for ox, oy in labels]
+        axes = [x / (width / 2), y / (height / 2)]  # over the axis line and its figures: < 1
+        return min(near_dots + near_labels + axes)
+
+    def nearest_is_own(x: float, y: float, own: tuple[float, float]) -> bool:
+        """Whether the label centred at (x, y) is closer to its own point than to any other
+        (else a reader would take it for the other point's)."""
+        mine = math.dist((x, y), own)
+        return all(math.dist((x, y), dot) > mine for dot in dots if dot != own)
 
     for point in sorted(points, key=lambda p: p.size_bytes):
-        x, y = point.size_bytes / MB, point.value
-        spaces = [(room(x + dx * span_x, y + dy * span_y, (x, y)), (dx, dy))
-                  for dx, dy in LABEL_PLACES]  # fmt: skip
-        free = [place for gap, place in spaces if gap >= 1.0]
-        offsets[point.label] = free[0] if free else max(spaces)[1]
-        dx, dy = offsets[point.label]
-        others.append((x + dx * span_x, y + dy * span_y))
+        x, y = pixels(point)
+        spaces = [(room(x + dx, y + dy, (x, y)), (dx, dy)) for dx, dy in LABEL_PLACES]
+        clear = [place for gap, place in spaces if gap >= 1.0]
+        plain = [(dx, dy) for dx, dy in clear if nearest_is_own(x + dx, y + dy, (x, y))]
+        offsets[point.label] = (plain or clear or [max(spaces)[1]])[0]
+        labels.append((x + offsets[point.label][0], y + offsets[point.label][1]))
     return offsets
 
 
@@ -95,7 +113,15 @@ class LadderChart(QChartView):
         self.setAccessibleName(title)
         self.setMinimumHeight(220)
         self.points: list[ChartPoint] = []
+        self._redraw = QTimer(self, singleShot=True, interval=0)  # one redraw per burst
+        self._redraw.timeout.connect(lambda: self.set_points(self.points))
         self.set_points([])
+
+    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 - Qt API
+        """Labels are placed in pixels: place them again once the new size is laid out."""
+        super().resizeEvent(event)
+        if self.points:
+            self._redraw.start()
 
     def sizeHint(self) -> QSize:  # noqa: N802 - Qt API
         """Modest: the lab page scrolls, and its table should show without scrolling."""
@@ -121,10 +147,21 @@ class LadderChart(QChartView):
         front.attachAxis(x_axis)
         front.attachAxis(y_axis)
         low_x, high_x, low_y, high_y = _ranges(points)
-        offsets = _label_offsets(points, high_x - low_x, high_y - low_y)
+        if points:
+            x_axis.setRange(low_x, high_x)
+            x_axis.applyNiceNumbers()
+            _nice_range(y_axis, low_y, high_y, self._y_max)
+        area = self.chart().plotArea() if self.chart() is not None else None
+        if area is not None and area.width() > 20 and area.height() > 20:  # laid out before
+            plot_w, plot_h = area.width(), area.height()
+        else:  # first drawing: about what the axes, titles and margins leave
+            plot_w, plot_h = max(120, self.width() - 135), max(80, self.height() - 124)
+        per_px_x = (x_axis.max() - x_axis.min()) / plot_w
+        per_px_y = (y_axis.max() - y_axis.min()) / plot_h
+        offsets = _label_offsets(points, (x_axis.min(), y_axis.min()), (per_px_x, per_px_y))
         for point in points:
             dot = QScatterSeries()
-            dot.setMarkerSize(11)
+            dot.setMarkerSize(2 * MARKER - 1)
             dot.setColor(QColor("#4c78a8" if point.on_front else "#9d9d9d"))
             dot.append(QPointF(point.size_bytes / MB, point.value))
             label = dot
@@ -134,8 +171,8 @@ class LadderChart(QChartView):
                 label.setMarkerSize(1)
                 label.setColor(QColor(0, 0, 0, 0))
                 label.setBorderColor(QColor(0, 0, 0, 0))
-                label.append(QPointF(point.size_bytes / MB + (dx - above_x) * (high_x - low_x),
-                                     point.value + (dy - above_y) * (high_y - low_y)))
+                label.append(QPointF(point.size_bytes / MB + (dx - above_x) * per_px_x,
+                                     point.value + (dy - above_y) * per_px_y))  # fmt: skip
             label.setPointLabelsFormat(point.label)
             label.setPointLabelsVisible(True)
             label.setPointLabelsClipping(False)
@@ -143,8 +180,4 @@ class LadderChart(QChartView):
                 chart.addSeries(series)
                 series.attachAxis(x_axis)
                 series.attachAxis(y_axis)
-        if points:
-            x_axis.setRange(low_x, high_x)
-            x_axis.applyNiceNumbers()
-            _nice_range(y_axis, low_y, high_y, self._y_max)
         self.setChart(chart)
