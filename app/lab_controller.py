@@ -144,8 +144,10 @@ class LabController(QObject):
     def _deletable(self, result: LadderResult, keep: Path | None = None) -> list[Path]:
         """The lab's files of ``result``'s source but ``keep`` and those in the library (a
         kept file is the library's, though it lies in the lab's folder)."""
-        in_library = {Path(e.path).resolve() for e in self.app.library.entries()}
-        return [p for p in self._files(result).values() if p != keep and p not in in_library]
+        spared = {Path(e.path).resolve() for e in self.app.library.entries()}
+        if keep is not None:
+            spared.add(keep.resolve())
+        return [p for p in self._files(result).values() if p not in spared]
 
     def _idle(self) -> None:
         """The page's buttons for a lab at rest."""
