@@ -14,6 +14,7 @@ from PySide6.QtWidgets import QFileDialog
 from quantdesk.engine.errors import QuantizeCancelled
 from quantdesk.engine.ladder import (
     LadderCache,
+    LadderCancelled,
     LadderResult,
     LadderSettings,
     open_cache,
@@ -61,6 +62,7 @@ class LabController(QObject):
         page.textRequested.connect(self.text_dialog)
         page.sampleRequested.connect(lambda: self.use_text(None))
         page.deleteFilesRequested.connect(self.delete_files)
+        page.sourceChanged.connect(self._source_chosen)
         self.text_file: Path | None = None  # None: the bundled sample
         app.window.library.model.modelReset.connect(self._sources_changed)
         self._sources_changed()
@@ -68,7 +70,16 @@ class LabController(QObject):
     def _sources_changed(self) -> None:
         entries = [e for e in self.app.window.library.model.entries()
                    if e.remote is None and e.is_unquantized and e.exists]  # fmt: skip
-        self.page.set_sources([(f"{e.name} ({e.file_type})", str(e.path)) for e in entries])
+        self.page.set_sources([(f"{Path(e.path).name} · {e.name} ({e.file_type})", str(e.path))
+                               for e in entries])  # fmt: skip
+
+    def _source_chosen(self, path: str) -> None:
+        """Another source: the figures shown are not its own, so they go."""
+        if self.result is not None and str(self.result.source) != path:
+            self.result = None
+            self.page.clear_results("Run to see this model's figures (types measured before "
+                                    "come from the lab's results in seconds).")  # fmt: skip
+            self._idle()
 
     def use_text(self, path: Path | None) -> None:
         """Measure perplexity and agreement on ``path`` (None: the bundled sample)."""
@@ -167,6 +178,9 @@ class LabController(QObject):
     def _failed(
         self, exc: BaseException, cancelled: str = "Cancelled: the types measured so far are kept."
     ) -> None:
+        if isinstance(exc, LadderCancelled) and len(exc.partial.rungs) > 1:
+            self.result, self.fits = exc.partial, {}  # what was measured before the cancel
+            self.show(self.result)
         self._idle()
         if isinstance(exc, QuantizeCancelled):
             self.page.status.setText(cancelled)
@@ -221,14 +235,16 @@ class LabController(QObject):
         return write_report(self.result, folder, CHARTS)
 
     def export_dialog(self) -> None:
-        """Ask for a folder and export the report there."""
+        """Ask for a folder and export the report into a folder of its own there (named after
+        the model: another model's report in the same place is not overwritten)."""
         folder = QFileDialog.getExistingDirectory(self.app.window, "Export the lab's report")
-        if not folder:
+        if not folder or self.result is None:
             return
+        target = Path(folder) / f"{self.result.source.stem}-ladder"
         try:
-            report = self.export(Path(folder))
+            report = self.export(target)
         except OSError as exc:
-            self.app.window.show_error(f"The report cannot be written to {folder}: "
+            self.app.window.show_error(f"The report cannot be written to {target}: "
                                        f"{exc.strerror or exc}.")  # fmt: skip
             return
         self.app.window.show_info(f"Report written to {report} (with ladder.json and charts).")
@@ -290,6 +306,14 @@ class LabController(QObject):
         assert self.result is not None
         freed = 0
         for path in self._deletable(self.result, keep):
-            freed += path.stat().st_size
-            path.unlink(missing_ok=True)
+            try:
+                size = path.stat().st_size
+                path.unlink()
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                self.app.window.show_error(f"'{path}' could not be deleted: "
+                                           f"{exc.strerror or exc}.")  # fmt: skip
+                continue
+            freed += size
         return freed

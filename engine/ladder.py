@@ -116,6 +116,15 @@ class LadderResult:
     text_name: str = SAMPLE_FILE_NAME  # what perplexity and agreement were measured on
 
 
+class LadderCancelled(QuantizeCancelled):
+    """The ladder was cancelled; ``partial`` holds the rungs finished before (measured now or
+    cached), so that they can still be shown."""
+
+    def __init__(self, message: str, partial: LadderResult) -> None:
+        super().__init__(message)
+        self.partial = partial
+
+
 class LadderCache:
     """Finished rungs and source hashes, in SQLite."""
 
@@ -280,8 +289,8 @@ def run_ladder(
 ) -> LadderResult:
     """Quantize ``source`` to each of ``types`` in ``work_dir`` and measure every rung (the
     source's too) on ``text_file`` (None: the bundled sample); cached rungs are not measured
-    again. Raises QuantizeCancelled on cancel (the finished rungs stay cached; the unfinished
-    one leaves no file)."""
+    again. Raises LadderCancelled on cancel, with the rungs finished so far (they stay cached;
+    the unfinished one leaves no file)."""
     import llama_cpp
 
     source = Path(source)
@@ -301,58 +310,82 @@ def run_ladder(
     text_name = SAMPLE_FILE_NAME if text_file is None else text_file.name
     result = LadderResult(source, sha, [], environment=environment(settings.threads),
                           settings=settings, text_name=text_name)  # fmt: skip
-    for done, qtype in enumerate(wanted):
-        if cancel is not None and cancel.is_set():
-            raise QuantizeCancelled("The ladder was cancelled.")
+    try:
+        for done, qtype in enumerate(wanted):
+            if cancel is not None and cancel.is_set():
+                raise QuantizeCancelled("The ladder was cancelled.")
 
-        def report(stage: str, fraction: float = 0.0, q: str = qtype, d: int = done) -> None:
-            if on_progress is not None:
-                on_progress(LadderProgress(q, stage, d, len(wanted), fraction))
+            def report(stage: str, fraction: float = 0.0, q: str = qtype, d: int = done) -> None:
+                if on_progress is not None:
+                    on_progress(LadderProgress(q, stage, d, len(wanted), fraction))
 
-        is_source = qtype == info.file_type
-        if not is_source and cache.made_file(rung_file(work_dir, source, qtype)) == (sha, qtype):
-            result.files[qtype] = rung_file(work_dir, source, qtype)
-        cached = cache.get(sha, qtype, version, key)
-        if cached is not None:
-            report("cached")
-            result.rungs.append(cached)
-            continue
-        path, made = source, False
-        try:
+            is_source = qtype == info.file_type
+            lab_file = rung_file(work_dir, source, qtype)
+            if not is_source and cache.made_file(lab_file) == (sha, qtype):
+                result.files[qtype] = lab_file
+            cached = cache.get(sha, qtype, version, key)
+            if cached is not None:
+                report("cached")
+                result.rungs.append(cached)
+                continue
+            rung, path = _make_and_measure(source, sha, qtype, work_dir, cache, text, settings,
+                                           report, cancel, is_source=is_source)  # fmt: skip
+            cache.put(sha, version, key, rung)
+            result.rungs.append(rung)
+            result.measured.append(qtype)
             if not is_source:
-                report("quantizing")
-                path, made = quantize_rung(
-                    source, sha, qtype, work_dir, cache, threads=settings.threads,
-                    on_progress=lambda f: report("quantizing", f), cancel=cancel,
-                )  # fmt: skip
-            report("speed")
-            speed = measure_speed(path, text, threads=settings.threads,
-                                  n_prompt=settings.n_prompt, n_gen=settings.n_gen,
-                                  min_tokens=settings.n_ctx, cancel=cancel)  # fmt: skip
-            report("quality")
-            quality = run_quality_check(source, path, text=text, threads=settings.threads,
-                                        n_ctx=settings.n_ctx, max_chunks=settings.max_chunks,
-                                        on_progress=lambda d, t: report("quality", d / max(1, t)),
-                                        cancel=cancel)  # fmt: skip
-        except BaseException:
-            if made:
-                path.unlink(missing_ok=True)  # an unmeasured rung leaves no file
-            raise
-        header = summarize(read_header_from_file(path), path=path)
-        rung = Rung(
-            qtype=qtype, size_bytes=path.stat().st_size,
-            bits_per_weight=header.bits_per_weight or 0.0, peak_ram_bytes=speed.peak_ram_bytes,
-            prompt_tps=speed.prompt_tps, decode_tps=speed.decode_tps,
-            perplexity=quality.ppl_result, kld_mean=0.0 if is_source else quality.kld_mean,
-            kld_p99=0.0 if is_source else quality.kld_p99,
-            top1_agreement=1.0 if is_source else quality.top1_agreement, is_source=is_source,
-        )  # fmt: skip
-        cache.put(sha, version, key, rung)
-        result.rungs.append(rung)
-        result.measured.append(qtype)
-        if not is_source:
-            result.files[qtype] = path
+                result.files[qtype] = path
+    except QuantizeCancelled as exc:
+        raise LadderCancelled(exc.message, result) from exc
     return result
+
+
+def _make_and_measure(
+    source: Path,
+    sha: str,
+    qtype: str,
+    work_dir: Path,
+    cache: LadderCache,
+    text: str,
+    settings: LadderSettings,
+    report: Callable[..., None],
+    cancel: threading.Event | None,
+    *,
+    is_source: bool,
+) -> tuple[Rung, Path]:
+    """One rung measured (its file made first, or the lab's earlier one used): (figures, the
+    file measured). A file made here and not measured to the end is deleted."""
+    path, made = source, False
+    try:
+        if not is_source:
+            report("quantizing")
+            path, made = quantize_rung(source, sha, qtype, work_dir, cache,
+                                       threads=settings.threads,
+                                       on_progress=lambda f: report("quantizing", f),
+                                       cancel=cancel)  # fmt: skip
+        report("speed")
+        speed = measure_speed(path, text, threads=settings.threads, n_prompt=settings.n_prompt,
+                              n_gen=settings.n_gen, min_tokens=settings.n_ctx,
+                              cancel=cancel)  # fmt: skip
+        report("quality")
+        quality = run_quality_check(source, path, text=text, threads=settings.threads,
+                                    n_ctx=settings.n_ctx, max_chunks=settings.max_chunks,
+                                    on_progress=lambda d, t: report("quality", d / max(1, t)),
+                                    cancel=cancel)  # fmt: skip
+        header = summarize(read_header_from_file(path), path=path)
+    except BaseException:
+        if made:
+            path.unlink(missing_ok=True)  # an unmeasured rung leaves no file
+        raise
+    rung = Rung(
+        qtype=qtype, size_bytes=path.stat().st_size,
+        bits_per_weight=header.bits_per_weight or 0.0, peak_ram_bytes=speed.peak_ram_bytes,
+        prompt_tps=speed.prompt_tps, decode_tps=speed.decode_tps,
+        perplexity=quality.ppl_result, kld_mean=0.0 if is_source else quality.kld_mean,
+        kld_p99=0.0 if is_source else quality.kld_p99,
+        top1_agreement=1.0 if is_source else quality.top1_agreement, is_source=is_source,
+    )  # fmt: skip
+    return rung, path
 
 
 def open_cache(path: Path) -> LadderCache:

@@ -119,10 +119,21 @@ def test_the_lab_page_while_it_works(qtbot, app, tmp_path: Path, monkeypatch) ->
     assert list(lab.work_dir(other).iterdir()) == []
     assert window.library.model.row_of(str(lab.work_dir(other) / "tiny-F16-Q8_0.gguf")) < 0
 
+    # cancelled mid-run: the types finished before are shown
+    page.type_boxes["Q4_0"].setChecked(True)
+    page.run.click()
+    qtbot.waitUntil(lambda: page.status.text().startswith("Q4_0"), timeout=60_000)
+    page.cancel.click()
+    qtbot.waitUntil(lambda: page.run.isEnabled(), timeout=60_000)
+    assert [page.table.item(r, 0).text() for r in range(page.table.rowCount())] == [
+        "F16 (source)", "Q8_0"]  # fmt: skip
+    assert page.status.text() == "Cancelled: the types measured so far are kept."
+
     # a report folder that cannot be written: a message, the app goes on
     monkeypatch.setattr(lab_module.QFileDialog, "getExistingDirectory", lambda *_: "/proc/1")
     lab.export_dialog()
-    assert "cannot be written to /proc/1" in window.banner.label.text()
+    assert "cannot be written to /proc/1/tiny-F16-ladder" in window.banner.label.text()
+
     # cancelling the text dialog keeps the text chosen before
     own = tmp_path / "mine.txt"
     own.write_text("Some text of my own. " * 400, "utf-8")
@@ -130,3 +141,9 @@ def test_the_lab_page_while_it_works(qtbot, app, tmp_path: Path, monkeypatch) ->
     monkeypatch.setattr(lab_module.QFileDialog, "getOpenFileName", lambda *_: ("", ""))
     lab.text_dialog()
     assert page.text_button.text() == "Text: mine.txt"
+
+    # choosing another source clears the figures of the one shown
+    page.source.setCurrentIndex(page.source.findData(str(first)))
+    assert page.table.rowCount() == 0 and page.verdict.text() == "" and lab.result is None
+    assert not page.export.isEnabled() and not page.delete_files.isEnabled()
+    assert page.source.currentText().startswith("tiny-F16.gguf · ")

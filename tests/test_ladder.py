@@ -16,8 +16,15 @@ from pathlib import Path
 
 import pytest
 
-from quantdesk.engine.errors import QuantizeCancelled, QuantizeError
-from quantdesk.engine.ladder import LadderCache, LadderSettings, Rung, ladder_types, run_ladder
+from quantdesk.engine.errors import QuantizeError
+from quantdesk.engine.ladder import (
+    LadderCache,
+    LadderCancelled,
+    LadderSettings,
+    Rung,
+    ladder_types,
+    run_ladder,
+)
 from quantdesk.engine.ladder_report import markdown, pareto_front, to_json, verdict
 from tests.tiny_models import write_tiny_model
 
@@ -71,9 +78,10 @@ def test_cancel_keeps_the_finished_rungs_and_leaves_no_partial_file(source, tmp_
         if step.qtype == "Q4_0" and step.stage == "speed":
             cancel.set()  # mid-rung: Q4_0 is quantized but not measured yet
 
-    with pytest.raises(QuantizeCancelled):
+    with pytest.raises(LadderCancelled) as cancelled:
         run_ladder(source, ["Q8_0", "Q4_0"], tmp_path / "out", cache, settings=FAST,
                    on_progress=progress, cancel=cancel)  # fmt: skip
+    assert [r.qtype for r in cancelled.value.partial.rungs] == ["F16", "Q8_0"]  # can be shown
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["tiny-F16-Q8_0.gguf"]
     again = run_ladder(source, ["Q8_0", "Q4_0"], tmp_path / "out", cache, settings=FAST)
     assert again.measured == ["Q4_0"]

@@ -48,3 +48,14 @@ def test_a_percentage_axis_ends_at_100_in_round_steps(qapp) -> None:  # pytest-q
                       ChartPoint("Q8_0", 291 * MB, 47.0, True)])  # fmt: skip
     low = speed.chart().axes()[1].min()
     assert 0.0 <= low <= 31.0
+
+
+def test_a_redrawn_chart_deletes_the_chart_it_replaces(qapp) -> None:  # pytest-qt's QApplication
+    from PySide6.QtCore import QCoreApplication, QEvent
+    from shiboken6 import isValid
+
+    chart = LadderChart("Speed vs size", "decode tok/s")
+    old = chart.chart()
+    chart.set_points([ChartPoint("Q8_0", 291 * MB, 47.0, True)])
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    assert not isValid(old) and isValid(chart.chart())

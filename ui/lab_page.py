@@ -4,7 +4,7 @@ of every figure, and keep one result in the library."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QSignalBlocker, Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -33,6 +33,7 @@ class LabPage(QWidget):
     """Widgets only: the lab controller fills them and answers their signals."""
 
     runRequested = Signal(str, list)  # source path, types
+    sourceChanged = Signal(str)  # the chosen source's path
     cancelRequested = Signal()
     exportRequested = Signal()
     keepRequested = Signal(str)  # the chosen type
@@ -53,6 +54,9 @@ class LabPage(QWidget):
         self.source.setPlaceholderText("an F16, BF16 or F32 model from the library")
         self.source.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.source.setMinimumContentsLength(16)  # long names must not widen the page
+        self.source.currentIndexChanged.connect(
+            lambda _i: self.sourceChanged.emit(self.source.currentData() or "")
+        )
         self.keepable: set[str] = set()  # types whose file exists (Keep is offered for them)
         self.running = False  # a ladder or a Keep is at work
         self.type_boxes: dict[str, QCheckBox] = {}
@@ -98,6 +102,19 @@ class LabPage(QWidget):
         charts = QHBoxLayout()
         charts.addWidget(self.quality_chart)
         charts.addWidget(self.speed_chart)
+        self.chart_key = QLabel(
+            "Blue points joined by the line: the best trade-offs (no other type is both smaller "
+            "and better). Grey: a smaller type does as well or better."
+        )
+        self.chart_key.setWordWrap(True)
+        self.chart_key.setStyleSheet("color: palette(placeholder-text);")
+        self.empty = QLabel(
+            "The lab starts from an unquantized model, and the library has no F16, BF16 or F32 "
+            "model yet. Convert a Hugging Face model to F16 on the Quantize page, download an "
+            "F16 GGUF from Discover, or drop one onto this window."
+        )
+        self.empty.setWordWrap(True)
+        self.empty.setAccessibleName("No source model")
         self.table = QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels(list(COLUMNS))
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
@@ -128,15 +145,23 @@ class LabPage(QWidget):
         content = QWidget()  # in a scroll area: the lab never makes the window's minimum bigger
         layout = QVBoxLayout(content)
         layout.addWidget(intro)
+        layout.addWidget(self.empty)
         layout.addLayout(row)
         layout.addLayout(grid)
         layout.addLayout(actions)
         layout.addWidget(self.progress)
         layout.addWidget(self.status)
         layout.addWidget(self.verdict)
-        layout.addLayout(charts, 2)
-        layout.addWidget(self.table, 1)
-        layout.addLayout(bottom)
+        self.results = QWidget()  # hidden until there are figures to show
+        figures = QVBoxLayout(self.results)
+        figures.setContentsMargins(0, 0, 0, 0)
+        figures.addLayout(charts, 2)
+        figures.addWidget(self.chart_key)
+        figures.addWidget(self.table, 1)
+        figures.addLayout(bottom)
+        self.results.setVisible(False)
+        layout.addWidget(self.results, 1)
+        layout.addStretch(0)
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QScrollArea.Shape.NoFrame)
@@ -167,11 +192,21 @@ class LabPage(QWidget):
     def set_sources(self, sources: list[tuple[str, str]]) -> None:
         """The models offered as sources: (label, path)."""
         current = self.source.currentData()
-        self.source.clear()
-        for label, path in sources:
-            self.source.addItem(label, path)
-        self.source.setCurrentIndex(max(0, self.source.findData(current)))
+        with QSignalBlocker(self.source):  # one sourceChanged at most, not one per item
+            self.source.clear()
+            for label, path in sources:
+                self.source.addItem(label, path)
+            self.source.setCurrentIndex(max(0, self.source.findData(current)))
+        if self.source.currentData() != current:
+            self.sourceChanged.emit(self.source.currentData() or "")
         self.run.setEnabled(not self.running and bool(sources))
+        self.empty.setVisible(not sources)
+
+    def clear_results(self, text: str = "") -> None:
+        """Show no figures (another source is chosen; ``text`` says what to do)."""
+        self.set_results([], [], set(), [], [], "")
+        self.status.setText(text)
+        self.progress.setValue(0)
 
     def set_text_name(self, name: str | None) -> None:
         """Show which text is used (None: the bundled sample)."""
@@ -211,5 +246,6 @@ class LabPage(QWidget):
         self.quality_chart.set_points(quality)
         self.speed_chart.set_points(speed)
         self.verdict.setText(verdict)
+        self.results.setVisible(bool(rows))
         self.export.setEnabled(bool(rows))
         self._selection_changed()

@@ -112,6 +112,7 @@ class LadderChart(QChartView):
         self.setRenderHint(QPainter.RenderHint.Antialiasing)
         self.setAccessibleName(title)
         self.setMinimumHeight(220)
+        self.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # a picture: the table holds the figures
         self.points: list[ChartPoint] = []
         self._redraw = QTimer(self, singleShot=True, interval=0)  # one redraw per burst
         self._redraw.timeout.connect(lambda: self.set_points(self.points))
@@ -180,4 +181,7 @@ class LadderChart(QChartView):
                 chart.addSeries(series)
                 series.attachAxis(x_axis)
                 series.attachAxis(y_axis)
-        self.setChart(chart)
+        old = self.chart()
+        self.setChart(chart)  # the view hands the old chart back to us: it must be deleted
+        if old is not None:
+            old.deleteLater()
