@@ -49,7 +49,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the ladder, print the table (or JSON), write ladder.md and ladder.json."""
-    from quantdesk.engine.errors import QuantizeError
+    from quantdesk.engine.errors import QuantizeCancelled, QuantizeError
     from quantdesk.engine.ladder import LadderCancelled, LadderSettings, open_cache, run_ladder
     from quantdesk.engine.ladder_report import markdown, to_json, write_report
     from quantdesk.paths import resolve_paths
@@ -79,8 +79,8 @@ def run(args: argparse.Namespace) -> int:
             settings=LadderSettings(threads=args.threads, max_chunks=args.chunks or None),
             on_progress=progress, cancel=cancel,
         )  # fmt: skip
-    except LadderCancelled as exc:
-        if len(exc.partial.rungs) > 1 and not args.json:
+    except QuantizeCancelled as exc:  # LadderCancelled once the rungs have begun
+        if isinstance(exc, LadderCancelled) and len(exc.partial.rungs) > 1 and not args.json:
             print(markdown(exc.partial))  # what was measured before the cancel
         print("Cancelled: the finished types are kept for the next run.", file=sys.stderr)
         return EXIT_CANCELLED
