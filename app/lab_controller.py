@@ -166,6 +166,8 @@ class LabController(QObject):
         self.page.set_running(False, files=result is not None and bool(self._deletable(result)))
 
     def _progress(self, step) -> None:  # noqa: ANN001 - LadderProgress
+        if self._cancel is not None and self._cancel.is_set():
+            return  # "Cancelling…" stays until the run ends (progress may still be queued)
         self.page.set_progress(step.done, step.total, f"{step.qtype}: {step.stage}…",
                                step.fraction)  # fmt: skip
 
