@@ -1,4 +1,5 @@
-"""A file's sha256, cached per stamp: the stamp changes whenever the file may have changed."""
+"""A file's version (its stamp changes whenever the file may have changed), the key of every
+read-once-per-version cache, and its sha256, cached per version."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ _cache: dict[tuple[str, str], str] = {}
 _lock = threading.Lock()
 
 
-def file_stamp(path: Path) -> str:
+def file_stamp(path: str | os.PathLike[str]) -> str:
     """What changes when the file's content may have: size, modification time, inode and
     status-change time (an edit whose modification time was put back still moves the
     status-change time, which no program can set)."""
@@ -20,10 +21,16 @@ def file_stamp(path: Path) -> str:
     return f"{st.st_size}:{st.st_mtime_ns}:{st.st_ino}:{st.st_ctime_ns}"
 
 
+def file_version(path: str | os.PathLike[str]) -> tuple[str, str]:
+    """(resolved path, stamp): one version of one file, the key of caches that read a file
+    once per version. OSError when the file cannot be examined."""
+    return str(Path(path).resolve()), file_stamp(path)
+
+
 def file_sha256(path: Path, cancel: threading.Event | None = None) -> str:
-    """The sha256 of a file, read 1 MiB at a time; cached in-process per (path, stamp).
+    """The sha256 of a file, read 1 MiB at a time; cached in-process per version.
     A set ``cancel`` stops the reading with :class:`~quantdesk.engine.errors.QuantizeCancelled`."""
-    key = (str(Path(path).resolve()), file_stamp(path))
+    key = file_version(path)
     with _lock:
         cached = _cache.get(key)
     if cached is not None:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import InvalidGGUF, NeedMoreBytes
+from .file_hash import file_version
 from .ggml_types import INT64_MAX, ggml_type, tensor_nbytes
 
 GGUF_MAGIC = b"GGUF"
@@ -338,18 +339,17 @@ def read_header(data: bytes | bytearray | memoryview, file_size: int | None = No
 
 
 def read_header_cached(path: str | os.PathLike[str]) -> GGUFHeader:
-    """:func:`read_header_from_file`, read once per file version (path, size, mtime) in this
+    """:func:`read_header_from_file`, read once per file version (:func:`file_version`) in this
     process: planning a load, the load and the quantizer's steps ask for the same header."""
-    p = Path(path)
     try:
-        st = p.stat()
+        version = file_version(path)
     except OSError:
-        return read_header_from_file(p)  # the reader says why it cannot be read
-    return _header_of_version(str(p.resolve()), st.st_size, st.st_mtime_ns)
+        return read_header_from_file(path)  # the reader says why it cannot be read
+    return _header_of_version(*version)
 
 
 @functools.lru_cache(maxsize=4)  # a big vocabulary's header is tens of MB of Python objects
-def _header_of_version(path: str, size: int, mtime_ns: int) -> GGUFHeader:
+def _header_of_version(path: str, stamp: str) -> GGUFHeader:
     return read_header_from_file(path)
 
 

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from quantdesk.engine.errors import QuantizeCancelled, QuantizeError
-from quantdesk.engine.file_hash import file_sha256, file_stamp
+from quantdesk.engine.file_hash import file_sha256, file_version
 from quantdesk.engine.gguf import read_header_from_file
 from quantdesk.engine.ladder_speed import measure_speed
 from quantdesk.engine.model_info import summarize
@@ -151,7 +151,7 @@ class LadderCache:
     def sha256(self, path: Path, cancel: threading.Event | None = None) -> str:
         """The file's sha256, hashed once per (path, stamp); a set ``cancel`` stops hashing
         (QuantizeCancelled)."""
-        key = (str(path.resolve()), file_stamp(path))
+        key = file_version(path)
         row = self._db.execute(
             "SELECT sha256 FROM source_hashes WHERE path=? AND stamp=?", key
         ).fetchone()
@@ -167,13 +167,13 @@ class LadderCache:
         """Remember that the lab made ``path``: ``sha``'s source quantized to ``qtype``."""
         with self._db:
             self._db.execute("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?)",
-                             (str(path.resolve()), file_stamp(path), sha, qtype))  # fmt: skip
+                             (*file_version(path), sha, qtype))  # fmt: skip
 
     def made_file(self, path: Path) -> tuple[str, str] | None:
         """(source sha256, type) of the file at ``path`` if the lab made it and it is unchanged
         since; None for a missing, changed or foreign file."""
         try:
-            key = (str(path.resolve()), file_stamp(path))
+            key = file_version(path)
         except OSError:
             return None
         row = self._db.execute(
@@ -201,14 +201,14 @@ def rung_file(work_dir: Path, source: Path, qtype: str) -> Path:
 
 
 def environment(threads: int) -> dict:
-    """CPU, threads and versions the figures were measured with."""
+    """CPU, threads (the count used, never 0) and versions the figures were measured with."""
     import llama_cpp
 
     from quantdesk.engine.cpu_probe import cpu_name
 
     return {
         "cpu": cpu_name(),
-        "threads": threads if threads > 0 else default_threads(),
+        "threads": threads,
         "llama_cpp_python": llama_cpp.__version__,
         "python": platform.python_version(),
         "platform": platform.platform(),

@@ -28,6 +28,7 @@ from quantdesk.engine.errors import (
     QuantizeCancelled,
     QuantizeError,
 )
+from quantdesk.engine.file_hash import file_version
 from quantdesk.engine.ggml_types import GGML_TYPES, file_type_name, tensor_nbytes
 from quantdesk.engine.gguf import GGUFHeader, read_header_cached
 from quantdesk.engine.imatrix import Imatrix, load_imatrix
@@ -160,14 +161,14 @@ def inspect_source(source: str | Path) -> SourceInfo:
 def _imatrix(path: Path) -> Imatrix:
     """An importance matrix, read once per file version (checked, then used for the header)."""
     try:
-        stat = path.stat()
+        version = file_version(path)
     except OSError:
         return load_imatrix(path)  # the loader says why it cannot be read
-    return _cached_imatrix(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    return _cached_imatrix(*version)
 
 
 @functools.lru_cache(maxsize=2)
-def _cached_imatrix(path: str, size: int, mtime_ns: int) -> Imatrix:
+def _cached_imatrix(path: str, stamp: str) -> Imatrix:
     return load_imatrix(path)
 
 
