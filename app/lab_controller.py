@@ -182,8 +182,9 @@ class LabController(QObject):
     ) -> None:
         if isinstance(exc, LadderCancelled) and len(exc.partial.rungs) > 1:
             self.result, self.fits = exc.partial, {}  # what was measured before the cancel
-            self.show(self.result)
-        self._idle()
+            self.show(self.result)  # and the buttons for a lab at rest
+        else:
+            self._idle()
         if isinstance(exc, QuantizeCancelled):
             self.page.status.setText(cancelled)
             return

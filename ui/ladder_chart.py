@@ -152,8 +152,9 @@ class LadderChart(QChartView):
             x_axis.setRange(low_x, high_x)
             x_axis.applyNiceNumbers()
             _nice_range(y_axis, low_y, high_y, self._y_max)
-        area = self.chart().plotArea() if self.chart() is not None else None
-        if area is not None and area.width() > 20 and area.height() > 20:  # laid out before
+        old = self.chart()  # the chart drawn before: its plot area is this view's, laid out
+        area = old.plotArea() if old is not None else None
+        if area is not None and area.width() > 20 and area.height() > 20:
             plot_w, plot_h = area.width(), area.height()
         else:  # first drawing: about what the axes, titles and margins leave
             plot_w, plot_h = max(120, self.width() - 135), max(80, self.height() - 124)
@@ -181,7 +182,6 @@ class LadderChart(QChartView):
                 chart.addSeries(series)
                 series.attachAxis(x_axis)
                 series.attachAxis(y_axis)
-        old = self.chart()
         self.setChart(chart)  # the view hands the old chart back to us: it must be deleted
         if old is not None:
             old.deleteLater()
