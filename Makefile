@@ -11,6 +11,8 @@ run: setup
 test: setup
 	.venv/bin/ruff check app ui engine tests
 	QT_QPA_PLATFORM=offscreen .venv/bin/python -m pytest -q
+	@echo "==> The journeys again, in a real X session (Xvfb, Qt's xcb platform)"
+	bash scripts/under_x.sh .venv/bin/python -m pytest -q tests/journeys
 
 lint: setup
 	.venv/bin/ruff check app ui engine tests
