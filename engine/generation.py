@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import codecs
 import ctypes
+import re
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -53,11 +54,23 @@ def end_of_generation(vocab: object) -> Callable[[int], bool]:
     return lambda token: bool(is_eog(vocab, token))
 
 
+#: llama.cpp's token attributes (llama.h, enum llama_token_attr).
+_ATTR_UNUSED, _ATTR_CONTROL, _ATTR_USER_DEFINED = 1 << 1, 1 << 3, 1 << 4
+#: User-defined tokens that are a model's markers, not text: image and audio placeholders
+#: (Gemma 3's ``<start_of_image>``, ``[multimodal]``), ``<|...|>`` markers, unused slots.
+#: Other user-defined tokens are text (Gemma's ``<table>``, runs of spaces and newlines).
+_MARKER = re.compile(
+    rb"<\|[^|<>\s]+\|>|<(?:start|end)_of_\w+>|<\w*(?:image|audio|video)\w*>|\[multimodal\]"
+    rb"|<unused\d+>|<mask>|<pad>"
+)
+
+
 class Detokenizer:
     """Token ids to text, one token at a time, never splitting a UTF-8 character.
 
     A character spread over several tokens (emoji, CJK in byte-level vocabularies) is held back
     until its last byte arrives; invalid bytes become U+FFFD, as llama.cpp's own tools show them.
+    Control tokens, unused ones and user-defined markers (:data:`_MARKER`) are never text.
     """
 
     def __init__(self, vocab: object) -> None:
@@ -65,10 +78,28 @@ class Detokenizer:
         self._size = 256
         self._buffer = (ctypes.c_char * self._size)()
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        self._to_piece = _llama_cpp().llama_token_to_piece
+        cpp = _llama_cpp()
+        self._to_piece = cpp.llama_token_to_piece
+        self._attr = cpp.llama_vocab_get_attr
+        self._token_text = cpp.llama_vocab_get_text
+        self._hidden: dict[int, bool] = {}
+
+    def hidden(self, token: int) -> bool:
+        """True for a token that is a marker of the model, never shown as text."""
+        found = self._hidden.get(token)
+        if found is None:
+            attr = int(self._attr(self._vocab, token))
+            found = bool(attr & (_ATTR_CONTROL | _ATTR_UNUSED)) or bool(
+                attr & _ATTR_USER_DEFINED
+                and _MARKER.fullmatch(self._token_text(self._vocab, token) or b"")
+            )
+            self._hidden[token] = found
+        return found
 
     def piece(self, token: int) -> bytes:
-        """The bytes of one token, as llama.cpp writes them (special tokens as nothing)."""
+        """The bytes of one token, as llama.cpp writes them; nothing for a marker token."""
+        if self.hidden(token):
+            return b""
         n = self._to_piece(self._vocab, token, self._buffer, self._size, 0, False)
         if n < 0:  # the piece is longer than the buffer: grow it once and ask again
             self._size = -n
