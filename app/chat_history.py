@@ -2,8 +2,10 @@
 
 The AppController calls the ``on_*`` hooks as the conversation changes; a streaming reply is
 saved at most every ``SAVE_INTERVAL_S`` seconds while it grows, so killing the app mid-reply
-loses less than a second of it. Transcript rows and stored messages correspond one to one
-(a message's ``seq`` is its row).
+loses less than a second of it. The transcript shows the chat's branch shown, one stored
+message per row (a message's ``seq`` is its place in that branch); an edit or a regenerated
+reply is stored as a new version, never in place of the old one. What was typed and not sent
+(the draft) belongs to its chat.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from quantdesk.engine.errors import QuantDeskError
 from quantdesk.engine.events import GenerationStats
 from quantdesk.engine.sqlite_files import open_store
 from quantdesk.engine.templates import Message
+from quantdesk.engine.wording import counted
 from quantdesk.ui.jobs import run_job
 
 if TYPE_CHECKING:
@@ -53,6 +56,9 @@ class ChatHistory(QObject):
         self._parts: list[str] = []
         self._saved_at = 0.0
         self._search = ""
+        self._new_chat_draft = ""  # typed in a chat that has no message yet
+        self._closed = False
+        self.reply_stats_before: dict[str, Any] = {}  # of a reply being continued
         panel = app.window.chat_list
         panel.chatSelected.connect(self.open)
         panel.newChatRequested.connect(app.new_chat)
@@ -60,7 +66,7 @@ class ChatHistory(QObject):
         panel.deleteRequested.connect(self._delete)
         panel.pinRequested.connect(self._pin)
         panel.searchChanged.connect(self._search_changed)
-        panel.exportRequested.connect(self._ask_export)
+        panel.exportRequested.connect(self.ask_export)
         panel.importRequested.connect(self._ask_import)
 
     # -- the list ----------------------------------------------------------------------------
@@ -87,6 +93,23 @@ class ChatHistory(QObject):
         self.store.delete_chat(chat_id)
         self.refresh()
 
+    # -- drafts ------------------------------------------------------------------------------
+
+    def save_draft(self) -> None:
+        """Keep what is typed in the message box with the chat shown (an edit in progress is
+        not a draft: it is cancelled first, which puts the draft back)."""
+        self.app.cancel_edit()
+        text = self.app.window.chat.input.toPlainText()
+        if self.chat_id is None:
+            self._new_chat_draft = text
+        elif text != self.store.chat(self.chat_id).draft:
+            self.store.set_draft(self.chat_id, text)
+
+    def _show_draft(self, text: str) -> None:
+        box = self.app.window.chat.input
+        box.setPlainText(text)
+        box.moveCursor(box.textCursor().MoveOperation.End)
+
     def restore_latest(self) -> None:
         """Reopen the most recent chat at start-up."""
         latest = self.store.latest()
@@ -105,13 +128,23 @@ class ChatHistory(QObject):
         except KeyError:
             self.refresh()
             return
+        self.save_draft()
         self.app.show_conversation(self.store.messages(chat_id), chat.system_prompt)
         self.chat_id = chat_id
+        self._show_draft(chat.draft)
         self.refresh()
+
+    def reshow(self) -> None:
+        """Show the current chat's branch again (after another version was chosen)."""
+        if self.chat_id is not None:
+            chat = self.store.chat(self.chat_id)
+            self.app.show_conversation(self.store.messages(self.chat_id), chat.system_prompt)
+            self.refresh()
 
     # -- export / import -----------------------------------------------------------------------
 
-    def _ask_export(self, chat_id: int, fmt: str) -> None:
+    def ask_export(self, chat_id: int, fmt: str) -> None:
+        """Ask where to export chat ``chat_id`` ("md" or "json"), then write it there."""
         from PySide6.QtWidgets import QFileDialog
 
         chat = self.store.chat(chat_id)
@@ -168,39 +201,90 @@ class ChatHistory(QObject):
             self.app.window.show_error(exc.message, exc.details)
             return None
         self.open(chat.id)
-        self.app.window.show_info(f"Imported “{chat.title}” ({chat.message_count} messages).")
+        count = counted(chat.message_count, "message")
+        self.app.window.show_info(f"Imported “{chat.title}” ({count}).")
         return chat.id
 
     # -- hooks from the controller -----------------------------------------------------------
 
     def on_new_chat(self) -> None:
         """The next message starts a new chat (none is created before it)."""
+        self.save_draft()
         self.chat_id, self._reply_id = None, None
+        self._show_draft(self._new_chat_draft)
         self.refresh()
 
-    def on_user_message(self, text: str, system_prompt: str, model_path: str) -> None:
-        """Save the user's message, creating the chat on the first one."""
+    def on_user_message(self, text: str, system_prompt: str, model_path: str,
+                        replaces: int | None = None) -> tuple[int, int]:  # fmt: skip
+        """Save the user's message, creating the chat on the first one; ``replaces``: the
+        place (seq) of the message it is a new version of (Edit). Returns (version, versions)."""
         if self.chat_id is None:
             chat = self.store.create_chat(title_from(text), system_prompt, model_path)
             self.chat_id = chat.id
-        self.store.add_message(self.chat_id, "user", text)
+            self._new_chat_draft = ""
+        old = self.store.message_id(self.chat_id, replaces) if replaces is not None else None
+        if old is None:
+            new = self.store.add_message(self.chat_id, "user", text)
+        else:
+            new = self.store.add_version(old, text)
+        self.store.set_draft(self.chat_id, "")
         self.refresh()
+        return self.version_of(new)
 
-    def on_reply_started(self, model_path: str, settings: dict[str, Any]) -> None:
-        """An empty, incomplete assistant message that fills as tokens arrive."""
+    def on_reply_started(self, model_path: str, settings: dict[str, Any],
+                         replaces: int | None = None) -> tuple[int, int]:  # fmt: skip
+        """An empty, incomplete assistant message that fills as tokens arrive; ``replaces``:
+        the place (seq) of the reply it is a new version of (Regenerate)."""
         if self.chat_id is None:
-            return
+            return (1, 1)
         self._parts = []
         self._saved_at = time.monotonic()
-        self._reply_id = self.store.add_message(
-            self.chat_id, "assistant", "", model=model_path, settings=settings, complete=False
-        )
+        old = self.store.message_id(self.chat_id, replaces) if replaces is not None else None
+        if old is None:
+            self._reply_id = self.store.add_message(
+                self.chat_id, "assistant", "", model=model_path, settings=settings,
+                complete=False,
+            )  # fmt: skip
+        else:
+            self._reply_id = self.store.add_version(
+                old, "", model=model_path, settings=settings, complete=False
+            )
+        return self.version_of(self._reply_id)
+
+    def version_of(self, message_id: int) -> tuple[int, int]:
+        """(version, versions) of a stored message."""
+        versions = self.store.versions(message_id)
+        return versions.index(message_id) + 1, len(versions)
+
+    def select_version(self, seq: int, step: int) -> bool:
+        """Show the previous (-1) or next (+1) version of the message at ``seq`` and the branch
+        that follows it; False when there is none."""
+        if self.chat_id is None or self._reply_id is not None:
+            return False
+        current = self.store.message_id(self.chat_id, seq)
+        if current is None:
+            return False
+        versions = self.store.versions(current)
+        index = versions.index(current) + step
+        if not 0 <= index < len(versions):
+            return False
+        self.store.select_version(versions[index])
+        self.reshow()
+        return True
+
+    def context_before(self, seq: int) -> list[Message]:
+        """What the model sees of the branch shown before place ``seq``."""
+        if self.chat_id is None:
+            return []
+        return context_messages(self.store.messages(self.chat_id)[:seq])
 
     def on_reply_continued(self, seq: int, text: str) -> None:
         """The saved reply at ``seq`` grows again (Continue); it is incomplete until done."""
         if self.chat_id is None:
             return
         self._reply_id = self.store.message_id(self.chat_id, seq)
+        shown = self.store.messages(self.chat_id)
+        self.reply_stats_before = shown[seq].stats if 0 <= seq < len(shown) else {}
         self._parts = [text]
         self._saved_at = time.monotonic()
         if self._reply_id is not None:
@@ -227,18 +311,18 @@ class ChatHistory(QObject):
             self.store.update_message(self._reply_id, text, complete=False)
         self._reply_id = None
 
-    def on_dropped_from(self, row: int) -> None:
-        """Rows ``row`` and later were removed (regenerate, edit)."""
-        if self.chat_id is not None:
-            self.store.delete_from(self.chat_id, row)
-
     def on_system_prompt(self, prompt: str) -> None:
         """The system prompt setting changed: it belongs to the current chat."""
         if self.chat_id is not None:
             self.store.set_system_prompt(self.chat_id, prompt)
 
     def close(self) -> None:
-        """Save a reply in progress and close the store."""
+        """Save a reply in progress and the draft, and close the store (once)."""
+        if self._closed:
+            return
+        self._closed = True
+        if self.chat_id is not None:
+            self.save_draft()
         if self._reply_id is not None:
             self.store.update_message(self._reply_id, "".join(self._parts), complete=False)
         self.store.close()

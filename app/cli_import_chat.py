@@ -19,6 +19,7 @@ def run(args: argparse.Namespace) -> int:
     """Import the file and say which chat it became."""
     from quantdesk.cli_chats import open_store
     from quantdesk.engine.chat_export import ChatImportError, import_json
+    from quantdesk.engine.wording import counted
 
     try:
         data = json.loads(args.file.read_text(encoding="utf-8"))
@@ -33,5 +34,5 @@ def run(args: argparse.Namespace) -> int:
         chat = import_json(store, data)
     finally:
         store.close()
-    print(f"Imported chat {chat.id}: {chat.title} ({chat.message_count} messages)")
+    print(f"Imported chat {chat.id}: {chat.title} ({counted(chat.message_count, 'message')})")
     return 0

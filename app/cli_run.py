@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
             if not args.json:
                 sys.stdout.write(event.text)
                 sys.stdout.flush()
-        else:
+        elif isinstance(event, GenerationStats):
             stats = event
     session.close()
     if args.json:

@@ -19,7 +19,12 @@ from quantdesk.chat_history import CUT_OFF_NOTE, ChatHistory, context_messages
 from quantdesk.engine.conversations import StoredMessage
 from quantdesk.engine.convert import is_hf_folder
 from quantdesk.engine.errors import QuantDeskError
-from quantdesk.engine.events import GenerationStats, saved_stats_summary
+from quantdesk.engine.events import (
+    GenerationStats,
+    LiveFigures,
+    continued_stats,
+    saved_stats_summary,
+)
 from quantdesk.engine.hardware import hardware_summary, memory_snapshot
 from quantdesk.engine.importer import (
     MODE_COPY,
@@ -36,7 +41,11 @@ from quantdesk.engine.recommend import settings_estimate_text
 from quantdesk.engine.remote import parse_remote_key
 from quantdesk.engine.session import MODE_COMPLETION
 from quantdesk.engine.sqlite_files import open_store
-from quantdesk.engine.starter import ensure_starter_file
+from quantdesk.engine.starter import (
+    CHAT_STARTER_FILE_NAME,
+    ensure_chat_starter_file,
+    ensure_starter_file,
+)
 from quantdesk.engine.templates import Message
 from quantdesk.paths import AppPaths
 from quantdesk.preset_controller import PresetController
@@ -53,7 +62,13 @@ if TYPE_CHECKING:
 WELCOME = (
     "Welcome to QuantDesk. Models run here, on this computer: nothing you type leaves it.\n"
     "This machine: {hardware}.\n"
+)
+WELCOME_PICK = (
     "Pick a model on the left (double-click) or drop a .gguf file anywhere on the window."
+)
+WELCOME_LOADED = (
+    "{model} is loaded: type a message below. Other models: the library on the left, Discover, "
+    "or drop a .gguf file anywhere on the window."
 )
 
 
@@ -85,6 +100,9 @@ class AppController(QObject):
         self._reply_row = -1
         self._reply_parts: list[str] = []
         self._continued = 0  # characters of the reply that were there before Continue
+        self._editing: int | None = None  # place (seq) of the message being edited
+        self._welcome, self._welcome_row = "", -1
+        self._draft_before_edit = ""
         self._wire()
         self.history = ChatHistory(self)
         self.presets = PresetController(self)
@@ -117,6 +135,8 @@ class AppController(QObject):
         w.chat.view.regenerateRequested.connect(self.regenerate)
         w.chat.view.editRequested.connect(self.edit)
         w.chat.view.continueRequested.connect(self.continue_reply)
+        w.chat.view.versionRequested.connect(self.switch_version)
+        w.chat.cancelEditRequested.connect(self.cancel_edit)
         panel = w.settings_panel
         panel.set_values({name: self.settings.get(name) for name in SETTINGS})
         panel.settingChanged.connect(self._setting_changed)
@@ -124,19 +144,25 @@ class AppController(QObject):
         panel.reloadRequested.connect(self._reload)
         w.preferencesRequested.connect(self.open_preferences)
         w.aboutRequested.connect(self.open_about)
+        w.reloadRequested.connect(self._reload)
+        w.logFolderRequested.connect(
+            lambda: QDesktopServices.openUrl(QUrl.fromLocalFile(str(self.paths.log_dir))))
+        w.exportChatRequested.connect(self._export_shown_chat)
         worker.loadStarted.connect(self._load_started)
         worker.loaded.connect(self._loaded)
         worker.loadFailed.connect(self._load_failed)
         worker.unloaded.connect(self._unloaded)
         worker.tokenReady.connect(self._token)
+        worker.figuresChanged.connect(self._live_figures)
         worker.generationFinished.connect(self._finished)
         worker.generationFailed.connect(self._generation_failed)
 
     def start(self, open_files: list[Path]) -> None:
         """Fill the library, prepare the starter model, open files given on the command line."""
         self.refresh_library()
-        self.window.chat.transcript.append_message(
-            "notice", WELCOME.format(hardware=hardware_summary())
+        self._welcome = WELCOME.format(hardware=hardware_summary())
+        self._welcome_row = self.window.chat.transcript.append_message(
+            "notice", self._welcome + WELCOME_PICK
         )
         self.history.restore_latest()
         found = (self._library_warning, self.history.warning, self.presets.warning)
@@ -169,11 +195,15 @@ class AppController(QObject):
             self._load_last()
 
     def _add_starter(self) -> LibraryEntry | None:
-        path = ensure_starter_file(self.paths.models_dir)
-        if path is None:
-            return None
-        # this runs on a pool thread
-        return add_model_file(self.paths.library_db, path, source="starter", owned=True)
+        """Put the starter models into the library (this runs on a pool thread): the instruct
+        model a new user chats with first, and the base model the quantizer and lab use."""
+        added = []
+        for ensure in (ensure_chat_starter_file, ensure_starter_file):
+            path = ensure(self.paths.models_dir)
+            if path is not None:
+                entry = add_model_file(self.paths.library_db, path, source="starter", owned=True)
+                added.append(entry)
+        return added[0] if added else None
 
     def _load_last(self) -> None:
         entries = [e for e in self.library.entries() if e.exists]
@@ -182,8 +212,11 @@ class AppController(QObject):
         if remote is not None and self.remote is not None and self.remote.store.find(remote[0]):
             self.remote.load_when_listed(last)  # its server is asked for its models first
             return
-        # never start loading a model found in another tool's folder that the user did not pick
-        fallback = next((e for e in entries if e.owned), None)
+        # never start loading a model found in another tool's folder that the user did not pick;
+        # a first start chats with the instruct starter, not the base model
+        owned = sorted((e for e in entries if e.owned),
+                       key=lambda e: e.path.name != CHAT_STARTER_FILE_NAME)  # fmt: skip
+        fallback = next(iter(owned), None)
         chosen = next((e for e in entries if str(e.path) == last), fallback)
         if chosen is not None and self.loaded is None and not self.loading:
             self.load(chosen)
@@ -198,6 +231,7 @@ class AppController(QObject):
             stored = self.settings.get(name)
             if stored:
                 restore(QByteArray.fromBase64(stored.encode("ascii")))
+        w.fit_to_screen()  # a layout saved on a bigger screen still fits this one
 
     def _save_window(self) -> None:
         w = self.window
@@ -254,13 +288,17 @@ class AppController(QObject):
         move = box.addButton("Move", QMessageBox.ButtonRole.ActionRole)
         box.addButton(QMessageBox.StandardButton.Cancel)
         box.setDefaultButton(use)
-        box.setCheckBox(QCheckBox("Remember my choice"))
+        # parented: setCheckBox does not take ownership, a bare QCheckBox would be collected
+        remember = QCheckBox("Remember my choice", box)
+        remember.setToolTip("Change it later in Preferences → Import")
+        box.setCheckBox(remember)
         box.exec()
         clicked = box.clickedButton()
         modes = {use: MODE_REFERENCE, copy: MODE_COPY, move: MODE_MOVE}
         mode = next((m for button, m in modes.items() if clicked is button), None)
-        if mode is not None and box.checkBox().isChecked():
+        if mode is not None and remember.isChecked():
             self.settings.set("import.mode", mode)
+        box.deleteLater()
         return mode
 
     def import_files(
@@ -336,6 +374,13 @@ class AppController(QObject):
         )
         if files:
             self.import_files([Path(f) for f in files])
+
+    def _export_shown_chat(self, fmt: str) -> None:
+        """File → Export chat: the chat shown (a chat without messages has nothing to export)."""
+        if self.history.chat_id is None:
+            self.window.show_info("This chat has no messages yet: there is nothing to export.")
+            return
+        self.history.ask_export(self.history.chat_id, fmt)
 
     def _remove(self, entry: LibraryEntry) -> None:
         if entry.remote is not None and self.remote is not None:
@@ -466,11 +511,31 @@ class AppController(QObject):
                 "unchanged; close other programs and Reload to try them again."
             )
         self.settings.set("library.last_model", model.path)
+        self._update_welcome(model.name)
         self._select(model.path)
         self._show_context(0, model.context_size)
         self._update_estimate()
         self.presets.on_model(model)
         self.modelLoaded.emit(model)
+
+    def _update_welcome(self, model_name: str) -> None:
+        """The welcome card says what to do now: type (a model is loaded) or pick one."""
+        transcript = self.window.chat.transcript
+        row = self._welcome_row
+        if 0 <= row < transcript.rowCount() and transcript.message(row).text.startswith(
+            self._welcome
+        ):
+            last = WELCOME_LOADED.format(model=model_name) if model_name else WELCOME_PICK
+            transcript.set_text(row, self._welcome + last)
+
+    def _show_chat_figures(self, stored: list[StoredMessage]) -> None:
+        """The status bar's tok/s and context use for the chat shown: its last reply's."""
+        last = next((m.stats for m in reversed(stored) if m.role == "assistant" and m.stats), {})
+        speed = last.get("decode_tokens_per_s")
+        self.window.speed_label.setText(f"{speed:.1f} tok/s" if speed else "")
+        size = self.loaded.context_size if self.loaded is not None else 0
+        self._show_context(int(last.get("context_used", 0)) if stored else 0,
+                           size or int(last.get("context_size", 0)))  # fmt: skip
 
     def _show_context(self, used: int, size: int) -> None:
         """Context used / size in the status bar (nothing for a remote model: size 0)."""
@@ -507,6 +572,7 @@ class AppController(QObject):
 
     def _unloaded(self) -> None:
         self.loaded = None
+        self._update_welcome("")
         self.presets.on_model(None)
         self.window.chat.set_loaded(None)
         self.window.context_label.setText("")
@@ -525,8 +591,10 @@ class AppController(QObject):
     def new_chat(self) -> None:
         """Start an empty conversation (the model stays loaded)."""
         self.models.worker.stop()
+        self.cancel_edit()
         self.messages.clear()
         self.window.chat.transcript.clear()
+        self._show_chat_figures([])
         self.history.on_new_chat()
 
     def show_conversation(self, stored: list[StoredMessage], system_prompt: str) -> None:
@@ -538,27 +606,40 @@ class AppController(QObject):
             if message.role == "assistant":
                 note = "" if message.complete else CUT_OFF_NOTE
                 transcript.finish(row, note or saved_stats_summary(message.stats))
+            if message.versions > 1:
+                transcript.set_versions(row, message.version, message.versions)
         self.messages = context_messages(stored)
+        self._show_chat_figures(stored)
         if system_prompt != self.settings.get("chat.system_prompt"):
             self.settings.set("chat.system_prompt", system_prompt)
             self.window.settings_panel.set_values({"chat.system_prompt": system_prompt})
 
     def send(self, text: str) -> None:
-        """Add the user's message and ask the worker for a reply."""
+        """Add the user's message (or the edited one, as a new version) and ask for a reply."""
         if self.loaded is None:
             self.window.show_error(
                 "No model is loaded. Double-click a model in the library, or drop a .gguf file."
             )
             return
+        transcript = self.window.chat.transcript
+        replaces, self._editing = self._editing, None
+        if replaces is not None:  # the branch from the edited message on leaves the view
+            transcript.remove_from(self._row_of(replaces))
+            self.messages = self.history.context_before(replaces)
+            self.window.chat.set_editing(False)
         self.window.chat.input.clear()
         self.messages.append(Message("user", text))
-        self.window.chat.transcript.append_message("user", text)
+        row = transcript.append_message("user", text)
         system = self.settings.get("chat.system_prompt").strip()
-        self.history.on_user_message(text, system, self.loaded.path)
+        version = self.history.on_user_message(text, system, self.loaded.path, replaces)
+        transcript.set_versions(row, *version)
+        if replaces is not None:
+            self.window.chat.input.setPlainText(self._draft_before_edit)
         self._request_reply()
 
-    def _request_reply(self, continue_row: int = -1) -> None:
-        """Ask the worker for a reply: a new one, or more of the one at ``continue_row``."""
+    def _request_reply(self, continue_row: int = -1, replaces: int | None = None) -> None:
+        """Ask the worker for a reply: a new one, more of the one at ``continue_row``, or a new
+        version of the reply at place ``replaces``."""
         transcript = self.window.chat.transcript
         model_path = self.loaded.path if self.loaded else ""
         sampling = self.settings.sampling_settings()
@@ -571,7 +652,8 @@ class AppController(QObject):
             prefill = ""
             self._reply_row = transcript.append_message("assistant", "", streaming=True)
             snapshot = {"sampling": asdict(sampling), "load": asdict(self.settings.load_settings())}
-            self.history.on_reply_started(model_path, snapshot)
+            version = self.history.on_reply_started(model_path, snapshot, replaces)
+            transcript.set_versions(self._reply_row, *version)
         self._reply_parts = [prefill] if prefill else []
         self._continued = len(prefill)
         self.window.chat.set_generating(True)
@@ -586,7 +668,18 @@ class AppController(QObject):
             self.window.chat.transcript.append_text(self._reply_row, text)
             self.history.on_reply_text(self._reply_parts)
 
+    def _live_figures(self, figures: LiveFigures) -> None:
+        """tok/s and context use of the reply streaming now (it belongs to the chat shown:
+        switching chats stops it)."""
+        if self._reply_row < 0:
+            return
+        speed = f"{figures.tokens_per_s:.1f} tok/s" if figures.tokens > 1 else "…"
+        self.window.speed_label.setText(speed)
+        self._show_context(figures.context_used, figures.context_size)
+
     def _finished(self, stats: GenerationStats) -> None:
+        if self._continued:  # the footer and the store count the whole reply
+            stats = continued_stats(self.history.reply_stats_before, stats)
         reply = "".join(self._reply_parts)
         self.window.chat.transcript.finish(self._reply_row, stats.summary())
         self.messages.append(Message("assistant", reply))
@@ -620,15 +713,19 @@ class AppController(QObject):
         self.replyFailed.emit(message)
 
     def regenerate(self, row: int) -> None:
-        """Drop the reply at ``row`` and generate a new one."""
-        if self._reply_row >= 0 or self.loaded is None:
+        """Generate a new version of the reply at ``row``; the old one stays (‹ 1/2 ›)."""
+        transcript = self.window.chat.transcript
+        if self._reply_row >= 0 or self.loaded is None or not 0 <= row < transcript.rowCount():
             return
-        self.history.on_dropped_from(self._seq_of(row))
-        self.window.chat.transcript.remove_from(row)
-        if self.messages and self.messages[-1].role == "assistant":
-            self.messages.pop()
-        if self.messages and self.messages[-1].role == "user":
-            self._request_reply()
+        if transcript.message(row).role != "assistant":
+            return
+        self.cancel_edit()
+        seq = self._seq_of(row)
+        self.messages = self.history.context_before(seq)
+        if not self.messages or self.messages[-1].role != "user":
+            return
+        transcript.remove_from(row)
+        self._request_reply(replaces=seq)
 
     def continue_reply(self, row: int) -> None:
         """Let the model carry on writing the last reply (cut off, or stopped at max tokens)."""
@@ -644,19 +741,47 @@ class AppController(QObject):
         self._request_reply(continue_row=row)
 
     def edit(self, row: int) -> None:
-        """Put a user message back in the input box and drop it and everything after."""
+        """Put a user message in the message box to edit: Send keeps the edit as a new version
+        of it (the original and its replies stay), Cancel leaves everything as it was."""
+        transcript = self.window.chat.transcript
+        if self._reply_row >= 0 or not 0 <= row < transcript.rowCount():
+            return
+        if transcript.message(row).role != "user":
+            return
+        if self._editing is None:
+            self._draft_before_edit = self.window.chat.input.toPlainText()
+        self._editing = self._seq_of(row)
+        box = self.window.chat.input
+        box.setPlainText(transcript.message(row).text)
+        box.moveCursor(box.textCursor().MoveOperation.End)
+        self.window.chat.set_editing(True)
+        self.window.chat.view.scrollTo(transcript.index(row, 0))
+        box.setFocus()
+
+    def cancel_edit(self) -> None:
+        """Leave the message being edited as it was and put the draft back in the box."""
+        if self._editing is None:
+            return
+        self._editing = None
+        self.window.chat.set_editing(False)
+        self.window.chat.input.setPlainText(self._draft_before_edit)
+
+    def switch_version(self, row: int, step: int) -> None:
+        """Show the previous (-1) or next (+1) version of the message at ``row``."""
         if self._reply_row >= 0:
             return
-        transcript = self.window.chat.transcript
-        text = transcript.message(row).text
-        later_user_turns = sum(1 for m in transcript.messages()[row:] if m.role == "user")
-        self.history.on_dropped_from(self._seq_of(row))
-        transcript.remove_from(row)
-        for _ in range(later_user_turns):
-            while self.messages and self.messages.pop().role != "user":
-                pass
-        self.window.chat.input.setPlainText(text)
-        self.window.chat.input.setFocus()
+        self.cancel_edit()
+        self.history.select_version(self._seq_of(row), step)
+
+    def _row_of(self, seq: int) -> int:
+        """The transcript row of stored place ``seq`` (notices are not stored)."""
+        stored = -1
+        for row, message in enumerate(self.window.chat.transcript.messages()):
+            if message.role != "notice":
+                stored += 1
+                if stored == seq:
+                    return row
+        return self.window.chat.transcript.rowCount()
 
     def _seq_of(self, row: int) -> int:
         """The stored message index of transcript ``row`` (notices are not stored)."""

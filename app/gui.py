@@ -140,6 +140,7 @@ def run_gui(argv: Sequence[str]) -> int:
     notifier.error.connect(window.show_error)  # queued: hooks may fire on any thread
     install_hooks(notifier.error.emit, paths.log_file)
     window.show()
+    window.fit_to_screen()  # after show: the frame (title bar) is known then
     window.chat.input.setFocus()
     server = InstanceServer(data_dir, controller.open_files)  # later launches hand over here
     controller.shutdown_hooks.append(server.close)

@@ -223,7 +223,21 @@ SETTINGS: dict[str, Setting] = {
             tooltip="Longest reply, in tokens.",
         ),
         Setting("chat.system_prompt", str, "", maximum=100_000, label="System prompt"),
-        Setting("import.mode", str, "ask", choices=IMPORT_MODES, label="When adding files"),
+        Setting(
+            "import.mode",
+            str,
+            "ask",
+            choices=IMPORT_MODES,
+            label="When adding files",
+            tooltip="Files used in place stay yours and are never modified; copied or moved "
+            "files go into QuantDesk's models folder.",
+            choice_labels=(
+                "Ask each time",
+                "Copy them into QuantDesk's folder",
+                "Move them into QuantDesk's folder",
+                "Use them where they are",
+            ),
+        ),
         Setting(
             "downloads.parallel",
             int,

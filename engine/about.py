@@ -54,10 +54,11 @@ def components() -> list[Component]:
 
 def llama_build_lines() -> list[str]:
     """llama.cpp's build: backends and devices, GPU offload, the CPU features it was built for."""
-    from quantdesk.engine.llama_build import probe_llama_build
+    from quantdesk.engine.llama_build import llama_cpp_source, probe_llama_build
 
     info, _notes = probe_llama_build()
     return [
+        f"Built from: {llama_cpp_source()}",
         f"Backends: {', '.join(info.backends) or 'none'}",
         f"Devices: {', '.join(f'{d.name}: {d.description}' for d in info.devices) or 'none'}",
         f"GPU offload: {'yes' if info.gpu_offload else 'no (CPU-only build)'}",

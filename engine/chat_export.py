@@ -1,7 +1,9 @@
 """Export a saved chat to JSON or Markdown with a reproducibility block, and import JSON back.
 
-The JSON format (``"format": "quantdesk-chat"``, ``"version": 1``) holds the chat's header, every
-message as saved (role, text, created, model, stats, settings, complete) and a
+The JSON format (``"format": "quantdesk-chat"``, ``"version": 2``) holds the chat's header, every
+message as saved (role, text, created, model, stats, settings, complete) — every version of
+every message: ``id`` and ``parent`` (ids within the file) give the tree, ``shown`` marks the
+branch shown (version 1 files hold that branch alone) — and a
 ``reproducibility`` block: the model file, its sha256 and quant type, the llama-cpp-python and
 QuantDesk versions, and the sampling and load settings (seed included) of the last reply.
 The block is read when exporting (the file's hash, the installed versions), not recorded when
@@ -30,7 +32,7 @@ from quantdesk.engine.events import saved_stats_summary
 from quantdesk.engine.file_hash import file_sha256
 
 FORMAT = "quantdesk-chat"
-VERSION = 1
+VERSION = 2
 ROLES = ("user", "assistant", "system")
 _HEADINGS = {"user": "**You**", "assistant": "**Assistant**", "system": "**System**"}
 _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
@@ -133,6 +135,9 @@ def _load(store: ConversationStore, chat_id: int) -> tuple[Chat, list[StoredMess
 def export_json(store: ConversationStore, chat_id: int, *, hash_models: bool = True) -> dict:
     """A chat as a JSON-ready dict (see the module docstring for the format)."""
     chat, messages = _load(store, chat_id)
+    shown = {m.id for m in messages}
+    every = store.all_messages(chat_id)
+    number = {m.id: i for i, m in enumerate(every, 1)}  # ids within the file
     return {
         "format": FORMAT,
         "version": VERSION,
@@ -146,6 +151,11 @@ def export_json(store: ConversationStore, chat_id: int, *, hash_models: bool = T
         },
         "messages": [
             {
+                "id": number[m.id],
+                "parent": number.get(m.parent_id) if m.parent_id is not None else None,
+                "shown": m.id in shown,
+                "version": m.version,
+                "versions": m.versions,
                 "role": m.role,
                 "text": m.text,
                 "created": m.created,
@@ -154,7 +164,7 @@ def export_json(store: ConversationStore, chat_id: int, *, hash_models: bool = T
                 "settings": m.settings,
                 "complete": m.complete,
             }
-            for m in messages
+            for m in every
         ],
         "reproducibility": reproducibility(messages, chat, hash_models=hash_models),
     }
@@ -187,6 +197,19 @@ def _value(value: Any) -> str:
     return str(value)
 
 
+def _markdown_message(m: StoredMessage, where: str = "") -> list[str]:
+    """A message's heading (with its version when it has several), text and stats line."""
+    heading = _HEADINGS.get(m.role, f"**{m.role}**")
+    if m.versions > 1:
+        heading += f" (version {m.version} of {m.versions}{', ' + where if where else ''})"
+    parts = [heading, _close_open_fence(m.text) if m.text else "*(empty)*"]
+    if not m.complete:
+        parts.append("*(reply cut off)*")
+    elif m.role == "assistant" and (line := saved_stats_summary(m.stats)):
+        parts.append(f"*{line}*")
+    return parts
+
+
 def export_markdown(store: ConversationStore, chat_id: int, *, hash_models: bool = True) -> str:
     """A chat as readable Markdown, ending with its reproducibility block."""
     chat, messages = _load(store, chat_id)
@@ -194,12 +217,16 @@ def export_markdown(store: ConversationStore, chat_id: int, *, hash_models: bool
     if chat.system_prompt:
         parts += ["**System** (system prompt)", chat.system_prompt]
     for m in messages:
-        parts.append(_HEADINGS.get(m.role, f"**{m.role}**"))
-        parts.append(_close_open_fence(m.text) if m.text else "*(empty)*")
-        if not m.complete:
-            parts.append("*(reply cut off)*")
-        elif m.role == "assistant" and (line := saved_stats_summary(m.stats)):
-            parts.append(f"*{line}*")
+        parts += _markdown_message(m)
+    others = [m for m in store.all_messages(chat_id) if m.id not in {s.id for s in messages}]
+    if others:
+        parts.append("## Other versions")
+        parts.append("*Earlier edits and regenerated replies, with what followed them; "
+                     "QuantDesk shows them with ‹ › on the message.*")  # fmt: skip
+        place = {m.id: m.seq + 1 for m in messages}
+        for m in others:
+            place.setdefault(m.id, m.seq + 1)
+            parts += _markdown_message(m, where=f"message {place[m.id]}")
     block = reproducibility(messages, chat, hash_models=hash_models)
     lines = [f"{key}: {_value(value)}" for key, value in block.items() if key != "notes"]
     lines += [f"note: {note}" for note in block["notes"]]
@@ -260,6 +287,9 @@ def _messages(data: dict) -> list[dict[str, Any]]:
         if created is not None and not math.isfinite(created):
             raise ChatImportError(f"This chat file is damaged: {where} has an invalid time.")
         checked.append({
+            "id": _optional(item, "id", int, where, None),
+            "parent": _optional(item, "parent", (int, type(None)), where, None),
+            "shown": _optional(item, "shown", bool, where, True),
             "role": role,
             "text": _field(item, "text", str, where),
             "created": created,
@@ -269,6 +299,36 @@ def _messages(data: dict) -> list[dict[str, Any]]:
             "complete": _optional(item, "complete", bool, where, True),
         })  # fmt: skip
     return checked
+
+
+def _add_tree(store: ConversationStore, chat_id: int, messages: list[dict[str, Any]],
+              linear: bool) -> None:  # fmt: skip
+    """Add the messages with their versions; the branch marked shown is shown again."""
+    new_ids: dict[int, int] = {}
+    shown: list[int] = []
+    for i, m in enumerate(messages):
+        key = i if linear or m["id"] is None else m["id"]
+        if linear or m["id"] is None:
+            parent = new_ids.get(i - 1) if i else None
+        elif m["parent"] is None:
+            parent = None
+        elif m["parent"] in new_ids:
+            parent = new_ids[m["parent"]]
+        else:
+            raise ChatImportError(
+                f"This chat file is damaged: message {i + 1} follows a message that is not "
+                "before it in the file."
+            )
+        if key in new_ids:
+            raise ChatImportError(f"This chat file is damaged: message id {key} is used twice.")
+        new_ids[key] = store.add_message_after(
+            chat_id, parent, m["role"], m["text"], model=m["model"], stats=m["stats"],
+            settings=m["settings"], complete=m["complete"], created=m["created"],
+        )  # fmt: skip
+        if m["shown"]:
+            shown.append(new_ids[key])
+    for message_id in shown:  # root first: each one is the version shown at its place
+        store.select_version(message_id)
 
 
 def import_json(store: ConversationStore, data: Any) -> Chat:
@@ -284,11 +344,7 @@ def import_json(store: ConversationStore, data: Any) -> Chat:
     try:
         if pinned:
             store.set_pinned(chat.id, True)
-        for m in messages:
-            store.add_message(
-                chat.id, m["role"], m["text"], model=m["model"], stats=m["stats"],
-                settings=m["settings"], complete=m["complete"], created=m["created"],
-            )  # fmt: skip
+        _add_tree(store, chat.id, messages, linear=data["version"] == 1)
     except BaseException:
         store.delete_chat(chat.id)  # all or nothing
         raise

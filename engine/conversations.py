@@ -1,5 +1,10 @@
 """Conversations that last: chats and their messages in SQLite (WAL).
 
+Nothing is lost by Edit or Regenerate: a chat's messages form a tree. An edited message or a
+regenerated reply is a new *version* beside the old one (same parent); the chat shows one
+branch (``messages()``), the others stay in the store (``all_messages()``) and a version is
+chosen again with ``select_version()``. Only deleting the chat removes messages.
+
 A reply being streamed is a row saved as it grows (``complete = 0`` until it ends), so a
 crash or a kill loses at most the text since the last save. A database from a newer
 QuantDesk, or one that is damaged, is reported and moved aside (never silently dropped):
@@ -18,7 +23,7 @@ from typing import Any
 
 from quantdesk.engine.sqlite_files import NewerDatabase, open_database
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS chats (
@@ -28,12 +33,16 @@ CREATE TABLE IF NOT EXISTS chats (
     updated REAL NOT NULL,
     pinned INTEGER NOT NULL DEFAULT 0,
     system_prompt TEXT NOT NULL DEFAULT '',
-    model_path TEXT NOT NULL DEFAULT ''
+    model_path TEXT NOT NULL DEFAULT '',
+    active_root INTEGER,              -- first message of the branch shown
+    leaf_id INTEGER,                  -- last message of the branch shown
+    draft TEXT NOT NULL DEFAULT ''    -- what was typed and not sent yet
 );
 CREATE TABLE IF NOT EXISTS messages (
     id INTEGER PRIMARY KEY,
     chat_id INTEGER NOT NULL REFERENCES chats(id) ON DELETE CASCADE,
-    seq INTEGER NOT NULL,
+    parent_id INTEGER REFERENCES messages(id) ON DELETE CASCADE,
+    seq INTEGER NOT NULL,             -- position in its branch (0 for the first message)
     role TEXT NOT NULL,
     text TEXT NOT NULL,
     created REAL NOT NULL,
@@ -41,10 +50,46 @@ CREATE TABLE IF NOT EXISTS messages (
     stats TEXT NOT NULL DEFAULT '{}',
     settings TEXT NOT NULL DEFAULT '{}',
     complete INTEGER NOT NULL DEFAULT 1,
-    UNIQUE (chat_id, seq)
+    active_child INTEGER              -- the version of the next message shown after this one
 );
 CREATE INDEX IF NOT EXISTS messages_by_chat ON messages (chat_id, seq);
+CREATE INDEX IF NOT EXISTS messages_by_parent ON messages (parent_id);
 """
+
+
+def _to_v2(db: sqlite3.Connection) -> None:
+    """Version 1 kept one list per chat (unique seq): each message becomes the parent of the
+    next, and the list is the branch shown."""
+    db.execute("ALTER TABLE chats ADD COLUMN active_root INTEGER")
+    db.execute("ALTER TABLE chats ADD COLUMN leaf_id INTEGER")
+    db.execute("ALTER TABLE chats ADD COLUMN draft TEXT NOT NULL DEFAULT ''")
+    db.execute("""
+        CREATE TABLE messages_v2 (
+            id INTEGER PRIMARY KEY,
+            chat_id INTEGER NOT NULL REFERENCES chats(id) ON DELETE CASCADE,
+            parent_id INTEGER REFERENCES messages(id) ON DELETE CASCADE,
+            seq INTEGER NOT NULL, role TEXT NOT NULL, text TEXT NOT NULL,
+            created REAL NOT NULL, model TEXT NOT NULL DEFAULT '',
+            stats TEXT NOT NULL DEFAULT '{}', settings TEXT NOT NULL DEFAULT '{}',
+            complete INTEGER NOT NULL DEFAULT 1, active_child INTEGER)""")
+    db.execute("""
+        INSERT INTO messages_v2
+        SELECT id, chat_id,
+            lag(id) OVER (PARTITION BY chat_id ORDER BY seq),
+            row_number() OVER (PARTITION BY chat_id ORDER BY seq) - 1,
+            role, text, created, model, stats, settings, complete,
+            lead(id) OVER (PARTITION BY chat_id ORDER BY seq)
+        FROM messages""")
+    db.execute("DROP TABLE messages")
+    db.execute("ALTER TABLE messages_v2 RENAME TO messages")
+    db.execute("""
+        UPDATE chats SET
+            active_root = (SELECT id FROM messages m WHERE m.chat_id = chats.id AND m.seq = 0),
+            leaf_id = (SELECT id FROM messages m WHERE m.chat_id = chats.id
+                       ORDER BY m.seq DESC LIMIT 1)""")
+
+
+MIGRATIONS = {2: _to_v2}
 
 TITLE_LENGTH = 60
 
@@ -64,12 +109,17 @@ class Chat:
     pinned: bool
     system_prompt: str
     model_path: str
-    message_count: int = 0
+    message_count: int = 0  # in the branch shown
+    draft: str = ""
 
 
 @dataclass(frozen=True)
 class StoredMessage:
-    """One message as saved; ``complete`` is False for a reply cut off while streaming."""
+    """One message as saved; ``complete`` is False for a reply cut off while streaming.
+
+    ``version`` of ``versions``: where it stands among the versions of its place in the chat
+    (edits of a message, regenerated replies), oldest first.
+    """
 
     id: int
     chat_id: int
@@ -81,6 +131,9 @@ class StoredMessage:
     stats: dict[str, Any] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)
     complete: bool = True
+    parent_id: int | None = None
+    version: int = 1
+    versions: int = 1
 
 
 def title_from(text: str) -> str:
@@ -103,7 +156,8 @@ class ConversationStore:
         self.path = Path(path)
         try:
             self._db, self.recovered_from = open_database(
-                self.path, _SCHEMA, SCHEMA_VERSION, what="The chat history"
+                self.path, _SCHEMA, SCHEMA_VERSION, what="The chat history",
+                migrations=MIGRATIONS,
             )
         except NewerDatabase as exc:
             raise ChatStoreError(
@@ -130,21 +184,14 @@ class ConversationStore:
 
     def chat(self, chat_id: int) -> Chat:
         """One chat; KeyError when it does not exist."""
-        row = self._db.execute(
-            "SELECT c.*, (SELECT count(*) FROM messages m WHERE m.chat_id = c.id) AS n "
-            "FROM chats c WHERE c.id = ?",
-            (chat_id,),
-        ).fetchone()
+        row = self._db.execute(_CHAT_SELECT + " WHERE c.id = ?", (chat_id,)).fetchone()
         if row is None:
             raise KeyError(chat_id)
         return _chat(row)
 
     def chats(self, search: str = "") -> list[Chat]:
         """Pinned first, then the most recently updated; ``search`` matches titles and text."""
-        sql = (
-            "SELECT c.*, (SELECT count(*) FROM messages m WHERE m.chat_id = c.id) AS n "
-            "FROM chats c"
-        )
+        sql = _CHAT_SELECT
         args: tuple[Any, ...] = ()
         if search.strip():
             sql += (
@@ -179,6 +226,11 @@ class ConversationStore:
                 "UPDATE chats SET system_prompt = ? WHERE id = ?", (prompt, chat_id)
             )
 
+    def set_draft(self, chat_id: int, text: str) -> None:
+        """What was typed in this chat and not sent (kept with the chat, not with the app)."""
+        with self._db:
+            self._db.execute("UPDATE chats SET draft = ? WHERE id = ?", (text, chat_id))
+
     def delete_chat(self, chat_id: int) -> None:
         """Delete a chat and its messages."""
         with self._db:
@@ -186,9 +238,21 @@ class ConversationStore:
 
     # -- messages ----------------------------------------------------------------------------
 
-    def add_message(
+    def add_message(self, chat_id: int, role: str, text: str, **fields: Any) -> int:
+        """Append a message after the last one of the branch shown; returns its id.
+
+        ``fields`` as for :meth:`add_message_after` (model, stats, settings, complete, and
+        ``created`` to keep an original time). The chat's ``updated`` time becomes now.
+        """
+        leaf = self._db.execute("SELECT leaf_id FROM chats WHERE id = ?", (chat_id,)).fetchone()
+        if leaf is None:
+            raise KeyError(chat_id)
+        return self.add_message_after(chat_id, leaf[0], role, text, **fields)
+
+    def add_message_after(
         self,
         chat_id: int,
+        parent_id: int | None,
         role: str,
         text: str,
         *,
@@ -198,24 +262,94 @@ class ConversationStore:
         complete: bool = True,
         created: float | None = None,
     ) -> int:
-        """Append a message; returns its id. ``created``: keep an original time (imports).
-
-        The chat's ``updated`` time becomes now.
-        """
-        now = time.time()
-        stamp = now if created is None else created
+        """Add a message after ``parent_id`` (None: a first message), shown from now on."""
         with self._db:
+            return self._insert(chat_id, parent_id, role, text, model, stats, settings,
+                                complete, created)  # fmt: skip
+
+    def add_version(
+        self,
+        message_id: int,
+        text: str,
+        *,
+        model: str = "",
+        settings: dict[str, Any] | None = None,
+        complete: bool = True,
+    ) -> int:
+        """A new version of message ``message_id`` (an edit, a regenerated reply) beside it,
+        shown from now on; the old version and what followed it stay. Returns its id."""
+        with self._db:
+            row = self._db.execute(
+                "SELECT chat_id, parent_id, role FROM messages WHERE id = ?", (message_id,)
+            ).fetchone()
+            if row is None:
+                raise KeyError(message_id)
+            return self._insert(row["chat_id"], row["parent_id"], row["role"], text, model,
+                                None, settings, complete, None)  # fmt: skip
+
+    def _insert(
+        self, chat_id: int, parent_id: int | None, role: str, text: str, model: str,
+        stats: dict[str, Any] | None, settings: dict[str, Any] | None, complete: bool,
+        created: float | None,
+    ) -> int:  # fmt: skip
+        now = time.time()
+        seq = 0
+        if parent_id is not None:
             seq = self._db.execute(
-                "SELECT coalesce(max(seq), -1) + 1 FROM messages WHERE chat_id = ?", (chat_id,)
+                "SELECT seq + 1 FROM messages WHERE id = ?", (parent_id,)
             ).fetchone()[0]
-            cur = self._db.execute(
-                "INSERT INTO messages (chat_id, seq, role, text, created, model, stats, settings,"
-                " complete) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (chat_id, seq, role, text, stamp, model, json.dumps(stats or {}),
-                 json.dumps(settings or {}), int(complete)),
-            )  # fmt: skip
-            self._db.execute("UPDATE chats SET updated = ? WHERE id = ?", (now, chat_id))
-        return int(cur.lastrowid or 0)
+        cur = self._db.execute(
+            "INSERT INTO messages (chat_id, parent_id, seq, role, text, created, model, stats,"
+            " settings, complete) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (chat_id, parent_id, seq, role, text, now if created is None else created, model,
+             json.dumps(stats or {}), json.dumps(settings or {}), int(complete)),
+        )  # fmt: skip
+        new_id = int(cur.lastrowid or 0)
+        self._show(chat_id, parent_id, new_id)
+        self._db.execute("UPDATE chats SET updated = ? WHERE id = ?", (now, chat_id))
+        return new_id
+
+    def _show(self, chat_id: int, parent_id: int | None, message_id: int) -> None:
+        """Make ``message_id`` the version shown after ``parent_id``; the branch shown then
+        goes on through the versions last shown after it."""
+        if parent_id is None:
+            self._db.execute("UPDATE chats SET active_root = ? WHERE id = ?",
+                             (message_id, chat_id))  # fmt: skip
+        else:
+            self._db.execute("UPDATE messages SET active_child = ? WHERE id = ?",
+                             (message_id, parent_id))  # fmt: skip
+        leaf = self._db.execute(
+            "WITH RECURSIVE down(id, next) AS ("
+            " SELECT id, active_child FROM messages WHERE id = ?"
+            " UNION ALL SELECT m.id, m.active_child FROM messages m JOIN down ON m.id = down.next)"
+            " SELECT id FROM down WHERE next IS NULL OR next NOT IN (SELECT id FROM messages)",
+            (message_id,),
+        ).fetchone()
+        self._db.execute("UPDATE chats SET leaf_id = ? WHERE id = ?",
+                         (leaf[0] if leaf else message_id, chat_id))  # fmt: skip
+
+    def select_version(self, message_id: int) -> None:
+        """Show version ``message_id`` of its place, and the branch that follows it."""
+        with self._db:
+            row = self._db.execute(
+                "SELECT chat_id, parent_id FROM messages WHERE id = ?", (message_id,)
+            ).fetchone()
+            if row is None:
+                raise KeyError(message_id)
+            self._show(row["chat_id"], row["parent_id"], message_id)
+
+    def versions(self, message_id: int) -> list[int]:
+        """The ids of every version of message ``message_id``'s place, oldest first."""
+        row = self._db.execute(
+            "SELECT chat_id, parent_id FROM messages WHERE id = ?", (message_id,)
+        ).fetchone()
+        if row is None:
+            raise KeyError(message_id)
+        rows = self._db.execute(
+            "SELECT id FROM messages WHERE chat_id = ? AND parent_id IS ? ORDER BY id",
+            (row["chat_id"], row["parent_id"]),
+        )
+        return [int(r[0]) for r in rows]
 
     def update_message(
         self,
@@ -238,23 +372,36 @@ class ConversationStore:
                              (*args, message_id))  # fmt: skip
 
     def messages(self, chat_id: int) -> list[StoredMessage]:
-        """A chat's messages in order."""
+        """The chat's branch shown, in order (each with its version number)."""
         rows = self._db.execute(
-            "SELECT * FROM messages WHERE chat_id = ? ORDER BY seq", (chat_id,)
+            "WITH RECURSIVE up(id) AS ("
+            " SELECT leaf_id FROM chats WHERE id = ?"
+            " UNION ALL SELECT m.parent_id FROM messages m JOIN up ON m.id = up.id"
+            " WHERE m.parent_id IS NOT NULL)"
+            f" SELECT v.* FROM ({_VERSIONED}) v JOIN up ON v.id = up.id ORDER BY v.seq",
+            (chat_id, chat_id),
         )
         return [_message(row) for row in rows]
 
-    def message_id(self, chat_id: int, seq: int) -> int | None:
-        """The id of a chat's message at position ``seq``, or None when there is none."""
-        row = self._db.execute(
-            "SELECT id FROM messages WHERE chat_id = ? AND seq = ?", (chat_id, seq)
-        ).fetchone()
-        return None if row is None else int(row[0])
+    def all_messages(self, chat_id: int) -> list[StoredMessage]:
+        """Every message of the chat, every version of every branch: parents before children."""
+        rows = self._db.execute(f"SELECT * FROM ({_VERSIONED}) ORDER BY seq, id", (chat_id,))
+        return [_message(row) for row in rows]
 
-    def delete_from(self, chat_id: int, seq: int) -> None:
-        """Delete the message at ``seq`` and every later one (edit / regenerate)."""
-        with self._db:
-            self._db.execute("DELETE FROM messages WHERE chat_id = ? AND seq >= ?", (chat_id, seq))
+    def message_id(self, chat_id: int, seq: int) -> int | None:
+        """The id of the message at position ``seq`` of the branch shown, or None."""
+        shown = self.messages(chat_id)
+        return shown[seq].id if 0 <= seq < len(shown) else None
+
+
+_VERSIONED = (
+    "SELECT *, row_number() OVER (PARTITION BY parent_id ORDER BY id) AS version,"
+    " count(*) OVER (PARTITION BY parent_id) AS versions FROM messages WHERE chat_id = ?"
+)
+_CHAT_SELECT = (
+    "SELECT c.*, coalesce((SELECT m.seq + 1 FROM messages m WHERE m.id = c.leaf_id), 0) AS n"
+    " FROM chats c"
+)
 
 
 def _escape_like(text: str) -> str:
@@ -265,7 +412,7 @@ def _chat(row: sqlite3.Row) -> Chat:
     return Chat(
         id=row["id"], title=row["title"], created=row["created"], updated=row["updated"],
         pinned=bool(row["pinned"]), system_prompt=row["system_prompt"],
-        model_path=row["model_path"], message_count=row["n"],
+        model_path=row["model_path"], message_count=row["n"], draft=row["draft"],
     )  # fmt: skip
 
 
@@ -274,5 +421,6 @@ def _message(row: sqlite3.Row) -> StoredMessage:
         id=row["id"], chat_id=row["chat_id"], seq=row["seq"], role=row["role"],
         text=row["text"], created=row["created"], model=row["model"],
         stats=json.loads(row["stats"] or "{}"), settings=json.loads(row["settings"] or "{}"),
-        complete=bool(row["complete"]),
+        complete=bool(row["complete"]), parent_id=row["parent_id"],
+        version=row["version"], versions=row["versions"],
     )  # fmt: skip

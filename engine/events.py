@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 STOP_EOS = "eos"
 STOP_LENGTH = "length"
@@ -15,6 +15,24 @@ class TokenText:
     """A piece of generated text (one or more tokens, always whole UTF-8 characters)."""
 
     text: str
+
+
+@dataclass(frozen=True)
+class PromptReady:
+    """The prompt is in the context and the reply begins: how many tokens it takes of how many."""
+
+    prompt_tokens: int
+    context_size: int
+
+
+@dataclass(frozen=True)
+class LiveFigures:
+    """A reply's figures while it streams: tokens so far, their speed, the context in use."""
+
+    tokens: int
+    tokens_per_s: float
+    context_used: int
+    context_size: int
 
 
 @dataclass(frozen=True)
@@ -50,6 +68,25 @@ class GenerationStats:
         )
 
 
+def continued_stats(before: dict, more: GenerationStats) -> GenerationStats:
+    """The statistics of a whole reply that was continued: ``before`` (as saved) and the
+    continued part ``more`` together (tokens and times add up, speed over both)."""
+    try:
+        first = GenerationStats(**before)
+    except TypeError:  # nothing saved (a reply cut off by a crash): only the new part is known
+        return more
+    tokens = first.completion_tokens + more.completion_tokens
+    decode_s = sum(s.completion_tokens / s.decode_tokens_per_s
+                   for s in (first, more) if s.decode_tokens_per_s > 0)  # fmt: skip
+    return replace(
+        more,
+        completion_tokens=tokens,
+        time_to_first_token_s=first.time_to_first_token_s,
+        total_s=first.total_s + more.total_s,
+        decode_tokens_per_s=tokens / decode_s if decode_s > 0 else more.decode_tokens_per_s,
+    )
+
+
 def saved_stats_summary(stats: dict) -> str:
     """The summary line of statistics saved as a dict ("" when they do not fit these fields)."""
     try:
@@ -58,4 +95,4 @@ def saved_stats_summary(stats: dict) -> str:
         return ""
 
 
-GenerationEvent = TokenText | GenerationStats
+GenerationEvent = TokenText | PromptReady | GenerationStats

@@ -194,6 +194,21 @@ def ggml_library() -> ctypes.CDLL:
     return g
 
 
+def llama_cpp_source() -> str:
+    """The ggml version and llama.cpp commit the installed build was compiled from
+    ("ggml 0.25.3, commit 0c1e570"), or "unknown" for a build that does not say."""
+    try:
+        lib = ggml_library()
+        version, commit = lib.ggml_version, lib.ggml_commit
+    except (OSError, AttributeError):
+        return "unknown"
+    for fn in (version, commit):
+        fn.restype, fn.argtypes = ctypes.c_char_p, []
+    ggml = (version() or b"?").decode("ascii", "replace")
+    source = (commit() or b"?").decode("ascii", "replace")
+    return f"ggml {ggml}, llama.cpp commit {source}"
+
+
 def _ggml_registry() -> tuple[tuple[str, ...], tuple[BuildDevice, ...]]:
     g = ggml_library()
     size = ctypes.c_size_t

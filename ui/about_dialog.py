@@ -48,7 +48,8 @@ class AboutDialog(QDialog):
             "<h3>Built on</h3><table cellpadding='3'><tr><th align='left'>Component</th>"
             "<th align='left'>Version</th><th align='left'>Licence</th>"
             f"<th align='left'>Used for</th></tr>{rows}</table>"
-            "<p>The starter model (Gemma 3 270M) is Google's, under the Gemma Terms of Use.</p>"
+            "<p>The starter models: SmolLM2 135M Instruct is Hugging Face's, under the Apache "
+            "License 2.0; Gemma 3 270M is Google's, under the Gemma Terms of Use.</p>"
         )
         self._plain = "\n".join([f"QuantDesk {version}", environment, "", *build_lines, "",
                                  *(f"{n} {v} ({lic})" for n, v, lic, _ in components)])  # fmt: skip

@@ -61,7 +61,9 @@ _LABELS = {"user": "You", "assistant": "Assistant", "system": "System prompt", "
 _TIPS = {
     "action:copy": "Copy this message",
     "action:regenerate": "Generate this reply again",
-    "action:edit": "Edit this message and send it again",
+    "action:edit": "Edit this message and send it again (the original stays as a version)",
+    "action:older": "Show the previous version of this message",
+    "action:newer": "Show the next version of this message",
 }
 _RED = QColor("#d93025")
 
@@ -291,7 +293,13 @@ class ChatDelegate(QStyledItemDelegate):
         role = index.data(ChatListModel.RoleRole)
         if role == "notice":
             return []
-        out = [("action:copy", "Copy")]
+        out = []
+        version, versions = index.data(ChatListModel.VersionRole) or (1, 1)
+        if versions > 1 and not index.data(ChatListModel.StreamingRole):
+            out.append(("action:older", "‹") if version > 1 else ("", "‹"))
+            out.append(("", f"{version}/{versions}"))
+            out.append(("action:newer", "›") if version < versions else ("", "›"))
+        out.append(("action:copy", "Copy"))
         if role == "user":
             out.append(("action:edit", "Edit"))
         streaming = index.data(ChatListModel.StreamingRole)
@@ -399,7 +407,9 @@ class ChatDelegate(QStyledItemDelegate):
             return None
         th = theme(dark)
         style = f"color:{th.link}; text-decoration:none;"
-        parts = [f'<a href="{href}" style="{style}">{label}</a>' for href, label in links]
+        muted = f"color:{th.muted};"
+        parts = [f'<a href="{href}" style="{style}">{label}</a>' if href
+                 else f'<span style="{muted}">{label}</span>' for href, label in links]  # fmt: skip
         footer = "&nbsp;&nbsp;&nbsp;".join(parts)
         stats = index.data(ChatListModel.StatsRole)
         if stats:

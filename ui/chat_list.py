@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
 )
 
 from quantdesk.engine.conversations import Chat
+from quantdesk.engine.wording import counted
 
 ChatRole = Qt.ItemDataRole.UserRole + 1
 _Index = QModelIndex | QPersistentModelIndex
@@ -66,7 +67,8 @@ class ChatListModel(QAbstractListModel):
         chat = self._chats[index.row()]
         if role == Qt.ItemDataRole.DisplayRole:
             pin = "📌 " if chat.pinned else ""
-            return f"{pin}{chat.title}\n{chat.message_count} messages · {_when(chat.updated)}"
+            count = counted(chat.message_count, "message")
+            return f"{pin}{chat.title}\n{count} · {_when(chat.updated)}"
         if role == Qt.ItemDataRole.ToolTipRole:
             return chat.title
         if role == Qt.ItemDataRole.FontRole and chat.pinned:
@@ -93,6 +95,7 @@ class ChatListPanel(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.model = ChatListModel()
+        self._current: int | None = None  # the chat open in the window
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 4, 6, 8)
         head = QHBoxLayout()
@@ -133,9 +136,15 @@ class ChatListPanel(QWidget):
     def set_chats(self, chats: list[Chat], current: int | None = None) -> None:
         """Show ``chats`` and select ``current``."""
         self.model.set_chats(chats)
-        row = self.model.row_of(current) if current is not None else -1
+        self._current = current
+        self._select_current()
+
+    def _select_current(self) -> None:
+        row = self.model.row_of(self._current) if self._current is not None else -1
         if row >= 0:
             self.view.setCurrentIndex(self.model.index(row))
+        else:
+            self.view.clearSelection()
 
     def _activated(self, index: QModelIndex) -> None:
         self.chatSelected.emit(index.data(ChatRole).id)
@@ -158,6 +167,8 @@ class ChatListPanel(QWidget):
             action.triggered.connect(slot)
             menu.addAction(action)
         menu.exec(self.view.viewport().mapToGlobal(pos))
+        # a right click selects the row under it without opening that chat: show the open one
+        self._select_current()
 
     def _rename(self, chat: Chat) -> None:
         title, ok = QInputDialog.getText(self, "Rename chat", "Title:", text=chat.title)
@@ -166,7 +177,8 @@ class ChatListPanel(QWidget):
 
     def _delete(self, chat: Chat) -> None:
         answer = QMessageBox.question(
-            self, "Delete chat", f"Delete “{chat.title}” and its {chat.message_count} messages?"
+            self, "Delete chat", f"Delete “{chat.title}” and its "
+            f"{counted(chat.message_count, 'message')}, every version included?",
         )
         if answer == QMessageBox.StandardButton.Yes:
             self.deleteRequested.emit(chat.id)

@@ -23,7 +23,8 @@ class ChatMessage:
 
     ``stats`` is a ready-to-show line such as ``"42 tokens · 12.3 tok/s · 3.4 s"``;
     ``streaming`` is true while the reply is still being generated; ``error`` marks a reply that
-    failed (its text then says what happened).
+    failed (its text then says what happened); ``version`` of ``versions`` is shown as
+    "‹ 2/3 ›" when the message has other versions (edits, regenerated replies).
     """
 
     role: Role
@@ -31,6 +32,8 @@ class ChatMessage:
     stats: str = ""
     streaming: bool = False
     error: bool = False
+    version: int = 1
+    versions: int = 1
 
 
 class ChatListModel(QAbstractListModel):
@@ -43,6 +46,8 @@ class ChatListModel(QAbstractListModel):
     ErrorRole = Qt.ItemDataRole.UserRole + 5
     #: An int that changes whenever anything about the message changes (for view caches).
     RevisionRole = Qt.ItemDataRole.UserRole + 6
+    #: (version, versions): which of the message's versions this is, of how many.
+    VersionRole = Qt.ItemDataRole.UserRole + 7
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -73,8 +78,12 @@ class ChatListModel(QAbstractListModel):
             return msg.streaming
         if role == self.ErrorRole:
             return msg.error
+        if role == self.VersionRole:
+            return (msg.version, msg.versions)
         if role == Qt.ItemDataRole.AccessibleTextRole:
             state = " (error)" if msg.error else " (generating)" if msg.streaming else ""
+            if msg.versions > 1:
+                state += f" (version {msg.version} of {msg.versions})"
             return f"{_LABELS[msg.role]}{state}: {msg.text}"
         return None
 
@@ -89,6 +98,7 @@ class ChatListModel(QAbstractListModel):
                 self.StreamingRole: b"streaming",
                 self.ErrorRole: b"error",
                 self.RevisionRole: b"revision",
+                self.VersionRole: b"version",
             }
         )
         return names
@@ -123,12 +133,17 @@ class ChatListModel(QAbstractListModel):
         """The message at ``row`` streams again (Continue): more text will be appended."""
         self._update(row, streaming=True, stats="", error=False)
 
+    def set_versions(self, row: int, version: int, versions: int) -> None:
+        """The message at ``row`` is version ``version`` of ``versions``."""
+        self._update(row, version=version, versions=versions)
+
     def set_error(self, row: int, text: str) -> None:
         """Turn the message at ``row`` into a failed one whose text is ``text``."""
         self._update(row, text=text, streaming=False, error=True)
 
     def remove_from(self, row: int) -> None:
-        """Remove the message at ``row`` and every message after it (regenerate, edit)."""
+        """Remove the message at ``row`` and every message after it from view (another version
+        of the chat is shown from there; the store keeps them)."""
         last = len(self._messages) - 1
         if not 0 <= row <= last:
             return

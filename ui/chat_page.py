@@ -57,6 +57,7 @@ class ChatPage(QWidget):
     stopRequested = Signal()
     modelChosen = Signal(object)  # LibraryEntry
     ejectRequested = Signal()
+    cancelEditRequested = Signal()
 
     def __init__(self, library_model: QAbstractItemModel, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -98,11 +99,32 @@ class ChatPage(QWidget):
         self.view.setModel(self.transcript)
         layout.addWidget(self.view, 1)
 
+        self.edit_bar = QWidget()
+        self.edit_bar.setAccessibleName("Editing a message")
+        bar = QHBoxLayout(self.edit_bar)
+        bar.setContentsMargins(6, 2, 6, 2)
+        self.edit_label = QLabel(
+            "Editing your message: Send keeps it as a new version (the original and its replies "
+            "stay, ‹ › switches between them)."
+        )
+        self.edit_label.setWordWrap(True)
+        bar.addWidget(self.edit_label, 1)
+        self.cancel_edit = QPushButton("Cancel")
+        self.cancel_edit.setToolTip("Leave the message as it was (Esc)")
+        self.cancel_edit.clicked.connect(self.cancelEditRequested)
+        bar.addWidget(self.cancel_edit)
+        self.edit_bar.setStyleSheet(
+            "QWidget { background: palette(alternate-base); border-radius: 6px; }"
+        )
+        self.edit_bar.hide()
+        layout.addWidget(self.edit_bar)
+
         bottom = QHBoxLayout()
         self.input = MessageEdit()
         self.input.setPlaceholderText("Type a message — Enter sends, Shift+Enter adds a line")
         self.input.setAccessibleName("Message")
         self.input.setMaximumHeight(110)
+        self.input.setTabChangesFocus(True)  # Tab leaves the box, as in every other field
         self.input.submitted.connect(self._send)
         bottom.addWidget(self.input, 1)
         self.send = QPushButton("Send")
@@ -128,6 +150,19 @@ class ChatPage(QWidget):
         text = self.input.toPlainText().strip()
         if text:
             self.sendRequested.emit(text)
+
+    def escape(self) -> None:
+        """Esc: stop the reply being written, else leave an edit as it was."""
+        if self.edit_bar.isVisible() and not self.stop.isVisible():
+            self.cancelEditRequested.emit()
+        else:
+            self.stopRequested.emit()
+
+    def set_editing(self, editing: bool) -> None:
+        """Show or hide the bar that says a message is being edited (with its Cancel)."""
+        self.edit_bar.setVisible(editing)
+        self.send.setToolTip("Send the edited message as a new version (Enter)" if editing
+                             else "Send the message (Enter)")  # fmt: skip
 
     def set_generating(self, generating: bool) -> None:
         """Swap Send for Stop while a reply streams."""

@@ -56,6 +56,7 @@ class ChatView(QListView):
     regenerateRequested = Signal(int)  # row
     editRequested = Signal(int)  # row
     continueRequested = Signal(int)  # row: the reply there should carry on
+    versionRequested = Signal(int, int)  # row, -1 for the previous version or +1 for the next
     linkActivated = Signal(str)  # an http(s)/mailto link in a message, opened by default
 
     def __init__(self, model: ChatListModel | None = None, parent: QWidget | None = None) -> None:
@@ -281,6 +282,8 @@ class ChatView(QListView):
             self.editRequested.emit(row)
         elif href == "action:continue":
             self.continueRequested.emit(row)
+        elif href in ("action:older", "action:newer"):
+            self.versionRequested.emit(row, -1 if href == "action:older" else 1)
         elif href.startswith("copy-code:") and href[10:].isdigit():
             self.copy_code(row, int(href[10:]))
         elif QUrl(href).scheme() in ("http", "https", "mailto"):
@@ -321,8 +324,10 @@ class ChatView(QListView):
         menu = QMenu(self)
         menu.setAccessibleName("Message actions")
         row = index.row()
+        words = {"action:older": "Previous version", "action:newer": "Next version"}
         for href, label in self._delegate.actions(index):
-            menu.addAction(label, lambda h=href: self._activate_link(row, h))
+            if href:  # "2/3" and a greyed arrow are no actions
+                menu.addAction(words.get(href, label), lambda h=href: self._activate_link(row, h))
         for block in range(len(code_blocks(index.data(ChatListModel.TextRole)))):
             menu.addAction(f"Copy code block {block + 1}", lambda b=block: self.copy_code(row, b))
         pos = event.globalPos()

@@ -11,11 +11,13 @@ from collections.abc import Iterable
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
+    QApplication,
     QHBoxLayout,
     QLabel,
     QListWidget,
     QListWidgetItem,
     QMainWindow,
+    QMenu,
     QPushButton,
     QSplitter,
     QStackedWidget,
@@ -37,13 +39,16 @@ class MainWindow(QMainWindow):
     newChatRequested = Signal()
     preferencesRequested = Signal()
     aboutRequested = Signal()
+    exportChatRequested = Signal(str)  # "md" or "json": the chat shown
+    reloadRequested = Signal()
+    logFolderRequested = Signal()
     closing = Signal()
 
     def __init__(self, setting_specs: Iterable[SettingSpec], title: str = "QuantDesk") -> None:
         super().__init__()
         self.setWindowTitle(title)
         self.setAcceptDrops(True)
-        self.resize(1200, 780)
+        self.resize(1200, 780)  # fit_to_screen() shrinks it on a smaller screen
         self.library = LibraryPanel()
         self.chat = ChatPage(self.library.model)
         self.settings_panel = SettingsPanel(setting_specs)
@@ -73,6 +78,7 @@ class MainWindow(QMainWindow):
         )
         self.pages = QStackedWidget()
         self.rail.currentRowChanged.connect(self.pages.setCurrentIndex)
+        self._menus()
         self.add_page("Chat", self.splitter)
 
         right = QWidget()
@@ -112,18 +118,75 @@ class MainWindow(QMainWindow):
         self._shortcuts()
 
     def _shortcuts(self) -> None:
-        for keys, slot in (
-            ("Esc", self.chat.stopRequested.emit),
-            ("Ctrl+N", self.newChatRequested.emit),
-            ("Ctrl+K", self._focus_picker),
-            ("Ctrl+Shift+,", self.toggle_settings),
-            ("Ctrl+O", self.library.addRequested.emit),
-            ("F1", self.aboutRequested.emit),
-        ):
-            QShortcut(QKeySequence(keys), self, activated=slot)
-        self.preferences_action = QAction("Preferences…", self, shortcut=QKeySequence("Ctrl+,"))
-        self.preferences_action.triggered.connect(self.preferencesRequested)
-        self.addAction(self.preferences_action)
+        # Esc is no menu item: it stops a reply, else cancels an edit (ChatPage.escape)
+        self._escape = QShortcut(QKeySequence("Esc"), self, activated=self.chat.escape)
+
+    def _menus(self) -> None:
+        """File, Edit, View, Model, Help: every page's main actions, with their shortcuts."""
+        bar = self.menuBar()
+        self.menu_actions: dict[str, QAction] = {}
+
+        def add(menu: QMenu, text: str, slot, keys="") -> QAction:  # noqa: ANN001
+            action = QAction(text, self)
+            if keys:
+                action.setShortcut(QKeySequence(keys))
+            action.triggered.connect(slot)
+            menu.addAction(action)
+            self.menu_actions[text.replace("&", "")] = action
+            return action
+
+        file = bar.addMenu("&File")
+        add(file, "&New chat", self.newChatRequested.emit, "Ctrl+N")
+        add(file, "&Add model…", self.library.addRequested.emit, "Ctrl+O")
+        add(file, "Add &folder…", self.library.addFolderRequested.emit)
+        add(file, "Add &server…", self.library.addServerRequested.emit)
+        file.addSeparator()
+        add(file, "&Import chat (JSON)…", self.chat_list.importRequested.emit)
+        add(file, "Export chat as &Markdown…", lambda: self.exportChatRequested.emit("md"))
+        add(file, "Export chat as &JSON…", lambda: self.exportChatRequested.emit("json"))
+        file.addSeparator()
+        quit_action = add(file, "&Quit", self.close, QKeySequence.StandardKey.Quit)
+        quit_action.setMenuRole(QAction.MenuRole.QuitRole)
+        edit = bar.addMenu("&Edit")
+        add(edit, "&Find chats", self._focus_chat_search, QKeySequence.StandardKey.Find)
+        self.preferences_action = add(edit, "&Preferences…", self.preferencesRequested.emit,
+                                      "Ctrl+,")  # fmt: skip
+        self.preferences_action.setMenuRole(QAction.MenuRole.PreferencesRole)
+        self.view_menu = bar.addMenu("&View")
+        add(self.view_menu, "&Settings panel", self.toggle_settings, "Ctrl+Shift+,")
+        self.view_menu.addSeparator()
+        model = bar.addMenu("&Model")
+        add(model, "&Select model…", self._focus_picker, "Ctrl+K")
+        add(model, "&Reload with the current settings", self.reloadRequested.emit)
+        add(model, "&Eject", self.chat.ejectRequested.emit)
+        add(model, "S&top generating", self.chat.stopRequested.emit)
+        helpmenu = bar.addMenu("&Help")
+        add(helpmenu, "Open the &log folder", self.logFolderRequested.emit)
+        about = add(helpmenu, "&About QuantDesk", self.aboutRequested.emit, "F1")
+        about.setMenuRole(QAction.MenuRole.AboutRole)
+
+    def _focus_chat_search(self) -> None:
+        self.show_page(0)
+        self.chat_list.search.setFocus()
+        self.chat_list.search.selectAll()
+
+    def fit_to_screen(self) -> None:
+        """Keep the window inside the screen's available area (a first start on a 1024×640
+        screen opened at 1200×780, with Send below the screen's edge)."""
+        screen = self.screen() or QApplication.primaryScreen()
+        if screen is None:
+            return
+        area = screen.availableGeometry()
+        frame = self.frameGeometry().size() - self.geometry().size()  # title bar and borders
+        width = min(self.width(), area.width() - frame.width())
+        height = min(self.height(), area.height() - frame.height())
+        if (width, height) != (self.width(), self.height()):
+            self.resize(width, height)
+        geo = self.frameGeometry()
+        x = min(max(geo.x(), area.left()), area.right() - geo.width() + 1)
+        y = min(max(geo.y(), area.top()), area.bottom() - geo.height() + 1)
+        if (x, y) != (geo.x(), geo.y()):
+            self.move(x, y)
 
     def add_page(self, title: str, widget: QWidget) -> int:
         """Add a section to the navigation rail (Ctrl+1, Ctrl+2... switch); returns its index."""
@@ -131,7 +194,11 @@ class MainWindow(QMainWindow):
         item = QListWidgetItem(title)
         item.setToolTip(f"{title} (Ctrl+{index + 1})")
         self.rail.addItem(item)
-        QShortcut(QKeySequence(f"Ctrl+{index + 1}"), self, activated=lambda: self.show_page(index))
+        action = QAction(title, self)
+        action.setShortcut(QKeySequence(f"Ctrl+{index + 1}"))
+        action.triggered.connect(lambda: self.show_page(index))
+        self.view_menu.addAction(action)
+        self.menu_actions[title] = action
         return index
 
     def show_page(self, index: int) -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from quantdesk.engine.errors import EstimateError, InvalidGGUF, ModelLoadError, QuantDeskError
-from quantdesk.engine.events import GenerationStats, TokenText
+from quantdesk.engine.events import GenerationStats, LiveFigures, PromptReady, TokenText
 from quantdesk.engine.load_plan import (
     Budget,
     LoadPlan,
@@ -53,6 +53,7 @@ MAX_MEMORY_RETRIES = 4
 
 # Text reaches the GUI at most this often, so a fast model never floods the event loop.
 TOKEN_FLUSH_INTERVAL_S = 0.025
+LIVE_FIGURES_INTERVAL_S = 0.5  # tok/s and context use in the status bar while a reply streams
 
 
 class ModelWorker(QObject):
@@ -72,6 +73,7 @@ class ModelWorker(QObject):
     unloaded = Signal()
     generationStarted = Signal()
     tokenReady = Signal(str)
+    figuresChanged = Signal(object)  # LiveFigures, at most every LIVE_FIGURES_INTERVAL_S
     generationFinished = Signal(object)  # GenerationStats
     generationFailed = Signal(str, str)
 
@@ -191,17 +193,27 @@ class ModelWorker(QObject):
         self.tokens_generated = 0
         self.generationStarted.emit()
         pending: list[str] = []
-        last_flush = time.monotonic()
+        last_flush = last_figures = time.monotonic()
+        prompt: PromptReady | None = None
+        first_at = 0.0
         try:
             for event in session.generate(messages, sampling, self._stop, prefill):
                 if isinstance(event, TokenText):
                     self.tokens_generated += 1
                     pending.append(event.text)
                     now = time.monotonic()
+                    if self.tokens_generated == 1:
+                        first_at = now
                     if now - last_flush >= TOKEN_FLUSH_INTERVAL_S:
                         self.tokenReady.emit("".join(pending))
                         pending.clear()
                         last_flush = now
+                    if prompt is not None and now - last_figures >= LIVE_FIGURES_INTERVAL_S:
+                        self.figuresChanged.emit(self._figures(prompt, now - first_at))
+                        last_figures = now
+                elif isinstance(event, PromptReady):
+                    prompt = event
+                    self.figuresChanged.emit(self._figures(prompt, 0.0))
                 elif isinstance(event, GenerationStats):
                     if pending:
                         self.tokenReady.emit("".join(pending))
@@ -211,6 +223,12 @@ class ModelWorker(QObject):
             if pending:
                 self.tokenReady.emit("".join(pending))
             self.generationFailed.emit(exc.message, exc.details)
+
+    def _figures(self, prompt: PromptReady, seconds: float) -> LiveFigures:
+        """The reply's figures now (speed over the tokens after the first)."""
+        n = self.tokens_generated
+        speed = (n - 1) / seconds if n > 1 and seconds > 0 else 0.0
+        return LiveFigures(n, speed, prompt.prompt_tokens + n, prompt.context_size)
 
     @Slot(object)
     def _serve_job(self, job: Job) -> None:
