@@ -31,7 +31,11 @@ def open_store() -> ConversationStore:
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the sub-command's parser."""
-    parser = sub.add_parser(NAME, help="List saved chats.")
+    parser = sub.add_parser(
+        NAME, help="List saved chats.",
+        description="List saved chats: 'messages' in the version shown, 'versions' the earlier "
+        "edits and regenerated replies kept beside them (quantdesk export shows them all).",
+    )
     parser.add_argument("--json", action="store_true", help="Machine-readable output.")
     parser.add_argument("--search", default="", metavar="TEXT",
                         help="Only chats whose title or messages contain TEXT.")  # fmt: skip
@@ -46,7 +50,8 @@ def run(args: argparse.Namespace) -> int:
         store.close()
     if args.json:
         rows = [
-            {"id": c.id, "title": c.title, "messages": c.message_count, "pinned": c.pinned,
+            {"id": c.id, "title": c.title, "messages": c.message_count,
+             "other_versions": c.stored_count - c.message_count, "pinned": c.pinned,
              "created": c.created, "updated": c.updated}
             for c in chats
         ]  # fmt: skip
@@ -55,9 +60,11 @@ def run(args: argparse.Namespace) -> int:
     if not chats:
         print("No chats match." if args.search.strip() else "No chats yet.")
         return 0
-    print(f"{'id':>5}  {'messages':>8}  {'updated':<16}  title")
+    print(f"{'id':>5}  {'messages':>8}  {'versions':>8}  {'updated':<16}  title")
     for c in chats:
         updated = datetime.fromtimestamp(c.updated).strftime("%Y-%m-%d %H:%M")
         pin = "(pinned) " if c.pinned else ""
-        print(f"{c.id:>5}  {c.message_count:>8}  {updated:<16}  {pin}{c.title}")
+        older = c.stored_count - c.message_count  # edits and regenerated replies not shown
+        print(f"{c.id:>5}  {c.message_count:>8}  {'+' + str(older) if older else '':>8}  "
+              f"{updated:<16}  {pin}{c.title}")
     return 0

@@ -232,6 +232,10 @@ class AppController(QObject):
             if stored:
                 restore(QByteArray.fromBase64(stored.encode("ascii")))
         w.fit_to_screen()  # a layout saved on a bigger screen still fits this one
+        panel = self.settings.get("window.settings_panel")
+        if panel == "hidden" or (not panel and w.width() < NARROW_WINDOW):
+            w.settings_panel.hide()  # the chat keeps its room; View → Settings panel shows it
+            w.fit_to_screen()
 
     def _save_window(self) -> None:
         w = self.window
@@ -241,6 +245,8 @@ class AppController(QObject):
             ("window.splitter", w.splitter.saveState()),
         ):
             self.settings.set(name, bytes(state.toBase64().data()).decode("ascii"))
+        shown = self.window.settings_panel.isVisibleTo(self.window)
+        self.settings.set("window.settings_panel", "shown" if shown else "hidden")
 
     def shutdown(self) -> None:
         """Save the window layout, stop generation, free the model, close the database."""
@@ -796,6 +802,8 @@ class AppController(QObject):
             f" of {human_bytes(snap.total)}"
         )
 
+
+NARROW_WINDOW = 1100  # below this width a first start opens without the settings panel
 
 CONTEXT_FULL_NOTICE = (
     "Context full: the {n} oldest messages were left out of what the model saw for this reply "

@@ -29,6 +29,7 @@ from quantdesk.engine.quantize import (
     predict,
     quantize,
 )
+from quantdesk.engine.quantize_options import smaller_target
 from quantdesk.engine.quantize_report import plan_lines, result_line, source_line
 from quantdesk.ui.jobs import run_job
 from quantdesk.ui.quantize_dialog import DEFAULT_TARGET, QuantizeDialog
@@ -103,12 +104,16 @@ class QuantizeController(QObject):
         if self._info.is_quantized:
             warning = (
                 f"This model is already quantized ({self._info.file_type}). Quantizing again "
-                "stacks a second rounding error on the first: start from the F16/BF16 original "
-                "when you have it, or allow requantizing under Advanced options."
+                "stacks a second rounding error on the first, so the result is worse than the "
+                "same type made from the F16/BF16 original: start from that when you have it. "
+                "Requantizing is allowed for this model (Advanced options)."
             )
         self.dialog.set_source(source_line(self._info), warning)
         if self._info.is_quantized:
             self.dialog.requantize.setChecked(True)
+            smaller = smaller_target(self._info.file_type)
+            if smaller and self.dialog.target() == self._info.file_type:
+                self.dialog.choose_target(smaller)  # the same type again would gain nothing
         self._predict()
 
     def _facts_failed(self, exc: BaseException) -> None:
@@ -149,6 +154,12 @@ class QuantizeController(QObject):
         self._generation += 1
         generation = self._generation
         options, output, budget = dialog.options(), dialog.output_path(), self._budget
+        if info.is_quantized and options.target == info.file_type:
+            dialog.set_prediction([], (
+                f"'{info.path.name}' is already {info.file_type}: quantizing it to the same "
+                "type only adds rounding error. Choose a smaller type."), can_start=False)
+            self.predictionShown.emit(f"already {info.file_type}")
+            return
 
         def work() -> tuple[QuantizePrediction, list[str]]:
             plan = predict(info.path, options)

@@ -30,10 +30,18 @@ class ServerController(QObject):
         page.startRequested.connect(self.start)
         page.stopRequested.connect(self.stop)
         app.shutdown_hooks.append(self.stop)
+        app.modelLoaded.connect(self._show_model)
+        app.models.worker.unloaded.connect(self._show_model)
+        app.modelLoadFailed.connect(self._show_model)
 
     def _model_id(self) -> str:
+        """The API's name of the model loaded in Chat; "" when none is (the API lists none)."""
         loaded = self.app.loaded
-        return Path(loaded.path).stem if loaded else "no-model-loaded"
+        return Path(loaded.path).stem if loaded else ""
+
+    def _show_model(self, *_args: object) -> None:
+        loaded = self.app.loaded
+        self.page.set_model(self._model_id(), loaded.name if loaded else "")
 
     def start(self, port: int, network: bool, key: str) -> None:
         """Serve on this computer (or the network, with a key) at ``port`` (0: any free one)."""

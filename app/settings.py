@@ -255,6 +255,8 @@ SETTINGS: dict[str, Setting] = {
         Setting("window.geometry", str, ""),
         Setting("window.state", str, ""),
         Setting("window.splitter", str, ""),
+        # "": not decided yet (a first start on a narrow screen hides the panel)
+        Setting("window.settings_panel", str, "", choices=("", "shown", "hidden")),
         Setting(
             "appearance.theme",
             str,

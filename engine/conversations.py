@@ -111,6 +111,7 @@ class Chat:
     model_path: str
     message_count: int = 0  # in the branch shown
     draft: str = ""
+    stored_count: int = 0  # every version of every message
 
 
 @dataclass(frozen=True)
@@ -399,8 +400,8 @@ _VERSIONED = (
     " count(*) OVER (PARTITION BY parent_id) AS versions FROM messages WHERE chat_id = ?"
 )
 _CHAT_SELECT = (
-    "SELECT c.*, coalesce((SELECT m.seq + 1 FROM messages m WHERE m.id = c.leaf_id), 0) AS n"
-    " FROM chats c"
+    "SELECT c.*, coalesce((SELECT m.seq + 1 FROM messages m WHERE m.id = c.leaf_id), 0) AS n,"
+    " (SELECT count(*) FROM messages m WHERE m.chat_id = c.id) AS stored FROM chats c"
 )
 
 
@@ -413,6 +414,7 @@ def _chat(row: sqlite3.Row) -> Chat:
         id=row["id"], title=row["title"], created=row["created"], updated=row["updated"],
         pinned=bool(row["pinned"]), system_prompt=row["system_prompt"],
         model_path=row["model_path"], message_count=row["n"], draft=row["draft"],
+        stored_count=row["stored"],
     )  # fmt: skip
 
 

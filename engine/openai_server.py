@@ -198,10 +198,11 @@ class OpenAIServer:
         return response
 
     async def models(self, _request: web.Request) -> web.Response:
-        """``GET /v1/models``."""
+        """``GET /v1/models``: the model served, or an empty list while none is loaded."""
+        model_id = self.model_id
         return web.json_response({"object": "list", "data": [
-            {"id": self.model_id, "object": "model", "created": self.created,
-             "owned_by": "quantdesk"}]})  # fmt: skip
+            {"id": model_id, "object": "model", "created": self.created,
+             "owned_by": "quantdesk"}] if model_id else []})  # fmt: skip
 
     async def chat(self, request: web.Request) -> web.StreamResponse:
         """``POST /v1/chat/completions``."""

@@ -29,6 +29,19 @@ QUANT_TARGETS: dict[str, int] = {name: _FTYPE_BY_NAME[name] for name in _TARGET_
 
 _ALIASES = {"Q3_K": "Q3_K_M", "Q4_K": "Q4_K_M", "Q5_K": "Q5_K_M", "FP16": "F16", "FP32": "F32"}
 
+#: Common types from largest to smallest (bits per weight), for "the next smaller type".
+_BY_SIZE = ("F32", "BF16", "F16", "Q8_0", "Q6_K", "Q5_K_M", "Q5_K_S", "Q5_0", "Q4_K_M", "Q4_K_S",
+            "IQ4_XS", "Q4_0", "Q3_K_L", "Q3_K_M", "Q3_K_S", "Q2_K")  # fmt: skip
+
+
+def smaller_target(file_type: str) -> str | None:
+    """The next common type smaller than ``file_type`` (Q4_K_M → Q4_K_S), or None."""
+    key = _ALIASES.get(file_type.upper(), file_type.upper())
+    if key not in _BY_SIZE or key == _BY_SIZE[-1]:
+        return None
+    return _BY_SIZE[_BY_SIZE.index(key) + 1]
+
+
 IMATRIX_HINT_TYPES = frozenset(
     {"IQ1_S", "IQ1_M", "IQ2_XXS", "IQ2_XS", "IQ2_S", "IQ2_M", "IQ3_XXS", "IQ3_XS", "Q2_K_S"}
 )

@@ -8,9 +8,11 @@ pkgs="xvfb xauth libxcb-cursor0 libxkbcommon-x11-0 libxcb-icccm4 libxcb-image0 l
       libxcb-randr0 libxcb-render-util0 libxcb-shape0 libxcb-xinerama0 libxcb-xkb1 libegl1 libgl1
       libfontconfig1 libdbus-1-3 fonts-dejavu-core"
 missing() {
+    local libs  # read once: `ldconfig -p | grep -q` fails under pipefail when grep stops early
+    libs="$(ldconfig -p)"
     ! command -v xvfb-run >/dev/null || ! command -v xauth >/dev/null \
-        || ! ldconfig -p | grep -q libxcb-cursor.so.0 || ! ldconfig -p | grep -q libxcb-icccm.so.4 \
-        || ! ldconfig -p | grep -q libxkbcommon-x11.so.0
+        || ! grep -q libxcb-cursor.so.0 <<<"$libs" || ! grep -q libxcb-icccm.so.4 <<<"$libs" \
+        || ! grep -q libxkbcommon-x11.so.0 <<<"$libs"
 }
 if missing; then
     if [[ $(id -u) -ne 0 ]] || ! command -v apt-get >/dev/null; then
@@ -24,4 +26,5 @@ if missing; then
     # shellcheck disable=SC2086
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $pkgs >/dev/null
 fi
-exec xvfb-run -a -s "-screen 0 1280x800x24 -nolisten tcp" env QT_QPA_PLATFORM=xcb "$@"
+# XVFB_SCREEN=1024x640 checks a small screen (docs screenshots)
+exec xvfb-run -a -s "-screen 0 ${XVFB_SCREEN:-1280x800}x24 -nolisten tcp" env QT_QPA_PLATFORM=xcb "$@"

@@ -110,11 +110,11 @@ def test_a_model_loads_with_its_own_settings_and_presets_apply(qtbot, data_dir, 
         controller._setting_changed("sampling.temperature", 0.3)
         bar.save_model.click()
         assert "a.gguf loads with its own settings: Context length 256" in bar.model_label.text()
-        assert bar.forget_model.isVisibleTo(window)
+        assert bar.forget_model.isVisibleTo(window.settings_panel)
         controller._setting_changed("load.n_ctx", 384)
         _load(qtbot, controller, b)  # no defaults: the current settings are used
         assert controller.loaded.context_size == 384
-        assert not bar.forget_model.isVisibleTo(window)
+        assert not bar.forget_model.isVisibleTo(window.settings_panel)
         _load(qtbot, controller, a)
         assert controller.loaded.context_size == 256
         assert panel.editor("load.n_ctx").value() == 256
@@ -135,7 +135,7 @@ def test_a_model_loads_with_its_own_settings_and_presets_apply(qtbot, data_dir, 
         controller._setting_changed("load.n_ctx", 512)
         controller.presets.choose("Big context")
         assert controller.settings.get("load.n_ctx") == 2048
-        assert panel._reload_row.isVisibleTo(window)  # a load setting: reload offered
+        assert panel._reload_row.isVisibleTo(window.settings_panel)  # a load setting: reload offered
     finally:
         controller.shutdown()
 

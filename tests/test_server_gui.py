@@ -44,3 +44,26 @@ def test_serve_the_loaded_model_from_the_app(qtbot, app, tmp_path: Path) -> None
     assert [m.role for m in chat] == ["user", "assistant"]  # the API request is not in the chat
     controller.server.stop()
     assert page.status.text() == "Stopped." and controller.server.running is None
+
+
+def test_the_page_names_the_model_served_and_no_model_is_invented(
+    qtbot, app, tmp_path: Path  # noqa: F811
+) -> None:
+    """Issue 19, fault 10: /v1/models listed a "no-model-loaded" model; the page did not say
+    which model it serves."""
+    window, controller = app
+    page = window.server_page
+    controller.server.start(0, False, "")
+    client = openai.OpenAI(base_url=controller.server.running.url, api_key="none",
+                           max_retries=0, timeout=60)  # fmt: skip
+    assert [m.id for m in client.models.list()] == []
+    assert "No model is loaded" in page.serving.text()
+    model = write_tiny_chat_model(tmp_path / "served.gguf", name="Served Tiny")
+    with qtbot.waitSignal(controller.modelLoaded, timeout=60_000):
+        controller.import_files([model], mode="reference", load_first=True)
+    assert [m.id for m in client.models.list()] == ["served"]
+    assert "Served Tiny" in page.serving.text() and "served" in page.serving.text()
+    controller.eject()
+    qtbot.waitUntil(lambda: "No model is loaded" in page.serving.text(), timeout=30_000)
+    assert [m.id for m in client.models.list()] == []
+    controller.server.stop()

@@ -268,15 +268,10 @@ def _combo(name: str, tooltip: str) -> QComboBox:
     combo = QComboBox()
     combo.setAccessibleName(name)
     combo.setToolTip(tooltip)
-    _shrinkable(combo)
+    # as wide as its longest choice needs: the sidebar stops shrinking before a label is cut
+    combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+    combo.setMinimumContentsLength(9)
     return combo
-
-
-def _shrinkable(widget: QWidget) -> QWidget:
-    """Let ``widget`` get narrower than its text, so the sidebar can be made narrow."""
-    widget.setSizePolicy(QSizePolicy.Policy.Ignored, widget.sizePolicy().verticalPolicy())
-    widget.setMinimumWidth(40)
-    return widget
 
 
 class LibraryPanel(QWidget):
@@ -345,11 +340,10 @@ class LibraryPanel(QWidget):
         grid.addWidget(self.quant_combo, 1, 0)
         grid.addWidget(self.sort_combo, 1, 1)
         layout.addLayout(grid)
-        self.fits_check = QCheckBox("Only models that fit in memory")
+        self.fits_check = QCheckBox("Only models that fit")
         self.fits_check.setToolTip(
             "Hide models that would not load on this machine at the current context length"
         )
-        _shrinkable(self.fits_check)
         self.fits_check.toggled.connect(lambda on: self.proxy.set_filter(fits_only=on))
         layout.addWidget(self.fits_check)
         self._stack = QStackedWidget()
@@ -399,10 +393,11 @@ class LibraryPanel(QWidget):
         self.server_menu = QMenu(self.server_button)
         self.server_button.setMenu(self.server_menu)
         for button in (add, self.folder_button):
-            _shrinkable(button)
             buttons.addWidget(button, 1)
         layout.addLayout(buttons)
-        layout.addWidget(_shrinkable(self.server_button))
+        self.server_button.setSizePolicy(QSizePolicy.Policy.Expanding,
+                                         self.server_button.sizePolicy().verticalPolicy())
+        layout.addWidget(self.server_button)
         self._scanning = False
         self.set_watched_folders([])
         self.set_servers([])

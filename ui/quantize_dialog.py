@@ -17,12 +17,14 @@ from PySide6.QtWidgets import (
     QDialog,
     QFileDialog,
     QFormLayout,
+    QFrame,
     QHBoxLayout,
     QLabel,
     QLineEdit,
     QMenu,
     QProgressBar,
     QPushButton,
+    QScrollArea,
     QSpinBox,
     QToolButton,
     QVBoxLayout,
@@ -67,7 +69,16 @@ class QuantizeDialog(QDialog):
         self._result_path = ""
         self._debounce = QTimer(self, singleShot=True, interval=250)
         self._debounce.timeout.connect(self.predictRequested)
-        layout = QVBoxLayout(self)
+        outer = QVBoxLayout(self)
+        # everything but the buttons scrolls: with Advanced options open the dialog is taller
+        # than a 1280×800 (or 1024×640) screen, and the buttons must stay on it
+        self.scroll = QScrollArea()
+        self.scroll.setWidgetResizable(True)
+        self.scroll.setFrameShape(QFrame.Shape.NoFrame)
+        self.scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        body = QWidget()
+        layout = QVBoxLayout(body)
+        layout.setContentsMargins(0, 0, 0, 0)
         # grow with wrapped text and results instead of squeezing the labels
         self.source_label = _wrapping(f"<b>{source.name}</b>")
         self.warning_label = _wrapping()
@@ -103,9 +114,10 @@ class QuantizeDialog(QDialog):
         form.addRow("Output file:", row)
         layout.addLayout(form)
         layout.addWidget(self._advanced())
-        self.quality_check = QCheckBox(
-            "Measure quality afterwards (perplexity and KL divergence against the source on a "
-            "bundled text sample)"
+        self.quality_check = QCheckBox("Measure quality afterwards (against the source)")
+        self.quality_check.setToolTip(
+            "Perplexity and KL divergence of the new file against the source, on a bundled "
+            "English text sample"
         )
         self.quality_check.setChecked(True)
         self._inputs.append(self.quality_check)
@@ -121,7 +133,10 @@ class QuantizeDialog(QDialog):
         layout.addWidget(self.progress)
         layout.addWidget(self.status_label)
         layout.addWidget(self.result_label)
-        layout.addLayout(self._buttons())
+        layout.addStretch(1)
+        self.scroll.setWidget(body)
+        outer.addWidget(self.scroll, 1)
+        outer.addLayout(self._buttons())
         self.type_combo.currentIndexChanged.connect(self._type_changed)
         self._type_changed()
 
@@ -293,9 +308,40 @@ class QuantizeDialog(QDialog):
     # -- internals --------------------------------------------------------------------------
 
     def _refit(self) -> None:
-        """Grow to fit wrapped text once the layout has settled (never shrink below the user)."""
-        QTimer.singleShot(0, lambda: self.resize(self.width(), max(self.height(),
-                          self.layout().heightForWidth(self.width()))))  # fmt: skip
+        """Grow to fit wrapped text once the layout has settled (never shrink below the user),
+        but never past the screen's available height: the rest scrolls."""
+        QTimer.singleShot(0, self._grow_to_content)
+
+    def _grow_to_content(self) -> None:
+        body = self.scroll.widget()
+        # as wide as the content's narrowest layout (it scrolls only up and down)
+        margins = self.layout().contentsMargins()
+        extra = (self.scroll.verticalScrollBar().sizeHint().width() + margins.left()
+                 + margins.right())  # fmt: skip
+        self.setMinimumWidth(max(640, body.minimumSizeHint().width() + extra))
+        wanted = (body.heightForWidth(self.scroll.viewport().width()) if body.hasHeightForWidth()
+                  else body.sizeHint().height())  # fmt: skip
+        chrome = self.height() - self.scroll.viewport().height()  # buttons, margins
+        height = max(self.height(), wanted + chrome)
+        screen = self.screen()
+        if screen is not None:
+            frame = self.frameGeometry().height() - self.geometry().height()
+            height = min(height, screen.availableGeometry().height() - frame)
+            top = screen.availableGeometry().top()
+            if self.isVisible() and self.frameGeometry().top() < top:
+                self.move(self.x(), top)
+        self.resize(self.width(), height)
+        if self.isVisible() and screen is not None:  # keep the buttons on the screen
+            bottom = screen.availableGeometry().bottom()
+            if self.frameGeometry().bottom() > bottom:
+                self.move(self.x(), max(screen.availableGeometry().top(),
+                                        bottom - self.frameGeometry().height() + 1))
+
+    def choose_target(self, name: str) -> None:
+        """Preselect target type ``name`` (a quantized source starts on a smaller type)."""
+        index = self.type_combo.findData(name)
+        if index >= 0:
+            self.type_combo.setCurrentIndex(index)
 
     def _running(self) -> bool:
         return self.cancel_button.isEnabled()

@@ -60,6 +60,10 @@ class ServerPage(QWidget):
         self.toggle.clicked.connect(self._toggled)
         self.status = QLabel("Stopped.")
         self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.status.setWordWrap(True)
+        self.serving = QLabel("No model is loaded: load one in Chat, and the server serves it.")
+        self.serving.setAccessibleName("Model served")
+        self.serving.setWordWrap(True)
         self.copy = QPushButton("Copy URL")
         self.copy.setEnabled(False)
         self.copy.clicked.connect(lambda: QGuiApplication.clipboard().setText(self._url))
@@ -75,6 +79,7 @@ class ServerPage(QWidget):
         layout.addWidget(intro)
         layout.addLayout(form)
         layout.addLayout(row)
+        layout.addWidget(self.serving)
         layout.addWidget(QLabel("Requests"))
         layout.addWidget(self.log, 1)
         self._url = ""
@@ -94,6 +99,14 @@ class ServerPage(QWidget):
         for widget in (self.port, self.network, self.key):
             widget.setEnabled(url is None)
         self.status.setText(f"Running at {url}" if url else (message or "Stopped."))
+
+    def set_model(self, model_id: str, name: str) -> None:
+        """Say which model the API serves (the one loaded in Chat), or that none is."""
+        self.serving.setText(
+            f"Serves <b>{name}</b> as model <code>{model_id}</code>: the model loaded in Chat "
+            "(load another there to serve it)." if model_id else
+            "No model is loaded: load one in Chat, and the server serves it."
+        )  # fmt: skip
 
     def add_log_lines(self, lines: list[str]) -> None:
         """Append request log lines."""

@@ -88,6 +88,9 @@ class SettingsPanel(QScrollArea):
         layout.addWidget(reset, 0, Qt.AlignmentFlag.AlignLeft)
         layout.addStretch(1)
         self.setWidget(body)
+        # never narrower than its content: a narrower panel cut its editors off on the right
+        self.setMinimumWidth(body.minimumSizeHint().width()
+                             + self.verticalScrollBar().sizeHint().width() + 2 * self.frameWidth())
 
     @staticmethod
     def _group(layout: QVBoxLayout, title: str) -> QFormLayout:

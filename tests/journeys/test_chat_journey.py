@@ -155,3 +155,15 @@ def test_versions_and_drafts_survive_a_restart(qtbot, data_dir: Path, tmp_path: 
         assert shown(window2)[1][2] == (1, 2)
     finally:
         controller2.shutdown()
+    # the command line sees the same store: both replies are there
+    import subprocess
+    import sys
+
+    listed = subprocess.run([sys.executable, "-m", "quantdesk", "chats", "--json"],
+                            capture_output=True, text=True, timeout=60, check=True)  # fmt: skip
+    [chat] = json.loads(listed.stdout)
+    assert (chat["messages"], chat["other_versions"]) == (2, 1)
+    exported = subprocess.run([sys.executable, "-m", "quantdesk", "export", str(chat["id"]),
+                               "--format", "md"], capture_output=True, text=True, timeout=60,
+                              check=True)  # fmt: skip
+    assert "(version 1 of 2" in exported.stdout and "(version 2 of 2" in exported.stdout
