@@ -135,7 +135,7 @@ def test_a_model_loads_with_its_own_settings_and_presets_apply(qtbot, data_dir, 
         controller._setting_changed("load.n_ctx", 512)
         controller.presets.choose("Big context")
         assert controller.settings.get("load.n_ctx") == 2048
-        assert panel._reload_row.isVisibleTo(window.settings_panel)  # a load setting: reload offered
+        assert panel._reload_row.isVisibleTo(window.settings_panel)  # reload offered
     finally:
         controller.shutdown()
 
