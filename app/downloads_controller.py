@@ -78,11 +78,11 @@ class DownloadsController(QObject):
         elif item.state == "failed":
             self.app.window.show_error(f"Download of {item.files[0]} failed: {item.error}")
 
-    def _add_to_library(self, item: DownloadItem) -> None:
-        db = self.app.paths.library_db
+    def _add_to_library(self, item: DownloadItem, load: bool = False) -> None:
+        db, sha256 = self.app.paths.library_db, self.manager.verified_sha256(item.id)
 
         def work() -> LibraryEntry:
-            return add_model_file(db, item.dest, source="downloaded", owned=True)
+            return add_model_file(db, item.dest, source="downloaded", owned=True, sha256=sha256)
 
         def done(entry: LibraryEntry) -> None:
             self.app.refresh_library()
@@ -91,15 +91,30 @@ class DownloadsController(QObject):
                 actions=[("Load now", lambda: self.app.load(entry))],
             )
             self.modelAdded.emit(entry)
+            if load:
+                self.app.window.show_page(0)
+                self.app.load(entry)
 
         run_job(work, on_done=done, on_error=self.app._job_failed)
 
     def _open(self, item_id: int) -> None:
         item = self.manager.get(item_id)
-        entry = self.app.library.find(Path(item.dest)) if item is not None else None
-        if entry is not None:
-            self.app.window.show_page(0)
-            self.app.load(entry)
+        if item is None:
+            return
+        if not Path(item.dest).is_file():
+            self.app.window.show_error(
+                f"{Path(item.dest).name} is no longer on disk (it was deleted or moved). "
+                "Download it again from Discover, or remove this row."
+            )
+            self.page.model.upsert(item)  # the row says so now, and Open in Chat greys out
+            return
+        entry = self.app.library.find(Path(item.dest))
+        if entry is None:  # removed from the library since: add it back, then load it
+            self._added.discard(item.id)
+            self._add_to_library(item, load=True)
+            return
+        self.app.window.show_page(0)
+        self.app.load(entry)
 
     def request(self, repo_id: str, row: QuantRow, n_ctx: int, confirm: bool = True) -> None:
         """Show the estimate and free disk space again, then queue the download."""

@@ -48,6 +48,7 @@ class ScanResult:
     added: int
     removed: int
     seconds: float
+    invalid: dict[str, str] = dataclasses.field(default_factory=dict)  # new bad file -> why
 
 
 def sync_discovered(
@@ -68,9 +69,12 @@ def sync_discovered(
     index = ModelIndex(index_db)
     try:
         report = index.refresh(found)
-        rows = [r for r in index.entries() if r.error is None]
+        every = index.entries()
     finally:
         index.close()
+    rows = [r for r in every if r.error is None]
+    new = {str(p) for p in (*report.added, *report.changed)}  # said once, not on each rescan
+    invalid = {str(r.path): r.error for r in every if r.error and str(r.path) in new}
     names: dict[str, str] = {}
     sha: dict[str, str] = {}
     parts: dict[str, tuple[Path, ...]] = {}
@@ -103,7 +107,7 @@ def sync_discovered(
                 removed += 1
     finally:
         library.close()
-    return ScanResult(names, sha, parts, added, removed, report.seconds)
+    return ScanResult(names, sha, parts, added, removed, report.seconds, invalid)
 
 
 def model_parts(path: Path, known: Mapping[str, tuple[Path, ...]]) -> tuple[Path, ...]:
@@ -263,11 +267,21 @@ class LibraryController(QObject):
             self.panel.model.set_display_names(result.names)
         if result.added or result.removed:
             self.app.refresh_library()
+        if result.invalid:
+            self._say_invalid(result.invalid)
         self._fit_timer.start()
         if again:  # asked again meanwhile: only the latest scan is announced
             self.rescan()
         else:
             self.scanned.emit(result)
+
+    def _say_invalid(self, invalid: dict[str, str]) -> None:
+        """Files in the watched folders that are not usable models: which, and why."""
+        lines = [f"{Path(path).name}: {why}" for path, why in invalid.items()]
+        head = ("This file in a watched folder is not a usable model:" if len(lines) == 1
+                else f"{len(lines)} files in watched folders are not usable models:")  # fmt: skip
+        self.app.window.show_error(head + "\n" + "\n".join(lines[:5]),
+                                   details="\n".join(f"{p}: {w}" for p, w in invalid.items()))
 
     def _scan_failed(self, exc: BaseException) -> None:
         if self._closed:
@@ -364,7 +378,8 @@ class LibraryController(QObject):
     def show_details(self, entry: LibraryEntry) -> None:
         """Read the header and estimate off the GUI thread, then open the Details dialog."""
         load = self.app.settings.load_settings()
-        sha = (self._scan.sha256 if self._scan else {}).get(str(entry.path), "")
+        found = (self._scan.sha256 if self._scan else {}).get(str(entry.path), "")
+        sha = entry.sha256 or found  # checked at download (or named by the HF/Ollama cache)
         row = self.panel.model.row_of(str(entry.path))
         name = self.panel.model.display_name(row) if row >= 0 else entry.name
 

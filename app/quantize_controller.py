@@ -237,7 +237,8 @@ class QuantizeController(QObject):
                 gguf, output, options, cancel=cancel, prediction=plan,
                 on_progress=lambda p: report((p.fraction, _progress_text(p))),
             )  # fmt: skip
-            entry = add_model_file(db, result.output, source="quantized", owned=False)
+            # QuantDesk wrote it: its own file, which Delete file… may remove
+            entry = add_model_file(db, result.output, source="quantized", owned=True)
             return QuantizeOutcome(result, entry, *self._quality(gguf, result, quality, report))
 
         dialog.set_running(True, "Starting…")

@@ -38,6 +38,11 @@ REPORT_INTERVAL_S = 0.1
 class DownloadManager:
     """Runs the queue on ``parallel`` worker threads; thread-safe."""
 
+    def verified_sha256(self, item_id: int) -> str:
+        """The sha256 the download of ``item_id`` checked (its first file; "" if none was)."""
+        with self._lock:
+            return self._verified.get(item_id, "")
+
     def __init__(
         self,
         db_path: Path,
@@ -56,6 +61,7 @@ class DownloadManager:
         self._wake = threading.Condition(self._lock)
         self._stops: dict[int, threading.Event] = {}
         self._live: dict[int, DownloadItem] = {}
+        self._verified: dict[int, str] = {}  # item id -> sha256 of its (first) file, as checked
         self._pause_wanted: set[int] = set()
         self._only: frozenset[int] | None = None
         self._closing = False
@@ -224,12 +230,15 @@ class DownloadManager:
 
         state, error = DONE, ""
         try:
-            for name in item.files:
+            for number, name in enumerate(item.files):
                 result = download_file(
                     self.client, item.repo_id, name, self.dest_root,
                     revision=item.revision, stop=stop, progress=progress,
                 )  # fmt: skip
                 done_before += result.size
+                if number == 0 and result.sha256:
+                    with self._lock:
+                        self._verified[item.id] = result.sha256
         except Paused:
             state = PAUSED if item.id in self._pause_wanted else QUEUED
         except QuantDeskError as exc:

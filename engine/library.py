@@ -16,7 +16,7 @@ from quantdesk.engine.model_info import ModelReport
 from quantdesk.engine.remote import RemoteModel
 from quantdesk.engine.sqlite_files import open_database
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS models (
@@ -32,9 +32,20 @@ CREATE TABLE IF NOT EXISTS models (
     parameters TEXT NOT NULL,
     context_length INTEGER NOT NULL,
     has_chat_template INTEGER NOT NULL,
-    added_at REAL NOT NULL
+    added_at REAL NOT NULL,
+    sha256 TEXT              -- checked when it was downloaded or written (NULL: not known)
 );
 """
+
+
+def _to_v2(db: sqlite3.Connection) -> None:
+    """A column for the sha256 checked at download; files QuantDesk quantized are its own
+    (version 1 listed them as not owned, so they could not be deleted)."""
+    db.execute("ALTER TABLE models ADD COLUMN sha256 TEXT")
+    db.execute("UPDATE models SET owned = 1 WHERE source = 'quantized'")
+
+
+MIGRATIONS = {2: _to_v2}
 
 
 @dataclass(frozen=True)
@@ -53,6 +64,7 @@ class LibraryEntry:
     context_length: int
     has_chat_template: bool
     remote: RemoteModel | None = None  # a model on a remote server (path is then its key)
+    sha256: str = ""  # as checked when downloaded or written ("" when not known)
 
     @property
     def exists(self) -> bool:
@@ -81,7 +93,7 @@ class ModelLibrary:
         A library from a newer QuantDesk raises NewerDatabase and is left untouched.
         """
         self._db, self.recovered_from = open_database(
-            db_path, _SCHEMA, SCHEMA_VERSION, what="The model library"
+            db_path, _SCHEMA, SCHEMA_VERSION, what="The model library", migrations=MIGRATIONS
         )
 
     def close(self) -> None:
@@ -89,9 +101,11 @@ class ModelLibrary:
         self._db.close()
 
     def add(
-        self, path: Path, report: ModelReport, *, source: str, owned: bool, keep_link: bool = False
+        self, path: Path, report: ModelReport, *, source: str, owned: bool, keep_link: bool = False,
+        sha256: str = "",
     ) -> LibraryEntry:
-        """Add (or refresh) the model at ``path``; returns its entry.
+        """Add (or refresh) the model at ``path``; returns its entry. ``sha256``: the hash
+        checked when it was written (kept while the file's size and time stay the same).
 
         ``keep_link``: store ``path`` itself, not where its symlinks lead: the first part of a
         split set in the Hugging Face cache must keep its name, since llama.cpp finds the
@@ -102,9 +116,14 @@ class ModelLibrary:
         with self._db:
             self._db.execute(
                 """INSERT INTO models (path, name, source, owned, size, mtime_ns, architecture,
-                       file_type, parameters, context_length, has_chat_template, added_at)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                   ON CONFLICT(path) DO UPDATE SET name=excluded.name, size=excluded.size,
+                       file_type, parameters, context_length, has_chat_template, added_at,
+                       sha256)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                   ON CONFLICT(path) DO UPDATE SET name=excluded.name,
+                       sha256=CASE WHEN excluded.size = size AND excluded.mtime_ns = mtime_ns
+                                   THEN coalesce(excluded.sha256, sha256)
+                                   ELSE excluded.sha256 END,
+                       owned=max(owned, excluded.owned), size=excluded.size,
                        mtime_ns=excluded.mtime_ns, architecture=excluded.architecture,
                        file_type=excluded.file_type, parameters=excluded.parameters,
                        context_length=excluded.context_length,
@@ -122,6 +141,7 @@ class ModelLibrary:
                     report.context_length or 0,
                     int(report.has_chat_template),
                     time.time(),
+                    sha256 or None,
                 ),
             )
         entry = self.find(path)
@@ -161,10 +181,12 @@ def _entry(row: sqlite3.Row) -> LibraryEntry:
         parameters=row["parameters"],
         context_length=row["context_length"],
         has_chat_template=bool(row["has_chat_template"]),
+        sha256=row["sha256"] or "",
     )
 
 
-def add_model_file(db_path: Path, path: Path, *, source: str, owned: bool) -> LibraryEntry:
+def add_model_file(db_path: Path, path: Path, *, source: str, owned: bool,
+                   sha256: str = "") -> LibraryEntry:  # fmt: skip
     """Read ``path``'s header and add it to the library at ``db_path`` (any thread).
 
     Opens its own connection, so worker threads can call it; raises InvalidGGUF for a bad file.
@@ -175,6 +197,6 @@ def add_model_file(db_path: Path, path: Path, *, source: str, owned: bool) -> Li
     library = ModelLibrary(db_path)
     try:
         report = summarize(read_header_from_file(path), path=path)
-        return library.add(path, report, source=source, owned=owned)
+        return library.add(path, report, source=source, owned=owned, sha256=sha256)
     finally:
         library.close()

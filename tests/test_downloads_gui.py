@@ -48,6 +48,27 @@ def test_download_from_discover_lands_in_the_library(qtbot, opened_repo, hub_roo
     assert item.state == "done"
     assert window.pages.currentWidget() is window.downloads_page
     assert "Downloaded" in window.banner.label.text()
+    # the sha256 checked while downloading is kept, and Details shows it (issue 19, fault 7)
+    import hashlib
+
+    sha = hashlib.sha256(entry.path.read_bytes()).hexdigest()
+    assert entry.sha256 == sha
+    with qtbot.waitSignal(controller.library_ctl.detailsShown, timeout=30_000) as shown:
+        window.library.detailsRequested.emit(entry)
+    assert sha in shown.args[0].details.as_text()
+    shown.args[0].reject()
+    # the file deleted outside the app: the row says so and Open in Chat is not offered
+    from PySide6.QtCore import Qt
+    from PySide6.QtTest import QTest
+
+    entry.path.unlink()
+    page = window.downloads_page
+    page.table.clearSelection()
+    cell = page.table.visualRect(page.model.index(0, 0)).center()
+    QTest.mouseClick(page.table.viewport(), Qt.MouseButton.LeftButton, pos=cell)
+    state_column = page.model.columnCount() - 1
+    assert "deleted" in page.model.index(0, state_column).data()
+    assert not page.buttons["Open in Chat"].isEnabled()
 
 
 def test_the_queue_survives_a_gui_restart(qtbot, fake_hub, data_dir: Path, hub_root) -> None:

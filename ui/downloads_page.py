@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, Signal
@@ -121,6 +122,8 @@ class DownloadsModel(QAbstractTableModel):
             return f"{human_bytes(int(item.speed_bps))}/s" if item.state == "running" else ""
         if column == 4:
             return eta_text(item.eta_s) if item.state == "running" else ""
+        if item.state == "done" and not Path(item.dest).is_file():
+            return "Done – the file was deleted since"
         text = _STATE_TEXT.get(item.state, item.state)
         return f"{text}: {item.error}" if item.error and item.state == "failed" else text
 
@@ -230,7 +233,7 @@ class DownloadsPage(QWidget):
             "Retry": state in ("failed", "cancelled"),
             "Cancel": state in ("queued", "running", "paused", "failed"),
             "Remove": state in ("done", "failed", "cancelled"),
-            "Open in Chat": state == "done",
+            "Open in Chat": state == "done" and Path(item.dest).is_file(),
         }
         for name, button in self.buttons.items():
             button.setEnabled(allowed[name])

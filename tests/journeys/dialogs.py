@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
     QAbstractButton,
     QApplication,
     QDialog,
+    QDialogButtonBox,
     QFileDialog,
     QLineEdit,
     QMenu,
@@ -161,3 +162,26 @@ def choose_menu_item(text: str, timeout_s: float = 10.0) -> Answered:
 
     seen = _when_open(find, pick, lambda m: m.close(), timeout_s)
     return seen
+
+
+def choose_folder(folder: Path) -> Callable[[QFileDialog], None]:
+    """An answer for a folder dialog: type the folder's path and click its accept button."""
+
+    def answer(dialog: QFileDialog) -> None:
+        edit = dialog.findChild(QLineEdit, "fileNameEdit")
+        assert edit is not None, "not Qt's own file dialog"
+        accept = dialog.findChild(QDialogButtonBox, "buttonBox").buttons()[0]
+        for _ in range(100):  # as choose_files: the completer's list may take a click
+            if edit.text() != str(folder):
+                edit.clear()
+                QTest.keyClicks(edit, str(folder))
+            popup = QApplication.activePopupWidget()
+            if popup is not None:
+                QTest.keyClick(popup, Qt.Key.Key_Escape)
+            click(accept)
+            QTest.qWait(20)
+            if not dialog.isVisible():
+                return
+        raise AssertionError(f"the folder dialog did not take {folder}")
+
+    return answer
