@@ -20,29 +20,42 @@ def register(sub: argparse._SubParsersAction) -> None:
     """Add the sub-command's parser."""
     parser = sub.add_parser(NAME, help="Estimate RAM/VRAM a model needs, before downloading it.")
     parser.add_argument("target", help="a .gguf file, a Hub repo owner/name, or owner/name/FILE")
-    parser.add_argument("--ctx", type=int, default=4096, help="Context length in tokens.")
+    parser.add_argument("--ctx", type=int, default=None,
+                        help="Context length in tokens (default: the app's setting).")  # fmt: skip
     parser.add_argument(
         "--gpu-layers",
         type=int,
         default=None,
         help="Layers on the GPU (default: the most that fit).",
     )
-    parser.add_argument("--kv-type", default="f16", choices=("f16", "q8_0", "q4_0"))
+    parser.add_argument("--kv-type", default=None, choices=("f16", "q8_0", "q4_0"),
+                        help="KV cache type (default: the app's setting).")  # fmt: skip
     parser.add_argument(
         "--flash-attn",
-        action="store_true",
-        help="Flash attention (needed for a quantized KV cache).",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="Flash attention (needed for a quantized KV cache; default: the app's setting).",
     )
     parser.add_argument("--json", action="store_true", help="Machine-readable output.")
 
 
 def _params(args: argparse.Namespace):  # noqa: ANN202 - EstimateParams
-    from quantdesk.engine.estimate import EstimateParams
+    """The app's load settings (as the Chat panel and Discover estimate with them), with what
+    the command line sets instead."""
+    import dataclasses
 
-    flash = args.flash_attn or args.kv_type != "f16"
-    return EstimateParams(
-        n_ctx=args.ctx, kv_type=args.kv_type, flash_attn=flash, n_gpu_layers=args.gpu_layers or 0
-    )
+    from quantdesk.engine.estimate import EstimateParams
+    from quantdesk.paths import resolve_paths
+    from quantdesk.settings import Settings
+
+    load = Settings(resolve_paths().settings_file).load_settings()
+    kv_type = args.kv_type or load.kv_type
+    flash = load.flash_attn if args.flash_attn is None else args.flash_attn
+    load = dataclasses.replace(
+        load, n_ctx=args.ctx or load.n_ctx, kv_type=kv_type, flash_attn=flash or kv_type != "f16",
+        n_gpu_layers=args.gpu_layers or 0,
+    )  # fmt: skip
+    return EstimateParams.from_load_settings(load)
 
 
 def _local(args: argparse.Namespace, path: Path) -> int:

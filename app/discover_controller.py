@@ -6,6 +6,10 @@ the headers already read (no network).
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
+from pathlib import Path
+
 from PySide6.QtCore import QObject, Signal
 
 from quantdesk.engine.errors import QuantDeskError
@@ -73,11 +77,48 @@ def _row(estimate, recommended: bool) -> QuantRow:  # noqa: ANN001 - recommend.Q
 def _bar(estimate) -> MemoryBar | None:  # noqa: ANN001 - recommend.QuantEstimate
     if estimate.fit is None:
         return None
-    devices = estimate.fit.estimate.devices.values()
+    est = estimate.fit.estimate
+    devices = est.devices.values()
     weights = sum(d.weights + d.repack for d in devices)
     kv = sum(d.kv_cache for d in devices)
-    total = sum(d.total for d in devices)
+    # the bar's length is the table's Est. RAM (+ VRAM): "other" holds the compute buffers
+    # and the runtime's own memory, so the chart and the table never disagree
+    total = est.peak_ram + (est.vram or 0)
     return MemoryBar(estimate.quant, weights, kv, max(total - weights - kv, 0))
+
+
+def _mark_in_library(rows: list[QuantRow], names: set[str]) -> list[QuantRow]:
+    """Rows whose (first) file is in the library already say so."""
+    return [dataclasses.replace(r, in_library=bool(r.files) and Path(r.files[0]).name in names)
+            for r in rows]  # fmt: skip
+
+
+def _explain_larger(rows: list[QuantRow], estimate: RepoEstimate) -> list[QuantRow]:
+    """A quant that needs more memory than one with more bits per weight says why (the bars
+    and the Est. RAM column would look wrong otherwise)."""
+    out = []
+    for row, quant in zip(rows, estimate.estimates, strict=True):
+        bigger = [o for o in rows if row.ram and o.ram and row.bits_per_weight
+                  and o.bits_per_weight and o.bits_per_weight > row.bits_per_weight
+                  and o.ram < row.ram]  # fmt: skip
+        if not bigger or quant.fit is None:
+            out.append(row)
+            continue
+        repack = sum(d.repack for d in quant.fit.estimate.devices.values())
+        why = (f"llama.cpp repacks its weights for this CPU's vector units, a second copy of "
+               f"{human_bytes(repack)}" if repack else "its tensors keep larger types in "
+               "memory (e.g. an untied output tensor)")  # fmt: skip
+        note = (f"\nNeeds more memory than {bigger[0].quant}, which has more bits per weight: "
+                f"{why}.")  # fmt: skip
+        out.append(dataclasses.replace(row, tooltip=row.tooltip + note))
+    return out
+
+
+def _kv_per_token(estimate) -> float:  # noqa: ANN001 - recommend.QuantEstimate
+    if estimate.fit is None or not estimate.fit.estimate.n_ctx:
+        return 0.0
+    kv = sum(d.kv_cache for d in estimate.fit.estimate.devices.values())
+    return kv / estimate.fit.estimate.n_ctx
 
 
 class DiscoverController(QObject):
@@ -86,8 +127,11 @@ class DiscoverController(QObject):
     repoShown = Signal(object)  # RepoEstimate (GUI thread), for tests and other views
     searchShown = Signal(int)
 
-    def __init__(self, page: DiscoverPage, settings: Settings, client: HubClient) -> None:
+    def __init__(self, page: DiscoverPage, settings: Settings, client: HubClient,
+                 library_files: Callable[[], set[str]] = set) -> None:  # fmt: skip
+        """``library_files``: the file names of the models in the library (to mark them)."""
         super().__init__()
+        self.library_files = library_files
         self.page = page
         self.settings = settings
         self.client = client
@@ -101,7 +145,10 @@ class DiscoverController(QObject):
         page.contextChanged.connect(lambda _n: self._refit())
 
     def _params(self) -> EstimateParams:
-        return EstimateParams(n_ctx=self.page.context_length())
+        """The chat's load settings (KV type, flash attention, batch…) at the slider's context:
+        Discover, the Chat panel and `quantdesk estimate` give one figure for one setting."""
+        load = dataclasses.replace(self.settings.load_settings(), n_ctx=self.page.context_length())
+        return EstimateParams.from_load_settings(load)
 
     def _get_budget(self) -> Budget:
         if self._budget is None:  # probed once per app run, off the GUI thread
@@ -158,7 +205,11 @@ class DiscoverController(QObject):
         )
 
     def _show(self, estimate: RepoEstimate) -> None:
+        if self._cap_context(estimate):
+            self._refit()  # the slider was past the trained context: estimated again at it
+            return
         rows = [_row(e, i == estimate.recommended) for i, e in enumerate(estimate.estimates)]
+        rows = _explain_larger(_mark_in_library(rows, self.library_files()), estimate)
         self.page.table_model.set_rows(rows)
         if not rows:
             self.page.repo_status.setText("This repository has no GGUF files QuantDesk can run.")
@@ -180,6 +231,20 @@ class DiscoverController(QObject):
         if estimate.recommended is not None:
             self.page.table.selectRow(estimate.recommended)
         self.repoShown.emit(estimate)
+
+    def _cap_context(self, estimate: RepoEstimate) -> bool:
+        """End the slider at the trained context and say what a longer one would need; True
+        when the chosen length came down to it."""
+        trained = estimate.trained_context
+        note = ""
+        if trained:
+            per_token = [_kv_per_token(e) for e in estimate.estimates]
+            kv = max((k for k in per_token if k), default=0)
+            extra = (f" and about {human_bytes(kv * trained)} more memory for each further "
+                     f"{trained:,} tokens (KV cache)" if kv else "")  # fmt: skip
+            note = (f"Trained on {trained:,} tokens of context: the slider ends there. A longer "
+                    f"context needs RoPE scaling (answers get worse past it){extra}.")  # fmt: skip
+        return self.page.set_trained_context(trained, note)
 
     def _failed_search(self, exc: BaseException) -> None:
         message = exc.message if isinstance(exc, QuantDeskError) else f"Search failed: {exc}"

@@ -66,7 +66,10 @@ def build_app(args: argparse.Namespace):  # noqa: ANN201 - returns (window, cont
     window.add_page("Lab", window.lab_page)
     controller = AppController(paths, settings, window)
     hub = HubClient(cache_dir=paths.cache_dir / "hub-headers")
-    controller.discover = DiscoverController(window.discover_page, settings, hub)
+    controller.discover = DiscoverController(
+        window.discover_page, settings, hub,
+        lambda: {e.path.name for e in controller.library.entries()},
+    )  # fmt: skip
     manager = DownloadManager(
         paths.data_dir / "downloads.sqlite3",
         paths.models_dir / "hub",

@@ -18,6 +18,7 @@ from .estimate import EstimateParams, MemoryEstimate, estimate
 from .estimate_hparams import model_shape
 from .estimate_kv import CTX_PAD
 from .gguf import GGUFHeader
+from .model_info import human_bytes
 
 MIB = 1 << 20
 RAM_RESERVE_MIN = 512 * MIB
@@ -129,13 +130,16 @@ def _reason(
     max_ctx: int,
     n_ctx: int,
 ) -> str:
-    need = f"{est.peak_ram / MIB:,.0f} MiB of RAM"
+    # sizes as everywhere in the app (decimal, human_bytes); "can be spared" is the budget:
+    # free RAM less what is kept for the system
+    need = f"{human_bytes(est.peak_ram)} of RAM"
     if verdict == "gpu":
-        return f"Fits entirely on the GPU ({est.vram / MIB:,.0f} MiB of VRAM, {need})."  # type: ignore[operator]
+        return f"Fits entirely on the GPU ({human_bytes(est.vram or 0)} of VRAM, {need})."
     if verdict == "partial":
         return f"{layers} of {total} layers fit on the GPU; the rest runs on the CPU ({need})."
     if verdict == "cpu":
-        return f"Runs on the CPU only, needing about {need} (budget {ram / MIB:,.0f} MiB)."
+        return (f"Runs on the CPU only, needing about {need} "
+                f"({human_bytes(ram)} can be spared).")  # fmt: skip
     tail = (
         f" A context of up to {max_ctx:,} tokens would fit."
         if max_ctx
@@ -143,5 +147,5 @@ def _reason(
     )
     return (
         f"Does not fit with a {n_ctx:,}-token context: it needs about {need} but only "
-        f"{ram / MIB:,.0f} MiB can be spared.{tail}"
+        f"{human_bytes(ram)} can be spared.{tail}"
     )

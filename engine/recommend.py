@@ -18,6 +18,7 @@ from quantdesk.engine.discovery import split_parts
 from quantdesk.engine.errors import QuantDeskError
 from quantdesk.engine.estimate import EstimateParams, estimate
 from quantdesk.engine.estimate_fit import FitResult, fit
+from quantdesk.engine.estimate_hparams import model_shape
 from quantdesk.engine.gguf import GGUFHeader, read_header_cached
 from quantdesk.engine.hub import HubClient
 from quantdesk.engine.hub_quants import QuantGroup
@@ -132,6 +133,7 @@ class RepoEstimate:
     bytes_read: int
     total_size: int
     warnings: tuple[str, ...]
+    trained_context: int = 0  # the longest context the quants were trained on (0: unknown)
 
 
 def repo_headers(
@@ -193,7 +195,15 @@ def fit_repo(
         bytes_read=bytes_read,
         total_size=sum(g.total_size for g, _ in items),
         warnings=warnings_for(first),
+        trained_context=max((_trained(h) for _, h in items if h), default=0),
     )
+
+
+def _trained(headers: Sequence[GGUFHeader]) -> int:
+    try:
+        return model_shape(headers).n_ctx_train
+    except QuantDeskError:  # an architecture the estimator does not know
+        return 0
 
 
 def settings_estimate_text(path: Path, load: LoadSettings, budget: Budget) -> str:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import Qt
 
+from quantdesk.engine.model_info import human_bytes
 from tests.hub_fixtures import MINI
 
 
@@ -48,6 +49,21 @@ def test_search_open_repo_and_see_fit_badges(qtbot, discover) -> None:
         page.context_slider.setValue(page.context_slider.maximum())
     bigger = {r.quant: r.ram for r in page.table_model.rows()}
     assert all(bigger[q] > ram_at_4k[q] for q in ram_at_4k)  # re-estimated live, no network
+    # the slider ends at the trained context (issue 19, fault 6: it went to 131,072 for a
+    # model trained on 8,192 and said that fits), and says what a longer one would need
+    assert page.context_length() == 8192
+    assert "Trained on 8,192 tokens" in page.context_note.text()
+    assert "RoPE scaling" in page.context_note.text() and "more memory" in page.context_note.text()
+    # a quant that needs more than one with more bits per weight says why (repacked weights)
+    rows = page.table_model.rows()
+    odd = [r for r in rows if any(o.bits_per_weight and r.bits_per_weight
+                                  and o.bits_per_weight > r.bits_per_weight and o.ram < r.ram
+                                  for o in rows)]  # fmt: skip
+    assert odd and all("Needs more memory than" in r.tooltip for r in odd)
+    # the chart's bars are the table's Est. RAM, in MB for models this small
+    totals = {b.label: b.weights + b.kv_cache + b.compute for b in page.chart.bars()}
+    assert all(totals[r.quant] == r.ram for r in rows if r.ram and r.quant in totals)
+    assert page.chart.chart().title().endswith("(MB)")
 
 
 def test_a_missing_repo_says_so(qtbot, discover) -> None:
@@ -56,3 +72,29 @@ def test_a_missing_repo_says_so(qtbot, discover) -> None:
         ctl.open_repo("nobody/nothing-here")
     assert "nobody/nothing-here" in window.discover_page.repo_status.text()
     assert window.discover_page.table_model.rowCount() == 0
+
+
+def test_discover_and_the_chat_panel_give_one_figure_for_one_file(
+    qtbot, discover, hub_root: Path
+) -> None:
+    """The same file and settings: the Discover table, the Chat panel's estimate line and
+    `quantdesk estimate` say the same RAM (issue 19, fault 6)."""
+    import subprocess
+    import sys
+
+    from quantdesk.engine.recommend import settings_estimate_text
+
+    window, ctl = discover
+    page = window.discover_page
+    with qtbot.waitSignal(ctl.repoShown, timeout=60_000):
+        ctl.open_repo(MINI)
+    [row] = [r for r in page.table_model.rows() if r.quant == "Q4_K_M"]
+    path = next((hub_root / MINI).glob("*Q4_K_M*.gguf"))
+    load = ctl.settings.load_settings()
+    assert load.n_ctx == page.context_length()
+    panel = settings_estimate_text(path, load, ctl._get_budget())
+    assert human_bytes(row.ram) in panel, (human_bytes(row.ram), panel)
+    cli = subprocess.run([sys.executable, "-m", "quantdesk", "estimate", str(path), "--json"],
+                         capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert cli.returncode == 0, cli.stderr
+    assert str(row.ram) in cli.stdout or human_bytes(row.ram) in cli.stdout, cli.stdout[:800]

@@ -48,6 +48,14 @@ def test_download_from_discover_lands_in_the_library(qtbot, opened_repo, hub_roo
     assert item.state == "done"
     assert window.pages.currentWidget() is window.downloads_page
     assert "Downloaded" in window.banner.label.text()
+    # Discover marks the quant that is in the library now
+    with qtbot.waitSignal(controller.discover.repoShown, timeout=60_000):
+        controller.discover.open_repo(MINI)
+    marked = [r.quant for r in window.discover_page.table_model.rows() if r.in_library]
+    assert marked == ["Q2_K"]
+    q2k = window.discover_page.table_model.index(
+        [r.quant for r in window.discover_page.table_model.rows()].index("Q2_K"), 0)
+    assert q2k.data().endswith("· in library")
     # the sha256 checked while downloading is kept, and Details shows it (issue 19, fault 7)
     import hashlib
 

@@ -179,19 +179,40 @@ class DiscoverPage(QWidget):
         self._debounce.setInterval(120)
         self._debounce.timeout.connect(lambda: self.contextChanged.emit(self.context_length()))
         self.context_slider.valueChanged.connect(self._context_moved)
+        self._steps: tuple[int, ...] = CONTEXT_STEPS
+        self.context_note = QLabel("")
+        self.context_note.setWordWrap(True)
+        self.context_note.setAccessibleName("Trained context")
+        self.context_note.hide()
+        repo.insertWidget(repo.indexOf(self.table), self.context_note)
         self._context_moved()
 
     def context_length(self) -> int:
         """The context length the estimates are for."""
-        return CONTEXT_STEPS[self.context_slider.value()]
+        return self._steps[self.context_slider.value()]
 
     def set_context_length(self, n_ctx: int) -> None:
         """Move the slider to the step nearest ``n_ctx`` (without a re-estimate request)."""
-        nearest = min(range(len(CONTEXT_STEPS)), key=lambda i: abs(CONTEXT_STEPS[i] - n_ctx))
+        steps = self._steps
+        nearest = min(range(len(steps)), key=lambda i: abs(steps[i] - n_ctx))
         self.context_slider.blockSignals(True)
         self.context_slider.setValue(nearest)
         self.context_slider.blockSignals(False)
         self.context_label.setText(f"{self.context_length():,} tokens")
+
+    def set_trained_context(self, trained: int, note: str) -> bool:
+        """The slider ends at the context the model was trained on (0: unknown, no end), with
+        ``note`` saying why; True when the chosen length had to come down to it."""
+        wanted = self.context_length()
+        steps = tuple(n for n in CONTEXT_STEPS if not trained or n < trained)
+        self._steps = (*steps, trained) if trained else CONTEXT_STEPS
+        self.context_slider.blockSignals(True)
+        self.context_slider.setRange(0, len(self._steps) - 1)
+        self.context_slider.blockSignals(False)
+        self.set_context_length(min(wanted, trained) if trained else wanted)
+        self.context_note.setText(note)
+        self.context_note.setVisible(bool(note))
+        return self.context_length() != wanted
 
     def _context_moved(self) -> None:
         self.context_label.setText(f"{self.context_length():,} tokens")

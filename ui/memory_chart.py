@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from PySide6.QtCharts import (
@@ -17,7 +18,26 @@ from PySide6.QtCore import QPointF, Qt
 from PySide6.QtGui import QColor, QPainter, QPen
 from PySide6.QtWidgets import QWidget
 
-GIB = 1024**3
+from quantdesk.engine.model_info import human_bytes
+
+
+def chart_unit(largest: int) -> tuple[str, int]:
+    """The unit a chart of values up to ``largest`` bytes reads best in (decimal, as every
+    size in QuantDesk): MB below 1 GB, else GB."""
+    return ("MB", 1000**2) if largest < 1000**3 else ("GB", 1000**3)
+
+
+def nice_axis(value: float) -> tuple[float, int]:
+    """A round axis end just above ``value`` (1, 1.5, 2, 2.5, 3, 4, 5, 6 or 8 times a power of
+    ten) and the tick count that puts every tick on a round number (0, 100, 200, 300)."""
+    if value <= 0:
+        return 1.0, 6
+    power = 10 ** math.floor(math.log10(value))
+    for factor, ticks in ((1, 6), (1.5, 4), (2, 5), (2.5, 6), (3, 4), (4, 5), (5, 6), (6, 4),
+                          (8, 5), (10, 6)):
+        if power * factor >= value * (1 - 1e-9):
+            return round(power * factor, 12), ticks
+    return power * 10, 6
 
 
 @dataclass(frozen=True)
@@ -48,8 +68,11 @@ class MemoryChart(QChartView):
     def set_data(self, bars: list[MemoryBar], *, ram_available: int, vram_free: int | None) -> None:
         """Draw ``bars`` with vertical lines at the available RAM and free VRAM."""
         self._bars = list(bars)
+        needed = max([b.weights + b.kv_cache + b.compute for b in bars] + [1])
+        unit, scale = chart_unit(needed)
+        top, ticks = nice_axis(needed * 1.1 / scale)  # a round end a little past the bars
         chart = QChart()
-        chart.setTitle("Memory needed per quant (GiB)")
+        chart.setTitle(f"Memory needed per quant ({unit})")
         chart.legend().setAlignment(Qt.AlignmentFlag.AlignBottom)
         chart.setAnimationOptions(QChart.AnimationOption.NoAnimation)
         series = QHorizontalStackedBarSeries()
@@ -60,7 +83,7 @@ class MemoryChart(QChartView):
         ):
             bar_set = QBarSet(name)
             bar_set.setColor(QColor(color))
-            bar_set.append([getattr(b, attr) / GIB for b in bars])
+            bar_set.append([getattr(b, attr) / scale for b in bars])
             series.append(bar_set)
         chart.addSeries(series)
         categories = QBarCategoryAxis()
@@ -68,12 +91,12 @@ class MemoryChart(QChartView):
         chart.addAxis(categories, Qt.AlignmentFlag.AlignLeft)
         series.attachAxis(categories)
         values = QValueAxis()
-        # Scale to the bars: a small model next to a big machine would be invisible otherwise;
-        # limits beyond the scale are named in the legend instead of drawn.
-        needed = max([b.weights + b.kv_cache + b.compute for b in bars] + [1])
-        top = needed * 1.25
-        values.setRange(0, top / GIB)
-        values.setLabelFormat("%.2f" if top < 2 * GIB else "%.1f")
+        # Scaled to the bars (a small model next to a big machine would be invisible
+        # otherwise); a limit beyond the scale is named in the legend, never drawn at the end.
+        values.setRange(0, top)
+        values.setTickCount(ticks)
+        step = top / (ticks - 1)
+        values.setLabelFormat("%.0f" if step >= 1 else "%.1f" if step >= 0.1 else "%.2f")
         chart.addAxis(values, Qt.AlignmentFlag.AlignBottom)
         series.attachAxis(values)
         rows = QValueAxis()
@@ -87,10 +110,11 @@ class MemoryChart(QChartView):
             if not limit:
                 continue
             line = QLineSeries()
-            off_scale = " (off scale)" if limit > top else ""
-            line.setName(f"{label} {limit / GIB:.1f} GiB{off_scale}")
-            x = min(limit, top) / GIB
-            line.append([QPointF(x, 0), QPointF(x, 1)])
+            beyond = limit / scale > top
+            line.setName(f"{label}: {human_bytes(limit)}" + (" (beyond the chart)" if beyond
+                                                             else ""))  # fmt: skip
+            if not beyond:
+                line.append([QPointF(limit / scale, 0), QPointF(limit / scale, 1)])
             pen = QPen(QColor(color))
             pen.setWidth(2)
             pen.setStyle(Qt.PenStyle.DashLine)

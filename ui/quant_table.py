@@ -44,6 +44,7 @@ class QuantRow:
     tooltip: str = ""
     error: str = ""
     files: tuple[str, ...] = ()  # repo paths of the file (all parts of a split set)
+    in_library: bool = False  # a file of this name is in the library already
 
 
 class QuantTableModel(QAbstractTableModel):
@@ -101,7 +102,8 @@ class QuantTableModel(QAbstractTableModel):
     @staticmethod
     def _text(row: QuantRow, column: int) -> str:
         if column == 0:
-            return f"★ {row.quant}" if row.recommended else row.quant
+            name = f"★ {row.quant}" if row.recommended else row.quant
+            return f"{name} · in library" if row.in_library else name
         if column == 1:
             return human_bytes(row.size)
         if column == 2:
