@@ -151,7 +151,7 @@ class DiscoverPage(QWidget):
         self.table.verticalHeader().hide()
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         self.table.horizontalHeader().setStretchLastSection(True)
-        repo.addWidget(self.table, 2)
+        repo.addWidget(self.table, 3)
         self.explanation = QLabel("")
         self.explanation.setWordWrap(True)
         below = QHBoxLayout()
@@ -164,7 +164,7 @@ class DiscoverPage(QWidget):
         repo.addLayout(below)
         self._repo_id = ""
         self.chart = MemoryChart()
-        repo.addWidget(self.chart, 3)
+        repo.addWidget(self.chart, 2)
         self.table.selectionModel().currentRowChanged.connect(self._row_selected)
 
         split = QSplitter(Qt.Orientation.Horizontal)

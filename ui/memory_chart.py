@@ -14,7 +14,7 @@ from PySide6.QtCharts import (
     QLineSeries,
     QValueAxis,
 )
-from PySide6.QtCore import QPointF, Qt
+from PySide6.QtCore import QMargins, QPointF, Qt
 from PySide6.QtGui import QColor, QPainter, QPen
 from PySide6.QtWidgets import QWidget
 
@@ -57,7 +57,7 @@ class MemoryChart(QChartView):
         super().__init__(parent)
         self.setRenderHint(QPainter.RenderHint.Antialiasing)
         self.setAccessibleName("Memory chart")
-        self.setMinimumHeight(300)
+        self.setMinimumHeight(220)
         self._bars: list[MemoryBar] = []
         self.set_data([], ram_available=0, vram_free=None)
 
@@ -72,7 +72,9 @@ class MemoryChart(QChartView):
         unit, scale = chart_unit(needed)
         top, ticks = nice_axis(needed * 1.1 / scale)  # a round end a little past the bars
         chart = QChart()
-        chart.setTitle(f"Memory needed per quant ({unit})")
+        # no title (the page says what this is): the height goes to the bars
+        chart.setMargins(QMargins(4, 2, 4, 2))
+        chart.layout().setContentsMargins(0, 0, 0, 0)
         chart.legend().setAlignment(Qt.AlignmentFlag.AlignBottom)
         chart.setAnimationOptions(QChart.AnimationOption.NoAnimation)
         series = QHorizontalStackedBarSeries()
@@ -88,6 +90,7 @@ class MemoryChart(QChartView):
         chart.addSeries(series)
         categories = QBarCategoryAxis()
         categories.append([b.label for b in bars])
+        categories.setTruncateLabels(False)  # "Q4_K_M", never "…" on a small window
         chart.addAxis(categories, Qt.AlignmentFlag.AlignLeft)
         series.attachAxis(categories)
         values = QValueAxis()
@@ -97,24 +100,26 @@ class MemoryChart(QChartView):
         values.setTickCount(ticks)
         step = top / (ticks - 1)
         values.setLabelFormat("%.0f" if step >= 1 else "%.1f" if step >= 0.1 else "%.2f")
+        values.setTitleText(f"Memory needed ({unit})")
         chart.addAxis(values, Qt.AlignmentFlag.AlignBottom)
         series.attachAxis(values)
         rows = QValueAxis()
         rows.setRange(0, 1)
         rows.setVisible(False)
         chart.addAxis(rows, Qt.AlignmentFlag.AlignRight)
+        beyond: list[str] = []
         for label, limit, color in (
             ("Available RAM", ram_available, "#a1121f"),
             ("Free VRAM", vram_free, "#6a3be0"),
         ):
             if not limit:
                 continue
+            if limit / scale > top:  # named in the title, not drawn at the axis end
+                beyond.append(f"{human_bytes(limit)} {'VRAM' if 'VRAM' in label else 'RAM'} free")
+                continue
             line = QLineSeries()
-            beyond = limit / scale > top
-            line.setName(f"{label}: {human_bytes(limit)}" + (" (beyond the chart)" if beyond
-                                                             else ""))  # fmt: skip
-            if not beyond:
-                line.append([QPointF(limit / scale, 0), QPointF(limit / scale, 1)])
+            line.setName(f"{label}: {human_bytes(limit)}")
+            line.append([QPointF(limit / scale, 0), QPointF(limit / scale, 1)])
             pen = QPen(QColor(color))
             pen.setWidth(2)
             pen.setStyle(Qt.PenStyle.DashLine)
@@ -122,6 +127,8 @@ class MemoryChart(QChartView):
             chart.addSeries(line)
             line.attachAxis(values)
             line.attachAxis(rows)
+        if beyond:
+            values.setTitleText(f"{values.titleText()} · {', '.join(beyond)}: beyond the chart")
         old = self.chart()
         self.setChart(chart)
         if old is not None:
