@@ -35,6 +35,7 @@ from quantdesk.engine.llama_build import (
     offload_verdict,
     probe_llama_build,
 )
+from quantdesk.engine.model_info import human_bytes
 from quantdesk.engine.sys_tools import DEFAULT_TIMEOUT_S
 
 __all__ = [
@@ -135,9 +136,9 @@ def hardware_summary() -> str:
     """One line describing the CPU and RAM, for the welcome screen."""
     physical = psutil.cpu_count(logical=False) or psutil.cpu_count() or 1
     logical = psutil.cpu_count(logical=True) or physical
-    ram = psutil.virtual_memory().total / 2**30
+    ram = human_bytes(psutil.virtual_memory().total)  # the status bar's unit: "of 25.3 GB"
     return (
-        f"{cpu_name()}, {physical} cores ({logical} threads), {ram:.0f} GiB RAM; "
+        f"{cpu_name()}, {physical} cores ({logical} threads), {ram} RAM; "
         f"GPU offload: {gpu_offload_status()}"
     )
 

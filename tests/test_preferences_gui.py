@@ -128,3 +128,29 @@ def test_gpu_layers_editor_shows_auto_at_its_minimum(qtbot, tmp_path: Path) -> N
     assert isinstance(box, QSpinBox) and box.text() == "Auto"
     panel.set_values({"load.n_gpu_layers": 12})
     assert box.text() == "12"
+
+
+def test_banners_follow_the_dark_theme(qtbot) -> None:
+    """Issue 19, fault 10: banners kept their light colours (pale pink, dark text) in the dark
+    theme."""
+    from PySide6.QtWidgets import QMainWindow
+
+    from quantdesk.ui.banner import Banner
+
+    app = QApplication.instance()
+    window = QMainWindow()
+    banner = Banner()
+    window.setCentralWidget(banner)
+    qtbot.addWidget(window)
+    window.show()
+    try:
+        apply_theme(app, "light")
+        banner.show_message("error", "Something failed")
+        light = banner.styleSheet()
+        apply_theme(app, "dark")  # while the banner is shown
+        dark = banner.styleSheet()
+        assert light != dark and "#fde7e9" in light and "#fde7e9" not in dark
+        banner.show_message("info", "Hello")
+        assert "#1c2c44" in banner.styleSheet()
+    finally:
+        apply_theme(app, "system")

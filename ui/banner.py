@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from PySide6.QtCore import Qt
-from PySide6.QtGui import QGuiApplication
+from PySide6.QtCore import QEvent, Qt
+from PySide6.QtGui import QGuiApplication, QPalette
 from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
@@ -20,12 +20,19 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-_STYLES = {
-    "error": "QFrame#banner { background: #fde7e9; border: 1px solid #e8a2aa; border-radius: 6px; }"
-    " QLabel { color: #5c0b14; }",
-    "info": "QFrame#banner { background: #e7f0fd; border: 1px solid #a9c3ea; border-radius: 6px; }"
-    " QLabel { color: #0b2a5c; }",
+# (background, border, text) per kind, for a light and a dark palette
+_COLORS = {
+    ("error", False): ("#fde7e9", "#e8a2aa", "#5c0b14"),
+    ("info", False): ("#e7f0fd", "#a9c3ea", "#0b2a5c"),
+    ("error", True): ("#4a1c22", "#8c3a44", "#ffd9dd"),
+    ("info", True): ("#1c2c44", "#3d5a85", "#d9e6ff"),
 }
+
+
+def _style(kind: str, dark: bool) -> str:
+    background, border, text = _COLORS[(kind, dark)]
+    return (f"QFrame#banner {{ background: {background}; border: 1px solid {border}; "
+            f"border-radius: 6px; }} QLabel {{ color: {text}; }}")  # fmt: skip
 
 
 class Banner(QFrame):
@@ -34,6 +41,7 @@ class Banner(QFrame):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("banner")
+        self._kind = ""
         self.setAccessibleName("Message")
         outer = QVBoxLayout(self)
         outer.setContentsMargins(10, 6, 6, 6)
@@ -71,6 +79,21 @@ class Banner(QFrame):
         self._details_box.hide()
         self.hide()
 
+    def _apply_colors(self) -> None:
+        """The kind's colours for the palette in use (the dark theme gets dark banners)."""
+        dark = QGuiApplication.palette().color(QPalette.ColorRole.Window).lightness() < 128
+        style = _style(self._kind, dark)
+        if self.styleSheet() != style:
+            self.setStyleSheet(style)
+
+    def changeEvent(self, event: QEvent) -> None:  # noqa: N802 - Qt API
+        """Follow a theme change while shown."""
+        super().changeEvent(event)
+        changes = (QEvent.Type.PaletteChange, QEvent.Type.ApplicationPaletteChange,
+                   QEvent.Type.StyleChange)  # fmt: skip
+        if event.type() in changes and self._kind:
+            self._apply_colors()
+
     def details(self) -> str:
         """The technical details of the message shown (what "Copy details" copies)."""
         return self._details.toPlainText()
@@ -83,7 +106,8 @@ class Banner(QFrame):
         actions: Sequence[tuple[str, Callable[[], None]]] = (),
     ) -> None:
         """Show ``message`` ("error" or "info" styling) with optional details and actions."""
-        self.setStyleSheet(_STYLES[kind])
+        self._kind = kind
+        self._apply_colors()
         self.label.setText(message)
         self._details.setPlainText(details)
         self._details_button.setVisible(bool(details))

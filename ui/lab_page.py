@@ -110,8 +110,8 @@ class LabPage(QWidget):
         self.chart_key.setStyleSheet("color: palette(placeholder-text);")
         self.empty = QLabel(
             "The lab starts from an unquantized model, and the library has no F16, BF16 or F32 "
-            "model yet. Convert a Hugging Face model to F16 on the Quantize page, download an "
-            "F16 GGUF from Discover, or drop one onto this window."
+            "model yet. Drop a Hugging Face model folder onto this window (QuantDesk converts it "
+            "to F16), download an F16 GGUF from Discover, or add one with File → Add model…."
         )
         self.empty.setWordWrap(True)
         self.empty.setAccessibleName("No source model")
