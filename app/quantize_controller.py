@@ -7,6 +7,7 @@ processes (see ``engine.quantize``), so a crash or a cancel never touches the ap
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ from quantdesk.engine.quantize import (
 )
 from quantdesk.engine.quantize_options import smaller_target
 from quantdesk.engine.quantize_report import plan_lines, result_line, source_line
+from quantdesk.engine.wording import eta_text
 from quantdesk.ui.jobs import run_job
 from quantdesk.ui.quantize_dialog import DEFAULT_TARGET, QuantizeDialog
 
@@ -57,7 +59,7 @@ class QuantizeController(QObject):
         super().__init__()
         self.app = app
         self.dialog: QuantizeDialog | None = None
-        self._cancel = threading.Event()
+        self._cancel, self._skip_quality = threading.Event(), threading.Event()
         self._generation = 0
         self._info: SourceInfo | None = None
         self._budget: Budget | None = None
@@ -83,6 +85,7 @@ class QuantizeController(QObject):
         dialog.startRequested.connect(self._start)
         dialog.imatrixRequested.connect(self._compute_imatrix)
         dialog.cancelRequested.connect(self._request_cancel)
+        dialog.skipQualityRequested.connect(lambda: self._skip_quality.set())  # the run's own
         dialog.loadRequested.connect(self._load)
         dialog.show()
         if is_folder:
@@ -142,6 +145,7 @@ class QuantizeController(QObject):
 
     def _request_cancel(self) -> None:
         self._cancel.set()
+        self._skip_quality.set()  # during the quality check: the quantized file is kept
         if self.dialog is not None:
             self.dialog.status_label.setText("Cancelling…")
 
@@ -219,7 +223,7 @@ class QuantizeController(QObject):
         dialog = self.dialog
         if dialog is None:
             return
-        self._cancel = threading.Event()
+        self._cancel, self._skip_quality = threading.Event(), threading.Event()
         cancel, db = self._cancel, self.app.paths.library_db
         source, options, output = dialog.source, dialog.options(), dialog.output_path()
         quality, plan = dialog.quality_wanted(), self._plan
@@ -251,17 +255,26 @@ class QuantizeController(QObject):
             return None, ""
         from quantdesk.engine.quality_run import run_quality_check
 
-        report((0.0, "Measuring quality: perplexity and KL divergence…"))
+        report((0.0, "Measuring quality: perplexity and KL divergence (Skip keeps the file)…",
+                True))  # fmt: skip
+        started = time.monotonic()
+
+        def progress(done: int, total: int) -> None:
+            left = (time.monotonic() - started) / done * (total - done) if done else None
+            report((done / max(total, 1), f"Quality check: chunk {done} of {total}, about "
+                    f"{eta_text(left)} left. The quantized file is ready; Skip keeps it.", True))
+
         try:
-            quality = run_quality_check(
-                source, result.output, cancel=self._cancel,
-                on_progress=lambda d, t: report((d / max(t, 1), f"Quality check: {d} of {t}")),
-            )  # fmt: skip
+            quality = run_quality_check(source, result.output, cancel=self._skip_quality,
+                                        on_progress=progress)  # fmt: skip
+        except QuantizeCancelled:
+            return None, "skipped"
         except QuantDeskError as exc:  # the quantized model is still good
             return None, exc.message
         return quality, ""
 
-    def _progress(self, value: tuple[float | None, str]) -> None:
+    def _progress(self, value: tuple) -> None:
+        """(fraction, text) or (fraction, text, measuring quality) from the running job."""
         if self.dialog is not None:
             self.dialog.set_progress(*value)
 
@@ -273,6 +286,8 @@ class QuantizeController(QObject):
         lines = [result_line(outcome.result), "Added to the library."]
         if outcome.quality is not None:
             lines.insert(1, "Quality: " + outcome.quality.summary())
+        elif outcome.quality_error == "skipped":
+            lines.insert(1, "Quality check skipped: the quantized file is kept.")
         elif outcome.quality_error:
             lines.insert(1, "Quality check failed: " + outcome.quality_error)
         self.dialog.set_result("<br>".join(lines), str(outcome.result.output))

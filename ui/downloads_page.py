@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
 )
 
 from quantdesk.engine.model_info import human_bytes
+from quantdesk.engine.wording import eta_text
 
 COLUMNS = ("Model file", "Progress", "Size", "Speed", "ETA", "State")
 ItemRole = Qt.ItemDataRole.UserRole + 1
@@ -36,18 +37,6 @@ _STATE_TEXT = {
     "done": "Done",
     "cancelled": "Cancelled",
 }
-
-
-def eta_text(seconds: float | None) -> str:
-    """Seconds as "1 h 05 min", "3 min 20 s", "12 s"; "–" when unknown."""
-    if seconds is None or seconds < 0:
-        return "–"
-    seconds = int(seconds)
-    if seconds >= 3600:
-        return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
-    if seconds >= 60:
-        return f"{seconds // 60} min {seconds % 60:02d} s"
-    return f"{seconds} s"
 
 
 class DownloadsModel(QAbstractTableModel):

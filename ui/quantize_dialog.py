@@ -59,6 +59,7 @@ class QuantizeDialog(QDialog):
     imatrixRequested = Signal(object)  # Path of a text file, or None for the bundled sample
     startRequested = Signal()
     cancelRequested = Signal()
+    skipQualityRequested = Signal()
     loadRequested = Signal(str)  # path of the new model
 
     def __init__(self, source: Path, suggested_output: Path, parent: QWidget | None = None):
@@ -216,6 +217,10 @@ class QuantizeDialog(QDialog):
         self.start_button = QPushButton("Quantize")
         self.start_button.setDefault(True)
         self.start_button.clicked.connect(self.startRequested)
+        self.skip_quality_button = QPushButton("Skip quality check")
+        self.skip_quality_button.setToolTip("Stop measuring; the quantized file is kept")
+        self.skip_quality_button.clicked.connect(self.skipQualityRequested)
+        self.skip_quality_button.hide()
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setEnabled(False)
         self.cancel_button.clicked.connect(self.cancelRequested)
@@ -223,7 +228,8 @@ class QuantizeDialog(QDialog):
         self.close_button.clicked.connect(self.close)
         row.addWidget(self.load_button)
         row.addStretch(1)
-        for button in (self.start_button, self.cancel_button, self.close_button):
+        for button in (self.skip_quality_button, self.start_button, self.cancel_button,
+                       self.close_button):  # fmt: skip
             row.addWidget(button)
         return row
 
@@ -285,8 +291,10 @@ class QuantizeDialog(QDialog):
             self.result_label.clear()
             self.load_button.hide()
 
-    def set_progress(self, fraction: float | None, text: str) -> None:
-        """Progress: a fraction in [0, 1], or None while the length is unknown."""
+    def set_progress(self, fraction: float | None, text: str, measuring: bool = False) -> None:
+        """Progress: a fraction in [0, 1], or None while the length is unknown; ``measuring``:
+        the quality check runs (the file is made: it can be skipped)."""
+        self.skip_quality_button.setVisible(measuring)
         self.progress.show()
         if fraction is None:
             self.progress.setRange(0, 0)
@@ -298,6 +306,7 @@ class QuantizeDialog(QDialog):
     def set_result(self, text: str, path: str = "", ok: bool = True) -> None:
         """The outcome; with a path, offer to load the new model."""
         self.set_running(False)
+        self.skip_quality_button.hide()
         self.progress.setRange(0, 1000)
         self.result_label.setText(text)
         self.result_label.setStyleSheet("" if ok else "color: #b00020;")

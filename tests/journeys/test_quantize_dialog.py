@@ -56,3 +56,39 @@ def test_a_quantized_source_gets_a_smaller_type_and_the_dialog_fits_the_screen(
         corner = button.mapToGlobal(button.rect().bottomRight())
         assert button.isVisible() and area.contains(corner), (corner, area)
     click(dialog.close_button)
+
+
+@pytest.mark.starter
+def test_the_quality_check_shows_time_left_and_can_be_skipped_keeping_the_file(
+    qtbot, window_app, starter_model: Path, tmp_path: Path
+) -> None:
+    """Issue 19, fault 8: minutes of "2 of 7" after a 4-second quantize, no way out but
+    losing the file. (The starter: a tiny model's check ends before anyone could click.)"""
+    import shutil
+
+    window, controller = window_app
+    source = tmp_path / "src" / starter_model.name
+    source.parent.mkdir()
+    shutil.copyfile(starter_model, source)  # the output goes beside it
+    add_in_place(qtbot, window, source)
+    quantizer = controller.quantize
+    view = window.library.view
+    menu = choose_menu_item("Quantize…")
+    with qtbot.waitSignal(quantizer.predictionShown, timeout=60_000):
+        right_click(view.viewport(), view.visualRect(view.model().index(0, 0)).center())
+    menu.check()
+    dialog = quantizer.dialog
+    assert dialog.quality_check.isChecked()
+    click(dialog.start_button)
+    qtbot.waitUntil(lambda: dialog.skip_quality_button.isVisible()
+                    and "left" in dialog.status_label.text(), timeout=120_000)  # fmt: skip
+    assert "Skip keeps it" in dialog.status_label.text()
+    with qtbot.waitSignal(quantizer.modelQuantized, timeout=120_000) as made:
+        click(dialog.skip_quality_button)
+    output = made.args[0].path
+    qtbot.waitUntil(lambda: "Added" in dialog.result_label.text(), timeout=30_000)
+    assert "Quality check skipped" in dialog.result_label.text(), dialog.result_label.text()
+    assert output.is_file() and "Added to the library" in dialog.result_label.text()
+    assert output in [e.path for e in window.library.model.entries()]
+    assert not dialog.skip_quality_button.isVisible()
+    click(dialog.close_button)
