@@ -84,6 +84,11 @@ def run(args: argparse.Namespace) -> int:
         return 130
     if item.state != DownloadState.DONE:
         raise DownloadFailed(item.error or f"The download was {item.state}.")
+    from quantdesk.engine.library import add_model_file
+
+    # into the library, as a download in the window goes: `quantdesk ls` and the app list it
+    add_model_file(paths.library_db, item.dest, source="downloaded", owned=True,
+                   sha256=manager.verified_sha256(item.id))  # fmt: skip
     if args.json:
         print(json.dumps(item.to_json()))
     else:

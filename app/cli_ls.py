@@ -1,7 +1,9 @@
 """``quantdesk ls [--json]``: the model library, with each model's source, after a rescan.
 
-Lists models found in place (Hugging Face cache, LM Studio, Ollama, Jan, GPT4All), the app's
-own models folder and any ``--folder``; nothing is copied, moved or modified.
+The same list as the window's library: the app's own models (starters, copies, downloads,
+quantized files), files used in place, and models found in place (Hugging Face cache, LM
+Studio, Ollama, Jan, GPT4All, the watched folders and any ``--folder``), after the same scan
+(:mod:`quantdesk.library_sync`); nothing is copied, moved or modified.
 """
 
 from __future__ import annotations
@@ -30,32 +32,47 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Rescan, then print the index."""
-    from quantdesk.engine.discovery import discover_models
-    from quantdesk.engine.model_index import ModelIndex
+    """Rescan as the window does, then print the library."""
+    import os
+
+    from quantdesk.engine.library import ModelLibrary
     from quantdesk.engine.model_info import human_bytes
+    from quantdesk.library_sync import discovery_roots, sync_discovered
     from quantdesk.paths import resolve_paths
+    from quantdesk.settings import Settings
 
     paths = resolve_paths()
-    index = ModelIndex(paths.model_index_db)
+    settings = Settings(paths.settings_file)
+    watched = [Path(f) for f in settings.get("library.watched_folders")] + list(args.folder)
+    result = sync_discovered(
+        paths.library_db, paths.model_index_db, watched=watched,
+        hidden=set(settings.get("library.hidden")), roots=discovery_roots(None, os.environ),
+    )  # fmt: skip
+    library = ModelLibrary(paths.library_db)
     try:
-        report = index.refresh(discover_models(watched=[paths.models_dir, *args.folder]))
-        entries = index.entries()
+        entries = library.entries()
     finally:
-        index.close()
+        library.close()
+    names = {str(e.path): result.names.get(str(e.path), e.name) for e in entries}
     if args.json:
-        print(json.dumps([e.to_json() for e in entries], indent=2))
+        rows = [{"name": names[str(e.path)], "path": str(e.path), "source": e.source,
+                 "owned": e.owned, "file_type": e.file_type, "size": e.size,
+                 "architecture": e.architecture, "parameters": e.parameters,
+                 "sha256": e.sha256 or None} for e in entries]  # fmt: skip
+        invalid = [{"path": p, "error": why} for p, why in result.invalid.items()]
+        print(json.dumps({"models": rows, "invalid": invalid}, indent=2))
         return 0
+    for path, why in result.invalid.items():
+        print(f"not a usable model: {path} - {why}")
     if not entries:
         print("No GGUF models found. Add a folder with --folder DIR, or download one in the app.")
         return 0
-    width = min(60, max(len(e.name) for e in entries))
+    width = min(60, max(len(n) for n in names.values()))
     for e in entries:
-        quant = "invalid" if e.error else (e.file_type or "?")
-        line = f"{e.name:<{width}}  {e.source:<8}  {quant:<8}  {human_bytes(e.size):>9}  {e.path}"
-        print(line + (f"  - {e.error}" if e.error else ""))
-    print(
-        f"{len(entries)} model(s); since the last scan {len(report.added)} added, "
-        f"{len(report.changed)} changed, {len(report.removed)} removed."
-    )
+        name = names[str(e.path)]
+        missing = "" if e.exists else "  - the file is gone"
+        print(f"{name:<{width}}  {e.source:<10}  {e.file_type:<8}  {human_bytes(e.size):>9}  "
+              f"{e.path}{missing}")
+    print(f"{len(entries)} model(s); this scan found {result.added} new and "
+          f"{result.removed} gone.")  # fmt: skip
     return 0

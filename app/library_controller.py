@@ -9,105 +9,27 @@ thread. Only files the app owns can be deleted, after a confirmation naming file
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
 from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 from quantdesk.controller import AppController
-from quantdesk.engine.discovery import SOURCES, ToolRoots, discover_models, split_parts, tool_roots
+from quantdesk.engine.discovery import SOURCES, split_parts
 from quantdesk.engine.estimate import EstimateParams
 from quantdesk.engine.estimate_fit import fit
 from quantdesk.engine.gguf import read_header_from_file
-from quantdesk.engine.library import LibraryEntry, ModelLibrary
+from quantdesk.engine.library import LibraryEntry
 from quantdesk.engine.load_plan import Budget, machine_budget
-from quantdesk.engine.model_index import ModelIndex
 from quantdesk.engine.model_info import format_text, human_bytes, summarize
 from quantdesk.engine.params import LoadSettings
 from quantdesk.engine.recommend import settings_estimate_text
+from quantdesk.library_sync import ScanResult, discovery_roots, sync_discovered
 from quantdesk.ui.jobs import run_job
 from quantdesk.ui.library_panel import Fit, source_label
 from quantdesk.ui.model_details import ModelDetails, ModelDetailsDialog
-
-#: Set to 1 to look only in watched folders, not in other tools' folders (tests set it).
-ENV_SKIP_DISCOVERY = "QUANTDESK_SKIP_DISCOVERY"
-_NO_TOOLS = ToolRoots(None, (), (), (), ())
-
-
-@dataclass(frozen=True)
-class ScanResult:
-    """What one rescan found, by real path of each model's first file."""
-
-    names: dict[str, str]  # the name its tool gives it ("llama3.2:3b")
-    sha256: dict[str, str]
-    parts: dict[str, tuple[Path, ...]]
-    added: int
-    removed: int
-    seconds: float
-    invalid: dict[str, str] = dataclasses.field(default_factory=dict)  # new bad file -> why
-
-
-def sync_discovered(
-    library_db: Path,
-    index_db: Path,
-    *,
-    watched: list[Path],
-    hidden: set[str],
-    roots: ToolRoots,
-) -> ScanResult:
-    """Discover models, refresh the index, and bring the library's found entries in line.
-
-    New or changed files are added (header read once); found entries whose file is gone, or
-    whose folder is no longer watched, leave the library. Entries the user added by other
-    means keep their source. Runs on any thread (own connections).
-    """
-    found = discover_models(watched=watched, roots=roots)
-    index = ModelIndex(index_db)
-    try:
-        report = index.refresh(found)
-        every = index.entries()
-    finally:
-        index.close()
-    rows = [r for r in every if r.error is None]
-    new = {str(p) for p in (*report.added, *report.changed)}  # said once, not on each rescan
-    invalid = {str(r.path): r.error for r in every if r.error and str(r.path) in new}
-    names: dict[str, str] = {}
-    sha: dict[str, str] = {}
-    parts: dict[str, tuple[Path, ...]] = {}
-    added = removed = 0
-    library = ModelLibrary(library_db)
-    try:
-        for row in rows:
-            real = os.path.realpath(row.path)
-            split = len(row.parts) > 1  # keep the link: llama.cpp finds the parts by name
-            key = str(Path(row.path).absolute()) if split else real
-            if real in hidden or key in hidden or not os.path.isfile(real):
-                continue
-            names[key], parts[key] = row.name, row.parts
-            if row.sha256:
-                sha[key] = row.sha256
-            existing = library.find(Path(key))
-            if existing is not None and existing.size == os.path.getsize(real):
-                continue
-            info = summarize(read_header_from_file(Path(real)), path=real)
-            if row.parameter_count:  # a split set: count every part's tensors
-                info = dataclasses.replace(
-                    info, parameter_count=row.parameter_count,
-                    parameter_label=row.parameter_label or info.parameter_label,
-                )  # fmt: skip
-            library.add(Path(key), info, source=row.source, owned=False, keep_link=split)
-            added += existing is None
-        for entry in library.entries():
-            if entry.source in SOURCES and str(entry.path) not in names:
-                library.remove(entry.id)
-                removed += 1
-    finally:
-        library.close()
-    return ScanResult(names, sha, parts, added, removed, report.seconds, invalid)
 
 
 def model_parts(path: Path, known: Mapping[str, tuple[Path, ...]]) -> tuple[Path, ...]:
@@ -228,11 +150,8 @@ class LibraryController(QObject):
         """The folders the user asked to watch."""
         return [str(f) for f in self.app.settings.get("library.watched_folders")]
 
-    def _roots(self) -> ToolRoots:
-        env = os.environ if self.env is None else self.env
-        if env.get(ENV_SKIP_DISCOVERY) == "1":
-            return _NO_TOOLS
-        return tool_roots(self.home, env)
+    def _roots(self):  # noqa: ANN202 - discovery.ToolRoots
+        return discovery_roots(self.home, os.environ if self.env is None else self.env)
 
     def rescan(self) -> None:
         """Look for models everywhere again (off the GUI thread); the list follows."""

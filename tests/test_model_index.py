@@ -122,16 +122,53 @@ def test_cli_ls_lists_sources(tmp_path: Path, monkeypatch, capsys) -> None:
     home = tmp_path / "home"
     build_fake_home(home)
     monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("QUANTDESK_SKIP_DISCOVERY")  # this test is about other tools' models
     for var in ("HF_HOME", "HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "OLLAMA_MODELS",
                 "XDG_CACHE_HOME", "XDG_CONFIG_HOME", "XDG_DATA_HOME"):  # fmt: skip
         monkeypatch.delenv(var, raising=False)
     extra = tmp_path / "extra"
     tiny(extra / "x.gguf", 20)
     assert run_ls("--json", "--folder", str(extra)) == 0
-    listed = {e["name"]: e["source"] for e in json.loads(capsys.readouterr().out)}
+    listed = {e["name"]: e["source"] for e in json.loads(capsys.readouterr().out)["models"]}
     assert listed["llama3.2:3b"] == "ollama" and listed["x"] == "folder"
     assert {"hf-cache", "lmstudio", "jan", "gpt4all"} <= set(listed.values())
-    assert run_ls() == 0
+    assert run_ls("--folder", str(extra)) == 0
     out = capsys.readouterr().out
-    assert "llama3.2:3b" in out and "Q8_0" in out and "since the last scan 0 added" in out
+    assert "llama3.2:3b" in out and "Q8_0" in out and "found 0 new and 0 gone" in out
     assert len(discover_models(home=home, env={})) == len(FOUND_IN_FAKE_HOME)
+
+
+def test_cli_ls_lists_what_the_window_lists_and_counts_changes_once(
+    tmp_path: Path, capsys
+) -> None:
+    """Issue 19, fault 7: `quantdesk ls` listed 2 models where the window listed 4 (files used
+    in place and quantize outputs were missing) and said "2 added" on every run."""
+    from quantdesk.engine.library import add_model_file
+    from quantdesk.library_sync import discovery_roots, sync_discovered
+    from quantdesk.paths import resolve_paths
+
+    paths = resolve_paths().ensure()
+    in_place = tiny(tmp_path / "mine" / "used-in-place.gguf", 21)
+    quantized = tiny(tmp_path / "out" / "made-Q8_0.gguf", 22)
+    add_model_file(paths.library_db, in_place, source="imported", owned=False)
+    add_model_file(paths.library_db, quantized, source="quantized", owned=True)
+    broken = tmp_path / "watched" / "broken.gguf"
+    broken.parent.mkdir()
+    broken.write_bytes(b"GGUF\x03\x00\x00\x00")
+    tiny(broken.parent / "found.gguf", 23)
+    from quantdesk.settings import Settings
+
+    Settings(paths.settings_file).set("library.watched_folders", [str(broken.parent)])
+    assert run_ls("--json") == 0
+    data = json.loads(capsys.readouterr().out)
+    listed = sorted(Path(m["path"]).name for m in data["models"])
+    assert listed == ["found.gguf", "made-Q8_0.gguf", "used-in-place.gguf"]
+    assert [Path(i["path"]).name for i in data["invalid"]] == ["broken.gguf"]
+    # the window's scan of the same folders in between: the next run finds nothing new
+    sync_discovered(paths.library_db, paths.model_index_db, watched=[broken.parent],
+                    hidden=set(), roots=discovery_roots(None, {"QUANTDESK_SKIP_DISCOVERY": "1"}))
+    for _ in range(2):
+        assert run_ls() == 0
+        out = capsys.readouterr().out
+        assert "3 model(s); this scan found 0 new and 0 gone." in out, out
+        assert "broken.gguf" not in out  # said once, when it was new
