@@ -35,6 +35,11 @@ class Answered:
         self.text = ""
         self.error: BaseException | None = None
 
+    def wait(self, qtbot, timeout_ms: int = 20_000) -> None:  # noqa: ANN001
+        """For a dialog opened without blocking (``open()``): wait until it was answered."""
+        qtbot.waitUntil(lambda: self.done, timeout=timeout_ms)
+        self.check()
+
     def check(self) -> None:
         """Fail the test if the dialog never came or answering it raised."""
         if self.error is not None:
