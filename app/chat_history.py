@@ -272,6 +272,12 @@ class ChatHistory(QObject):
         self.reshow()
         return True
 
+    def shown_messages(self) -> list[StoredMessage]:
+        """The branch of the chat shown, as stored (none for a chat not saved yet)."""
+        if self._closed or self.chat_id is None:  # a model loaded while the app closes
+            return []
+        return self.store.messages(self.chat_id)
+
     def context_before(self, seq: int) -> list[Message]:
         """What the model sees of the branch shown before place ``seq``."""
         if self.chat_id is None:

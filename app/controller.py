@@ -519,7 +519,7 @@ class AppController(QObject):
         self.settings.set("library.last_model", model.path)
         self._update_welcome(model.name)
         self._select(model.path)
-        self._show_context(0, model.context_size)
+        self._show_chat_figures(self.history.shown_messages())  # the chat shown keeps its own
         self._update_estimate()
         self.presets.on_model(model)
         self.modelLoaded.emit(model)

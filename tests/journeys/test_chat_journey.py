@@ -151,6 +151,10 @@ def test_versions_and_drafts_survive_a_restart(qtbot, data_dir: Path, tmp_path: 
     try:
         assert shown(window2) == before and before[1][2] == (2, 2)
         assert window2.chat.input.toPlainText() == "unsent words"
+        # once the model is loaded again the status bar keeps this chat's figures, not 0
+        qtbot.waitUntil(lambda: controller2.loaded is not None, timeout=60_000)
+        used = controller2.history.shown_messages()[-1].stats["context_used"]
+        assert window2.context_label.text().startswith(f"Context {used:,} / ")
         click_link(window2.chat.view, row_of(window2, "assistant", 0), "action:older")
         assert shown(window2)[1][2] == (1, 2)
     finally:
