@@ -70,7 +70,7 @@ class ChatPage(QWidget):
         self.picker.setModel(self._picker_model)
         self.picker.setPlaceholderText("Select a model…")
         self.picker.setCurrentIndex(-1)
-        self.picker.setMinimumWidth(200)
+        self.picker.setMinimumWidth(180)
         self.picker.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.picker.setAccessibleName("Model picker")
         self.picker.setToolTip("Choose the model to chat with (Ctrl+K)")

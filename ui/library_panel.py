@@ -270,7 +270,7 @@ def _combo(name: str, tooltip: str) -> QComboBox:
     combo.setToolTip(tooltip)
     # as wide as its longest choice needs: the sidebar stops shrinking before a label is cut
     combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-    combo.setMinimumContentsLength(9)
+    combo.setMinimumContentsLength(8)
     return combo
 
 

@@ -145,10 +145,10 @@ class MainWindow(QMainWindow):
         add(file, "Export chat as &Markdown…", lambda: self.exportChatRequested.emit("md"))
         add(file, "Export chat as &JSON…", lambda: self.exportChatRequested.emit("json"))
         file.addSeparator()
-        quit_action = add(file, "&Quit", self.close, QKeySequence.StandardKey.Quit)
+        quit_action = add(file, "&Quit", self.close, "Ctrl+Q")  # every platform theme: Ctrl+Q
         quit_action.setMenuRole(QAction.MenuRole.QuitRole)
         edit = bar.addMenu("&Edit")
-        add(edit, "&Find chats", self._focus_chat_search, QKeySequence.StandardKey.Find)
+        add(edit, "&Find chats", self._focus_chat_search, "Ctrl+F")
         self.preferences_action = add(edit, "&Preferences…", self.preferencesRequested.emit,
                                       "Ctrl+,")  # fmt: skip
         self.preferences_action.setMenuRole(QAction.MenuRole.PreferencesRole)

@@ -17,6 +17,7 @@ def window_app(qtbot, data_dir: Path):
     qtbot.addWidget(window)
     with qtbot.waitActive(window):  # shortcuts (Ctrl+N…) go to the active window
         window.show()
+        window.fit_to_screen()  # as quantdesk's main does after showing the window
         window.activateWindow()
     controller.start([])
     yield window, controller
