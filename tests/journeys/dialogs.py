@@ -9,11 +9,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import QPoint, Qt, QTimer
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import (
     QAbstractButton,
     QApplication,
+    QCheckBox,
     QDialog,
     QDialogButtonBox,
     QFileDialog,
@@ -89,9 +90,13 @@ def when_dialog(kind: type[D], answer: Callable[[D], None], timeout_s: float = 2
 
 
 def click(widget: QWidget) -> None:
-    """A left click in the middle of ``widget``, as the mouse does it."""
+    """A left click where a person aims: the middle of a button, the box of a check box (a
+    check box's middle can lie beyond its label, where a click does nothing)."""
     assert widget.isVisible() and widget.isEnabled(), f"{widget!r} cannot be clicked"
-    QTest.mouseClick(widget, Qt.MouseButton.LeftButton)
+    if isinstance(widget, QCheckBox):
+        QTest.mouseClick(widget, Qt.MouseButton.LeftButton, pos=QPoint(8, widget.height() // 2))
+    else:
+        QTest.mouseClick(widget, Qt.MouseButton.LeftButton)
 
 
 def button(dialog: QWidget, text: str) -> QAbstractButton:
