@@ -105,10 +105,6 @@ class ChatHistory(QObject):
         elif text != self.store.chat(self.chat_id).draft:
             self.store.set_draft(self.chat_id, text)
 
-    def _show_draft(self, text: str) -> None:
-        box = self.app.window.chat.input
-        box.setPlainText(text)
-        box.moveCursor(box.textCursor().MoveOperation.End)
 
     def restore_latest(self) -> None:
         """Reopen the most recent chat at start-up."""
@@ -131,7 +127,7 @@ class ChatHistory(QObject):
         self.save_draft()
         self.app.show_conversation(self.store.messages(chat_id), chat.system_prompt)
         self.chat_id = chat_id
-        self._show_draft(chat.draft)
+        self.app.window.chat.set_message_text(chat.draft)
         self.refresh()
 
     def reshow(self) -> None:
@@ -211,7 +207,7 @@ class ChatHistory(QObject):
         """The next message starts a new chat (none is created before it)."""
         self.save_draft()
         self.chat_id, self._reply_id = None, None
-        self._show_draft(self._new_chat_draft)
+        self.app.window.chat.set_message_text(self._new_chat_draft)
         self.refresh()
 
     def on_user_message(self, text: str, system_prompt: str, model_path: str,
@@ -288,9 +284,10 @@ class ChatHistory(QObject):
         """The saved reply at ``seq`` grows again (Continue); it is incomplete until done."""
         if self.chat_id is None:
             return
-        self._reply_id = self.store.message_id(self.chat_id, seq)
         shown = self.store.messages(self.chat_id)
-        self.reply_stats_before = shown[seq].stats if 0 <= seq < len(shown) else {}
+        reply = shown[seq] if 0 <= seq < len(shown) else None
+        self._reply_id = reply.id if reply is not None else None
+        self.reply_stats_before = reply.stats if reply is not None else {}
         self._parts = [text]
         self._saved_at = time.monotonic()
         if self._reply_id is not None:

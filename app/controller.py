@@ -757,12 +757,10 @@ class AppController(QObject):
         if self._editing is None:
             self._draft_before_edit = self.window.chat.input.toPlainText()
         self._editing = self._seq_of(row)
-        box = self.window.chat.input
-        box.setPlainText(transcript.message(row).text)
-        box.moveCursor(box.textCursor().MoveOperation.End)
+        self.window.chat.set_message_text(transcript.message(row).text)
         self.window.chat.set_editing(True)
         self.window.chat.view.scrollTo(transcript.index(row, 0))
-        box.setFocus()
+        self.window.chat.input.setFocus()
 
     def cancel_edit(self) -> None:
         """Leave the message being edited as it was and put the draft back in the box."""

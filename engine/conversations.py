@@ -280,11 +280,7 @@ class ConversationStore:
         """A new version of message ``message_id`` (an edit, a regenerated reply) beside it,
         shown from now on; the old version and what followed it stay. Returns its id."""
         with self._db:
-            row = self._db.execute(
-                "SELECT chat_id, parent_id, role FROM messages WHERE id = ?", (message_id,)
-            ).fetchone()
-            if row is None:
-                raise KeyError(message_id)
+            row = self._place(message_id)
             return self._insert(row["chat_id"], row["parent_id"], row["role"], text, model,
                                 None, settings, complete, None)  # fmt: skip
 
@@ -310,6 +306,15 @@ class ConversationStore:
         self._db.execute("UPDATE chats SET updated = ? WHERE id = ?", (now, chat_id))
         return new_id
 
+    def _place(self, message_id: int) -> sqlite3.Row:
+        """Where message ``message_id`` stands: its chat, parent and role; KeyError if none."""
+        row = self._db.execute(
+            "SELECT chat_id, parent_id, role FROM messages WHERE id = ?", (message_id,)
+        ).fetchone()
+        if row is None:
+            raise KeyError(message_id)
+        return row
+
     def _show(self, chat_id: int, parent_id: int | None, message_id: int) -> None:
         """Make ``message_id`` the version shown after ``parent_id``; the branch shown then
         goes on through the versions last shown after it."""
@@ -332,20 +337,12 @@ class ConversationStore:
     def select_version(self, message_id: int) -> None:
         """Show version ``message_id`` of its place, and the branch that follows it."""
         with self._db:
-            row = self._db.execute(
-                "SELECT chat_id, parent_id FROM messages WHERE id = ?", (message_id,)
-            ).fetchone()
-            if row is None:
-                raise KeyError(message_id)
+            row = self._place(message_id)
             self._show(row["chat_id"], row["parent_id"], message_id)
 
     def versions(self, message_id: int) -> list[int]:
         """The ids of every version of message ``message_id``'s place, oldest first."""
-        row = self._db.execute(
-            "SELECT chat_id, parent_id FROM messages WHERE id = ?", (message_id,)
-        ).fetchone()
-        if row is None:
-            raise KeyError(message_id)
+        row = self._place(message_id)
         rows = self._db.execute(
             "SELECT id FROM messages WHERE chat_id = ? AND parent_id IS ? ORDER BY id",
             (row["chat_id"], row["parent_id"]),
@@ -375,11 +372,7 @@ class ConversationStore:
     def messages(self, chat_id: int) -> list[StoredMessage]:
         """The chat's branch shown, in order (each with its version number)."""
         rows = self._db.execute(
-            "WITH RECURSIVE up(id) AS ("
-            " SELECT leaf_id FROM chats WHERE id = ?"
-            " UNION ALL SELECT m.parent_id FROM messages m JOIN up ON m.id = up.id"
-            " WHERE m.parent_id IS NOT NULL)"
-            f" SELECT v.* FROM ({_VERSIONED}) v JOIN up ON v.id = up.id ORDER BY v.seq",
+            f"{_BRANCH} SELECT v.* FROM ({_VERSIONED}) v JOIN up ON v.id = up.id ORDER BY v.seq",
             (chat_id, chat_id),
         )
         return [_message(row) for row in rows]
@@ -391,10 +384,19 @@ class ConversationStore:
 
     def message_id(self, chat_id: int, seq: int) -> int | None:
         """The id of the message at position ``seq`` of the branch shown, or None."""
-        shown = self.messages(chat_id)
-        return shown[seq].id if 0 <= seq < len(shown) else None
+        row = self._db.execute(
+            f"{_BRANCH} SELECT m.id FROM messages m JOIN up ON m.id = up.id WHERE m.seq = ?",
+            (chat_id, seq),
+        ).fetchone()
+        return None if row is None else int(row[0])
 
 
+#: The branch shown, from its last message up to its first: ``up(id)`` (parameter: chat id).
+_BRANCH = (
+    "WITH RECURSIVE up(id) AS (SELECT leaf_id FROM chats WHERE id = ?"
+    " UNION ALL SELECT m.parent_id FROM messages m JOIN up ON m.id = up.id"
+    " WHERE m.parent_id IS NOT NULL)"
+)
 _VERSIONED = (
     "SELECT *, row_number() OVER (PARTITION BY parent_id ORDER BY id) AS version,"
     " count(*) OVER (PARTITION BY parent_id) AS versions FROM messages WHERE chat_id = ?"

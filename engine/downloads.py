@@ -38,11 +38,6 @@ REPORT_INTERVAL_S = 0.1
 class DownloadManager:
     """Runs the queue on ``parallel`` worker threads; thread-safe."""
 
-    def verified_sha256(self, item_id: int) -> str:
-        """The sha256 the download of ``item_id`` checked (its first file; "" if none was)."""
-        with self._lock:
-            return self._verified.get(item_id, "")
-
     def __init__(
         self,
         db_path: Path,
@@ -68,6 +63,11 @@ class DownloadManager:
         self._threads: list[threading.Thread] = []
 
     # -- queue operations ---------------------------------------------------------------------
+
+    def verified_sha256(self, item_id: int) -> str:
+        """The sha256 the download of ``item_id`` checked (its first file; "" if none was)."""
+        with self._lock:
+            return self._verified.get(item_id, "")
 
     def start(self, *, only: Collection[int] | None = None) -> None:
         """Re-queue what a crash left running and start the workers.

@@ -153,6 +153,11 @@ class ChatPage(QWidget):
         if text:
             self.sendRequested.emit(text)
 
+    def set_message_text(self, text: str) -> None:
+        """Put ``text`` in the message box (a draft, a message to edit), the cursor at its end."""
+        self.input.setPlainText(text)
+        self.input.moveCursor(self.input.textCursor().MoveOperation.End)
+
     def escape(self) -> None:
         """Esc: stop the reply being written, else leave an edit as it was."""
         if self.edit_bar.isVisible() and not self.stop.isVisible():
