@@ -10,9 +10,11 @@ run: setup
 
 test: setup
 	.venv/bin/ruff check app ui engine tests
-	QT_QPA_PLATFORM=offscreen .venv/bin/python -m pytest -q
+	QT_QPA_PLATFORM=offscreen QUANTDESK_CRASH_REPORT=.pytest-crash.txt .venv/bin/python -m pytest -q \
+		|| { rc=$$?; bash scripts/crash_summary.sh .pytest-crash.txt; exit $$rc; }
 	@echo "==> The journeys again, in a real X session (Xvfb, Qt's xcb platform)"
-	bash scripts/under_x.sh .venv/bin/python -m pytest -q tests/journeys
+	QUANTDESK_CRASH_REPORT=.pytest-crash.txt bash scripts/under_x.sh .venv/bin/python -m pytest -q tests/journeys \
+		|| { rc=$$?; bash scripts/crash_summary.sh .pytest-crash.txt; exit $$rc; }
 
 lint: setup
 	.venv/bin/ruff check app ui engine tests

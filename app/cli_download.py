@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     """Queue the file (or find it in the queue), run just that item to the end, show progress."""
     from quantdesk.engine.downloads import DownloadManager, DownloadState
     from quantdesk.engine.errors import DownloadFailed
-    from quantdesk.engine.hub import HubClient
+    from quantdesk.hub_access import hub_client
     from quantdesk.paths import resolve_paths
 
     paths = resolve_paths()
@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     manager = DownloadManager(
         paths.data_dir / "downloads.sqlite3",
         paths.models_dir / "hub",
-        HubClient(cache_dir=paths.cache_dir / "hub-headers"),
+        hub_client(paths),
         on_change=(lambda item: bar(item.done_bytes, item.total_bytes)) if bar else None,
     )
     previous = signal.getsignal(signal.SIGINT)

@@ -19,12 +19,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Print every queued, running, paused, failed and finished download."""
     from quantdesk.engine.downloads import DownloadManager
-    from quantdesk.engine.hub import HubClient
+    from quantdesk.hub_access import hub_client
     from quantdesk.paths import resolve_paths
 
     paths = resolve_paths()
     manager = DownloadManager(
-        paths.data_dir / "downloads.sqlite3", paths.models_dir / "hub", HubClient()
+        paths.data_dir / "downloads.sqlite3", paths.models_dir / "hub", hub_client(paths)
     )  # no start(): listing runs nothing
     try:
         items = manager.items()

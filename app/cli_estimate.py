@@ -97,14 +97,14 @@ def _local(args: argparse.Namespace, path: Path) -> int:
 
 
 def _remote(args: argparse.Namespace) -> int:
-    from quantdesk.engine.hub import HubClient
     from quantdesk.engine.load_plan import machine_budget
     from quantdesk.engine.recommend import badge_text, estimate_repo
+    from quantdesk.hub_access import hub_client
     from quantdesk.paths import resolve_paths
 
     parts = args.target.split("/")
     repo_id = "/".join(parts[:2])
-    client = HubClient(cache_dir=resolve_paths().cache_dir / "hub-headers")
+    client = hub_client(resolve_paths())
     started = time.monotonic()
     result = estimate_repo(client, repo_id, _params(args), machine_budget())
     if len(parts) > 2:

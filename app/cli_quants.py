@@ -43,9 +43,10 @@ def format_text(repo) -> str:  # noqa: ANN001 - a RepoGGUF
 
 def run(args: argparse.Namespace) -> int:
     """List and print the quantizations."""
-    from quantdesk.engine.hub import HubClient
+    from quantdesk.hub_access import hub_client
+    from quantdesk.paths import resolve_paths
 
-    repo = HubClient().list_gguf(args.repo, revision=args.revision)
+    repo = hub_client(resolve_paths()).list_gguf(args.repo, revision=args.revision)
     if args.json:
         print(json.dumps(asdict(repo), indent=2))
     else:

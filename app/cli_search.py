@@ -66,9 +66,10 @@ def format_table(results: list) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Search and print the results."""
-    from quantdesk.engine.hub import HubClient
+    from quantdesk.hub_access import hub_client
+    from quantdesk.paths import resolve_paths
 
-    results = HubClient().search(
+    results = hub_client(resolve_paths()).search(
         args.query, gguf_only=not args.all_formats, sort=args.sort, limit=args.limit
     )
     if args.json:

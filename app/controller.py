@@ -57,6 +57,7 @@ from quantdesk.ui.model_worker import LoadedModel, ModelThread
 from quantdesk.ui.preferences_dialog import PreferencesDialog
 
 if TYPE_CHECKING:
+    from quantdesk.hub_token_controller import HubTokenController
     from quantdesk.remote_controller import RemoteController
 
 WELCOME = (
@@ -95,6 +96,7 @@ class AppController(QObject):
         self.shutdown_hooks: list = []  # services composed in gui.py stop here too
         self.loaded: LoadedModel | None = None
         self.remote: RemoteController | None = None  # composed in gui.py
+        self.hub_token: HubTokenController | None = None  # composed in gui.py
         self.loading = False
         self.messages: list[Message] = []
         self._reply_row = -1
@@ -413,6 +415,8 @@ class AppController(QObject):
         """Show Preferences on the current settings; applied changes take effect at once."""
         dialog = PreferencesDialog(SETTINGS.values(), self.settings.values(), SECTIONS, self.window)
         dialog.applied.connect(self._preferences_applied)
+        if self.hub_token is not None:
+            dialog.add_page("Hugging Face", self.hub_token.page())
         dialog.finished.connect(dialog.deleteLater)
         dialog.open()
         self.preferences = dialog

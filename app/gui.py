@@ -34,8 +34,9 @@ def build_app(args: argparse.Namespace):  # noqa: ANN201 - returns (window, cont
     from quantdesk.discover_controller import DiscoverController
     from quantdesk.downloads_controller import DownloadsController
     from quantdesk.engine.downloads import DownloadManager
-    from quantdesk.engine.hub import HubClient
     from quantdesk.engine.ladder import DEFAULT_TYPES
+    from quantdesk.hub_access import hub_client, token_store
+    from quantdesk.hub_token_controller import HubTokenController
     from quantdesk.lab_controller import LabController
     from quantdesk.library_controller import LibraryController
     from quantdesk.quantize_controller import QuantizeController
@@ -65,7 +66,8 @@ def build_app(args: argparse.Namespace):  # noqa: ANN201 - returns (window, cont
     window.lab_page = LabPage(list(DEFAULT_TYPES))
     window.add_page("Lab", window.lab_page)
     controller = AppController(paths, settings, window)
-    hub = HubClient(cache_dir=paths.cache_dir / "hub-headers")
+    hub = hub_client(paths)
+    controller.hub_token = HubTokenController(token_store(paths), hub)
     controller.discover = DiscoverController(
         window.discover_page, settings, hub,
         lambda: {e.path.name for e in controller.library.entries()},

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import httpx2
-from huggingface_hub import HfApi, get_hf_file_metadata, get_session, hf_hub_url
+from huggingface_hub import HfApi, get_hf_file_metadata, get_session, get_token, hf_hub_url
 from huggingface_hub import constants as hf_constants
 from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
 from huggingface_hub.hf_api import ModelInfo
@@ -68,6 +68,13 @@ class ModelSummary:
 
 def _env_flag(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _has_default_token() -> bool:
+    try:
+        return bool(get_token())
+    except Exception:  # noqa: BLE001 - a broken token file must not hide the real error
+        return False
 
 
 def _int_or_none(value: Any) -> int | None:
@@ -126,6 +133,11 @@ class HubClient:
         self._cache = HeaderCache(Path(cache_dir) if cache_dir is not None else None)
         self._refs: dict[tuple[str, str], tuple[str, float]] = {}
         self._lock = threading.Lock()
+
+    def set_token(self, token: str | None) -> None:
+        """Send ``token`` from now on (None: huggingface_hub's own, HF_TOKEN or its login)."""
+        self.token = token
+        self._api.token = token
 
     # -- public API ----------------------------------------------------------------------------
 
@@ -397,7 +409,8 @@ class HubClient:
                     time.sleep(self._wait(attempt, exc.response))
                     continue
                 raise translate_http_error(
-                    exc, status, self.endpoint, repo_id, path, revision, attempt + 1
+                    exc, status, self.endpoint, repo_id, path, revision, attempt + 1,
+                    token_sent=bool(self.token) or _has_default_token(),
                 ) from None
             except httpx2.TransportError as exc:
                 if attempt < self.retries:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from huggingface_hub import get_token
 from huggingface_hub.errors import (
     GatedRepoError,
     HfHubHTTPError,
@@ -16,16 +15,9 @@ from huggingface_hub.errors import (
 from .errors import AuthRequired, HubError, HubUnreachable, RepoNotFound
 
 _TOKEN_HINT = (
-    "set HF_TOKEN to an access token from your Hugging Face account settings "
-    "(or log in with `hf auth login`)"
+    "paste an access token from your Hugging Face account settings in Preferences → "
+    "Hugging Face (or run `quantdesk token set`, or set HF_TOKEN)"
 )
-
-
-def _has_token() -> bool:
-    try:
-        return bool(get_token())
-    except Exception:  # a broken token file must not hide the real error
-        return False
 
 
 def translate_http_error(
@@ -36,6 +28,8 @@ def translate_http_error(
     path: str | None,
     revision: str | None,
     tries: int,
+    *,
+    token_sent: bool = False,
 ) -> HubError:
     """The HubError to raise for an HTTP error answer of the hub (after any retries)."""
     host = urlsplit(endpoint).netloc or endpoint
@@ -57,7 +51,7 @@ def translate_http_error(
     if status == 401:
         token_state = (
             "the access token that was sent is not valid for it"
-            if _has_token()
+            if token_sent
             else "no access token is set"
         )
         return AuthRequired(
@@ -68,7 +62,7 @@ def translate_http_error(
     if status == 403:
         return AuthRequired(
             f"Your access token does not give access to {repo}: request access on its page "
-            f"on {host}, or use a token with read permission (HF_TOKEN).",
+            f"on {host}, or use a token with read permission (Preferences → Hugging Face).",
             details,
         )
     if status == 404 or isinstance(exc, RepositoryNotFoundError):

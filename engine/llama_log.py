@@ -21,7 +21,11 @@ log = logging.getLogger("quantdesk.llama_cpp")
 # WARN=3, ERROR=4, CONT=5 (continues the last line). llama-cpp-python's own table still has the
 # older order, which is why it prints warnings that verbose=False should hide.
 _LEVELS = {0: logging.INFO, 1: logging.DEBUG, 2: logging.INFO, 3: logging.WARNING, 4: logging.ERROR}
-_callback = None  # the ctypes callback must stay alive as long as llama.cpp may call it
+# The ctypes callback, made once and never dropped: a thread may be inside it (or about to
+# enter it) while another thread switches llama.cpp back to stderr, and a collected callback
+# would be a jump into freed memory.
+_callback = None
+_routed = False
 _last_level = logging.INFO
 _install_lock = threading.Lock()
 _errors: deque[str] = deque(maxlen=8)  # llama.cpp's latest error lines, for error messages
@@ -49,25 +53,31 @@ def import_llama_cpp(purpose: str) -> Any:
 
 
 def route_llama_logs() -> None:
-    """Install the callback once per process (thread-safe)."""
+    """Send llama.cpp's log to Python logging (thread-safe; the callback is made once)."""
+    global _routed
     with _install_lock:
-        if _callback is None:
-            _install()
+        if not _routed:
+            import llama_cpp
+
+            llama_cpp.llama_log_set(_the_callback(), ctypes.c_void_p(0))
+            _routed = True
 
 
 def restore_default_logs() -> None:
     """Let llama.cpp write its log to stderr again (verbose loads and tools that parse it)."""
-    global _callback
+    global _routed
     with _install_lock:
-        if _callback is not None:
+        if _routed:
             import llama_cpp
 
             llama_cpp.llama_log_set(ctypes.cast(None, llama_cpp.llama_log_callback), None)
-            _callback = None
+            _routed = False
 
 
-def _install() -> None:
+def _the_callback() -> Any:
     global _callback
+    if _callback is not None:
+        return _callback
     import llama_cpp
 
     @llama_cpp.llama_log_callback
@@ -82,4 +92,4 @@ def _install() -> None:
                 _errors.append(message)
 
     _callback = _on_log
-    llama_cpp.llama_log_set(_on_log, ctypes.c_void_p(0))
+    return _on_log

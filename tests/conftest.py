@@ -8,6 +8,9 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# keyring's own switch: tests never read or write the developer's real secret store (the one
+# test of the Secret Service path starts a private one of its own)
+os.environ["PYTHON_KEYRING_BACKEND"] = "keyring.backends.fail.Keyring"
 
 pytest_plugins = ["tests.conftest_hub"]
 
@@ -42,3 +45,31 @@ def _collect_garbage_after_each_test():
     import gc
 
     gc.collect()
+
+
+
+
+_crash_report: list = []  # the open crash report file, when QUANTDESK_CRASH_REPORT names one
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_configure(config: pytest.Config) -> None:
+    """With ``QUANTDESK_CRASH_REPORT`` set, a crash leaves the last test's name and every
+    thread's stack in that file (``make test`` prints the crashing thread from it): CI keeps
+    only the head and tail of a long log, and the crashing thread is often cut out."""
+    import faulthandler
+
+    path = os.environ.get("QUANTDESK_CRASH_REPORT")
+    if path and not _crash_report:
+        report = open(path, "w", encoding="utf-8")  # noqa: SIM115 - open for the whole session
+        _crash_report.append(report)
+        faulthandler.enable(file=report, all_threads=True)
+
+
+def pytest_runtest_logstart(nodeid: str, location: object) -> None:
+    """Name the test now running at the top of the crash report (see pytest_configure)."""
+    for report in _crash_report:
+        report.seek(0)
+        report.truncate()
+        report.write(f"Last test started: {nodeid}\n")
+        report.flush()

@@ -3,12 +3,13 @@
 Built from the same specs as the settings panel (through ui/setting_editors.py):
 a setting with a label and an editable type appears here without code. Edits are
 pending until Apply or OK; each page can put its section back to the defaults.
+Pages that are not settings (the Hugging Face token) join with :meth:`add_page`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
@@ -35,6 +36,16 @@ from quantdesk.ui.setting_editors import (
 )
 
 
+class ExtraPage(Protocol):
+    """A page of Preferences that is not made of settings: it applies its own edits."""
+
+    changed: Any  # a Signal() emitted on every edit
+
+    def has_changes(self) -> bool: ...
+
+    def apply(self) -> bool: ...
+
+
 class PreferencesDialog(QDialog):
     """Edits ``values``; emits ``applied(changes)`` (name → new value) on Apply and OK."""
 
@@ -56,6 +67,7 @@ class PreferencesDialog(QDialog):
         self._pending = dict(self._current)
         self._editors: dict[str, QWidget] = {}
         self._sections: dict[str, list[str]] = {}
+        self._extras: list[tuple[int, ExtraPage]] = []
         for name in self._specs:
             self._sections.setdefault(name.split(".", 1)[0], []).append(name)
         order = [s for s in titles if s in self._sections]
@@ -90,7 +102,8 @@ class PreferencesDialog(QDialog):
         layout.addLayout(body, 1)
         layout.addWidget(self.buttons)
 
-    def _page(self, section: str, title: str) -> QWidget:
+    @staticmethod
+    def _titled(title: str) -> tuple[QWidget, QVBoxLayout]:
         page = QWidget()
         column = QVBoxLayout(page)
         column.setContentsMargins(12, 0, 0, 0)
@@ -100,6 +113,25 @@ class PreferencesDialog(QDialog):
         font.setBold(True)
         heading.setFont(font)
         column.addWidget(heading)
+        return page, column
+
+    def add_page(self, title: str, body: QWidget) -> None:
+        """Add a section made of ``body`` (an :class:`ExtraPage`), applied with the settings."""
+        page, column = self._titled(title)
+        column.addWidget(body, 1)
+        self.section_list.addItem(title)
+        index = self.pages.addWidget(page)
+        self._extras.append((index, body))  # type: ignore[arg-type]
+        body.changed.connect(self._extra_edited)  # type: ignore[attr-defined]
+
+    def _extra_edited(self) -> None:
+        self.apply_button.setEnabled(self._anything_to_apply())
+
+    def _anything_to_apply(self) -> bool:
+        return bool(self.changes()) or any(page.has_changes() for _, page in self._extras)
+
+    def _page(self, section: str, title: str) -> QWidget:
+        page, column = self._titled(title)
         form_body = QWidget()
         form = QFormLayout(form_body)
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.ExpandingFieldsGrow)
@@ -126,7 +158,7 @@ class PreferencesDialog(QDialog):
 
     def _edited(self, name: str, value: Any) -> None:
         self._pending[name] = value
-        self.apply_button.setEnabled(bool(self.changes()))
+        self.apply_button.setEnabled(self._anything_to_apply())
 
     def editor(self, name: str) -> QWidget:
         """The widget editing setting ``name``."""
@@ -146,17 +178,22 @@ class PreferencesDialog(QDialog):
             default = self._specs[name].default
             set_editor_value(self._editors[name], default)
             self._pending[name] = editor_value(self._editors[name])
-        self.apply_button.setEnabled(bool(self.changes()))
+        self.apply_button.setEnabled(self._anything_to_apply())
 
-    def apply(self) -> None:
-        """Emit the pending changes (nothing when there are none)."""
+    def apply(self) -> bool:
+        """Emit the pending changes and apply the other pages; False when one refused its edit
+        (that page is shown, saying why)."""
         changes = self.changes()
-        self.apply_button.setEnabled(False)
         if changes:
             self._current.update(changes)
             self.applied.emit(changes)
+        refused = [i for i, page in self._extras if page.has_changes() and not page.apply()]
+        if refused:
+            self.section_list.setCurrentRow(refused[0])
+        self.apply_button.setEnabled(self._anything_to_apply())
+        return not refused
 
     def accept(self) -> None:
-        """OK: apply, then close."""
-        self.apply()
-        super().accept()
+        """OK: apply, then close (stays open on a page that refused its edit)."""
+        if self.apply():
+            super().accept()
