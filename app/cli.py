@@ -20,6 +20,7 @@ from quantdesk.engine.errors import QuantDeskError
 COMMAND_MODULES = (
     "inspect", "run", "hw", "search", "quants", "estimate", "download", "downloads", "quantize",
     "ls", "chats", "export", "import_chat", "doctor", "integrate", "serve", "rpc_worker", "ladder",
+    "token",
 )
 SUBCOMMANDS = tuple(name.replace("_", "-") for name in COMMAND_MODULES)
 """What users type: module ``cli_import_chat`` is the command ``import-chat``."""

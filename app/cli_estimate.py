@@ -106,7 +106,8 @@ def _remote(args: argparse.Namespace) -> int:
     repo_id = "/".join(parts[:2])
     client = hub_client(resolve_paths())
     started = time.monotonic()
-    result = estimate_repo(client, repo_id, _params(args), machine_budget())
+    params = _params(args)
+    result = estimate_repo(client, repo_id, params, machine_budget())
     if len(parts) > 2:
         wanted = "/".join(parts[2:])
         keep = [e for e in result.estimates if any(f.path == wanted for f in e.group.files)]
@@ -140,7 +141,7 @@ def _remote(args: argparse.Namespace) -> int:
             json.dumps(
                 {
                     "repo": repo_id,
-                    "n_ctx": args.ctx,
+                    "n_ctx": params.n_ctx,
                     "quants": rows,
                     "recommended_reason": result.reason,
                     "bytes_read": result.bytes_read,
@@ -152,7 +153,7 @@ def _remote(args: argparse.Namespace) -> int:
             )
         )
         return 0
-    print(f"{repo_id} at context {args.ctx:,}:")
+    print(f"{repo_id} at context {params.n_ctx:,}:")
     print(f"  {'Quant':<12}{'Size':>10}{'bpw':>7}{'Est. RAM':>11}{'Est. VRAM':>11}  Fit")
     for row in rows:
         bpw = f"{row['bits_per_weight']:.2f}" if row["bits_per_weight"] else "-"

@@ -60,6 +60,8 @@ if TYPE_CHECKING:
     from quantdesk.hub_token_controller import HubTokenController
     from quantdesk.remote_controller import RemoteController
 
+HUB_TOKEN_SECTION = "Hugging Face"
+
 WELCOME = (
     "Welcome to QuantDesk. Models run here, on this computer: nothing you type leaves it.\n"
     "This machine: {hardware}.\n"
@@ -144,7 +146,7 @@ class AppController(QObject):
         panel.settingChanged.connect(self._setting_changed)
         panel.resetRequested.connect(self._reset_settings)
         panel.reloadRequested.connect(self._reload)
-        w.preferencesRequested.connect(self.open_preferences)
+        w.preferencesRequested.connect(lambda: self.open_preferences())
         w.aboutRequested.connect(self.open_about)
         w.reloadRequested.connect(self._reload)
         w.logFolderRequested.connect(
@@ -411,12 +413,15 @@ class AppController(QObject):
 
     # -- settings --------------------------------------------------------------------------
 
-    def open_preferences(self) -> None:
-        """Show Preferences on the current settings; applied changes take effect at once."""
+    def open_preferences(self, section: str | None = None) -> None:
+        """Show Preferences on the current settings (at the page titled ``section``, if given);
+        applied changes take effect at once."""
         dialog = PreferencesDialog(SETTINGS.values(), self.settings.values(), SECTIONS, self.window)
         dialog.applied.connect(self._preferences_applied)
         if self.hub_token is not None:
-            dialog.add_page("Hugging Face", self.hub_token.page())
+            dialog.add_page(HUB_TOKEN_SECTION, self.hub_token.page())
+        if section is not None:
+            dialog.show_section(section)
         dialog.finished.connect(dialog.deleteLater)
         dialog.open()
         self.preferences = dialog

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
 
-from quantdesk.engine.errors import QuantDeskError
+from quantdesk.engine.errors import AuthRequired, QuantDeskError
 from quantdesk.engine.estimate import EstimateParams
 from quantdesk.engine.gguf import GGUFHeader
 from quantdesk.engine.hub import HubClient, ModelSummary
@@ -137,6 +137,7 @@ class DiscoverController(QObject):
         self.client = client
         self._items: Items = []
         self._repo_id = ""
+        self._refused_for_token = False  # the open repo was refused: it needs an access token
         self._bytes_read = 0
         self._budget: Budget | None = None
         page.set_context_length(settings.get("load.n_ctx"))
@@ -253,6 +254,11 @@ class DiscoverController(QObject):
 
     def _failed_repo(self, exc: BaseException) -> None:
         message = exc.message if isinstance(exc, QuantDeskError) else f"Reading failed: {exc}"
-        self.page.repo_status.setText(message)
-        self.page.table_model.set_rows([])
+        self._refused_for_token = isinstance(exc, AuthRequired)
+        self.page.show_repo_refusal(message, offer_token=self._refused_for_token)
         self.repoShown.emit(None)
+
+    def token_changed(self) -> None:
+        """The access token changed: a repository refused for want of one is read again."""
+        if self._refused_for_token and self._repo_id:
+            self.open_repo(self._repo_id)

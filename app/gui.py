@@ -30,7 +30,7 @@ def _parse(argv: Sequence[str]) -> argparse.Namespace:
 def build_app(args: argparse.Namespace):  # noqa: ANN201 - returns (window, controller)
     """Create the window and its controller (the QApplication must exist)."""
     from quantdesk.cluster_controller import ClusterController
-    from quantdesk.controller import AppController
+    from quantdesk.controller import HUB_TOKEN_SECTION, AppController
     from quantdesk.discover_controller import DiscoverController
     from quantdesk.downloads_controller import DownloadsController
     from quantdesk.engine.downloads import DownloadManager
@@ -72,6 +72,10 @@ def build_app(args: argparse.Namespace):  # noqa: ANN201 - returns (window, cont
         window.discover_page, settings, hub,
         lambda: {e.path.name for e in controller.library.entries()},
     )  # fmt: skip
+    window.discover_page.tokenRequested.connect(
+        lambda: controller.open_preferences(HUB_TOKEN_SECTION))
+    controller.hub_token.changed.connect(window.show_info)
+    controller.hub_token.changed.connect(lambda _words: controller.discover.token_changed())
     manager = DownloadManager(
         paths.data_dir / "downloads.sqlite3",
         paths.models_dir / "hub",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from PySide6.QtCore import QObject, Signal
+
 from quantdesk.engine.hub import HubClient
 from quantdesk.engine.hub_token import (
     SavedToken,
@@ -12,10 +14,16 @@ from quantdesk.engine.hub_token import (
 from quantdesk.ui.hub_token_page import HubTokenPage
 
 
-class HubTokenController:
-    """Saves or removes the token the user gives on the page; the hub sends it from then on."""
+class HubTokenController(QObject):
+    """Saves or removes the token the user gives on the page; the hub sends it from then on.
+
+    ``changed(words)`` follows each save or removal, saying what happened (for a banner).
+    """
+
+    changed = Signal(str)
 
     def __init__(self, store: TokenStore, hub: HubClient) -> None:
+        super().__init__()
         self.store = store
         self.hub = hub
 
@@ -41,6 +49,8 @@ class HubTokenController:
             return
         self.hub.set_token(saved.token)
         self._show(page, saved)
+        self.changed.emit(f"Access token {saved.hint} saved in {saved.place}: the hub gets it "
+                          "from now on.")  # fmt: skip
 
     def _remove(self, page: HubTokenPage) -> None:
         try:
@@ -50,3 +60,4 @@ class HubTokenController:
             return
         self.hub.set_token(None)
         self._show(page, None)
+        self.changed.emit("The saved access token was removed.")

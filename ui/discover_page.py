@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from dataclasses import dataclass
 from typing import Any
 
@@ -84,6 +85,7 @@ class DiscoverPage(QWidget):
     repoRequested = Signal(str)
     contextChanged = Signal(int)
     downloadRequested = Signal(str, object)  # repo id, QuantRow
+    tokenRequested = Signal()  # "Add an access token…" under a refusal of the hub
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -129,6 +131,8 @@ class DiscoverPage(QWidget):
         self.repo_title.setTextFormat(Qt.TextFormat.RichText)
         self.repo_status = QLabel("")
         self.repo_status.setWordWrap(True)
+        self.repo_status.setTextInteractionFlags(Qt.TextInteractionFlag.TextBrowserInteraction)
+        self.repo_status.linkActivated.connect(lambda _link: self.tokenRequested.emit())
         repo.addWidget(self.repo_title)
         repo.addWidget(self.repo_status)
         ctx_row = QHBoxLayout()
@@ -248,10 +252,23 @@ class DiscoverPage(QWidget):
         self.results.set_hits(hits)
         self.results_status.setText(status)
 
+    def show_repo_refusal(self, message: str, *, offer_token: bool) -> None:
+        """Why the repository cannot be read; ``offer_token`` adds "Add an access token…"."""
+        self.table_model.set_rows([])
+        if not offer_token:
+            self.repo_status.setTextFormat(Qt.TextFormat.PlainText)
+            self.repo_status.setText(message)
+            return
+        self.repo_status.setTextFormat(Qt.TextFormat.RichText)
+        self.repo_status.setText(
+            f'{html.escape(message)}<br><a href="#token">Add an access token…</a>'
+        )
+
     def show_repo_loading(self, repo_id: str) -> None:
         """Clear the repo panel while a repo's quant files and headers load."""
         self._repo_id = repo_id
         self.repo_title.setText(f"<b>{repo_id}</b>")
+        self.repo_status.setTextFormat(Qt.TextFormat.PlainText)
         self.repo_status.setText("Reading the GGUF headers (a few KB per file)…")
         self.table_model.set_rows([])
         self.explanation.setText("")

@@ -164,6 +164,12 @@ class PreferencesDialog(QDialog):
         """The widget editing setting ``name``."""
         return self._editors[name]
 
+    def show_section(self, title: str) -> None:
+        """Show the page titled ``title`` (nothing happens for an unknown title)."""
+        titles = self.sections()
+        if title in titles:
+            self.section_list.setCurrentRow(titles.index(title))
+
     def sections(self) -> list[str]:
         """The section titles, in the order shown."""
         return [self.section_list.item(i).text() for i in range(self.section_list.count())]

@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
     QFileDialog,
+    QLabel,
     QLineEdit,
     QMenu,
     QMessageBox,
@@ -154,6 +155,19 @@ def click_link(view, row: int, href: str) -> None:  # noqa: ANN001 - ChatView
         rect = view.link_rect(row, href)
     assert view.viewport().rect().contains(rect.center()), f"{href} of row {row} is off screen"
     QTest.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+
+
+def click_label_link(label: QLabel) -> None:
+    """Click the first link of a rich-text label where the pointer turns into a hand."""
+    assert label.isVisible(), f"{label.text()!r} is not shown"
+    QTest.qWait(30)  # the layout gives a changed label its new height from the event loop
+    for y in range(1, label.height(), 3):
+        for x in range(1, label.width(), 4):
+            QTest.mouseMove(label, pos=QPoint(x, y))
+            if label.cursor().shape() == Qt.CursorShape.PointingHandCursor:
+                QTest.mouseClick(label, Qt.MouseButton.LeftButton, pos=QPoint(x + 4, y))
+                return
+    raise AssertionError(f"no link to click in {label.text()!r}")
 
 
 def choose_menu_item(text: str, timeout_s: float = 10.0) -> Answered:
