@@ -8,7 +8,7 @@ wait for Apply or OK like every other preference; ``saveRequested(text)`` and
 
 from __future__ import annotations
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QFormLayout,
@@ -76,7 +76,7 @@ class HubTokenPage(QWidget):
         column.addLayout(form)
         column.addWidget(self.refusal)
         column.addWidget(self.status)
-        column.addWidget(self.remove_button, 0)
+        column.addWidget(self.remove_button, 0, Qt.AlignmentFlag.AlignLeft)
         column.addStretch(1)
         self.show_saved(None, None, None)
 
