@@ -805,7 +805,7 @@ class AppController(QObject):
     def _show_memory(self) -> None:
         snap = memory_snapshot()
         self.window.ram_label.setText(
-            f"RAM: app {human_bytes(snap.process_rss)} · free {human_bytes(snap.available)}"
+            f"RAM: app {human_bytes(snap.process_rss)} · {human_bytes(snap.available)} free"
             f" of {human_bytes(snap.total)}"
         )
 

@@ -152,9 +152,9 @@ class DiscoverController(QObject):
         return EstimateParams.from_load_settings(load)
 
     def _get_budget(self) -> Budget:
-        if self._budget is None:  # probed once per app run, off the GUI thread
-            self._budget = machine_budget()
-        return self._budget
+        """The budget measured when the repo was opened (the free RAM the status bar showed
+        then), for re-estimates at another context; probed off the GUI thread."""
+        return self._budget or machine_budget()
 
     def search(self, query: str, sort: str, gguf_only: bool) -> None:
         """Search the Hub in the background."""
@@ -181,15 +181,16 @@ class DiscoverController(QObject):
         self.page.show_repo_loading(repo_id)
         params = self._params()
 
-        def work() -> tuple[Items, int, RepoEstimate]:
+        def work() -> tuple[Items, int, RepoEstimate, Budget]:
             items, read = repo_headers(self.client, repo_id)
-            return items, read, fit_repo(repo_id, items, params, self._get_budget(), read)
+            budget = machine_budget()  # free memory now, as the status bar shows it
+            return items, read, fit_repo(repo_id, items, params, budget, read), budget
 
-        def done(result: tuple[Items, int, RepoEstimate]) -> None:
-            items, read, estimate = result
+        def done(result: tuple[Items, int, RepoEstimate, Budget]) -> None:
+            items, read, estimate, budget = result
             if estimate.repo_id != self._repo_id:
                 return  # the user opened another repo meanwhile
-            self._items, self._bytes_read = items, read
+            self._items, self._bytes_read, self._budget = items, read, budget
             self._show(estimate)
 
         run_job(work, on_done=done, on_error=self._failed_repo)
@@ -226,7 +227,7 @@ class DiscoverController(QObject):
         budget = self._budget
         self.page.chart.set_data(
             bars,
-            ram_available=budget.ram_available if budget else 0,
+            ram_free=budget.ram_available if budget else 0,
             vram_free=budget.vram_free if budget else None,
         )
         if estimate.recommended is not None:

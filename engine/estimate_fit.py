@@ -41,6 +41,15 @@ class FitResult:
     ram_headroom: int  # budget minus expected peak RAM (negative: short by that much)
     vram_headroom: int | None
     reason: str
+    ram_free: int = 0  # the free RAM the budget was taken from (the status bar's "free")
+    vram_free: int | None = None
+
+
+def free_ram_words(free: int, usable: int) -> str:
+    """The one way free memory is told: "24.5 GB of RAM free (2.4 GB of it stays for the
+    system)" - the status bar's figure, and what the fit keeps back from it."""
+    return (f"{human_bytes(free)} of RAM free ({human_bytes(max(free - usable, 0))} of it "
+            "stays for the system)")  # fmt: skip
 
 
 def budgets(ram_available: int, vram_free: int | None) -> tuple[int, int | None]:
@@ -111,12 +120,13 @@ def fit(
     limit = max(shape.n_ctx_train, CTX_PAD) // CTX_PAD
     steps = largest_true(1, limit, lambda s: fits(est(n_gpu, s * CTX_PAD), ram, vram))
     max_ctx = max(steps, 0) * CTX_PAD
-    reason = _reason(verdict, layers, total_layers, chosen, ram, vram, max_ctx, params.n_ctx)
+    reason = _reason(verdict, layers, total_layers, chosen, (ram_available, ram), vram, max_ctx,
+                     params.n_ctx)  # fmt: skip
     return FitResult(
         verdict=verdict, max_gpu_layers=n_gpu, max_context=max_ctx, estimate=chosen, ram_budget=ram,
         vram_budget=vram, ram_headroom=ram - chosen.peak_ram,
         vram_headroom=None if vram is None or chosen.vram is None else vram - chosen.vram,
-        reason=reason,
+        reason=reason, ram_free=ram_available, vram_free=vram_free,
     )  # fmt: skip
 
 
@@ -125,27 +135,27 @@ def _reason(
     layers: int,
     total: int,
     est: MemoryEstimate,
-    ram: int,
+    ram: tuple[int, int],
     vram: int | None,
     max_ctx: int,
     n_ctx: int,
 ) -> str:
-    # sizes as everywhere in the app (decimal, human_bytes); "can be spared" is the budget:
-    # free RAM less what is kept for the system
+    # sizes as everywhere in the app (decimal, human_bytes); free RAM is the status bar's figure
+    free, usable = ram
     need = f"{human_bytes(est.peak_ram)} of RAM"
     if verdict == "gpu":
         return f"Fits entirely on the GPU ({human_bytes(est.vram or 0)} of VRAM, {need})."
     if verdict == "partial":
         return f"{layers} of {total} layers fit on the GPU; the rest runs on the CPU ({need})."
     if verdict == "cpu":
-        return (f"Runs on the CPU only, needing about {need} "
-                f"({human_bytes(ram)} can be spared).")  # fmt: skip
+        return (f"Runs on the CPU only, needing about {human_bytes(est.peak_ram)} of the "
+                f"{free_ram_words(free, usable)}.")  # fmt: skip
     tail = (
         f" A context of up to {max_ctx:,} tokens would fit."
         if max_ctx
         else " Even the smallest context does not fit."
     )
     return (
-        f"Does not fit with a {n_ctx:,}-token context: it needs about {need} but only "
-        f"{human_bytes(ram)} can be spared.{tail}"
+        f"Does not fit with a {n_ctx:,}-token context: it needs about {need}, more than the "
+        f"{human_bytes(max(usable, 0))} left of the {free_ram_words(free, usable)}.{tail}"
     )

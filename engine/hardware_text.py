@@ -42,10 +42,10 @@ def simd_line(cpu: CpuInfo) -> str:
 
 
 def ram_line(memory: MemoryInfo) -> str:
-    """'22.1 GB available of 25.3 GB'."""
+    """'22.1 GB free of 25.3 GB' (free: available to a new program, as the status bar says)."""
     if not memory.ram_total:
         return "unknown"
-    return f"{human_bytes(memory.ram_available)} available of {human_bytes(memory.ram_total)}"
+    return f"{human_bytes(memory.ram_available)} free of {human_bytes(memory.ram_total)}"
 
 
 def swap_line(memory: MemoryInfo) -> str:

@@ -17,7 +17,7 @@ from quantdesk.engine.arch_support import architectures_supported
 from quantdesk.engine.discovery import split_parts
 from quantdesk.engine.errors import QuantDeskError
 from quantdesk.engine.estimate import EstimateParams, estimate
-from quantdesk.engine.estimate_fit import FitResult, fit
+from quantdesk.engine.estimate_fit import FitResult, fit, free_ram_words
 from quantdesk.engine.estimate_hparams import model_shape
 from quantdesk.engine.gguf import GGUFHeader, read_header_cached
 from quantdesk.engine.hub import HubClient
@@ -117,8 +117,8 @@ def recommend(estimates: Sequence[QuantEstimate]) -> tuple[int | None, str]:
     quality = f" {info.summary}" if info else ""
     return best_index, (
         f"{best.quant} is the highest quality that fits ({badge_text(result)}), needing "
-        f"about {human_bytes(result.estimate.peak_ram)} of RAM at this context with "
-        f"{human_bytes(max(result.ram_headroom, 0))} to spare.{quality}"
+        f"about {human_bytes(result.estimate.peak_ram)} at this context of the "
+        f"{free_ram_words(result.ram_free, result.ram_budget)}.{quality}"
     )
 
 
@@ -221,7 +221,8 @@ def settings_estimate_text(path: Path, load: LoadSettings, budget: Budget) -> st
     )
     vram = f" + {human_bytes(est.vram)} VRAM" if est.vram else ""
     ok = est.peak_ram <= result.ram_budget
-    verdict = "fits this machine" if ok else "more RAM than this machine has free"
+    free = free_ram_words(result.ram_free, result.ram_budget)
+    verdict = f"it fits: {free}" if ok else f"more than fits: {free}"
     return (
         f"These settings need about {human_bytes(est.peak_ram)} of RAM{vram} "
         f"({verdict}); the largest context that fits is {result.max_context:,} tokens."

@@ -98,3 +98,35 @@ def test_discover_and_the_chat_panel_give_one_figure_for_one_file(
                          capture_output=True, text=True, timeout=120)  # fmt: skip
     assert cli.returncode == 0, cli.stderr
     assert str(row.ram) in cli.stdout or human_bytes(row.ram) in cli.stdout, cli.stdout[:800]
+
+
+def test_one_free_memory_figure_on_every_screen(qtbot, discover) -> None:
+    """Issue 19, fault 6: the status bar, Discover's recommendation and chart, the Hardware page
+    and the load panel's line all name the same free RAM, in one style ("24.5 GB … free")."""
+    import re
+
+    from quantdesk.engine.hardware import probe_hardware
+    from quantdesk.engine.hardware_text import ram_line
+
+    window, ctl = discover
+    page = window.discover_page
+    with qtbot.waitSignal(ctl.repoShown, timeout=60_000):
+        ctl.open_repo(MINI)
+    figures: dict[str, str] = {}
+    free = re.compile(r"([\d.,]+ [KMGT]?B)(?: of RAM)? free")
+    figures["recommendation"] = free.search(page.repo_status.text()).group(1)
+    chart = page.chart.chart()
+    said = [s.name() for s in chart.series()] + [a.titleText() for a in chart.axes()]
+    line = next(t for t in said if "RAM usable" in t or t.startswith("Usable RAM"))  # a line,
+    figures["chart"] = free.search(line).group(1)  # or named in the axis title when beyond it
+    figures["hardware"] = free.search(ram_line(probe_hardware().memory)).group(1)
+    figures["status bar"] = free.search(window.ram_label.text()).group(1)
+
+    def gb(text: str) -> float:
+        number, unit = text.split()
+        return float(number.replace(",", "")) * {"KB": 1e-6, "MB": 1e-3, "GB": 1, "TB": 1e3}[unit]
+
+    values = {k: gb(v) for k, v in figures.items()}
+    # one figure: the same free RAM (it moves a little between the moments each is read)
+    assert max(values.values()) - min(values.values()) <= 0.02 * max(values.values()), figures
+    assert "stays for the system" in page.repo_status.text()

@@ -47,7 +47,7 @@ def test_panel_shows_the_cpu_and_the_nvidia_reason_muted(qtbot, report: Hardware
         assert reason.parent() is panel.sections["GPUs"]
     verdict = _label(panel, "llama.cpp build: Verdict").text()
     assert verdict.replace("<br>", " ") == html.escape(report.build.verdict)
-    assert _label(panel, "Memory: RAM").text().endswith("available of " + _gb(report))
+    assert _label(panel, "Memory: RAM").text().endswith("free of " + _gb(report))
     assert panel.refresh_button.accessibleName() == "Refresh hardware probe"
     assert all(lb.accessibleName() for lb in _labels(panel) if lb.wordWrap())
 

@@ -18,6 +18,7 @@ from PySide6.QtCore import QMargins, QPointF, Qt
 from PySide6.QtGui import QColor, QPainter, QPen
 from PySide6.QtWidgets import QWidget
 
+from quantdesk.engine.estimate_fit import budgets
 from quantdesk.engine.model_info import human_bytes
 
 
@@ -59,14 +60,15 @@ class MemoryChart(QChartView):
         self.setAccessibleName("Memory chart")
         self.setMinimumHeight(220)
         self._bars: list[MemoryBar] = []
-        self.set_data([], ram_available=0, vram_free=None)
+        self.set_data([], ram_free=0, vram_free=None)
 
     def bars(self) -> list[MemoryBar]:
         """The bars shown (for tests and accessibility)."""
         return list(self._bars)
 
-    def set_data(self, bars: list[MemoryBar], *, ram_available: int, vram_free: int | None) -> None:
-        """Draw ``bars`` with vertical lines at the available RAM and free VRAM."""
+    def set_data(self, bars: list[MemoryBar], *, ram_free: int, vram_free: int | None) -> None:
+        """Draw ``bars`` with vertical lines where the usable RAM and VRAM end: what the fit
+        allows of the free memory (the status bar's figure) after what stays for the system."""
         self._bars = list(bars)
         needed = max([b.weights + b.kv_cache + b.compute for b in bars] + [1])
         unit, scale = chart_unit(needed)
@@ -108,17 +110,18 @@ class MemoryChart(QChartView):
         rows.setVisible(False)
         chart.addAxis(rows, Qt.AlignmentFlag.AlignRight)
         beyond: list[str] = []
-        for label, limit, color in (
-            ("Available RAM", ram_available, "#a1121f"),
-            ("Free VRAM", vram_free, "#6a3be0"),
+        ram_usable, vram_usable = budgets(ram_free, vram_free)
+        for what, free, limit, color in (
+            ("RAM", ram_free, ram_usable, "#a1121f"),
+            ("VRAM", vram_free, vram_usable, "#6a3be0"),
         ):
-            if not limit:
+            if not free or limit is None or limit <= 0:
                 continue
             if limit / scale > top:  # named in the title, not drawn at the axis end
-                beyond.append(f"{human_bytes(limit)} {'VRAM' if 'VRAM' in label else 'RAM'} free")
+                beyond.append(f"{human_bytes(limit)} {what} usable of {human_bytes(free)} free")
                 continue
             line = QLineSeries()
-            line.setName(f"{label}: {human_bytes(limit)}")
+            line.setName(f"Usable {what}: {human_bytes(limit)} of {human_bytes(free)} free")
             line.append([QPointF(limit / scale, 0), QPointF(limit / scale, 1)])
             pen = QPen(QColor(color))
             pen.setWidth(2)
