@@ -45,6 +45,7 @@ def build_app(args: argparse.Namespace):  # noqa: ANN201 - returns (window, cont
     from quantdesk.ui.cluster_page import ClusterPage
     from quantdesk.ui.discover_page import DiscoverPage
     from quantdesk.ui.downloads_page import DownloadsPage
+    from quantdesk.ui.focus_ring import FocusRing
     from quantdesk.ui.hardware_panel import HardwarePanel
     from quantdesk.ui.lab_page import LabPage
     from quantdesk.ui.main_window import MainWindow
@@ -53,6 +54,7 @@ def build_app(args: argparse.Namespace):  # noqa: ANN201 - returns (window, cont
     paths = resolve_paths(args.data_dir).ensure()
     settings = Settings(paths.settings_file)
     window = MainWindow(SETTINGS.values(), title=f"QuantDesk {__version__}")
+    window.focus_ring = FocusRing(window)  # every window and dialog of the app
     window.discover_page = DiscoverPage()
     window.add_page("Discover", window.discover_page)
     window.downloads_page = DownloadsPage()

@@ -47,6 +47,10 @@ class SearchHit:
     line: str  # e.g. "↓ 12.3k · ♥ 45 · 7B · updated 2026-10-01"
 
 
+_SELECTABLE = (
+    Qt.TextInteractionFlag.TextSelectableByMouse | Qt.TextInteractionFlag.LinksAccessibleByMouse
+)
+
 class SearchResultsModel(QAbstractListModel):
     """Search results for the list on the left."""
 
@@ -131,7 +135,7 @@ class DiscoverPage(QWidget):
         self.repo_title.setTextFormat(Qt.TextFormat.RichText)
         self.repo_status = QLabel("")
         self.repo_status.setWordWrap(True)
-        self.repo_status.setTextInteractionFlags(Qt.TextInteractionFlag.TextBrowserInteraction)
+        self.repo_status.setTextInteractionFlags(_SELECTABLE)  # copyable; Tab skips it
         self.repo_status.linkActivated.connect(lambda _link: self.tokenRequested.emit())
         repo.addWidget(self.repo_title)
         repo.addWidget(self.repo_status)
@@ -260,6 +264,8 @@ class DiscoverPage(QWidget):
             self.repo_status.setText(message)
             return
         self.repo_status.setTextFormat(Qt.TextFormat.RichText)
+        # the link is reached with Tab too, until the next repository is shown
+        self.repo_status.setTextInteractionFlags(Qt.TextInteractionFlag.TextBrowserInteraction)
         self.repo_status.setText(
             f'{html.escape(message)}<br><a href="#token">Add an access token…</a>'
         )
@@ -269,6 +275,8 @@ class DiscoverPage(QWidget):
         self._repo_id = repo_id
         self.repo_title.setText(f"<b>{repo_id}</b>")
         self.repo_status.setTextFormat(Qt.TextFormat.PlainText)
+        self.repo_status.setTextInteractionFlags(_SELECTABLE)
+        self.repo_status.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.repo_status.setText("Reading the GGUF headers (a few KB per file)…")
         self.table_model.set_rows([])
         self.explanation.setText("")
