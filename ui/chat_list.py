@@ -131,13 +131,30 @@ class ChatListPanel(QWidget):
         self.view.clicked.connect(self._activated)
         self.view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.view.customContextMenuRequested.connect(self._menu)
+        self.empty_hint = QLabel()
+        self.empty_hint.setWordWrap(True)
+        self.empty_hint.setEnabled(False)  # the palette's quiet text colour, in either theme
+        layout.addWidget(self.empty_hint)
         layout.addWidget(self.view, 1)
+        self._show_empty_hint()
 
     def set_chats(self, chats: list[Chat], current: int | None = None) -> None:
         """Show ``chats`` and select ``current``."""
         self.model.set_chats(chats)
         self._current = current
         self._select_current()
+        self._show_empty_hint()
+
+    def _show_empty_hint(self) -> None:
+        if self.model.rowCount():
+            self.empty_hint.hide()
+            return
+        query = self.search.text().strip()
+        self.empty_hint.setText(
+            f"No chat matches “{query}”." if query
+            else "No chats yet. Each conversation is saved here as you send messages."
+        )  # fmt: skip
+        self.empty_hint.show()
 
     def _select_current(self) -> None:
         row = self.model.row_of(self._current) if self._current is not None else -1

@@ -45,8 +45,11 @@ def test_edit_and_regenerate_keep_every_version_and_drafts_stay_with_their_chat(
     window.settings_panel.editor("sampling.max_tokens").setValue(12)
     window.settings_panel.editor("load.n_ctx").setValue(65536)
     load_by_double_click(qtbot, window, controller, "chatty")
+    hint = window.chat_list.empty_hint
+    assert hint.isVisible() and "No chats yet" in hint.text()  # an empty list says why
 
     type_and_send(qtbot, window, controller, "Hello there")
+    assert not hint.isVisible()
     first_reply = shown(window)[1][1]
     # Stop: a long reply, stopped with the Stop button
     window.settings_panel.editor("sampling.max_tokens").setValue(1_000_000)
