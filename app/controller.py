@@ -43,6 +43,7 @@ from quantdesk.engine.session import MODE_COMPLETION
 from quantdesk.engine.sqlite_files import open_store
 from quantdesk.engine.starter import (
     CHAT_STARTER_FILE_NAME,
+    CHAT_STARTER_NAME,
     ensure_chat_starter_file,
     ensure_starter_file,
 )
@@ -202,10 +203,12 @@ class AppController(QObject):
         """Put the starter models into the library (this runs on a pool thread): the instruct
         model a new user chats with first, and the base model the quantizer and lab use."""
         added = []
-        for ensure in (ensure_chat_starter_file, ensure_starter_file):
+        for ensure, name in ((ensure_chat_starter_file, CHAT_STARTER_NAME),
+                             (ensure_starter_file, "")):  # fmt: skip
             path = ensure(self.paths.models_dir)
             if path is not None:
-                entry = add_model_file(self.paths.library_db, path, source="starter", owned=True)
+                entry = add_model_file(self.paths.library_db, path, source="starter", owned=True,
+                                       name=name)  # fmt: skip
                 added.append(entry)
         return added[0] if added else None
 

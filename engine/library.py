@@ -102,10 +102,11 @@ class ModelLibrary:
 
     def add(
         self, path: Path, report: ModelReport, *, source: str, owned: bool, keep_link: bool = False,
-        sha256: str = "",
+        sha256: str = "", name: str = "",
     ) -> LibraryEntry:
         """Add (or refresh) the model at ``path``; returns its entry. ``sha256``: the hash
         checked when it was written (kept while the file's size and time stay the same).
+        ``name``: what to call it when its header's ``general.name`` is no name for a person.
 
         ``keep_link``: store ``path`` itself, not where its symlinks lead: the first part of a
         split set in the Hugging Face cache must keep its name, since llama.cpp finds the
@@ -130,7 +131,7 @@ class ModelLibrary:
                        has_chat_template=excluded.has_chat_template""",
                 (
                     str(path),
-                    report.name or path.stem,
+                    name or report.name or path.stem,
                     source,
                     int(owned),
                     stat.st_size,
@@ -186,7 +187,7 @@ def _entry(row: sqlite3.Row) -> LibraryEntry:
 
 
 def add_model_file(db_path: Path, path: Path, *, source: str, owned: bool,
-                   sha256: str = "") -> LibraryEntry:  # fmt: skip
+                   sha256: str = "", name: str = "") -> LibraryEntry:  # fmt: skip
     """Read ``path``'s header and add it to the library at ``db_path`` (any thread).
 
     Opens its own connection, so worker threads can call it; raises InvalidGGUF for a bad file.
@@ -197,6 +198,6 @@ def add_model_file(db_path: Path, path: Path, *, source: str, owned: bool,
     library = ModelLibrary(db_path)
     try:
         report = summarize(read_header_from_file(path), path=path)
-        return library.add(path, report, source=source, owned=owned, sha256=sha256)
+        return library.add(path, report, source=source, owned=owned, sha256=sha256, name=name)
     finally:
         library.close()

