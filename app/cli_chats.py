@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -16,17 +15,11 @@ NAME = "chats"
 
 def open_store() -> ConversationStore:
     """The app's chat database (the GUI's own), as the CLI commands use it."""
+    from quantdesk.cli_stores import open_for_reading
     from quantdesk.engine.conversations import ConversationStore
     from quantdesk.paths import resolve_paths
 
-    store = ConversationStore(resolve_paths().chats_db)
-    if store.recovered_from is not None:
-        print(
-            f"quantdesk: the chat database was damaged; it was moved to {store.recovered_from} "
-            "and a new one started.",
-            file=sys.stderr,
-        )
-    return store
+    return open_for_reading(ConversationStore, resolve_paths().chats_db, what="The chat history")
 
 
 def register(sub: argparse._SubParsersAction) -> None:

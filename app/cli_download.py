@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     paths = resolve_paths()
     bar = None if args.json else _Bar()
     manager = DownloadManager(
-        paths.data_dir / "downloads.sqlite3",
+        paths.downloads_db,
         paths.models_dir / "hub",
         hub_client(paths),
         on_change=(lambda item: bar(item.done_bytes, item.total_bytes)) if bar else None,

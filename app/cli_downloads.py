@@ -18,14 +18,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Print every queued, running, paused, failed and finished download."""
+    from quantdesk.cli_stores import open_for_reading
+    from quantdesk.engine.download_store import DownloadStore
     from quantdesk.engine.downloads import DownloadManager
     from quantdesk.hub_access import hub_client
     from quantdesk.paths import resolve_paths
 
     paths = resolve_paths()
-    manager = DownloadManager(
-        paths.data_dir / "downloads.sqlite3", paths.models_dir / "hub", hub_client(paths)
-    )  # no start(): listing runs nothing
+    queue = open_for_reading(DownloadStore, paths.downloads_db, what="The download queue")
+    manager = DownloadManager(queue, paths.models_dir / "hub", hub_client(paths))
+    # no start(): listing runs nothing
     try:
         items = manager.items()
     finally:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 NAME = "import-chat"
@@ -17,9 +18,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Import the file and say which chat it became."""
-    from quantdesk.cli_chats import open_store
     from quantdesk.engine.chat_export import ChatImportError, import_json
+    from quantdesk.engine.conversations import ConversationStore
     from quantdesk.engine.wording import counted
+    from quantdesk.paths import resolve_paths
 
     try:
         data = json.loads(args.file.read_text(encoding="utf-8"))
@@ -29,7 +31,11 @@ def run(args: argparse.Namespace) -> int:
         raise ChatImportError(
             "This file is not JSON, so not a QuantDesk chat export; it may be damaged.", str(exc)
         ) from None
-    store = open_store()
+    # written to, so never a copy: a busy, read-only or newer store is a one-line refusal
+    store = ConversationStore(resolve_paths().chats_db)
+    if store.recovered_from is not None:
+        print(f"quantdesk: the chat history was damaged; it was kept as "
+              f"'{store.recovered_from.name}' and a new one was started.", file=sys.stderr)
     try:
         chat = import_json(store, data)
     finally:

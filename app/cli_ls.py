@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 NAME = "ls"
@@ -62,6 +63,8 @@ def run(args: argparse.Namespace) -> int:
         invalid = [{"path": p, "error": why} for p, why in result.invalid.items()]
         print(json.dumps({"models": rows, "invalid": invalid}, indent=2))
         return 0
+    if result.index_note:
+        print(f"quantdesk: {result.index_note}", file=sys.stderr)
     for path, why in result.invalid.items():
         print(f"not a usable model: {path} - {why}")
     if not entries:

@@ -97,6 +97,7 @@ class AppController(QObject):
         )  # fmt: skip
         self.models = ModelThread(paths.probe_cache)
         self.shutdown_hooks: list = []  # services composed in gui.py stop here too
+        self.store_warnings: list[str] = []  # from stores opened in gui.py, shown at start
         self.loaded: LoadedModel | None = None
         self.remote: RemoteController | None = None  # composed in gui.py
         self.hub_token: HubTokenController | None = None  # composed in gui.py
@@ -170,7 +171,8 @@ class AppController(QObject):
             "notice", self._welcome + WELCOME_PICK
         )
         self.history.restore_latest()
-        found = (self._library_warning, self.history.warning, self.presets.warning)
+        found = (self._library_warning, self.history.warning, self.presets.warning,
+                 *self.store_warnings)  # fmt: skip
         warnings = [w for w in found if w]
         if warnings:
             self.window.show_error(" ".join(warnings))

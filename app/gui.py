@@ -33,8 +33,10 @@ def build_app(args: argparse.Namespace):  # noqa: ANN201 - returns (window, cont
     from quantdesk.controller import HUB_TOKEN_SECTION, AppController
     from quantdesk.discover_controller import DiscoverController
     from quantdesk.downloads_controller import DownloadsController
+    from quantdesk.engine.download_store import DownloadStore
     from quantdesk.engine.downloads import DownloadManager
     from quantdesk.engine.ladder import DEFAULT_TYPES
+    from quantdesk.engine.sqlite_files import open_store
     from quantdesk.hub_access import hub_client, token_store
     from quantdesk.hub_token_controller import HubTokenController
     from quantdesk.lab_controller import LabController
@@ -78,8 +80,15 @@ def build_app(args: argparse.Namespace):  # noqa: ANN201 - returns (window, cont
         lambda: controller.open_preferences(HUB_TOKEN_SECTION))
     controller.hub_token.changed.connect(window.show_info)
     controller.hub_token.changed.connect(lambda _words: controller.discover.token_changed())
+    queue, queue_warning = open_store(
+        DownloadStore, paths.downloads_db, what="The download queue",
+        not_kept="Downloads queued now are not kept after QuantDesk closes.",
+        untouched="downloaded files were not touched",
+    )  # fmt: skip
+    if queue_warning:
+        controller.store_warnings.append(queue_warning)
     manager = DownloadManager(
-        paths.data_dir / "downloads.sqlite3",
+        queue,
         paths.models_dir / "hub",
         hub,
         parallel=settings.get("downloads.parallel"),

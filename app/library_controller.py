@@ -115,6 +115,7 @@ class LibraryController(QObject):
         self.budget = budget  # this machine's, probed on first use
         self.details_dialog: ModelDetailsDialog | None = None
         self._scan: ScanResult | None = None
+        self._index_noted = ""  # the model index note last shown
         self._scans = SingleFlight()  # one rescan at a time; asked again meanwhile: once more
         self._fits = SingleFlight()
         self._fit_cache: dict[tuple, Fit] = {}
@@ -188,6 +189,9 @@ class LibraryController(QObject):
             self.app.refresh_library()
         if result.invalid:
             self._say_invalid(result.invalid)
+        if result.index_note and result.index_note != self._index_noted:
+            self._index_noted = result.index_note  # once, not on every rescan
+            self.app.window.show_info(result.index_note)
         self._fit_timer.start()
         if again:  # asked again meanwhile: only the latest scan is announced
             self.rescan()

@@ -37,6 +37,7 @@ class ScanResult:
     removed: int
     seconds: float
     invalid: dict[str, str] = dataclasses.field(default_factory=dict)  # new bad file -> why
+    index_note: str = ""  # the model index was damaged, newer or read-only: what to say
 
 
 def sync_discovered(
@@ -58,6 +59,7 @@ def sync_discovered(
     try:
         report = index.refresh(found)
         every = index.entries()
+        index_note = index.note
     finally:
         index.close()
     rows = [r for r in every if r.error is None]
@@ -95,5 +97,5 @@ def sync_discovered(
                 removed += 1
     finally:
         library.close()
-    return ScanResult(names, sha, parts, added, removed, report.seconds, invalid)
+    return ScanResult(names, sha, parts, added, removed, report.seconds, invalid, index_note)
 

@@ -40,6 +40,11 @@ class AppPaths:
         return self.data_dir / "chats.sqlite3"
 
     @property
+    def downloads_db(self) -> Path:
+        """SQLite store of the download queue."""
+        return self.data_dir / "downloads.sqlite3"
+
+    @property
     def model_index_db(self) -> Path:
         """SQLite index of models found on disk (other tools' folders, watched folders)."""
         return self.data_dir / "model-index.sqlite3"

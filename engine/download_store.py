@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from quantdesk.engine.sqlite_files import open_database
+
 
 class DownloadState:
     """The states of a queued download."""
@@ -79,18 +81,24 @@ _SCHEMA = """CREATE TABLE IF NOT EXISTS downloads (
     done_bytes INTEGER NOT NULL, error TEXT NOT NULL, created_at REAL, updated_at REAL)"""
 
 
-class DownloadStore:
-    """The ``downloads`` table. Not locked itself: the manager serializes calls."""
+SCHEMA_VERSION = 1  # files written before schema versions were kept have 0: the same table
 
-    def __init__(self, db_path: Path) -> None:
-        db_path.parent.mkdir(parents=True, exist_ok=True)
-        # A second process (the CLI next to the GUI) may write too: wait for its lock.
-        self._db = sqlite3.connect(str(db_path), check_same_thread=False, timeout=10.0)
-        self._db.row_factory = sqlite3.Row
-        with self._db:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.execute(_SCHEMA)
+
+class DownloadStore:
+    """The ``downloads`` table. Not locked itself: the manager serializes calls (from its
+    worker threads: the connection is shared across them).
+
+    Opened by the rules of :func:`~quantdesk.engine.sqlite_files.open_database`: a damaged file
+    is moved aside (``recovered_from``); a newer, read-only or locked one raises and is left
+    untouched (:func:`~quantdesk.engine.sqlite_files.open_store` then runs on a copy).
+    """
+
+    def __init__(self, db_path: Path | str) -> None:
+        self._db, self.recovered_from = open_database(
+            Path(db_path), _SCHEMA + ";", SCHEMA_VERSION, what="The download queue",
+            check_same_thread=False,
+        )  # fmt: skip
+        self._db.execute("PRAGMA synchronous=NORMAL")
 
     def insert(
         self, repo_id: str, commit: str | None, files: Sequence[str], dest: Path, total: int

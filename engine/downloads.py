@@ -40,7 +40,7 @@ class DownloadManager:
 
     def __init__(
         self,
-        db_path: Path,
+        db_path: Path | DownloadStore,
         dest_root: Path,
         client: HubClient,
         *,
@@ -51,7 +51,7 @@ class DownloadManager:
         self.client = client
         self.parallel = max(1, parallel)
         self.on_change = on_change
-        self._store = DownloadStore(db_path)
+        self._store = db_path if isinstance(db_path, DownloadStore) else DownloadStore(db_path)
         self._lock = threading.RLock()
         self._wake = threading.Condition(self._lock)
         self._stops: dict[int, threading.Event] = {}

@@ -21,7 +21,7 @@ from typing import Any
 
 from quantdesk.engine.discovery import DiscoveredModel, split_info
 from quantdesk.engine.errors import QuantDeskError
-from quantdesk.engine.sqlite_files import NewerDatabase, move_aside, open_database
+from quantdesk.engine.sqlite_files import DatabaseUnwritable, NewerDatabase, open_database
 
 SCHEMA_VERSION = 1
 
@@ -154,14 +154,21 @@ class ModelIndex:
 
     def __init__(self, db_path: Path) -> None:
         self.db_path = db_path
-        self.set_aside: Path | None = None  # where a damaged or newer database was moved
+        self.set_aside: Path | None = None  # where a damaged database was moved
+        self.in_memory = False  # a newer, read-only or busy file: left as it is
+        self.note = ""  # what to tell the user about the file, if anything
+        what = "The index of models found on disk"
         try:
-            self._db, self.set_aside = open_database(
-                db_path, _SCHEMA, SCHEMA_VERSION, what="The model index"
-            )
-        except NewerDatabase:  # only a cache of what is on disk: rebuild it, keep the old one
-            self.set_aside = move_aside(db_path, "newer")
-            self._db, _ = open_database(db_path, _SCHEMA, SCHEMA_VERSION, what="The model index")
+            self._db, self.set_aside = open_database(db_path, _SCHEMA, SCHEMA_VERSION, what=what)
+        except (NewerDatabase, DatabaseUnwritable) as exc:
+            # only a cache of what is on disk: this run keeps it in memory, the file untouched
+            self._db, _ = open_database(":memory:", _SCHEMA, SCHEMA_VERSION, what=what)
+            self.in_memory = True
+            self.note = (f"{exc.message} It was left as it is: models on disk are looked up "
+                         "again each time (your model files were not touched).")  # fmt: skip
+        if self.set_aside is not None:
+            self.note = (f"{what} was damaged; it was kept as '{self.set_aside.name}' and "
+                         "rebuilt (your model files were not touched).")  # fmt: skip
         self._db.execute("PRAGMA synchronous=NORMAL")
 
     def close(self) -> None:

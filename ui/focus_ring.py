@@ -9,6 +9,7 @@ follows it as it moves, resizes, hides or loses focus. Keyboard users always see
 
 from __future__ import annotations
 
+import shiboken6
 from PySide6.QtCore import QEvent, QObject, QPoint, QRect, Qt
 from PySide6.QtGui import QPainter, QPaintEvent, QPalette, QPen, QRegion
 from PySide6.QtWidgets import (
@@ -59,7 +60,8 @@ class FocusRing(QObject):
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._target: QWidget | None = None
-        self._rings: dict[int, _Ring] = {}
+        self._shown: _Ring | None = None  # the ring drawn now
+        self._rings: dict[int, _Ring] = {}  # window's C++ address -> its ring
         app = QApplication.instance()
         assert isinstance(app, QApplication)
         app.focusChanged.connect(self._focus_changed)
@@ -69,19 +71,24 @@ class FocusRing(QObject):
         return self._target
 
     def _ring_for(self, window: QWidget) -> _Ring:
-        ring = window.findChild(_Ring, options=Qt.FindChildOption.FindDirectChildrenOnly)
-        if ring is None:
+        # by the window's C++ address, never findChild(): that wraps every child of the window,
+        # and a child Qt is still building or tearing down aborts the process (std::bad_typeid)
+        key = shiboken6.getCppPointer(window)[0]
+        ring = self._rings.get(key)
+        if ring is None or not shiboken6.isValid(ring):
             ring = _Ring(window)  # owned by its window: gone with it
+            self._rings[key] = ring
+            ring.destroyed.connect(lambda _obj=None, key=key: self._rings.pop(key, None))
         return ring
 
     def _focus_changed(self, _old: QWidget | None, new: QWidget | None) -> None:
-        if self._target is not None:
-            try:
-                self._target.removeEventFilter(self)
-                self._ring_for(self._target.window()).hide()
-            except RuntimeError:  # the widget was deleted meanwhile
-                pass
-            self._target = None
+        target, self._target = self._target, None
+        if target is not None and shiboken6.isValid(target):
+            target.removeEventFilter(self)
+            ring = self._shown
+            if ring is not None and shiboken6.isValid(ring):
+                ring.hide()
+        self._shown = None
         if new is None or not shows_no_focus_of_its_own(new):
             return
         self._target = new
@@ -90,10 +97,11 @@ class FocusRing(QObject):
 
     def _place(self) -> None:
         target = self._target
-        if target is None:
+        if target is None or not shiboken6.isValid(target):
             return
         window = target.window()
         ring = self._ring_for(window)
+        self._shown = ring
         if not target.isVisible():
             ring.hide()
             return
