@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import sqlite3
 import sys
 from collections.abc import Sequence
 from types import ModuleType
 
 from quantdesk import __version__
 from quantdesk.engine.errors import QuantDeskError
+from quantdesk.engine.sqlite_files import write_failure_words
 
 COMMAND_MODULES = (
     "inspect", "run", "hw", "search", "quants", "estimate", "download", "downloads", "quantize",
@@ -50,6 +52,9 @@ def run_cli(argv: Sequence[str]) -> int:
         where = getattr(args, "file", None)
         prefix = f"{where.name}: " if hasattr(where, "name") else ""
         print(f"quantdesk: error: {prefix}{exc.message}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except sqlite3.Error as exc:  # a store locked, read-only or full mid-way: one line too
+        print(f"quantdesk: error: {write_failure_words(exc)}", file=sys.stderr)
         return EXIT_USER_ERROR
     except BrokenPipeError:
         return 0

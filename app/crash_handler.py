@@ -8,12 +8,15 @@ GUI, which shows it in its banner.
 from __future__ import annotations
 
 import logging
+import sqlite3
 import sys
 import threading
 import traceback
 from collections.abc import Callable
 from logging.handlers import RotatingFileHandler
 from pathlib import Path
+
+from quantdesk.engine.sqlite_files import write_failure_words
 
 log = logging.getLogger("quantdesk")
 
@@ -37,6 +40,9 @@ def install_hooks(notify: Callable[[str, str], None], log_file: Path | None = No
         log.error("Unexpected error\n%s", details)
         try:
             where = f" ({log_file})" if log_file is not None else ""
+            if isinstance(exc, sqlite3.Error):  # a store locked, read-only or full mid-way
+                notify(f"{write_failure_words(exc)} The app kept running.", details)
+                return
             notify(
                 "Something unexpected went wrong; the app kept running. The details were "
                 f"written to the log file{where}; Details → Copy details puts them on the "

@@ -75,6 +75,23 @@ def unwritable_message(what: str, path: Path, problem: str) -> str:
             f"(chmod u+w '{path}') to save changes.")  # fmt: skip
 
 
+def write_failure_words(exc: sqlite3.Error) -> str:
+    """What a failed read or write of one of the app's files means, for a message."""
+    problem = problem_of(exc)
+    if problem == "busy":
+        return ("A QuantDesk data file is in use by another program (another QuantDesk, the "
+                "command line or a backup tool), so the change was not saved. Try again when "
+                "it is done.")  # fmt: skip
+    if problem == "full":
+        return "The disk is full, so the change was not saved. Free some space and try again."
+    if problem == "readonly":
+        return "A QuantDesk data file is read-only, so the change was not saved."
+    if problem == "corrupt":
+        return ("A QuantDesk data file is damaged, so the change was not saved. Start "
+                "QuantDesk again: the damaged file is then kept aside and a new one begun.")
+    return f"A QuantDesk data file could not be used ({exc})."
+
+
 def peek_version(path: Path) -> int:
     """The schema version of ``path``, read-only (0 for a missing file or ``:memory:``)."""
     if str(path) == ":memory:" or not path.exists():

@@ -2,9 +2,10 @@
 
 Five stores (chats, library, presets, downloads, model index) × seven cases (truncated to 0,
 truncated to half, garbage, garbage after page 1, written by a newer QuantDesk, locked by
-another process for 10 s, read-only): the app starts and stays alive, a problem is said in one
-line, and a file is moved aside only when SQLite finds it corrupt. The GUI runs in a child
-process (tests/store_probe_gui.py) so an abort is a failed case, not a dead test run.
+another process for 12 s - past the 10 s an open waits - and read-only): the app starts and
+stays alive, a problem is said in one line, and a file is moved aside only when SQLite finds it
+corrupt (busy is not damaged). The GUI runs in a child process (tests/store_probe_gui.py) so an
+abort is a failed case, not a dead test run.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from tests.tiny_models import write_tiny_chat_model
 STORES = {"chats": "chats.sqlite3", "library": "library.sqlite3", "presets": "presets.sqlite3",
           "downloads": "downloads.sqlite3", "model index": "model-index.sqlite3"}  # fmt: skip
 CASES = ("truncated to 0", "truncated to half", "garbage", "garbage after page 1", "newer",
-         "locked for 10 s", "read-only")  # fmt: skip
+         "locked for 12 s", "read-only")  # fmt: skip
 CORRUPT = {"truncated to half", "garbage", "garbage after page 1"}
 CLI = {"chats": ["chats"], "library": ["ls"], "presets": ["doctor"], "downloads": ["downloads"],
        "model index": ["ls"]}  # fmt: skip
@@ -50,7 +51,7 @@ def _seed(data: Path, models: Path) -> None:
     chats.add_message(chat.id, "user", "hello")
     chats.add_message(chat.id, "assistant", "hi there")
     chats.close()
-    add_model_file(data / STORES["library"], model, source="folder", owned=False)
+    add_model_file(data / STORES["library"], model, source="imported", owned=False)
     presets = PresetStore(data / STORES["presets"])
     presets.save_preset("Seeded", {"sampling.temperature": 0.5})
     presets.close()
@@ -63,7 +64,7 @@ def _seed(data: Path, models: Path) -> None:
 
 
 def _damage(path: Path, case: str) -> subprocess.Popen | None:
-    """Do ``case`` to ``path``; a lock holder's process is returned (it lets go after 10 s)."""
+    """Do ``case`` to ``path``; a lock holder's process is returned (it lets go after 12 s)."""
     size = path.stat().st_size
     if case == "truncated to 0":
         path.write_bytes(b"")
@@ -79,7 +80,7 @@ def _damage(path: Path, case: str) -> subprocess.Popen | None:
         db = sqlite3.connect(path)
         db.execute("PRAGMA user_version=99")
         db.close()
-    elif case == "locked for 10 s":
+    elif case == "locked for 12 s":
         holder = subprocess.Popen(
             [sys.executable, "-c",
              "import sqlite3, sys, time\n"
@@ -87,7 +88,7 @@ def _damage(path: Path, case: str) -> subprocess.Popen | None:
              "db.execute('BEGIN IMMEDIATE')\n"
              "db.execute('CREATE TABLE held_by_another_program (x)')\n"
              "print('held', flush=True)\n"
-             "time.sleep(10)\n"
+             "time.sleep(12)\n"
              "db.execute('ROLLBACK')\n", str(path)],
             stdout=subprocess.PIPE, text=True,
         )  # fmt: skip
@@ -187,11 +188,11 @@ def test_a_damaged_store_leaves_the_app_alive_and_says_so(seeded: Path, store: s
                     assert message, f"{name} {case}: nothing said"
                 if case in CORRUPT:
                     assert "damaged" in message and aside[0].name in message
-                if case in ("locked for 10 s", "read-only") and store == "chats":
+                if case in ("locked for 12 s", "read-only") and store == "chats":
                     assert seen["chats"] == ["Seeded chat"], seen  # busy is not damaged
-                if case in ("locked for 10 s", "read-only") and store == "library":
+                if case in ("locked for 12 s", "read-only") and store == "library":
                     assert seen["library"] == ["seeded.gguf"], seen
-                if case in ("locked for 10 s", "read-only") and store == "downloads":
+                if case in ("locked for 12 s", "read-only") and store == "downloads":
                     assert seen["downloads"] == ["seeded-Q2_K.gguf"], seen
                 assert took < 60
         finally:
