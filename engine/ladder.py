@@ -44,7 +44,6 @@ CREATE TABLE IF NOT EXISTS rungs (
     rung TEXT NOT NULL,
     PRIMARY KEY (source_sha256, qtype, llama_version, settings)
 );
-DROP TABLE IF EXISTS hashes;
 CREATE TABLE IF NOT EXISTS source_hashes (
     path TEXT NOT NULL, stamp TEXT NOT NULL, sha256 TEXT NOT NULL, PRIMARY KEY (path, stamp)
 );
@@ -53,6 +52,15 @@ CREATE TABLE IF NOT EXISTS files (
 );
 """
 
+
+
+def _to_v2(db: sqlite3.Connection) -> None:
+    """Version 1 keyed source hashes by size and mtime (a copy over the file kept both): they
+    are hashed again, by inode and ctime, into ``source_hashes``; finished rungs stay."""
+    db.execute("DROP TABLE IF EXISTS hashes")
+
+
+MIGRATIONS = {2: _to_v2}
 
 @dataclass(frozen=True)
 class Rung:
@@ -130,8 +138,9 @@ class LadderCache:
 
     def __init__(self, path: Path | str) -> None:
         self._db, self.recovered_from = open_database(
-            path, _SCHEMA, SCHEMA_VERSION, what="The quantization lab's results"
-        )
+            path, _SCHEMA, SCHEMA_VERSION, what="The quantization lab's results",
+            migrations=MIGRATIONS,
+        )  # fmt: skip
 
     def get(self, sha: str, qtype: str, version: str, settings: str) -> Rung | None:
         """A cached rung, or None."""
