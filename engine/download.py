@@ -187,9 +187,12 @@ def download_file(
                 out.write(chunk)
             except OSError as exc:
                 if exc.errno == errno.ENOSPC:
+                    left = max(total - on_disk[0], 0)
                     raise InsufficientDiskSpace(
-                        f"The disk filled up while downloading {path}. The part downloaded so "
-                        "far is kept; free some space and resume."
+                        f"The disk filled up while downloading {path}: {human_bytes(left)} "
+                        f"more is needed in {final.parent}. The {human_bytes(on_disk[0])} "
+                        "downloaded so far are kept; free some space and resume.",
+                        needed=left, free=0,
                     ) from exc
                 raise
             hashing.update(chunk)

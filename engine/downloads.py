@@ -13,7 +13,10 @@ from their ``.part`` files. Items a ``kill -9`` left "running" are re-queued the
 
 from __future__ import annotations
 
+import errno
+import logging
 import shutil
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Collection, Sequence
@@ -25,6 +28,7 @@ from quantdesk.engine.download_store import DownloadItem, DownloadState, Downloa
 from quantdesk.engine.errors import DownloadFailed, InsufficientDiskSpace, QuantDeskError
 from quantdesk.engine.hub import HubClient
 from quantdesk.engine.model_info import human_bytes
+from quantdesk.engine.sqlite_files import problem_of, write_failure_words
 
 __all__ = ["DownloadItem", "DownloadManager", "DownloadState"]
 
@@ -33,6 +37,7 @@ QUEUED, RUNNING, PAUSED, FAILED, DONE, CANCELLED = (
     S.QUEUED, S.RUNNING, S.PAUSED, S.FAILED, S.DONE, S.CANCELLED,
 )  # fmt: skip
 REPORT_INTERVAL_S = 0.1
+log = logging.getLogger(__name__)
 
 
 class DownloadManager:
@@ -56,6 +61,9 @@ class DownloadManager:
         self._wake = threading.Condition(self._lock)
         self._stops: dict[int, threading.Event] = {}
         self._live: dict[int, DownloadItem] = {}
+        # states the queue file could not take (a full disk, a lock): shown and waited on all
+        # the same, saved by the item's next change that goes through
+        self._unsaved: dict[int, DownloadItem] = {}
         self._verified: dict[int, str] = {}  # item id -> sha256 of its (first) file, as checked
         self._pause_wanted: set[int] = set()
         self._only: frozenset[int] | None = None
@@ -134,7 +142,12 @@ class DownloadManager:
 
     def retry(self, item_id: int) -> None:
         """Queue a failed or cancelled item again (it resumes from any part kept)."""
-        self._set(item_id, QUEUED, states=(FAILED, CANCELLED), error="")
+        with self._lock:
+            unsaved = self._unsaved.get(item_id)  # failed while the queue file refused writes
+            if unsaved is not None and unsaved.state not in (FAILED, CANCELLED):
+                return
+            states = (FAILED, CANCELLED) if unsaved is None else ()
+        self._set(item_id, QUEUED, states=states, error="")
 
     def cancel(self, item_id: int) -> None:
         """Stop and delete the partial files (a finished file is never touched)."""
@@ -154,12 +167,13 @@ class DownloadManager:
     def get(self, item_id: int) -> DownloadItem | None:
         """The item with ``item_id``, with live speed/ETA while it runs."""
         with self._lock:
-            return self._live.get(item_id) or self._store.get(item_id)
+            return (self._live.get(item_id) or self._unsaved.get(item_id)
+                    or self._store.get(item_id))  # fmt: skip
 
     def items(self) -> list[DownloadItem]:
         """All items, oldest first."""
         with self._lock:
-            return [self._live.get(i.id, i) for i in self._store.all()]
+            return [self._live.get(i.id) or self._unsaved.get(i.id, i) for i in self._store.all()]
 
     def wait(self, item_id: int, timeout: float | None = None) -> DownloadItem:
         """Block until the item is done, failed, paused or cancelled (or the timeout passes)."""
@@ -187,7 +201,20 @@ class DownloadManager:
             thread.join(timeout=10)
         self._threads.clear()
         with self._lock:
+            self._save_unsaved()
             self._store.close()
+
+    def _save_unsaved(self) -> None:
+        """Write the states the queue file refused earlier, now that it may take them (space
+        freed); what it still refuses stays "running" there and is queued again at the next
+        start, like an item a kill -9 interrupted."""
+        for item_id, item in list(self._unsaved.items()):
+            try:
+                self._store.set_state(item_id, item.state, error=item.error,
+                                      done_bytes=item.done_bytes)  # fmt: skip
+            except sqlite3.Error:
+                continue
+            del self._unsaved[item_id]
 
     # -- workers ------------------------------------------------------------------------------
 
@@ -195,10 +222,15 @@ class DownloadManager:
         with self._wake:
             while not self._closing:
                 item = self._store.next_queued(self._only)
-                if item is not None:
-                    self._store.set_state(item.id, RUNNING)
+                if item is not None and item.id not in self._unsaved:
+                    self._set(item.id, RUNNING, notify=False)
+                    if item.id in self._unsaved:  # its start could not be recorded: failed
+                        self._changed(item.id)
+                        continue
                     stop = self._stops[item.id] = threading.Event()
                     return item, stop
+                if self._unsaved:
+                    self._save_unsaved()
                 self._wake.wait(0.5)
         return None
 
@@ -244,7 +276,12 @@ class DownloadManager:
         except QuantDeskError as exc:
             state, error = FAILED, exc.message
         except OSError as exc:
-            state, error = FAILED, f"Could not write the file: {exc.strerror or exc}."
+            state, error = FAILED, self._write_failure(item, exc)
+        except sqlite3.Error as exc:  # the queue's own file: full disk, locked, read-only
+            state, error = FAILED, _queue_failure(exc)
+        except Exception as exc:  # noqa: BLE001 - a worker never dies: the item says why
+            log.exception("download %s failed unexpectedly", item.id)
+            state, error = FAILED, f"The download stopped on an unexpected error ({exc})."
         with self._lock:
             self._stops.pop(item.id, None)
             self._live.pop(item.id, None)
@@ -260,6 +297,14 @@ class DownloadManager:
             self._changed(item.id)
 
     # -- helpers ------------------------------------------------------------------------------
+
+    def _write_failure(self, item: DownloadItem, exc: OSError) -> str:
+        if exc.errno == errno.ENOSPC:
+            left = max(item.total_bytes - self._bytes_on_disk(item), 0)
+            folder = target_path(self.dest_root, item.repo_id, item.files[0]).parent
+            return (f"The disk is full: {human_bytes(left)} more is needed in {folder}. What "
+                    "was downloaded is kept; free some space and retry.")  # fmt: skip
+        return f"Could not write the file: {exc.strerror or exc}."
 
     def _bytes_on_disk(self, item: DownloadItem) -> int:
         total = 0
@@ -283,13 +328,33 @@ class DownloadManager:
         done_bytes: int | None = None,
     ) -> bool:
         with self._lock:
-            moved = self._store.set_state(
-                item_id, state, states=states, error=error, done_bytes=done_bytes
-            )
+            try:
+                moved = self._store.set_state(
+                    item_id, state, states=states, error=error, done_bytes=done_bytes
+                )
+                self._unsaved.pop(item_id, None)
+            except sqlite3.Error as exc:
+                moved = self._keep_unsaved(item_id, state, error, done_bytes, exc)
             self._wake.notify_all()
         if notify and moved:
             self._changed(item_id)
         return moved
+
+    def _keep_unsaved(self, item_id: int, state: str, error: str | None,
+                      done_bytes: int | None, exc: sqlite3.Error) -> bool:  # fmt: skip
+        """The queue file refused a state change: keep it in memory (so waiters and the window
+        see it) and say why; an item that could not start fails, it does not run unrecorded."""
+        log.warning("download %s: state %s not saved: %s", item_id, state, exc)
+        current = self._unsaved.get(item_id) or self._store.get(item_id)
+        if current is None:
+            return False
+        if state == RUNNING:  # not started: it fails, so a full disk does not spin the worker
+            state, error = FAILED, _queue_failure(exc)
+        self._unsaved[item_id] = replace(
+            current, state=state, error=current.error if error is None else error,
+            done_bytes=current.done_bytes if done_bytes is None else done_bytes,
+        )  # fmt: skip
+        return True
 
     def _changed(self, item_id: int) -> DownloadItem:
         item = self.get(item_id)
@@ -301,6 +366,14 @@ class DownloadManager:
     def _notify(self, item: DownloadItem) -> None:
         if self.on_change is not None:
             self.on_change(item)
+
+
+def _queue_failure(exc: sqlite3.Error) -> str:
+    """Why the queue's own file stopped a download, in words."""
+    if problem_of(exc) == "full":
+        return ("The disk is full: the download queue cannot record progress. What was "
+                "downloaded is kept; free some space and retry.")  # fmt: skip
+    return write_failure_words(exc)
 
 
 def _free_bytes(folder: Path) -> int:

@@ -424,6 +424,20 @@ class HubClient:
                     "(HF_HUB_OFFLINE=1) to use only what is cached.",
                     details=repr(exc),
                 ) from None
+            except httpx2.TooManyRedirects as exc:
+                raise HubError(
+                    f"The model hub at {self.endpoint} sent {path or repo_id or 'the request'} "
+                    "round a redirect loop (more than 20 redirects), so it cannot be fetched "
+                    "now. Try again later; if it persists, check the HF_ENDPOINT setting or a "
+                    "proxy in between.",
+                    details=repr(exc),
+                ) from None
+            except httpx2.HTTPError as exc:  # anything else httpx refuses: said, not raised raw
+                raise HubError(
+                    f"The model hub at {self.endpoint} gave an answer QuantDesk cannot use "
+                    f"({type(exc).__name__}: {exc}).",
+                    details=repr(exc),
+                ) from None
 
     def _wait(self, attempt: int, response: httpx2.Response | None) -> float:
         retry_after = response.headers.get("Retry-After", "") if response is not None else ""

@@ -159,6 +159,7 @@ class Fault:
     """Something that goes wrong with matching requests; ``times`` None means every time.
 
     kinds: ``status`` (answer ``code``, with ``retry_after`` and ``error_code`` headers),
+    ``redirect_loop`` (a 302 back to the same URL),
     ``drop`` (close the connection after ``after_bytes`` of the body), ``slow`` (send the body
     at ``rate`` bytes/s), ``corrupt`` (flip the bytes at file offsets ``span``).
     """
@@ -189,6 +190,11 @@ def http_status(
 def drop_after(n_bytes: int, *, times: int | None = 1) -> Fault:
     """Send the headers and ``n_bytes`` of the body, then close the connection."""
     return Fault("drop", after_bytes=n_bytes, times=times)
+
+
+def redirect_loop(*, times: int | None = None) -> Fault:
+    """Answer 302 with the request's own URL as the Location (clients give up at their limit)."""
+    return Fault("redirect_loop", times=times)
 
 
 def slow(bytes_per_s: float, *, times: int | None = None) -> Fault:

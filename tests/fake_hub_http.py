@@ -143,6 +143,11 @@ class HubHandler(BaseHTTPRequestHandler):
                     self.fault.error_code,
                     retry_after=self.fault.retry_after,
                 )
+            elif self.fault is not None and self.fault.kind == "redirect_loop":
+                self.send_response(302)  # back to the same URL, for ever
+                self.send_header("Location", self.path)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
             elif self.server.role == "cdn":  # type: ignore[attr-defined]
                 self._cdn()
             else:

@@ -22,6 +22,7 @@ from quantdesk.engine.errors import (
     DownloadFailed,
     HashMismatch,
     InsufficientDiskSpace,
+    QuantDeskError,
     RepoNotFound,
 )
 from quantdesk.engine.hub import HubClient
@@ -290,3 +291,37 @@ def test_a_split_set_paused_in_part_two_resumes_without_refetching_part_one(
         assert fake_hub.bytes_served(LFS) == sizes[1] - kept  # part 1 was not fetched again
     finally:
         manager.shutdown()
+
+
+@pytest.mark.parametrize("where", ["/*/resolve/*", LFS])
+def test_a_redirect_loop_fails_the_item_with_its_reason_and_the_queue_goes_on(
+    fake_hub, tmp_path: Path, source: bytes, where: str
+) -> None:
+    """Issue 20, item 5: an exception the worker did not expect (httpx's TooManyRedirects on
+    the hub or the CDN) ended the worker: the item stayed "running" and nothing else ran."""
+    from tests.fake_hub import redirect_loop
+
+    fake_hub.inject(where, redirect_loop(), methods=("GET",))  # the download, not its HEAD
+    manager = _manager(tmp_path)
+    manager.start()
+    try:
+        item = manager.enqueue(MINI, [FILE])
+        failed = manager.wait(item.id, 60)
+        assert failed.state == DownloadState.FAILED, failed
+        assert "redirect" in failed.error.lower()
+        fake_hub.clear_faults()
+        manager.retry(item.id)  # the worker is alive: the retry runs
+        assert manager.wait(item.id, 60).state == DownloadState.DONE
+        assert item.dest.read_bytes() == source
+    finally:
+        manager.shutdown()
+
+
+def test_a_redirect_loop_on_the_hub_api_is_said_in_words(fake_hub, tmp_path: Path) -> None:
+    from tests.fake_hub import redirect_loop
+
+    fake_hub.inject("/api/*", redirect_loop())
+    with pytest.raises(QuantDeskError, match="redirect loop"):
+        _client(tmp_path).search("llama")
+    with pytest.raises(QuantDeskError, match="redirect loop"):
+        _client(tmp_path).list_gguf(MINI)
