@@ -92,5 +92,8 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(item.to_json()))
     else:
-        print(f"{item.dest} ({item.total_bytes:,} bytes, sha256 verified)")
+        checked = manager.verified_sha256(item.id)
+        print(f"{item.dest} ({item.total_bytes:,} bytes, " + (
+            "sha256 verified)" if checked
+            else "not verified: the hub gave no sha256 to compare it with)"))  # fmt: skip
     return 0

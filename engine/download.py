@@ -69,12 +69,14 @@ class Paused(Exception):
 
 @dataclass(frozen=True)
 class DownloadedFile:
-    """A verified file in its final place."""
+    """A file in its final place; ``verified``: its sha256 matched the one the hub gave (False
+    when the hub gave none to compare with: ``sha256`` is then only what arrived)."""
 
     path: Path
     size: int
     sha256: str | None
     bytes_transferred: int
+    verified: bool = False
 
 
 def target_path(dest_root: Path, repo_id: str, path: str) -> Path:
@@ -162,7 +164,8 @@ def download_file(
         _hash_existing(final, digest)
         if expected_sha is None or digest.hexdigest() == expected_sha:
             part.unlink(missing_ok=True)
-            return DownloadedFile(final, remote.size, digest.hexdigest(), 0)
+            return DownloadedFile(final, remote.size, digest.hexdigest(), 0,
+                                  verified=expected_sha is not None)  # fmt: skip
     hasher = hashlib.sha256()
     have = _hash_existing(part, hasher) if part.exists() else 0
     if remote.size is not None and have > remote.size:
@@ -223,7 +226,8 @@ def download_file(
             "Download it again; if this repeats, the connection or a proxy is altering data."
         )
     os.replace(part, final)
-    return DownloadedFile(final, size, digest, on_disk[0] - have)
+    return DownloadedFile(final, size, digest, on_disk[0] - have,
+                          verified=expected_sha is not None)  # fmt: skip
 
 
 def _transfer(

@@ -268,7 +268,7 @@ class DownloadManager:
                     revision=item.revision, stop=stop, progress=progress,
                 )  # fmt: skip
                 done_before += result.size
-                if number == 0 and result.sha256:
+                if number == 0 and result.sha256 and result.verified:
                     with self._lock:
                         self._verified[item.id] = result.sha256
         except Paused:

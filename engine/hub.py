@@ -311,8 +311,23 @@ class HubClient:
                 f"{repo_id}/{path}); check the HF_ENDPOINT setting."
             )
         self._remember_ref(repo_id, rev, meta.commit_hash)
-        self._cache.put_pins(repo_id, meta.commit_hash, {path: (meta.etag, meta.size)})
-        return self._file(repo_id, path, meta.size, meta.etag, meta.commit_hash)
+        etag = meta.etag.strip('"')
+        if not _SHA256_RE.match(etag.lower()):  # no X-Linked-Etag: the listing has the sha256
+            etag = self._listed_sha256(repo_id, meta.commit_hash, path) or meta.etag
+        self._cache.put_pins(repo_id, meta.commit_hash, {path: (etag, meta.size)})
+        return self._file(repo_id, path, meta.size, etag, meta.commit_hash)
+
+    def _listed_sha256(self, repo_id: str, commit: str, path: str) -> str | None:
+        """The LFS sha256 of ``path`` at ``commit`` from the hub's file listing, if it has one."""
+        info = self._call(
+            lambda: self._api.model_info(repo_id, revision=commit, files_metadata=True,
+                                         timeout=self.timeout),  # fmt: skip
+            repo_id=repo_id, revision=commit,
+        )  # fmt: skip
+        for sib in info.siblings or []:
+            if sib.rfilename == path and sib.lfs and _SHA256_RE.match(sib.lfs.sha256 or ""):
+                return sib.lfs.sha256
+        return None
 
     # -- headers -------------------------------------------------------------------------------
 

@@ -159,7 +159,8 @@ class Fault:
     """Something that goes wrong with matching requests; ``times`` None means every time.
 
     kinds: ``status`` (answer ``code``, with ``retry_after`` and ``error_code`` headers),
-    ``redirect_loop`` (a 302 back to the same URL),
+    ``redirect_loop`` (a 302 back to the same URL), ``no_linked_etag`` (a file's answer
+    without the ``X-Linked-Etag`` that carries its sha256),
     ``drop`` (close the connection after ``after_bytes`` of the body), ``slow`` (send the body
     at ``rate`` bytes/s), ``corrupt`` (flip the bytes at file offsets ``span``).
     """
@@ -190,6 +191,11 @@ def http_status(
 def drop_after(n_bytes: int, *, times: int | None = 1) -> Fault:
     """Send the headers and ``n_bytes`` of the body, then close the connection."""
     return Fault("drop", after_bytes=n_bytes, times=times)
+
+
+def no_linked_etag(*, times: int | None = None) -> Fault:
+    """Answer a file's resolve request without its ``X-Linked-Etag`` header."""
+    return Fault("no_linked_etag", times=times)
 
 
 def redirect_loop(*, times: int | None = None) -> Fault:

@@ -277,6 +277,8 @@ class HubHandler(BaseHTTPRequestHandler):
             "Content-Type": "text/plain",
             "Content-Length": str(len(body)),
         }
+        if self.fault is not None and self.fault.kind == "no_linked_etag":
+            del headers["X-Linked-Etag"]  # as some mirrors and proxies answer
         self._respond(302, headers, [body])
 
     def _cdn(self) -> None:

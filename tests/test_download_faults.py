@@ -325,3 +325,31 @@ def test_a_redirect_loop_on_the_hub_api_is_said_in_words(fake_hub, tmp_path: Pat
         _client(tmp_path).search("llama")
     with pytest.raises(QuantDeskError, match="redirect loop"):
         _client(tmp_path).list_gguf(MINI)
+
+
+def test_without_x_linked_etag_the_listing_sha256_still_catches_damage(
+    fake_hub, tmp_path: Path, source: bytes
+) -> None:
+    """Issue 20, item 6: with no X-Linked-Etag nothing was hashed, damaged bytes were kept and
+    called verified. The sha256 now comes from the hub's file listing."""
+    import hashlib
+
+    from tests.fake_hub import corrupt, no_linked_etag
+
+    fake_hub.inject("/*/resolve/*", no_linked_etag())
+    fake_hub.inject(LFS, corrupt(1_000_000, 1_000_100), methods=("GET",))
+    manager = _manager(tmp_path)
+    manager.start()
+    try:
+        item = manager.enqueue(MINI, [FILE])
+        failed = manager.wait(item.id, 60)
+        assert failed.state == DownloadState.FAILED and "arrived damaged" in failed.error
+        assert not item.dest.exists()
+        fake_hub.clear_faults()
+        fake_hub.inject("/*/resolve/*", no_linked_etag())  # still no header: still checked
+        manager.retry(item.id)
+        assert manager.wait(item.id, 60).state == DownloadState.DONE
+        assert item.dest.read_bytes() == source
+        assert manager.verified_sha256(item.id) == hashlib.sha256(source).hexdigest()
+    finally:
+        manager.shutdown()
