@@ -72,12 +72,17 @@ class _Progress:
 def run(args: argparse.Namespace) -> int:
     """Predict, quantize with progress (Ctrl-C cancels), optionally measure quality."""
     from quantdesk.engine.errors import QuantizeCancelled
+    from quantdesk.engine.job_parts import PartJournal
     from quantdesk.engine.load_plan import machine_budget
     from quantdesk.engine.quantize import default_output, inspect_source, predict, quantize
     from quantdesk.engine.quantize_options import QuantizeOptions
     from quantdesk.engine.quantize_report import plan_lines, result_line, source_line
+    from quantdesk.paths import resolve_paths
 
     say = (lambda _line: None) if args.json else (lambda line: print(line, file=sys.stderr))
+    journal = PartJournal(resolve_paths().jobs_dir)
+    for stale in journal.clean_stale():  # left by a quantization that was killed
+        say(f"Removed {stale}: an unfinished file of a quantization that was stopped.")
     source = _gguf_source(args, say)
     if args.imatrix_from and args.imatrix is None:
         args.imatrix = _compute_imatrix(source, args, say)
@@ -110,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         result = quantize(
             source, out, options, on_progress=_Progress(not args.json), cancel=cancel,
-            prediction=plan,
+            prediction=plan, journal=journal,
         )  # fmt: skip
     except QuantizeCancelled:
         say("\nCancelled; no file was written.")

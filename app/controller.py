@@ -33,6 +33,7 @@ from quantdesk.engine.importer import (
     ImportOutcome,
     import_paths,
 )
+from quantdesk.engine.job_parts import PartJournal
 from quantdesk.engine.library import LibraryEntry, ModelLibrary, add_model_file
 from quantdesk.engine.load_plan import Budget, machine_budget
 from quantdesk.engine.model_info import human_bytes
@@ -48,6 +49,7 @@ from quantdesk.engine.starter import (
     ensure_starter_file,
 )
 from quantdesk.engine.templates import Message
+from quantdesk.engine.wording import counted
 from quantdesk.paths import AppPaths
 from quantdesk.preset_controller import PresetController
 from quantdesk.settings import PRESET_KEYS, SECTIONS, SETTINGS, Settings
@@ -176,6 +178,8 @@ class AppController(QObject):
         warnings = [w for w in found if w]
         if warnings:
             self.window.show_error(" ".join(warnings))
+        run_job(PartJournal(self.paths.jobs_dir).clean_stale, on_done=self._stale_parts_removed,
+                on_error=lambda _exc: None)  # fmt: skip
         if open_files:
             self.import_files(open_files, mode=MODE_REFERENCE, load_first=True)
         if os.environ.get("QUANTDESK_SKIP_STARTER") == "1":
@@ -195,6 +199,15 @@ class AppController(QObject):
         self.window.activateWindow()
         if files:
             self.import_files(files, mode=MODE_REFERENCE, load_first=True)
+
+    def _stale_parts_removed(self, removed: list[Path]) -> None:
+        """Say which unfinished files of stopped quantizations the start removed."""
+        if removed:
+            names = ", ".join(p.name for p in removed)
+            self.window.show_info(
+                f"Removed {counted(len(removed), 'unfinished file')} left by a quantization "
+                f"that was stopped before it ended: {names}."
+            )
 
     def _starter_ready(self, open_files: list[Path]) -> None:
         self.refresh_library()

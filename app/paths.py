@@ -40,6 +40,11 @@ class AppPaths:
         return self.data_dir / "chats.sqlite3"
 
     @property
+    def jobs_dir(self) -> Path:
+        """Markers of the part files QuantDesk's quantize jobs are writing (engine.job_parts)."""
+        return self.data_dir / "jobs"
+
+    @property
     def downloads_db(self) -> Path:
         """SQLite store of the download queue."""
         return self.data_dir / "downloads.sqlite3"

@@ -17,6 +17,7 @@ from PySide6.QtCore import QObject, Signal
 from quantdesk.controller import AppController
 from quantdesk.engine.convert import converted_path, converter_missing_reason, is_hf_folder
 from quantdesk.engine.errors import QuantDeskError, QuantizeCancelled
+from quantdesk.engine.job_parts import PartJournal
 from quantdesk.engine.library import LibraryEntry, add_model_file
 from quantdesk.engine.load_plan import Budget, machine_budget
 from quantdesk.engine.quality import QualityReport
@@ -240,6 +241,7 @@ class QuantizeController(QObject):
             result = quantize(
                 gguf, output, options, cancel=cancel, prediction=plan,
                 on_progress=lambda p: report((p.fraction, _progress_text(p))),
+                journal=PartJournal(self.app.paths.jobs_dir),
             )  # fmt: skip
             # QuantDesk wrote it: its own file, which Delete file… may remove
             entry = add_model_file(db, result.output, source="quantized", owned=True)

@@ -11,6 +11,7 @@ reads back. Cancel kills the child and deletes the part; a native crash becomes 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import shutil
@@ -32,6 +33,7 @@ from quantdesk.engine.file_hash import file_version
 from quantdesk.engine.ggml_types import GGML_TYPES, file_type_name, tensor_nbytes
 from quantdesk.engine.gguf import GGUFHeader, read_header_cached
 from quantdesk.engine.imatrix import Imatrix, load_imatrix
+from quantdesk.engine.job_parts import PartJournal
 from quantdesk.engine.quantize_options import (
     QUANT_TARGETS,
     QuantizeOptions,
@@ -300,8 +302,12 @@ def quantize(
     on_progress: Callable[[QuantizeProgress], None] | None = None,
     cancel: threading.Event | None = None,
     prediction: QuantizePrediction | None = None,
+    journal: PartJournal | None = None,
 ) -> QuantizeResult:
-    """Quantize ``source`` into ``output`` (child process); see the module docstring."""
+    """Quantize ``source`` into ``output`` (child process); see the module docstring.
+
+    ``journal`` registers the ``.part`` file while it is written, so one left by a kill is
+    removed at the next start (:class:`~quantdesk.engine.job_parts.PartJournal`)."""
     started = time.monotonic()
     info = inspect_source(source)
     opts = check_options(info, options)
@@ -340,15 +346,16 @@ def quantize(
                 )
 
     job = opts.child_job(info.path, part, dry_run=False)
-    try:
-        outcome = run_child(CHILD_MODULE, [], on_event, job=job, cancel=cancel)
-        if outcome.cancelled:
-            raise QuantizeCancelled("Quantization cancelled; no file was written.")
-        _raise_for_outcome(outcome, events, info, opts, out)
-        _check_output(part, plan)
-        os.replace(part, out)
-    finally:
-        part.unlink(missing_ok=True)
+    with journal.track(part) if journal is not None else contextlib.nullcontext():
+        try:
+            outcome = run_child(CHILD_MODULE, [], on_event, job=job, cancel=cancel)
+            if outcome.cancelled:
+                raise QuantizeCancelled("Quantization cancelled; no file was written.")
+            _raise_for_outcome(outcome, events, info, opts, out)
+            _check_output(part, plan)
+            os.replace(part, out)
+        finally:
+            part.unlink(missing_ok=True)
     return QuantizeResult(
         out, out.stat().st_size, plan.size_bytes, time.monotonic() - started,
         info.size_bytes, opts.target,

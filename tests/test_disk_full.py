@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.hub_fixtures import MINI
+from tests.small_disk import mounted_tmpfs
 
 FILE = "TinyLlama-Mini-Q2_K.gguf"  # 10.8 MB: fits the 96 MB disk until another file fills it
 LFS = "/lfs-files/*"
@@ -23,18 +24,8 @@ LFS = "/lfs-files/*"
 @pytest.fixture
 def small_disk(tmp_path: Path):
     """A 96 MB tmpfs (downloads keep a 64 MiB margin); root only (mount), else skipped."""
-    where = tmp_path / "small-disk"
-    where.mkdir()
-    if os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs needs root")
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=96m", "tmpfs", str(where)],
-                             capture_output=True, text=True)  # fmt: skip
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
-    try:
-        yield where
-    finally:
-        subprocess.run(["umount", "-l", str(where)], capture_output=True)
+    with mounted_tmpfs(tmp_path / "small-disk", "96m") as disk:
+        yield disk
 
 
 def _quantdesk(data: Path, *args: str) -> subprocess.CompletedProcess[str]:

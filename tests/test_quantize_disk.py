@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,31 +10,16 @@ import pytest
 from quantdesk.engine.errors import QuantizeError
 from quantdesk.engine.quantize import QuantizeProgress, part_path, quantize
 from quantdesk.engine.quantize_options import QuantizeOptions
+from tests.small_disk import mounted_tmpfs
 from tests.tiny_models import write_tiny_model
-
-
-def _mount(path: Path, size: str) -> None:
-    path.mkdir()
-    if os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs needs root")
-    proc = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
-        capture_output=True, text=True,
-    )  # fmt: skip
-    if proc.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.strip()}")
 
 
 @pytest.fixture
 def small_disk(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Path]:
     """A real filesystem of the size given by the test's ``disk_size`` marker."""
     marker = request.node.get_closest_marker("disk_size")
-    mount = tmp_path / "disk"
-    _mount(mount, marker.args[0] if marker else "2m")
-    try:
+    with mounted_tmpfs(tmp_path / "disk", marker.args[0] if marker else "2m") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 @pytest.fixture
