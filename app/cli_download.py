@@ -12,6 +12,8 @@ import signal
 import sys
 import time
 
+from quantdesk.cli_progress import ProgressLine
+
 NAME = "download"
 
 
@@ -28,24 +30,17 @@ class _Bar:
     def __init__(self) -> None:
         self.started = time.monotonic()
         self.first: int | None = None
-        self.last_draw = 0.0
+        self.line = ProgressLine()
 
     def __call__(self, done: int, total: int) -> None:
         now = time.monotonic()
         if self.first is None:
             self.first = done
-        if now - self.last_draw < 0.1 and done < total:
-            return
-        self.last_draw = now
         rate = (done - self.first) / max(now - self.started, 1e-6)
-        frac = done / total if total else 0.0
         eta = (total - done) / rate if rate > 0 else 0
-        bar = "#" * int(frac * 30)
-        sys.stderr.write(
-            f"\r[{bar:<30}] {frac * 100:5.1f}%  {done / 1e6:,.1f}/{total / 1e6:,.1f} MB  "
-            f"{rate / 1e6:6.1f} MB/s  ETA {eta:4.0f} s"
-        )
-        sys.stderr.flush()
+        self.line.show(done / total if total else 0.0,
+                       f"{done / 1e6:,.1f}/{total / 1e6:,.1f} MB  {rate / 1e6:6.1f} MB/s  "
+                       f"ETA {eta:4.0f} s")  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
@@ -78,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGINT, previous)
         manager.shutdown()
     if bar is not None:
-        sys.stderr.write("\n")
+        bar.line.finish()
     if item.state == DownloadState.PAUSED:
         sys.stderr.write("Paused; run the same command to resume.\n")
         return 130

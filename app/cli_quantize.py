@@ -13,6 +13,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from quantdesk.cli_progress import ProgressLine
+
 NAME = "quantize"
 EXIT_CANCELLED = 130
 
@@ -57,16 +59,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 class _Progress:
     def __init__(self, enabled: bool) -> None:
         self.enabled = enabled
+        self.line = ProgressLine()
 
     def __call__(self, p: Any) -> None:
-        if not self.enabled:
-            return
-        bar = "#" * int(p.fraction * 30)
-        sys.stderr.write(
-            f"\r[{bar:<30}] {p.fraction * 100:5.1f}%  tensor {p.index}/{p.count} -> "
-            f"{p.target_type:<7}"
-        )
-        sys.stderr.flush()
+        if self.enabled:
+            self.line.show(p.fraction, f"tensor {p.index}/{p.count} -> {p.target_type:<7}")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -113,16 +110,19 @@ def run(args: argparse.Namespace) -> int:
     cancel = threading.Event()
     previous = signal.signal(signal.SIGINT, lambda *_: cancel.set())
     try:
+        progress = _Progress(not args.json)
         result = quantize(
-            source, out, options, on_progress=_Progress(not args.json), cancel=cancel,
+            source, out, options, on_progress=progress, cancel=cancel,
             prediction=plan, journal=journal,
         )  # fmt: skip
     except QuantizeCancelled:
-        say("\nCancelled; no file was written.")
+        progress.line.finish()
+        say("Cancelled; no file was written.")
         return EXIT_CANCELLED
     finally:
         signal.signal(signal.SIGINT, previous)
-    say("\n" + result_line(result))
+    progress.line.finish()
+    say(result_line(result))
     report.update(result.to_json())
     if args.quality:
         report["quality"] = _quality(source, result.output, args.threads, say)
