@@ -135,10 +135,10 @@ class SamplerChain:
     changes no result: llama.cpp would hand the chain all ``n_vocab`` logits (262 144 for
     Gemma 3) and look each one up in the penalty table, every token. Only the ``top_k +
     PENALTY_LAST_N`` likeliest tokens can end up among the top ``top_k`` after the penalty
-    (the penalty only lowers at most ``PENALTY_LAST_N`` tokens), so the chain is applied to the
-    tokens at or above a threshold that at least that many reach (:meth:`candidates`: one
-    pass over the logits). With ``top_k`` 0 (no limit) the chain sees the whole vocabulary,
-    as in llama.cpp.
+    (a penalty of 1 or more only lowers at most ``PENALTY_LAST_N`` tokens), so the chain is
+    applied to the tokens at or above a threshold that at least that many reach
+    (:meth:`candidates`: one pass over the logits). With ``top_k`` 0 (no limit) or a penalty
+    below 1 (it raises logits) the chain sees the whole vocabulary, as in llama.cpp.
 
     The whole step (candidates, chain, accept) runs in one C call where engine/_sampling.c was
     built: right after a decode the interpreter's own memory is cold and each NumPy operation
@@ -166,7 +166,9 @@ class SamplerChain:
             add(lib.llama_sampler_init_dist(seed))
             top_k = sampling.top_k
         self._needed = top_k + PENALTY_LAST_N if 0 < top_k else 0
-        if self._needed >= n_vocab:
+        if self._needed >= n_vocab or sampling.repeat_penalty < 1.0:
+            # a penalty below 1 raises the recent tokens' logits: any token may then win, so
+            # the chain sees the whole vocabulary, as in llama.cpp
             self._needed = 0
         self._stride = max(1, n_vocab // 8192)
         self._threshold: float | None = None  # the last one that worked (logits are alike)

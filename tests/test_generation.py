@@ -92,6 +92,25 @@ def test_starter_model_matches_the_high_level_path(starter_model: Path, sampling
         s.close()
 
 
+@pytest.mark.parametrize("penalty", [0.5, 1.0, 1.3])
+def test_every_repeat_penalty_the_settings_allow_matches_llama_cpp(
+    starter_model: Path, sampling_step, penalty: float
+) -> None:
+    """Issue 20, item 12: below 1 the penalty raises logits, so the candidate pre-filter (which
+    assumed it only lowers them) changed greedy replies at 0.5."""
+    s = InferenceSession.load(starter_model, LoadSettings(n_ctx=512, n_threads=2))
+    try:
+        messages = [Message("user", "The capital of France is")]
+        for sampling in (GREEDY.with_(repeat_penalty=penalty),
+                         SAMPLED.with_(seed=3, repeat_penalty=penalty)):  # fmt: skip
+            # llama-cpp-python prints Gemma's <start_of_image> marker; QuantDesk hides it
+            expected = _high_level(s, messages, sampling).replace("<start_of_image>", "")
+            text, _ = _lean(s, messages, sampling)
+            assert len(expected) > 20 and text == expected, sampling
+    finally:
+        s.close()
+
+
 def test_a_second_turn_evaluates_only_the_new_tokens(chat: InferenceSession) -> None:
     chat._cache.forget()
     history = [Message("system", "You are terse."), Message("user", "First question here")]
