@@ -17,6 +17,9 @@ from typing import Any
 from .errors import InvalidGGUF
 from .gguf import GGUFHeader, TensorInfo
 
+LLAMA_MAX_LAYERS = 512
+"""llama.cpp's own limit (``LLAMA_MAX_LAYERS`` in llama-hparams.h)."""
+
 # Architectures whose graph the estimator rebuilds op by op (compute buffer to the byte),
 # each checked against llama.cpp's dry run in tests/test_estimate.py.
 LLAMA_LIKE = frozenset({"llama", "qwen2", "qwen3"})
@@ -123,6 +126,18 @@ def _swa_layers(meta: dict[str, Any], arch: str, n_layer: int, n_swa: int) -> li
     return [n == 0 or il % n < n - 1 for il in range(n_layer)]
 
 
+def check_layer_count(header: GGUFHeader) -> None:
+    """InvalidGGUF for a layer count past llama.cpp's limit: a crafted header's 50 million
+    layers hung the estimate, and llama.cpp itself aborts on them."""
+    arch = header.metadata.get("general.architecture")
+    n_layer = _meta_int(header.metadata, f"{arch}.block_count") if isinstance(arch, str) else 0
+    if n_layer and n_layer > LLAMA_MAX_LAYERS:
+        raise InvalidGGUF(
+            f"{arch}.block_count says {n_layer:,} layers; llama.cpp runs at most "
+            f"{LLAMA_MAX_LAYERS}, so this file is damaged or not a model it can load."
+        )
+
+
 def model_shape(headers: Sequence[GGUFHeader]) -> ModelShape:
     """Read the model's shape from its header(s): metadata from the first, tensors from all."""
     if not headers:
@@ -135,6 +150,7 @@ def model_shape(headers: Sequence[GGUFHeader]) -> ModelShape:
     n_embd = _meta_int(meta, f"{arch}.embedding_length")
     if not n_layer or not n_embd:
         raise InvalidGGUF(f"{arch}.block_count or {arch}.embedding_length is missing")
+    check_layer_count(headers[0])
     tensors = tuple(t for h in headers for t in h.tensors)
     shard_of = {t.name: i for i, h in enumerate(headers) for t in h.tensors}
     by_name = {t.name: t for t in tensors}

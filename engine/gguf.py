@@ -9,10 +9,12 @@ read. Tensor shapes are in ggml order (ne[0], the fastest-varying dimension, fir
 
 from __future__ import annotations
 
+import errno
 import functools
 import itertools
 import math
 import os
+import stat
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -353,15 +355,38 @@ def _header_of_version(path: str, stamp: str) -> GGUFHeader:
     return read_header_from_file(path)
 
 
+def regular_file(path: str | os.PathLike[str]) -> Path:
+    """``path`` when it is a regular file; else InvalidGGUF saying what it is instead: missing,
+    a folder, a pipe, device or socket (reading a FIFO waits for ever), a loop of symbolic
+    links, unreadable."""
+    p = Path(path)
+    try:
+        mode = p.stat().st_mode
+    except FileNotFoundError:
+        raise InvalidGGUF(f"{p} does not exist") from None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise InvalidGGUF(
+                f"{p} is a loop of symbolic links that never reaches a file"
+            ) from None
+        raise InvalidGGUF(f"{p} cannot be read: {exc.strerror or exc}") from None
+    if stat.S_ISDIR(mode):
+        raise InvalidGGUF(f"{p} is a folder, not a GGUF file")
+    if not stat.S_ISREG(mode):
+        raise InvalidGGUF(
+            f"{p} is not a regular file (a pipe, device or socket), so it is not read"
+        )
+    return p
+
+
 def read_header_from_file(path: str | os.PathLike[str]) -> GGUFHeader:
     """Read the GGUF header of a local file, reading only as much of it as the header needs.
 
     Reads 1 MiB first and grows the read (at least doubling) while the header continues.
+    Only regular files are read (:func:`regular_file`).
     """
-    p = Path(path)
+    p = regular_file(path)
     try:
-        if p.is_dir():
-            raise IsADirectoryError
         with open(p, "rb") as f:
             size = os.fstat(f.fileno()).st_size
             data = f.read(min(size, FIRST_READ))
@@ -375,8 +400,6 @@ def read_header_from_file(path: str | os.PathLike[str]) -> GGUFHeader:
                     data += chunk
     except FileNotFoundError:
         raise InvalidGGUF(f"{p} does not exist") from None
-    except IsADirectoryError:
-        raise InvalidGGUF(f"{p} is a folder, not a GGUF file") from None
     except PermissionError:
         raise InvalidGGUF(f"{p} cannot be read: permission denied") from None
     except OSError as exc:

@@ -21,6 +21,8 @@ from pathlib import Path
 
 from quantdesk.engine.child_process import module_command
 from quantdesk.engine.errors import LlamaBuildError, ModelLoadError, QuantDeskError
+from quantdesk.engine.estimate_hparams import check_layer_count
+from quantdesk.engine.gguf import read_header_cached, regular_file
 from quantdesk.engine.llama_log_parse import load_error_reason, load_failure_message
 from quantdesk.engine.params import LoadSettings
 
@@ -149,7 +151,8 @@ def probe_load(
     timeout_s: float = PROBE_TIMEOUT_S,
 ) -> ProbeResult:
     """Load ``path`` in a child process and generate two tokens; report how it went."""
-    path = Path(path)
+    path = regular_file(path)
+    check_layer_count(read_header_cached(path))  # llama.cpp would abort on it: say why instead
     cache = cache or ProbeCache(None)
     key = _cache_key(path, settings)
     if cache.passed(key):

@@ -604,3 +604,11 @@ def write_llama_gguf(
         w.write_tensors_to_file()
         w.close()
     return path
+
+
+def write_tiny_model_with_metadata(path: Path, values: dict[str, tuple[str, object]]) -> Path:
+    """The default tiny model with metadata ``values`` set ({key: (gguf type, value)}, e.g.
+    ``{"llama.block_count": ("u32", 50_000_000)}``): headers a crafted file could carry."""
+    kv, tensors = _default_plan()
+    kv.update(values)
+    return _write(path, (kv, tensors), "F32")
