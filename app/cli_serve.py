@@ -45,6 +45,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help="address to listen on (default 127.0.0.1: this computer only; any "
                         "other address needs --api-key)")  # fmt: skip
     parser.add_argument("--api-key", help="clients must send 'Authorization: Bearer KEY'")
+    parser.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
+                        help="a web page's origin (https://app.example) that may call the API; "
+                        "repeat for more, * for all (default: none, like OLLAMA_ORIGINS)")
     parser.add_argument("--ctx", type=int, default=4096, help="context length in tokens")
     parser.add_argument("--threads", type=int, default=0, help="0 = physical cores")
     parser.add_argument("--gpu-layers", type=int, default=-2,
@@ -78,7 +81,8 @@ def run(args: argparse.Namespace) -> int:
         layers = min(max(used.n_gpu_layers, 0), (host.session.report.block_count or 0) + 1)
         print(f"Split: {layers} of {(host.session.report.block_count or 0) + 1} layers on "
               f"{len(used.rpc_workers)} RPC worker(s), the rest here", flush=True)  # fmt: skip
-    running = RunningServer(OpenAIServer(host, model_id, args.api_key), args.host, args.port)
+    server = OpenAIServer(host, model_id, args.api_key, allowed_origins=tuple(args.allow_origin))
+    running = RunningServer(server, args.host, args.port)
     print(f"Serving {model_id} at {running.url} (Ctrl-C stops)", flush=True)
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())

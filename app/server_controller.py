@@ -49,7 +49,10 @@ class ServerController(QObject):
         # imported when first started: aiohttp costs 0.1 s of the app's start-up otherwise
         from quantdesk.engine.openai_server import OpenAIServer, RunningServer
 
-        server = OpenAIServer(WorkerHost(self.app.models.worker), self._model_id, key or None)
+        origins = tuple(o for o in self.app.settings.get("server.allowed_origins").split(",")
+                        if o.strip())  # fmt: skip
+        server = OpenAIServer(WorkerHost(self.app.models.worker), self._model_id, key or None,
+                              allowed_origins=origins)  # fmt: skip
         try:
             self.running = RunningServer(server, "0.0.0.0" if network else "127.0.0.1", port)
         except QuantDeskError as exc:

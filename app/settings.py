@@ -31,6 +31,7 @@ SECTIONS: dict[str, str] = {
     "chat": "Chat",
     "downloads": "Downloads",
     "import": "Import",
+    "server": "Server",
     "library": "Library",
     "appearance": "Appearance",
 }
@@ -247,6 +248,13 @@ SETTINGS: dict[str, Setting] = {
             label="Parallel downloads",
             tooltip="How many downloads run at the same time.",
         ),
+        Setting(
+            "server.allowed_origins", str, "", maximum=2_000,
+            label="Web pages allowed to call the server",
+            tooltip="Origins (scheme://host:port) of web pages that may use the local API, "
+            "separated by commas; * lets every page in. Empty: no web page can (programs "
+            "such as the OpenAI client always can).",
+        ),  # fmt: skip
         Setting("library.last_model", str, ""),
         # Edited in the library panel (Add folder… / Folders), not in Preferences: no label.
         Setting("library.watched_folders", list, []),  # folders scanned for .gguf models

@@ -54,6 +54,10 @@ class GenerationError(QuantDeskError):
     """Text generation failed after the model was loaded."""
 
 
+class PromptTooLong(GenerationError):
+    """The prompt alone fills the model's context (the API answers 400, as OpenAI's does)."""
+
+
 class TemplateError(QuantDeskError):
     """A chat template could not be rendered safely."""
 

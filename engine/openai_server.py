@@ -4,7 +4,9 @@ counts, stop sequences, sampling parameters and errors in OpenAI's format.
 
 Requests queue on the one :class:`~quantdesk.engine.model_host.ModelHost` that owns the model.
 The server binds 127.0.0.1 unless told otherwise, and refuses any other address without an API
-key (a model server on the network must not be open to everyone).
+key (a model server on the network must not be open to everyone). Web pages are kept out by the
+Host, Origin and Content-Type checks of :mod:`~quantdesk.engine.api_guard`; a client that
+disconnects stops its generation.
 """
 
 from __future__ import annotations
@@ -21,7 +23,14 @@ from typing import Any
 
 from aiohttp import web
 
-from quantdesk.engine.errors import QuantDeskError
+from quantdesk.engine.api_guard import (
+    CORS_HEADERS,
+    CORS_METHODS,
+    MAX_BODY_BYTES,
+    MAX_REQUESTS_PER_CONNECTION,
+    RequestPolicy,
+)
+from quantdesk.engine.errors import PromptTooLong, QuantDeskError
 from quantdesk.engine.events import STOP_EOS, GenerationStats, TokenText
 from quantdesk.engine.model_host import DONE, ModelHost
 from quantdesk.engine.params import SamplingSettings
@@ -161,14 +170,20 @@ class OpenAIServer:
     """The aiohttp application over one :class:`ModelHost`."""
 
     def __init__(
-        self, host: ModelHost, model_id: str | Callable[[], str], api_key: str | None = None
-    ) -> None:
+        self, host: ModelHost, model_id: str | Callable[[], str], api_key: str | None = None,
+        *, allowed_origins: tuple[str, ...] = (),
+    ) -> None:  # fmt: skip
         """``model_id``: the served model's name, or a function giving the current one (the
-        GUI serves whichever model is loaded)."""
+        GUI serves whichever model is loaded). ``allowed_origins``: web pages that may call it
+        (none by default; "*" for every one)."""
         self.host, self._model_id, self.api_key = host, model_id, api_key
+        self.allowed_origins = allowed_origins
+        self.policy = RequestPolicy.of("127.0.0.1", allowed_origins)  # RunningServer sets it
         self.created = int(time.time())
         self.log: list[str] = []  # one line per request: what a GUI request log shows
-        self.app = web.Application(middlewares=[self._errors])
+        self._served: dict[int, int] = {}  # requests per connection (by its transport)
+        self.app = web.Application(middlewares=[self._errors], client_max_size=MAX_BODY_BYTES)
+        self.app.on_response_prepare.append(self._cors_headers)
         self.app.add_routes([
             web.get("/v1/models", self.models),
             web.post("/v1/chat/completions", self.chat),
@@ -180,19 +195,54 @@ class OpenAIServer:
         """The name the API gives the model being served."""
         return self._model_id() if callable(self._model_id) else self._model_id
 
+    def listening_on(self, bind: str) -> None:
+        """The address the server listens on: the Host names it accepts follow from it."""
+        self.policy = RequestPolicy.of(bind, self.allowed_origins)
+
+    def _guard(self, request: web.Request) -> web.StreamResponse | None:
+        """A refusal for requests from where they must not come (or a preflight's answer)."""
+        if not self.policy.host_allowed(request.headers.get("Host")):
+            raise ApiError(400, "This server answers only requests addressed to it by its own "
+                           "address (the Host header names another).", code="invalid_host")
+        origin = request.headers.get("Origin")
+        if origin is not None and not self.policy.origin_allowed(origin):
+            raise ApiError(403, f"Requests from web pages at {origin} are refused. Add it to "
+                           "the allowed origins (the Server page, or quantdesk serve "
+                           "--allow-origin) to let it in.", code="origin_not_allowed")
+        if request.method == "OPTIONS":  # a CORS preflight, from an allowed origin
+            return web.Response(status=204)
+        if request.method == "POST" and request.content_type != "application/json":
+            raise ApiError(415, "Send the request body as JSON, with Content-Type: "
+                           "application/json.", code="unsupported_media_type")
+        return None
+
+    async def _cors_headers(self, request: web.Request, response: web.StreamResponse) -> None:
+        origin = request.headers.get("Origin")
+        if origin is not None and self.policy.origin_allowed(origin):
+            response.headers["Access-Control-Allow-Origin"] = origin
+            response.headers["Access-Control-Allow-Methods"] = CORS_METHODS
+            response.headers["Access-Control-Allow-Headers"] = CORS_HEADERS
+            response.headers["Vary"] = "Origin"
+
     @web.middleware
     async def _errors(self, request: web.Request, handler) -> web.StreamResponse:  # noqa: ANN001
         started = time.monotonic()
         try:
-            if self.api_key and request.headers.get("Authorization") != f"Bearer {self.api_key}":
-                raise ApiError(401, "Invalid API key.", code="invalid_api_key")
-            response = await handler(request)
+            response = self._guard(request)
+            if response is None:
+                if self.api_key and (request.headers.get("Authorization")
+                                     != f"Bearer {self.api_key}"):  # fmt: skip
+                    raise ApiError(401, "Invalid API key.", code="invalid_api_key")
+                response = await handler(request)
         except ApiError as exc:
             response = exc.response()
         except web.HTTPException as exc:
             response = ApiError(exc.status, exc.reason or "Not found.").response()
+        except PromptTooLong as exc:
+            response = ApiError(400, exc.message, code="context_length_exceeded").response()
         except QuantDeskError as exc:
             response = ApiError(500, exc.message, kind="server_error").response()
+        self._count(request, response)
         self.log.append(f"{request.method} {request.path} {response.status} "
                         f"{(time.monotonic() - started) * 1000:.0f} ms")  # fmt: skip
         return response
@@ -212,9 +262,21 @@ class OpenAIServer:
         """``POST /v1/completions``."""
         return await self._complete(request, chat=False)
 
+    def _count(self, request: web.Request, response: web.StreamResponse) -> None:
+        """Close a keep-alive connection after MAX_REQUESTS_PER_CONNECTION requests."""
+        key = id(request.transport)
+        self._served[key] = self._served.get(key, 0) + 1
+        if self._served[key] >= MAX_REQUESTS_PER_CONNECTION:
+            self._served.pop(key, None)
+            response.force_close()
+        if len(self._served) > 4 * MAX_REQUESTS_PER_CONNECTION:
+            self._served.clear()  # connections come and go: forget the old ones
+
     async def _body(self, request: web.Request) -> Any:
         try:
             return await request.json()
+        except RecursionError:
+            raise ApiError(400, "The request body's JSON is nested too deeply.") from None
         except ValueError:
             raise ApiError(400, "The request body is not valid JSON.") from None
 
@@ -340,7 +402,9 @@ class RunningServer:
         self.server = server
         self._loop = asyncio.new_event_loop()
         self._started = threading.Event()
-        self._runner = web.AppRunner(server.app, access_log=None)
+        server.listening_on(bind)
+        # a client that disconnects cancels its handler, which stops its generation
+        self._runner = web.AppRunner(server.app, access_log=None, handler_cancellation=True)
         self.port = port
         self.bind = bind
         self._error: BaseException | None = None

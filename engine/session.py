@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from quantdesk.engine.discovery import split_parts
-from quantdesk.engine.errors import GenerationError, ModelLoadError
+from quantdesk.engine.errors import GenerationError, ModelLoadError, PromptTooLong
 from quantdesk.engine.estimate_kv import KV_TYPES
 from quantdesk.engine.events import (
     STOP_CONTEXT_FULL,
@@ -191,7 +191,7 @@ class InferenceSession:
             list(messages), n_ctx, sampling.max_tokens, prefill, raw
         )
         if len(tokens) >= n_ctx:
-            raise GenerationError(
+            raise PromptTooLong(
                 f"The prompt is {len(tokens):,} tokens but the context holds {n_ctx:,}. "
                 "Start a new chat, shorten the message, or load the model with a longer context."
             )
