@@ -2,14 +2,15 @@
 another QuantDesk): list its models and stream a chat reply as the same events a local model
 gives (TokenText..., then GenerationStats).
 
-Plain HTTP/1.1 through the standard library (server-sent events are read line by line), so a
-slow network never blocks more than the thread that reads the reply; a stop request closes the
-connection, which also stops the server's generation.
+Through httpx (httpx2, the one huggingface_hub ships): explicit timeouts, the proxy settings of
+the environment, server-sent events read line by line, and a connection that drops before the
+stream's end raised as an error (the chat keeps and marks the partial reply) instead of passing
+for a finished reply. A stop request closes the connection, which also stops the server's
+generation.
 """
 
 from __future__ import annotations
 
-import http.client
 import json
 import threading
 import time
@@ -17,6 +18,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
+
+import httpx2
 
 from quantdesk.engine.errors import GenerationError, QuantDeskError
 from quantdesk.engine.events import (
@@ -31,10 +34,15 @@ from quantdesk.engine.params import SamplingSettings
 from quantdesk.engine.templates import Message
 
 TIMEOUT_S = 60.0
+CONNECT_TIMEOUT_S = 10.0
 
 
 class RemoteError(QuantDeskError):
     """The remote server could not be reached, refused the request, or answered nonsense."""
+
+
+class RemoteStreamCut(GenerationError):
+    """The server's reply stopped before its end (the connection dropped mid-stream)."""
 
 
 @dataclass(frozen=True)
@@ -44,51 +52,60 @@ class Endpoint:
     url: str
     api_key: str | None = None
 
-    def _connection(self, timeout: float) -> tuple[http.client.HTTPConnection, str]:
+    def _base(self) -> str:
         parts = urlsplit(self.url.rstrip("/"))
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise RemoteError(f"'{self.url}' is not an http(s) URL such as http://host:8080/v1.")
-        https = parts.scheme == "https"
-        kind = http.client.HTTPSConnection if https else http.client.HTTPConnection
-        return kind(parts.hostname, parts.port, timeout=timeout), parts.path
+        return self.url.rstrip("/")
 
-    def request(self, method: str, path: str, body: dict | None = None,
-                timeout: float = TIMEOUT_S) -> http.client.HTTPResponse:  # fmt: skip
-        """Send one request; RemoteError for a network failure or an error status."""
-        connection, base = self._connection(timeout)
+    def _headers(self) -> dict[str, str]:
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if self.api_key:
             headers["Authorization"] = f"Bearer {self.api_key}"
-        try:
-            connection.request(method, base + path, json.dumps(body) if body else None, headers)
-            response = connection.getresponse()
-        except OSError as exc:
-            raise RemoteError(f"Could not reach {self.url}: {exc.strerror or exc}.") from exc
-        if response.status >= 400:
-            raise RemoteError(self._refusal(response))
-        return response
+        return headers
 
-    def _refusal(self, response: http.client.HTTPResponse) -> str:
+    def _client(self, timeout: float) -> httpx2.Client:
+        return httpx2.Client(timeout=httpx2.Timeout(timeout, connect=min(timeout,
+                                                                         CONNECT_TIMEOUT_S)),
+                             headers=self._headers(), trust_env=True)  # fmt: skip
+
+    def _unreachable(self, exc: httpx2.HTTPError) -> RemoteError:
+        return RemoteError(f"Could not reach {self.url}: {exc or type(exc).__name__}.")
+
+    def _check(self, response: httpx2.Response) -> None:
+        if response.status_code < 400:
+            return
         try:
             said = json.loads(response.read().decode("utf-8", "replace"))["error"]["message"]
-        except (ValueError, KeyError, TypeError):
-            said = response.reason
-        if response.status == 401:
-            return f"{self.url} refused the API key ({said})."
-        return f"{self.url} answered {response.status}: {said}"
+        except (ValueError, KeyError, TypeError, httpx2.HTTPError):
+            said = response.reason_phrase
+        if response.status_code == 401:
+            raise RemoteError(f"{self.url} refused the API key ({said}).")
+        raise RemoteError(f"{self.url} answered {response.status_code}: {said}")
 
-    def models(self) -> list[str]:
+    def models(self, timeout: float = TIMEOUT_S) -> list[str]:
         """The ids of the models the server offers."""
-        response = self.request("GET", "/models")
+        base = self._base()
         try:
-            data = json.loads(response.read().decode("utf-8"))["data"]
-            return [str(m["id"]) for m in data]
+            with self._client(timeout) as client:
+                response = client.get(base + "/models")
+                self._check(response)
+                data = response.json()["data"]
+        except httpx2.HTTPError as exc:
+            raise self._unreachable(exc) from exc
         except (ValueError, KeyError, TypeError) as exc:
+            raise RemoteError(f"{self.url} answered /models with something else.") from exc
+        try:
+            return [str(m["id"]) for m in data]
+        except (KeyError, TypeError) as exc:
             raise RemoteError(f"{self.url} answered /models with something else.") from exc
 
     def stream_chat(self, model: str, messages: Sequence[Message], sampling: SamplingSettings,
                     stop: threading.Event) -> Iterator[GenerationEvent]:  # fmt: skip
-        """Stream a chat reply from ``model``: TokenText events, then GenerationStats."""
+        """Stream a chat reply from ``model``: TokenText events, then GenerationStats.
+
+        RemoteStreamCut when the connection drops before the stream's end (after the text
+        that did arrive)."""
         body: dict[str, Any] = {
             "model": model, "stream": True, "stream_options": {"include_usage": True},
             "messages": [{"role": m.role, "content": m.content} for m in messages],
@@ -97,34 +114,54 @@ class Endpoint:
         }  # fmt: skip
         if sampling.seed >= 0:
             body["seed"] = sampling.seed
+        base = self._base()
         started = time.perf_counter()
-        response = self.request("POST", "/chat/completions", body)
-        first_at, pieces, finish, usage = None, 0, None, {}
+        first_at, pieces, finish, usage, ended_well = None, 0, None, {}, False
         try:
-            for raw in response:
-                if stop.is_set():
-                    finish = "user"
-                    break
-                line = raw.decode("utf-8", "replace").strip()
-                if not line.startswith("data:"):
-                    continue
-                data = line[5:].strip()
-                if data == "[DONE]":
-                    break
-                try:
-                    chunk = json.loads(data)
-                except ValueError as exc:
-                    raise RemoteError(f"{self.url} sent a stream this app cannot read.") from exc
-                usage = chunk.get("usage") or usage
-                for choice in chunk.get("choices") or []:
-                    text = (choice.get("delta") or {}).get("content") or ""
-                    if text:
-                        first_at = first_at or time.perf_counter()
-                        pieces += 1
-                        yield TokenText(text)
-                    finish = choice.get("finish_reason") or finish
-        finally:
-            response.close()
+            with self._client(TIMEOUT_S) as client, client.stream(
+                "POST", base + "/chat/completions", json=body
+            ) as response:
+                self._check(response)
+                for line in response.iter_lines():
+                    if stop.is_set():
+                        finish, ended_well = "user", True
+                        break
+                    line = line.strip()
+                    if not line.startswith("data:"):
+                        continue
+                    data = line[5:].strip()
+                    if data == "[DONE]":
+                        ended_well = True
+                        break
+                    try:
+                        chunk = json.loads(data)
+                    except ValueError as exc:
+                        raise RemoteError(
+                            f"{self.url} sent a stream this app cannot read."
+                        ) from exc
+                    usage = chunk.get("usage") or usage
+                    for choice in chunk.get("choices") or []:
+                        text = (choice.get("delta") or {}).get("content") or ""
+                        if text:
+                            first_at = first_at or time.perf_counter()
+                            pieces += 1
+                            yield TokenText(text)
+                        finish = choice.get("finish_reason") or finish
+        except (httpx2.RemoteProtocolError, httpx2.ReadError, httpx2.ReadTimeout) as exc:
+            if pieces or first_at:
+                raise RemoteStreamCut(
+                    f"The connection to {urlsplit(self.url).netloc} dropped in the middle of "
+                    "the reply: what arrived is kept, marked unfinished.", repr(exc),
+                ) from exc
+            raise self._unreachable(exc) from exc
+        except httpx2.HTTPError as exc:
+            raise self._unreachable(exc) from exc
+        if not ended_well and finish is None:
+            # the server closed the stream cleanly but never said it was done: not a whole reply
+            raise RemoteStreamCut(
+                f"{urlsplit(self.url).netloc} ended the reply without finishing it: what arrived "
+                "is kept, marked unfinished."
+            )
         ended = time.perf_counter()
         produced = int(usage.get("completion_tokens", pieces))
         reason = {"stop": STOP_EOS, "length": STOP_LENGTH, "user": STOP_USER}.get(

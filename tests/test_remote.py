@@ -3,6 +3,7 @@ llama-server, Ollama or LM Studio): its models, a streamed chat, a wrong key, no
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 
@@ -70,3 +71,62 @@ def test_a_wrong_key_and_no_server_are_clear_errors(remote) -> None:
         Endpoint(f"http://127.0.0.1:{port}/v1").models()
     with pytest.raises(RemoteError, match="not an http"):
         Endpoint("ftp://example/v1").models()
+
+
+class _CutStream:
+    """A real HTTP server whose chat stream stops mid-reply: two chunks, then the connection
+    is closed without the final chunk or [DONE] (a dropped link, a crashed server)."""
+
+    def __init__(self, *, abrupt: bool) -> None:
+        import http.server
+
+        abrupt_close = abrupt
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *_args: object) -> None:
+                pass
+
+            def do_POST(self) -> None:  # noqa: N802 - http.server's API
+                self.rfile.read(int(self.headers["Content-Length"]))
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                if abrupt_close:  # chunked, cut before its last chunk: a protocol error
+                    self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                for word in ("Hello", " there"):
+                    event = json.dumps({"choices": [{"delta": {"content": word}}]})
+                    data = f"data: {event}\n\n".encode()
+                    if abrupt_close:
+                        data = f"{len(data):x}\r\n".encode() + data + b"\r\n"
+                    self.wfile.write(data)
+                    self.wfile.flush()
+                self.close_connection = True
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.parametrize("abrupt", [True, False], ids=["connection-dropped", "stream-unended"])
+def test_a_reply_cut_off_mid_stream_is_an_error_not_a_finished_reply(abrupt: bool) -> None:
+    """Issue 20, item 11: a dropped connection was reported as a normal end ("eos")."""
+    from quantdesk.engine.remote import RemoteStreamCut
+
+    server = _CutStream(abrupt=abrupt)
+    try:
+        events = Endpoint(server.url).stream_chat(
+            "m", [Message("user", "Hi")], GREEDY, threading.Event())
+        texts: list[str] = []
+        with pytest.raises(RemoteStreamCut, match="kept, marked unfinished"):
+            for event in events:
+                assert not isinstance(event, GenerationStats), "passed for a whole reply"
+                texts.append(event.text)
+        assert "".join(texts) == "Hello there"  # what arrived is not lost
+    finally:
+        server.close()
