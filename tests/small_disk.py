@@ -26,3 +26,17 @@ def mounted_tmpfs(path: Path, size: str) -> Iterator[Path]:
         yield path
     finally:
         subprocess.run(["umount", "-l", str(path)], check=False, capture_output=True)
+
+
+def fill_disk(folder: Path, name: str = "another-program.bin") -> Path:
+    """Take every free byte of ``folder``'s disk, as another program writing does; returns the
+    file that holds them (delete it to free the space)."""
+    filler = folder / name
+    with open(filler, "wb") as f:
+        try:
+            while True:
+                f.write(b"\0" * (1 << 20))
+                f.flush()
+        except OSError:
+            pass  # the disk is full now
+    return filler

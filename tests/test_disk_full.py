@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.hub_fixtures import MINI
-from tests.small_disk import mounted_tmpfs
+from tests.small_disk import fill_disk, mounted_tmpfs
 
 FILE = "TinyLlama-Mini-Q2_K.gguf"  # 10.8 MB: fits the 96 MB disk until another file fills it
 LFS = "/lfs-files/*"
@@ -34,19 +34,6 @@ def _quantdesk(data: Path, *args: str) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=120)  # fmt: skip
 
 
-def _fill(folder: Path) -> Path:
-    """Take every free byte of ``folder``'s disk, as another program writing does."""
-    filler = folder / "another-program.bin"
-    with open(filler, "wb") as f:
-        try:
-            while True:
-                f.write(b"\0" * (1 << 20))
-                f.flush()
-        except OSError:
-            pass
-    return filler
-
-
 def test_a_full_disk_mid_download_fails_in_words_and_resumes_once_space_is_freed(
     fake_hub, small_disk: Path, hub_root: Path
 ) -> None:
@@ -63,7 +50,7 @@ def test_a_full_disk_mid_download_fails_in_words_and_resumes_once_space_is_freed
     while not [p for p in data.rglob("*.part") if p.stat().st_size > 1_000_000]:
         assert running.poll() is None and time.monotonic() < deadline, running.communicate()
         time.sleep(0.05)
-    filler = _fill(small_disk)  # the disk is full from here, mid-download
+    filler = fill_disk(small_disk)  # the disk is full from here, mid-download
     out, err = running.communicate(timeout=90)  # never hangs
     said = out + err
     assert "Traceback" not in said, said

@@ -10,7 +10,7 @@ import pytest
 from quantdesk.engine.errors import QuantizeError
 from quantdesk.engine.quantize import QuantizeProgress, part_path, quantize
 from quantdesk.engine.quantize_options import QuantizeOptions
-from tests.small_disk import mounted_tmpfs
+from tests.small_disk import fill_disk, mounted_tmpfs
 from tests.tiny_models import write_tiny_model
 
 
@@ -46,13 +46,7 @@ def test_disk_filling_up_midway_leaves_no_file(tmp_path: Path, small_disk: Path)
 
     def fill(_p: QuantizeProgress) -> None:
         if not filler.exists():
-            with open(filler, "wb") as f:
-                try:
-                    while True:
-                        f.write(b"\0" * (1 << 20))
-                        f.flush()
-                except OSError:
-                    pass  # the disk is full now
+            fill_disk(small_disk, filler.name)
 
     with pytest.raises(QuantizeError, match="disk filled up|incomplete"):
         quantize(model, out, QuantizeOptions("IQ4_XS", threads=1), on_progress=fill)
