@@ -81,3 +81,31 @@ def test_a_reply_on_a_model_with_a_runaway_template_ends_in_a_message(tmp_path: 
         assert time.monotonic() - started < RENDER_TIME_LIMIT_S + 5
     finally:
         session.close()
+
+
+def test_the_window_says_so_and_stop_and_quit_still_work(qtbot, tmp_path: Path) -> None:
+    import argparse
+
+    from quantdesk.gui import build_app
+    from tests.tiny_models import write_tiny_model
+
+    path = write_tiny_model(tmp_path / "hostile.gguf", chat_template=RUNAWAY)
+    window, controller, _ = build_app(argparse.Namespace(data_dir=None, files=[]))
+    qtbot.addWidget(window)
+    window.show()
+    try:
+        controller.start([])
+        with qtbot.waitSignal(controller.modelLoaded, timeout=60_000):
+            controller.import_files([path], mode="reference", load_first=True)
+        window.chat.input.setPlainText("Hi")
+        started = time.monotonic()
+        with qtbot.waitSignal(controller.replyFailed, timeout=30_000) as failed:
+            window.chat.send.click()
+        assert "took too long" in failed.args[0]
+        assert time.monotonic() - started < RENDER_TIME_LIMIT_S + 5
+        assert "took too long" in window.banner.label.text()
+        assert window.chat.send.isEnabled()  # the window is usable again
+    finally:
+        started = time.monotonic()
+        controller.shutdown()  # quit
+        assert time.monotonic() - started < 10
