@@ -18,6 +18,9 @@ from dataclasses import dataclass, field
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 MAX_BODY_BYTES = 16 * 1024 * 1024
 """A prompt filling a 128k-token context is well under this."""
+IDLE_TIMEOUT_S = 15.0
+"""A connection that has not sent a whole request (or a next one) by then is closed: half-open
+connections cannot pile up (aiohttp's own default is 75 s)."""
 MAX_REQUESTS_PER_CONNECTION = 1000
 """After this many requests on one keep-alive connection the server closes it."""
 CORS_METHODS = "GET, POST, OPTIONS"

@@ -26,6 +26,7 @@ from aiohttp import web
 from quantdesk.engine.api_guard import (
     CORS_HEADERS,
     CORS_METHODS,
+    IDLE_TIMEOUT_S,
     MAX_BODY_BYTES,
     MAX_REQUESTS_PER_CONNECTION,
     RequestPolicy,
@@ -397,14 +398,16 @@ def check_bind(bind: str, api_key: str | None) -> None:
 class RunningServer:
     """An :class:`OpenAIServer` served on its own thread and event loop."""
 
-    def __init__(self, server: OpenAIServer, bind: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, server: OpenAIServer, bind: str = "127.0.0.1", port: int = 0, *,
+                 idle_timeout_s: float = IDLE_TIMEOUT_S) -> None:  # fmt: skip
         check_bind(bind, server.api_key)
         self.server = server
         self._loop = asyncio.new_event_loop()
         self._started = threading.Event()
         server.listening_on(bind)
         # a client that disconnects cancels its handler, which stops its generation
-        self._runner = web.AppRunner(server.app, access_log=None, handler_cancellation=True)
+        self._runner = web.AppRunner(server.app, access_log=None, handler_cancellation=True,
+                                     keepalive_timeout=idle_timeout_s)  # fmt: skip
         self.port = port
         self.bind = bind
         self._error: BaseException | None = None

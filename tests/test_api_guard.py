@@ -163,3 +163,25 @@ def test_quantdesk_serve_takes_allowed_origins() -> None:
     done = subprocess.run([sys.executable, "-m", "quantdesk", "serve", "--help"],
                           capture_output=True, text=True, timeout=60)  # fmt: skip
     assert done.returncode == 0 and "--allow-origin" in done.stdout
+
+
+def test_a_connection_that_never_finishes_its_headers_is_closed(tmp_path) -> None:  # noqa: ANN001
+    """Half-open connections were held for ever (1,000 of them): they are closed once idle."""
+    path = write_tiny_chat_model(tmp_path / "chat.gguf")
+    host = ModelHost(path, LoadSettings(n_ctx=256, n_threads=1, n_gpu_layers=0))
+    running = RunningServer(OpenAIServer(host, "tiny-chat"), idle_timeout_s=1.0)
+    try:
+        held = []
+        for _ in range(50):
+            conn = socket.create_connection(("127.0.0.1", running.port))
+            conn.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # no end
+            held.append(conn)
+        for conn in held:
+            conn.settimeout(30)
+            assert conn.recv(1024) == b""  # the server closed it
+            conn.close()
+        status, _, _ = _curl(running.url + "/models")
+        assert status == 200  # and it still serves
+    finally:
+        running.stop()
+        host.close()
