@@ -25,7 +25,7 @@ def _dialog(qtbot, settings: Settings, specs=None) -> PreferencesDialog:  # noqa
 def test_sections_come_from_the_declared_settings(qtbot, tmp_path: Path) -> None:
     dialog = _dialog(qtbot, Settings(tmp_path / "settings.json"))
     assert dialog.sections() == [
-        "Model loading", "Sampling", "Chat", "Downloads", "Import", "Appearance"
+        "Model loading", "Sampling", "Chat", "Downloads", "Import", "Server", "Appearance"
     ]
     for name, spec in SETTINGS.items():
         shown = name in dialog._editors
