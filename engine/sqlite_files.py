@@ -71,6 +71,8 @@ def unwritable_message(what: str, path: Path, problem: str) -> str:
                 f"command line, a backup tool): it stayed locked for {BUSY_TIMEOUT_S:.0f} s.")
     if problem == "full":
         return f"{what} ({path}) cannot be written: the disk is full. Free some space."
+    if problem == "other":  # an I/O error, a file that cannot be opened: not "read-only"
+        return f"{what} ({path}) could not be opened; it was left as it is."
     return (f"{what} ({path}) is read-only for you. Give yourself write permission "
             f"(chmod u+w '{path}') to save changes.")  # fmt: skip
 
