@@ -11,14 +11,18 @@ reply is stored as a new version, never in place of the old one. What was typed 
 from __future__ import annotations
 
 import json
+import logging
 import os
+import sqlite3
 import time
 from dataclasses import asdict
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, Signal
 
+from quantdesk.chat_saving import ChatSaving, failure_words
 from quantdesk.engine.chat_export import export_json, export_markdown, import_json
 from quantdesk.engine.conversations import (
     ConversationStore,
@@ -34,6 +38,8 @@ from quantdesk.ui.jobs import run_job
 
 if TYPE_CHECKING:
     from quantdesk.controller import AppController
+
+log = logging.getLogger(__name__)
 
 SAVE_INTERVAL_S = 0.5
 CUT_OFF_NOTE = "(reply cut off: the app stopped while it was being written)"
@@ -51,6 +57,8 @@ class ChatHistory(QObject):
         self.store, self.warning = open_store(
             ConversationStore, app.paths.chats_db, what="The chat history", not_kept=""
         )
+        # a write the file refuses (a full disk…) is a message; values are kept until saved
+        self.saving = ChatSaving(self.store.path, app.window.show_error, app.window.show_info)
         self.chat_id: int | None = None
         self._reply_id: int | None = None
         self._parts: list[str] = []
@@ -80,17 +88,17 @@ class ChatHistory(QObject):
         self.refresh()
 
     def _rename(self, chat_id: int, title: str) -> None:
-        self.store.rename(chat_id, title)
+        self.saving.attempt(partial(self.store.rename, chat_id, title), title)
         self.refresh()
 
     def _pin(self, chat_id: int, pinned: bool) -> None:
-        self.store.set_pinned(chat_id, pinned)
+        self.saving.attempt(partial(self.store.set_pinned, chat_id, pinned))
         self.refresh()
 
     def _delete(self, chat_id: int) -> None:
         if chat_id == self.chat_id:
             self.app.new_chat()
-        self.store.delete_chat(chat_id)
+        self.saving.attempt(partial(self.store.delete_chat, chat_id))
         self.refresh()
 
     # -- drafts ------------------------------------------------------------------------------
@@ -103,7 +111,10 @@ class ChatHistory(QObject):
         if self.chat_id is None:
             self._new_chat_draft = text
         elif text != self.store.chat(self.chat_id).draft:
-            self.store.set_draft(self.chat_id, text)
+            self._keep_draft(self.chat_id, text)
+
+    def _keep_draft(self, chat_id: int, text: str) -> None:
+        self.saving.keep(("draft", chat_id), partial(self.store.set_draft, chat_id, text), text)
 
 
     def restore_latest(self) -> None:
@@ -188,10 +199,15 @@ class ChatHistory(QObject):
     def import_chat(self, path: Path) -> int | None:
         """Add a chat from an exported JSON file and open it; None (and a message) on failure."""
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            raw = path.read_text(encoding="utf-8")
+            data = json.loads(raw)
             chat = import_json(self.store, data)
         except (OSError, ValueError) as exc:
             self.app.window.show_error(f"'{path.name}' cannot be imported: {exc}")
+            return None
+        except sqlite3.Error as exc:
+            self.app.window.show_error(f"'{path.name}' was not imported. "
+                                       + failure_words(exc, self.store.path, raw))
             return None
         except QuantDeskError as exc:
             self.app.window.show_error(exc.message, exc.details)
@@ -213,38 +229,45 @@ class ChatHistory(QObject):
     def on_user_message(self, text: str, system_prompt: str, model_path: str,
                         replaces: int | None = None) -> tuple[int, int]:  # fmt: skip
         """Save the user's message, creating the chat on the first one; ``replaces``: the
-        place (seq) of the message it is a new version of (Edit). Returns (version, versions)."""
-        if self.chat_id is None:
-            chat = self.store.create_chat(title_from(text), system_prompt, model_path)
-            self.chat_id = chat.id
-            self._new_chat_draft = ""
-        old = self.store.message_id(self.chat_id, replaces) if replaces is not None else None
-        if old is None:
-            new = self.store.add_message(self.chat_id, "user", text)
-        else:
-            new = self.store.add_version(old, text)
-        self.store.set_draft(self.chat_id, "")
+        place (seq) of the message it is a new version of (Edit). Returns (version, versions);
+        ChatNotSaved (nothing stored, nothing to send) when the chat's file refuses it."""
+
+        def save() -> int:
+            if self.chat_id is None:
+                chat = self.store.create_chat(title_from(text), system_prompt, model_path)
+                self.chat_id = chat.id
+                self._new_chat_draft = ""
+            old = self.store.message_id(self.chat_id, replaces) if replaces is not None else None
+            if old is None:
+                return self.store.add_message(self.chat_id, "user", text)
+            return self.store.add_version(old, text)
+
+        new = self.saving.attempt_or_raise(save, text)
+        assert self.chat_id is not None
+        self._keep_draft(self.chat_id, "")
         self.refresh()
         return self.version_of(new)
 
     def on_reply_started(self, model_path: str, settings: dict[str, Any],
                          replaces: int | None = None) -> tuple[int, int]:  # fmt: skip
         """An empty, incomplete assistant message that fills as tokens arrive; ``replaces``:
-        the place (seq) of the reply it is a new version of (Regenerate)."""
-        if self.chat_id is None:
+        the place (seq) of the reply it is a new version of (Regenerate). ChatNotSaved when
+        the chat's file refuses it (then no reply should be asked for)."""
+        chat_id = self.chat_id
+        if chat_id is None:
             return (1, 1)
         self._parts = []
         self._saved_at = time.monotonic()
-        old = self.store.message_id(self.chat_id, replaces) if replaces is not None else None
-        if old is None:
-            self._reply_id = self.store.add_message(
-                self.chat_id, "assistant", "", model=model_path, settings=settings,
-                complete=False,
-            )  # fmt: skip
-        else:
-            self._reply_id = self.store.add_version(
-                old, "", model=model_path, settings=settings, complete=False
-            )
+
+        def save() -> int:
+            old = self.store.message_id(chat_id, replaces) if replaces is not None else None
+            if old is None:
+                return self.store.add_message(chat_id, "assistant", "", model=model_path,
+                                              settings=settings, complete=False)  # fmt: skip
+            return self.store.add_version(old, "", model=model_path, settings=settings,
+                                          complete=False)  # fmt: skip
+
+        self._reply_id = self.saving.attempt_or_raise(save)
         return self.version_of(self._reply_id)
 
     def version_of(self, message_id: int) -> tuple[int, int]:
@@ -264,7 +287,8 @@ class ChatHistory(QObject):
         index = versions.index(current) + step
         if not 0 <= index < len(versions):
             return False
-        self.store.select_version(versions[index])
+        if not self.saving.attempt(partial(self.store.select_version, versions[index])):
+            return False
         self.reshow()
         return True
 
@@ -291,33 +315,41 @@ class ChatHistory(QObject):
         self._parts = [text]
         self._saved_at = time.monotonic()
         if self._reply_id is not None:
-            self.store.update_message(self._reply_id, text, complete=False)
+            self._keep_reply(text, complete=False)
+
+    def _keep_reply(self, text: str, **fields: Any) -> None:
+        """Save the reply being written (kept until saved when the file refuses it)."""
+        reply_id = self._reply_id
+        assert reply_id is not None
+        self.saving.keep(("message", reply_id),
+                         partial(self.store.update_message, reply_id, text, **fields), text)
 
     def on_reply_text(self, parts: list[str]) -> None:
         """The reply so far; saved when the last save is older than SAVE_INTERVAL_S."""
         self._parts = parts
         now = time.monotonic()
         if self._reply_id is not None and now - self._saved_at >= SAVE_INTERVAL_S:
-            self.store.update_message(self._reply_id, "".join(parts))
+            self._keep_reply("".join(parts))
             self._saved_at = now
 
     def on_reply_finished(self, text: str, stats: GenerationStats) -> None:
         """The whole reply and its statistics."""
         if self._reply_id is not None:
-            self.store.update_message(self._reply_id, text, complete=True, stats=asdict(stats))
+            self._keep_reply(text, complete=True, stats=asdict(stats))
         self._reply_id = None
         self.refresh()
 
     def on_reply_failed(self, text: str) -> None:
         """Keep what was written of a failed reply, marked incomplete."""
         if self._reply_id is not None:
-            self.store.update_message(self._reply_id, text, complete=False)
+            self._keep_reply(text, complete=False)
         self._reply_id = None
 
     def on_system_prompt(self, prompt: str) -> None:
         """The system prompt setting changed: it belongs to the current chat."""
         if self.chat_id is not None:
-            self.store.set_system_prompt(self.chat_id, prompt)
+            self.saving.keep(("system", self.chat_id),
+                             partial(self.store.set_system_prompt, self.chat_id, prompt), prompt)
 
     def close(self) -> None:
         """Save a reply in progress and the draft, and close the store (once)."""
@@ -327,7 +359,11 @@ class ChatHistory(QObject):
         if self.chat_id is not None:
             self.save_draft()
         if self._reply_id is not None:
-            self.store.update_message(self._reply_id, "".join(self._parts), complete=False)
+            self._keep_reply("".join(self._parts), complete=False)
+        if not self.saving.retry():
+            log.error("%d chat change(s) could not be saved before quitting",
+                      self.saving.pending)  # fmt: skip
+        self.saving.stop()
         self.store.close()
 
 

@@ -16,6 +16,7 @@ from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import QApplication, QCheckBox, QFileDialog, QMessageBox
 
 from quantdesk.chat_history import CUT_OFF_NOTE, ChatHistory, context_messages
+from quantdesk.chat_saving import ChatNotSaved
 from quantdesk.engine.conversations import StoredMessage
 from quantdesk.engine.convert import is_hf_folder
 from quantdesk.engine.errors import QuantDeskError
@@ -655,7 +656,14 @@ class AppController(QObject):
             )
             return
         transcript = self.window.chat.transcript
-        replaces, self._editing = self._editing, None
+        replaces = self._editing
+        system = self.settings.get("chat.system_prompt").strip()
+        try:  # saved first: a message the chat's file refuses stays in the box, unsent
+            version = self.history.on_user_message(text, system, self.loaded.path, replaces)
+        except ChatNotSaved as exc:
+            self.window.show_error(exc.message)
+            return
+        self._editing = None
         if replaces is not None:  # the branch from the edited message on leaves the view
             transcript.remove_from(self._row_of(replaces))
             self.messages = self.history.context_before(replaces)
@@ -663,8 +671,6 @@ class AppController(QObject):
         self.window.chat.input.clear()
         self.messages.append(Message("user", text))
         row = transcript.append_message("user", text)
-        system = self.settings.get("chat.system_prompt").strip()
-        version = self.history.on_user_message(text, system, self.loaded.path, replaces)
         transcript.set_versions(row, *version)
         if replaces is not None:
             self.window.chat.input.setPlainText(self._draft_before_edit)
@@ -683,9 +689,14 @@ class AppController(QObject):
             self.history.on_reply_continued(self._seq_of(continue_row), prefill)
         else:
             prefill = ""
-            self._reply_row = transcript.append_message("assistant", "", streaming=True)
             snapshot = {"sampling": asdict(sampling), "load": asdict(self.settings.load_settings())}
-            version = self.history.on_reply_started(model_path, snapshot, replaces)
+            try:
+                version = self.history.on_reply_started(model_path, snapshot, replaces)
+            except ChatNotSaved as exc:  # no reply the chat could not keep
+                self.window.show_error(exc.message)
+                self.history.reshow()
+                return
+            self._reply_row = transcript.append_message("assistant", "", streaming=True)
             transcript.set_versions(self._reply_row, *version)
         self._reply_parts = [prefill] if prefill else []
         self._continued = len(prefill)
