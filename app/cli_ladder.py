@@ -12,6 +12,8 @@ import sys
 import threading
 from pathlib import Path
 
+from quantdesk.cli_progress import ProgressLine
+
 NAME = "ladder"
 EXIT_CANCELLED = 130
 
@@ -47,6 +49,33 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--json", action="store_true", help="print every figure as JSON")
 
 
+# a rung's stages and their share of its time (quality, over the text, takes longest)
+STAGE_SHARE = {"quantizing": (0.0, 0.3), "speed": (0.3, 0.2), "quality": (0.5, 0.5),
+               "cached": (0.0, 1.0)}  # fmt: skip
+
+
+class LadderBar:
+    """One progress line per rung and stage, its bar the whole ladder's progress."""
+
+    def __init__(self) -> None:
+        self._stage: tuple[str, str] | None = None
+        self._line = ProgressLine()
+
+    def show(self, step) -> None:  # noqa: ANN001 - LadderProgress
+        """Show where the ladder is (a new line when the rung or its stage changes)."""
+        if self._stage != (step.qtype, step.stage):
+            self._line.finish()
+            self._line = ProgressLine()
+            self._stage = (step.qtype, step.stage)
+        start, share = STAGE_SHARE.get(step.stage, (0.0, 1.0))
+        done = (step.done + start + share * step.fraction) / max(step.total, 1)
+        self._line.show(done, f"[{step.done + 1}/{step.total}] {step.qtype}: {step.stage}")
+
+    def finish(self) -> None:
+        """End the last line."""
+        self._line.finish()
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the ladder, print the table (or JSON), write ladder.md and ladder.json."""
     from quantdesk.engine.errors import QuantizeCancelled, QuantizeError
@@ -65,19 +94,14 @@ def run(args: argparse.Namespace) -> int:
     cache = open_cache(resolve_paths().ensure().data_dir / "ladder.sqlite3")
     cancel = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: cancel.set())
-    shown: list[tuple[str, str]] = []
-
-    def progress(step) -> None:  # noqa: ANN001 - LadderProgress
-        if not args.json and shown[-1:] != [(step.qtype, step.stage)]:  # once per stage
-            shown.append((step.qtype, step.stage))
-            print(f"[{step.done + 1}/{step.total}] {step.qtype}: {step.stage}", file=sys.stderr)
+    bar = LadderBar()
 
     try:
         result = run_ladder(
             source, args.types.split(","), out, cache,
             text_file=args.text.expanduser() if args.text else None,
             settings=LadderSettings(threads=args.threads, max_chunks=args.chunks or None),
-            on_progress=progress, cancel=cancel,
+            on_progress=None if args.json else bar.show, cancel=cancel,
         )  # fmt: skip
     except QuantizeCancelled as exc:  # LadderCancelled once the rungs have begun
         if isinstance(exc, LadderCancelled) and len(exc.partial.rungs) > 1 and not args.json:
@@ -85,6 +109,7 @@ def run(args: argparse.Namespace) -> int:
         print("Cancelled: the finished types are kept for the next run.", file=sys.stderr)
         return EXIT_CANCELLED
     finally:
+        bar.finish()
         cache.close()
     try:
         report = write_report(result, out)

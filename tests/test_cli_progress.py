@@ -44,3 +44,50 @@ def test_at_a_terminal_one_bar_is_redrawn(tmp_path: Path) -> None:
     os.close(leader)
     # (the terminal shows the final newline as \r\n)
     assert shown.count("\r[") == 11 and shown.endswith("\n") and "100.0%  step 10" in shown
+
+
+def _ladder(source: Path, data: Path, stderr) -> subprocess.Popen:  # noqa: ANN001
+    env = dict(os.environ, QUANTDESK_DATA_DIR=str(data))
+    argv = [sys.executable, "-m", "quantdesk", "ladder", str(source), "--types", "Q8_0,Q4_0",
+            "--chunks", "3", "--threads", "1", "--out", str(data / "lab")]  # fmt: skip
+    return subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
+
+
+def test_ladder_shows_its_progress_within_each_step(tmp_path: Path) -> None:
+    """Before, `quantdesk ladder` printed one line per stage and nothing while a stage ran."""
+    source = write_tiny_model(tmp_path / "m-F16.gguf", n_embd=256, n_ff=768, n_layer=4,
+                              quant="F16")  # fmt: skip
+    # in a pipe: plain lines, the whole ladder's percentage rising within the stages
+    proc = _ladder(source, tmp_path / "data-pipe", subprocess.PIPE)
+    _, err = proc.communicate(timeout=300)
+    text = err.decode()
+    assert proc.returncode == 0, text
+    assert "\r" not in text
+    steps = [re.match(r"\s*(\d+\.\d)%  \[(\d)/3\] (\w+): (\w+)$", line)
+             for line in text.splitlines() if "%  [" in line]  # fmt: skip
+    assert steps and all(steps), text
+    percents = [float(m.group(1)) for m in steps]
+    assert percents == sorted(percents) and percents[-1] == 100.0
+    within = [m.group(3, 4) for m in steps]
+    assert within.count(("Q8_0", "quality")) >= 2 and within.count(("Q4_0", "quality")) >= 2
+    assert ("Q4_0", "quantizing") in within
+
+    # at a terminal: each stage is one line whose bar is redrawn in place as it runs
+    leader, follower = pty.openpty()
+    proc = _ladder(source, tmp_path / "data-tty", follower)
+    os.close(follower)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # the command ended and closed the terminal
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(leader)
+    assert proc.wait(timeout=300) == 0, shown[-500:]
+    lines = shown.decode().replace("\r\n", "\n").split("\n")
+    quality = [line for line in lines if "[2/3] Q8_0: quality" in line]
+    assert len(quality) == 1 and quality[0].count("\r[") >= 2, lines  # one line, redrawn
+    assert "100.0%  [3/3] Q4_0: quality" in shown.decode()
