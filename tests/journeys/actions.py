@@ -86,3 +86,15 @@ def row_of(window, role: str, nth: int = 0) -> int:
     return rows[nth]
 
 
+
+
+def load_tiny_chat_model(qtbot, window, controller, folder: Path) -> None:
+    """Add the tiny ChatML model (a 65,536-token context) in place, as a person would, set
+    replies to 12 tokens and load it by double-click."""
+    from tests.tiny_models import write_tiny_chat_model
+
+    model = write_tiny_chat_model(folder / "chatty.gguf", name="chatty", n_ctx_train=65536)
+    add_in_place(qtbot, window, model)
+    window.settings_panel.editor("sampling.max_tokens").setValue(12)
+    window.settings_panel.editor("load.n_ctx").setValue(65536)
+    load_by_double_click(qtbot, window, controller, "chatty")

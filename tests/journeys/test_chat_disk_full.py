@@ -12,9 +12,8 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 
-from tests.journeys.actions import add_in_place, load_by_double_click, shown, type_and_send
+from tests.journeys.actions import load_tiny_chat_model, shown, type_and_send
 from tests.small_disk import fill_disk, mounted_tmpfs
-from tests.tiny_models import write_tiny_chat_model
 
 
 @pytest.fixture
@@ -37,12 +36,7 @@ def test_a_full_disk_refuses_sending_in_words_and_a_streaming_reply_is_saved_onc
     qtbot, window_app, data_dir: Path, tmp_path: Path
 ) -> None:
     window, controller = window_app
-    model = write_tiny_chat_model(tmp_path / "models" / "chatty.gguf", name="chatty",
-                                  n_ctx_train=65536)  # fmt: skip
-    add_in_place(qtbot, window, model)
-    window.settings_panel.editor("sampling.max_tokens").setValue(12)
-    window.settings_panel.editor("load.n_ctx").setValue(65536)
-    load_by_double_click(qtbot, window, controller, "chatty")
+    load_tiny_chat_model(qtbot, window, controller, tmp_path / "models")
     type_and_send(qtbot, window, controller, "Hello there")
     before = _saved(controller)
     assert [role for role, _, _ in before] == ["user", "assistant"]

@@ -19,6 +19,7 @@ from PySide6.QtWidgets import QFileDialog
 from tests.journeys.actions import (
     add_in_place,
     load_by_double_click,
+    load_tiny_chat_model,
     right_click,
     row_of,
     shortcut,
@@ -39,12 +40,7 @@ def test_edit_and_regenerate_keep_every_version_and_drafts_stay_with_their_chat(
     qtbot, window_app, tmp_path: Path
 ) -> None:
     window, controller = window_app
-    model = write_tiny_chat_model(tmp_path / "models" / "chatty.gguf", name="chatty",
-                                  n_ctx_train=65536)  # fmt: skip
-    add_in_place(qtbot, window, model)
-    window.settings_panel.editor("sampling.max_tokens").setValue(12)
-    window.settings_panel.editor("load.n_ctx").setValue(65536)
-    load_by_double_click(qtbot, window, controller, "chatty")
+    load_tiny_chat_model(qtbot, window, controller, tmp_path / "models")
     hint = window.chat_list.empty_hint
     assert hint.isVisible() and "No chats yet" in hint.text()  # an empty list says why
 
