@@ -61,7 +61,7 @@ class ChatSaving(QObject):
         super().__init__()
         self.db = db
         self._show_error, self._show_info = show_error, show_info
-        self._pending: dict[tuple[str, int], tuple[Callable[[], object], str]] = {}
+        self._pending: dict[tuple[str, int], Callable[[], object]] = {}
         self._failing = False  # a message is up; the next success says so
         self._timer = QTimer(self)
         self._timer.setInterval(RETRY_INTERVAL_MS)
@@ -104,7 +104,7 @@ class ChatSaving(QObject):
         try:
             write()
         except sqlite3.Error as exc:
-            self._pending[key] = (write, text)
+            self._pending[key] = write
             self._failed(exc, text)
             return
         self._saved()
@@ -114,9 +114,8 @@ class ChatSaving(QObject):
         saved_some = False
         while self._pending:
             key = next(iter(self._pending))
-            write, _text = self._pending[key]
             try:
-                write()
+                self._pending[key]()
             except sqlite3.Error:
                 return False
             del self._pending[key]

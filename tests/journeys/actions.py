@@ -10,6 +10,8 @@ from PySide6.QtGui import QContextMenuEvent, QDragEnterEvent, QDropEvent
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
 
+from tests.tiny_models import write_tiny_chat_model
+
 
 def drop_files(window, paths: list[Path]) -> None:
     """Drag files over the window and let go (the window's own drag-and-drop handlers)."""
@@ -86,13 +88,9 @@ def row_of(window, role: str, nth: int = 0) -> int:
     return rows[nth]
 
 
-
-
 def load_tiny_chat_model(qtbot, window, controller, folder: Path) -> None:
     """Add the tiny ChatML model (a 65,536-token context) in place, as a person would, set
     replies to 12 tokens and load it by double-click."""
-    from tests.tiny_models import write_tiny_chat_model
-
     model = write_tiny_chat_model(folder / "chatty.gguf", name="chatty", n_ctx_train=65536)
     add_in_place(qtbot, window, model)
     window.settings_panel.editor("sampling.max_tokens").setValue(12)
