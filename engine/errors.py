@@ -54,6 +54,11 @@ class GenerationError(QuantDeskError):
     """Text generation failed after the model was loaded."""
 
 
+class ModelStopped(GenerationError):
+    """The model's host process ended (llama.cpp crashed, or a limit stopped it): the model is
+    gone until it is loaded again; the app and what was already streamed are not."""
+
+
 class PromptTooLong(GenerationError):
     """The prompt alone fills the model's context (the API answers 400, as OpenAI's does)."""
 

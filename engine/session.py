@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from quantdesk.engine.discovery import split_parts
@@ -67,12 +67,15 @@ class InferenceSession:
 
     @classmethod
     def load(
-        cls, path: str | Path, settings: LoadSettings, *, verbose: bool = False
+        cls, path: str | Path, settings: LoadSettings, *, verbose: bool = False,
+        keep_stderr: bool = False,
     ) -> InferenceSession:
         """Validate the file's header strictly, then load it into llama.cpp.
 
         Raises InvalidGGUF for a malformed file and ModelLoadError when
         llama.cpp refuses it (unsupported architecture, not enough memory...).
+        ``keep_stderr``: llama.cpp's log still goes to Python, but standard error is not
+        silenced while loading (a model host process keeps an abort's own words).
         """
         path = Path(path)
         report = summarize(read_header_cached(path), path=path)
@@ -109,7 +112,7 @@ class InferenceSession:
                 type_v=kv_type,
                 swa_full=settings.swa_full,
                 tensor_split=list(settings.tensor_split) or None,
-                verbose=verbose,
+                verbose=verbose or keep_stderr,
             )
         except (ValueError, RuntimeError, OSError) as exc:
             said = recent_errors()
@@ -179,17 +182,22 @@ class InferenceSession:
         stop: threading.Event,
         prefill: str = "",
         raw: bool = False,
+        on_prepared: Callable[[], None] | None = None,
     ) -> Iterator[GenerationEvent]:
         """Stream the reply to ``messages``: TokenText events, then one GenerationStats.
 
         With ``prefill`` (the reply so far), the model continues that reply; only the new
-        text is streamed.
+        text is streamed. ``on_prepared`` is called once the chat template has been rendered
+        and the prompt tokenized, before any of it is evaluated (the model host's parent
+        bounds that step's time).
         """
         llama = self._require()
         n_ctx = usable_context(llama)
         tokens, dropped = self._fit_prompt(
             list(messages), n_ctx, sampling.max_tokens, prefill, raw
         )
+        if on_prepared is not None:
+            on_prepared()
         if len(tokens) >= n_ctx:
             raise PromptTooLong(
                 f"The prompt is {len(tokens):,} tokens but the context holds {n_ctx:,}. "

@@ -11,6 +11,9 @@ Written at test time with the ``gguf`` package (no network, nothing downloaded).
   REJECTS politely: ``llama_cpp.Llama(...)`` raises ``ValueError`` and the process lives.
 * :func:`write_model_with_runaway_utf8` - a valid model whose greedy output is one
   UTF-8 lead byte forever, which makes llama-cpp-python ignore ``max_tokens``.
+* :func:`write_spm_model_without_byte_tokens` - a valid chat model with a SentencePiece
+  vocabulary that has no byte tokens: it loads and chats in ASCII, and llama.cpp aborts the
+  process (uncaught ``std::out_of_range``) on any character outside its vocabulary ("€").
 * :func:`write_model_that_aborts_llama` - a structurally valid GGUF whose bad metadata
   value trips a ``GGML_ASSERT`` inside llama.cpp's hparams loader: the loading process
   is killed by SIGABRT (no Python exception). Only ever load it in a child process.
@@ -34,6 +37,7 @@ __all__ = [
     "MIN_VOCAB",
     "write_model_that_aborts_llama",
     "write_model_with_runaway_utf8",
+    "write_spm_model_without_byte_tokens",
     "write_tiny_model",
     "write_tiny_model_with_bad_metadata",
 ]
@@ -315,6 +319,7 @@ def _write(path: Path, plan: _Plan, quant: str) -> Path:
             sub = {
                 "str[]": gguf.GGUFValueType.STRING,
                 "i32[]": gguf.GGUFValueType.INT32,
+                "f32[]": gguf.GGUFValueType.FLOAT32,
             }[vtype]
             writer.add_key_value(key, list(value), gguf.GGUFValueType.ARRAY, sub_type=sub)
         else:
@@ -504,6 +509,41 @@ def write_model_that_aborts_llama(path: Path, *, kind: str = "rope_scaling_type"
         raise ValueError(f"kind must be one of {sorted(ABORT_KINDS)}, got {kind!r}")
     kv, tensors = _default_plan()
     ABORT_KINDS[kind](kv, tensors)
+    return _write(path, (kv, tensors), "F32")
+
+
+def write_spm_model_without_byte_tokens(path: Path) -> Path:
+    """Write a ChatML chat model whose SentencePiece (``llama``) vocabulary has every printable
+    ASCII character, ``▁`` and a newline but no ``<0xNN>`` byte tokens.
+
+    It loads, and greedy replies to ASCII messages work. A message with any other character
+    ("€") kills the process that tokenizes it: SentencePiece falls back to byte tokens,
+    llama.cpp looks ``<0xE2>`` up with ``unordered_map::at`` and the uncaught
+    ``std::out_of_range`` aborts (SIGABRT; stderr: ``terminate called after throwing an
+    instance of 'std::out_of_range'`` / ``what():  unordered_map::at``). Measured with
+    llama-cpp-python 0.3.36. NEVER tokenize such text with it in the test process.
+    """
+    specials = ("<|im_start|>", "<|im_end|>")
+    kv, tensors = _default_plan(chat_template=CHATML, extra_special_tokens=specials)
+    n_vocab = kv[f"{ARCH}.vocab_size"][1]
+    tokens = ["<unk>", "<s>", "</s>", *specials]
+    types = [2, _TOKEN_CONTROL, _TOKEN_CONTROL, _TOKEN_CONTROL, _TOKEN_CONTROL]  # 2: UNKNOWN
+    pieces = [chr(c) for c in range(0x21, 0x7F)] + ["▁", "\n"]
+    pieces += ["▁" + c for c in "abcdefghijklmnopqrstuvwxyzHW"]
+    pieces += [f"▁w{i}" for i in range(n_vocab - len(tokens) - len(pieces))]
+    tokens += pieces
+    types += [_TOKEN_NORMAL] * len(pieces)
+    for key in ("tokenizer.ggml.pre", "tokenizer.ggml.merges"):
+        del kv[key]
+    kv.update({
+        "tokenizer.ggml.model": ("str", "llama"),
+        "tokenizer.ggml.tokens": ("str[]", tokens),
+        "tokenizer.ggml.token_type": ("i32[]", types),
+        "tokenizer.ggml.scores": ("f32[]", [-float(i) for i in range(n_vocab)]),
+        "tokenizer.ggml.bos_token_id": ("u32", 1),
+        "tokenizer.ggml.eos_token_id": ("u32", 2),
+        "tokenizer.ggml.padding_token_id": ("u32", 0),
+    })  # fmt: skip
     return _write(path, (kv, tensors), "F32")
 
 
