@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SAVE_INTERVAL_S = 0.5
-CUT_OFF_NOTE = "(reply cut off: the app stopped while it was being written)"
+CUT_OFF_NOTE = "(reply cut off: the app or the model stopped while it was being written)"
 
 
 class ChatHistory(QObject):

@@ -34,13 +34,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Load the model (after a child-process test load) and stream the reply."""
+    """Load the model (after a child-process test load) in its host process and stream the
+    reply; llama.cpp crashing there is an error message, never this command's own crash."""
+    from quantdesk.engine.errors import ModelStopped
     from quantdesk.engine.events import GenerationStats, TokenText
     from quantdesk.engine.load_plan import load_settings_for
+    from quantdesk.engine.model_process import ModelProcess
     from quantdesk.engine.params import LoadSettings, SamplingSettings
     from quantdesk.engine.probe import ProbeCache, probe_load, raise_for_probe
     from quantdesk.engine.prompting import COMPLETION_MODE_NOTICE
-    from quantdesk.engine.session import MODE_COMPLETION, InferenceSession
+    from quantdesk.engine.session import MODE_COMPLETION
     from quantdesk.engine.templates import Message
     from quantdesk.paths import resolve_paths
 
@@ -58,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.no_probe:
         cache = ProbeCache(resolve_paths().probe_cache)
         raise_for_probe(probe_load(args.file, load, cache=cache))
-    session = InferenceSession.load(args.file, load)
+    session = ModelProcess.load(args.file, load)  # llama.cpp runs (and may crash) in a child
     if session.mode == MODE_COMPLETION and not args.json:
         print(f"[{COMPLETION_MODE_NOTICE}]", file=sys.stderr)
     sampling = SamplingSettings(
@@ -68,15 +71,21 @@ def run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     pieces: list[str] = []
     stats: GenerationStats | None = None
-    for event in session.generate([Message("user", args.prompt)], sampling, stop):
-        if isinstance(event, TokenText):
-            pieces.append(event.text)
-            if not args.json:
-                sys.stdout.write(event.text)
-                sys.stdout.flush()
-        elif isinstance(event, GenerationStats):
-            stats = event
-    session.close()
+    try:
+        for event in session.generate([Message("user", args.prompt)], sampling, stop):
+            if isinstance(event, TokenText):
+                pieces.append(event.text)
+                if not args.json:
+                    sys.stdout.write(event.text)
+                    sys.stdout.flush()
+            elif isinstance(event, GenerationStats):
+                stats = event
+    except ModelStopped:
+        if pieces and not args.json:
+            sys.stdout.write("\n")  # the error goes on a line of its own
+        raise
+    finally:
+        session.close()
     if args.json:
         print(json.dumps({"mode": session.mode, "text": "".join(pieces), "stats": asdict(stats)}))
     else:

@@ -74,7 +74,8 @@ def run(args: argparse.Namespace) -> int:
         n_ctx=args.ctx, n_threads=args.threads, n_gpu_layers=args.gpu_layers,
         **rpc_settings(args)))  # fmt: skip
     raise_for_probe(probe_load(args.file, load, cache=ProbeCache(resolve_paths().probe_cache)))
-    host = ModelHost(args.file, load)
+    host = ModelHost(args.file, load,  # llama.cpp runs (and may crash) in its host process
+                     notice=lambda text: print(text, file=sys.stderr, flush=True))  # fmt: skip
     model_id = args.file.stem
     used = host.session.settings
     if used.rpc_workers:  # before the "Serving" line: what the cluster page shows

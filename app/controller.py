@@ -79,6 +79,10 @@ WELCOME_LOADED = (
 )
 
 
+#: The footer of a reply cut short because the model's process ended.
+STOPPED_MARK = "Incomplete: the model stopped here"
+
+
 class AppController(QObject):
     """The GUI's composition root. Its signals fire on the GUI thread."""
 
@@ -102,6 +106,7 @@ class AppController(QObject):
         self.shutdown_hooks: list = []  # services composed in gui.py stop here too
         self.store_warnings: list[str] = []  # from stores opened in gui.py, shown at start
         self.loaded: LoadedModel | None = None
+        self.stopped_model: LoadedModel | None = None  # its host process ended: Reload it
         self.remote: RemoteController | None = None  # composed in gui.py
         self.hub_token: HubTokenController | None = None  # composed in gui.py
         self.loading = False
@@ -165,6 +170,7 @@ class AppController(QObject):
         worker.figuresChanged.connect(self._live_figures)
         worker.generationFinished.connect(self._finished)
         worker.generationFailed.connect(self._generation_failed)
+        worker.modelStopped.connect(self._model_stopped)
 
     def start(self, open_files: list[Path]) -> None:
         """Fill the library, prepare the starter model, open files given on the command line."""
@@ -496,7 +502,8 @@ class AppController(QObject):
             self.window.settings_panel.set_reload_needed(True)
 
     def _reload(self) -> None:
-        entry = self.library.find(Path(self.loaded.path)) if self.loaded else None
+        model = self.loaded or self.stopped_model
+        entry = self.library.find(Path(model.path)) if model else None
         if entry is not None:
             self.load(entry)
 
@@ -528,6 +535,7 @@ class AppController(QObject):
     def _loaded(self, model: LoadedModel) -> None:
         self.loading = False
         self.loaded = model
+        self.stopped_model = None
         self.window.chat.send.setEnabled(True)
         self.window.settings_panel.set_reload_needed(False)
         notice = COMPLETION_MODE_NOTICE if model.mode == MODE_COMPLETION else ""
@@ -704,7 +712,7 @@ class AppController(QObject):
         self.replyStarted.emit()
         system = self.settings.get("chat.system_prompt").strip()
         history = ([Message("system", system)] if system else []) + list(self.messages)
-        self.models.worker.generateRequested.emit(history, sampling, prefill)
+        self.models.worker.request_reply(history, sampling, prefill)
 
     def _token(self, text: str) -> None:
         if self._reply_row >= 0:
@@ -755,6 +763,24 @@ class AppController(QObject):
         self.window.chat.set_generating(False)
         self.window.show_error(message, details)
         self.replyFailed.emit(message)
+
+    def _model_stopped(self, message: str, details: str) -> None:
+        """The model's host process ended (llama.cpp crashed, or a limit stopped it): the reply
+        written so far stays, marked incomplete; one line in the chat says what happened, and
+        the banner offers Reload. The window and the saved chat are untouched."""
+        transcript = self.window.chat.transcript
+        if self._reply_row >= 0:
+            transcript.finish(self._reply_row, STOPPED_MARK)
+            self.history.on_reply_failed("".join(self._reply_parts))
+            self._reply_row = -1
+            self.window.chat.set_generating(False)
+            self.replyFailed.emit(message)
+        self.stopped_model = self.loaded
+        self._unloaded()
+        if self.stopped_model is not None:
+            self.window.chat.model_status.setText(f"{self.stopped_model.name} stopped")
+        transcript.append_message("notice", message)
+        self.window.show_error(message, details, actions=[("Reload", self._reload)])
 
     def regenerate(self, row: int) -> None:
         """Generate a new version of the reply at ``row``; the old one stays (‹ 1/2 ›)."""

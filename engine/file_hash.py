@@ -1,5 +1,6 @@
 """A file's version (its stamp changes whenever the file may have changed), the key of every
-read-once-per-version cache, and its sha256, cached per version."""
+read-once-per-version cache, its sha256 (cached per version) and a quick sample of its
+content."""
 
 from __future__ import annotations
 
@@ -25,6 +26,31 @@ def file_version(path: str | os.PathLike[str]) -> tuple[str, str]:
     """(resolved path, stamp): one version of one file, the key of caches that read a file
     once per version. OSError when the file cannot be examined."""
     return str(Path(path).resolve()), file_stamp(path)
+
+
+#: What :func:`content_sample` reads: the first MiB (a GGUF's header and most vocabularies),
+#: then SAMPLE_BLOCKS blocks of SAMPLE_BYTES spread over the rest, the last one at the end.
+HEAD_BYTES = 1 << 20
+SAMPLE_BLOCKS = 16
+SAMPLE_BYTES = 64 << 10
+
+
+def content_sample(path: str | os.PathLike[str]) -> str:
+    """A sha256 over the file's head and blocks sampled across it (about 2 MiB read, whatever
+    the size): a stand-in for the whole file's hash where reading gigabytes would take too
+    long. Content swapped under an unchanged stamp still changes it."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        digest.update(f"{size}|".encode())
+        digest.update(f.read(HEAD_BYTES))
+        rest = size - HEAD_BYTES
+        if rest > 0:
+            step = max(SAMPLE_BYTES, rest // SAMPLE_BLOCKS)
+            for offset in range(HEAD_BYTES, size, step):
+                f.seek(max(HEAD_BYTES, min(offset, size - SAMPLE_BYTES)))
+                digest.update(f.read(SAMPLE_BYTES))
+    return digest.hexdigest()
 
 
 def file_sha256(path: Path, cancel: threading.Event | None = None) -> str:

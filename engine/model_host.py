@@ -1,24 +1,29 @@
-"""One model, many callers: a thread that owns an InferenceSession and runs generation jobs one
-after the other, in the order they came.
+"""One model, many callers: a thread that owns the model's host process and runs generation jobs
+one after the other, in the order they came.
 
 Callers (server requests, the CLI) submit a job and read its events from the job's own queue;
 a caller that goes away sets the job's stop event and the host moves on at the next token. Only
-the host thread touches the model, so callers never corrupt each other's context.
+the host thread touches the model, so callers never corrupt each other's context. When a job
+crashes the model's process (llama.cpp aborted), that job gets the error and the model is
+loaded again for the next one.
 """
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from quantdesk.engine.errors import QuantDeskError
 from quantdesk.engine.events import GenerationEvent
+from quantdesk.engine.model_process import ModelProcess
 from quantdesk.engine.params import LoadSettings, SamplingSettings
-from quantdesk.engine.session import InferenceSession
 from quantdesk.engine.templates import Message
+
+log = logging.getLogger(__name__)
 
 DONE = object()  # the last item a job's events receive
 
@@ -55,7 +60,7 @@ class Job:
             yield item
 
 
-def run_job(session: InferenceSession | None, job: Job) -> None:
+def run_job(session: ModelProcess | None, job: Job) -> None:
     """Generate ``job`` on ``session`` (on the thread that owns it), putting its events, any
     error and the DONE marker on the job's queue; a job stopped before its turn only ends."""
     if session is None:
@@ -72,9 +77,14 @@ def run_job(session: InferenceSession | None, job: Job) -> None:
 class ModelHost:
     """Owns one loaded model on its own thread; :meth:`submit` queues a job for it."""
 
-    def __init__(self, path: Path, settings: LoadSettings) -> None:
-        self.session = InferenceSession.load(path, settings)
+    def __init__(self, path: Path, settings: LoadSettings,
+                 notice: Callable[[str], None] = log.warning) -> None:  # fmt: skip
+        """Load ``path`` in a host process; ``notice`` hears of each restart after a crash."""
+        self.session = ModelProcess.load(path, settings)
         self.path = Path(path)
+        self._settings = settings
+        self._notice = notice
+        self.restarts = 0
         self._jobs: queue.Queue[Job | None] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="model-host", daemon=True)
         self._thread.start()
@@ -105,6 +115,19 @@ class ModelHost:
     def _run(self) -> None:
         while (job := self._jobs.get()) is not None:
             run_job(self.session, job)
+            if self.session.stopped is not None:
+                self._restart(self.session.stopped)
+
+    def _restart(self, why: str) -> None:
+        """Load the model again after its process ended (the job that crashed it has its 500)."""
+        self.session.close()
+        try:
+            self.session = ModelProcess.load(self.path, self._settings)
+        except QuantDeskError as exc:  # the file itself went bad: the next jobs say so
+            self._notice(f"{why} Loading it again failed: {exc.message}")
+            return
+        self.restarts += 1
+        self._notice(f"{why} It was loaded again; the server goes on.")
         while not self._jobs.empty():  # closing: nobody will run these
             leftover = self._jobs.get_nowait()
             if leftover is not None:

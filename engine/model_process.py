@@ -39,7 +39,7 @@ from quantdesk.engine.params import LoadSettings, SamplingSettings
 from quantdesk.engine.session import MODE_CHAT
 from quantdesk.engine.templates import Message
 
-POLL_S = 0.05
+POLL_S = 0.02
 PREPARE_LIMIT_S = 10.0  # the chat template (itself bounded to 1 s in the host) and tokenizing
 STOP_LIMIT_S = 5.0  # a reply asked to stop that goes on this long: the host is ended
 QUIT_WAIT_S = 1.0
@@ -61,6 +61,9 @@ class ModelProcess:
         self.context_used = 0
         self.stopped: str | None = None  # why the host ended, once it has
         self._limited = False  # ended by a limit of the parent (memory, time)
+        self._reply = 0  # the reply generating now (or last)
+        #: Tokens the host sent after it received the last reply's stop (None: not stopped).
+        self.tokens_after_stop: int | None = None
         self._proc = proc
         self._events: queue.Queue[Any] = queue.Queue()
         self._stderr: deque[str] = deque(maxlen=STDERR_LINES)
@@ -129,6 +132,7 @@ class ModelProcess:
         """Stream the reply to ``messages`` from the host: TokenText events, then one
         GenerationStats; ``stop`` set: the host stops before its next token."""
         reply = next(self._ids)
+        self._reply = reply
         self._send({"op": "generate", "id": reply, "messages": [asdict(m) for m in messages],
                     "sampling": asdict(sampling), "prefill": prefill, "raw": raw})  # fmt: skip
         started = time.monotonic()
@@ -158,12 +162,19 @@ class ModelProcess:
             elif kind == "prompt":
                 yield PromptReady(event["prompt_tokens"], event["context_size"])
             elif kind == "stats":
+                seen_at, sent = event.pop("stop_seen_at"), event.pop("tokens_sent")
+                self.tokens_after_stop = None if seen_at is None else sent - seen_at
                 stats = GenerationStats(**{k: v for k, v in event.items() if k != "type"})
                 self.context_used = stats.context_used
                 yield stats
                 return
             elif kind == "error":
                 raise _error(event)
+
+    def interrupt(self) -> None:
+        """Ask the host to stop the running reply now (any thread): it ends before its next
+        token, without waiting for this side's loop to notice the stop event."""
+        self._send({"op": "stop", "id": self._reply}, quiet=True)
 
     def close(self) -> None:
         """End the host (the system frees the model at once); waits QUIT_WAIT_S at most."""
@@ -250,7 +261,7 @@ class ModelProcess:
         self._proc.kill()
         self._proc.wait()
         self._limited = True
-        self.stopped = f"The model was stopped: {why}. Reload it to go on."
+        self.stopped = f"The model was stopped: {why}."
         raise ModelStopped(self.stopped, "\n".join(self._stderr))
 
     def _read_events(self) -> None:
@@ -328,7 +339,7 @@ def stopped_words(returncode: int, said: Sequence[str], *, during: str,
     cause = crash_cause(returncode, said, file_name)
     if "unordered_map::at" in cause and during == "writing the reply":
         cause += _unencodable(messages)
-    return f"The model stopped: {cause}. Reload it to go on."
+    return f"The model stopped: {cause}."
 
 
 def _unencodable(messages: Sequence[Message]) -> str:

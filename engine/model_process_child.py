@@ -33,6 +33,8 @@ class _Requests:
         self._queue: queue.Queue[dict[str, Any]] = queue.Queue()
         self._lock = threading.Lock()
         self._running: int | None = None
+        self.emitted = 0  # token events of the running reply sent so far
+        self.stop_seen_at: int | None = None  # ``emitted`` when its stop arrived
         threading.Thread(target=self._read, name="requests", daemon=True).start()
 
     def _read(self) -> None:
@@ -42,7 +44,8 @@ class _Requests:
             request = json.loads(line)
             if request["op"] == "stop":
                 with self._lock:
-                    if request.get("id") == self._running:
+                    if request.get("id") == self._running and not self.stop.is_set():
+                        self.stop_seen_at = self.emitted
                         self.stop.set()
             else:
                 self._queue.put(request)
@@ -57,6 +60,8 @@ class _Requests:
         with self._lock:
             self._running = reply_id
             self.stop.clear()
+            self.emitted = 0
+            self.stop_seen_at = None
 
 
 def _event(event: object) -> dict[str, Any]:
@@ -103,7 +108,13 @@ def _serve(requests: _Requests) -> None:
                     on_prepared=lambda: emit({"type": "prepared"}),
                 )  # fmt: skip
                 for event in events:
-                    emit(_event(event))
+                    sent = _event(event)
+                    if sent["type"] == "token":
+                        requests.emitted += 1
+                    elif sent["type"] == "stats":  # how soon a stop took effect, for tests
+                        sent["stop_seen_at"] = requests.stop_seen_at
+                        sent["tokens_sent"] = requests.emitted
+                    emit(sent)
                 requests.running(None)
             else:
                 raise QuantDeskError(f"The model host does not know the request '{op}'.")

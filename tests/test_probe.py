@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -40,6 +41,27 @@ def test_a_changed_file_is_probed_again(tmp_path: Path) -> None:
     assert probe_load(model, SETTINGS, cache=cache).ok
     write_model_that_aborts_llama(model)  # same path, new content
     assert not probe_load(model, SETTINGS, cache=cache).ok
+
+
+def test_content_swapped_keeping_size_and_mtime_is_probed_again(tmp_path: Path) -> None:
+    """Issue 21: another program rewrites the file in place (same inode), to the same size,
+    and puts its modification time back: the verdict for the old content no longer holds."""
+    model = write_tiny_model(tmp_path / "m.gguf")
+    crafted = write_model_that_aborts_llama(tmp_path / "aborts.gguf")
+    size = max(model.stat().st_size, crafted.stat().st_size)
+    for path in (model, crafted):  # the same size (llama.cpp ignores bytes after the data)
+        os.truncate(path, size)
+    cache = ProbeCache(tmp_path / "probe.json")
+    assert probe_load(model, SETTINGS, cache=cache).ok
+    before = model.stat()
+    with model.open("r+b") as f:  # in place: the inode stays
+        f.write(crafted.read_bytes())
+    os.utime(model, ns=(before.st_atime_ns, before.st_mtime_ns))
+    after = model.stat()
+    assert (after.st_size, after.st_mtime_ns, after.st_ino) == (
+        before.st_size, before.st_mtime_ns, before.st_ino)
+    result = probe_load(model, SETTINGS, cache=cache)
+    assert not result.ok and "SIGABRT" in result.message
 
 
 def test_the_ram_watchdog_stops_a_test_load_before_the_machine_swaps(tmp_path: Path, monkeypatch):

@@ -536,6 +536,7 @@ def write_spm_model_without_byte_tokens(path: Path) -> Path:
     for key in ("tokenizer.ggml.pre", "tokenizer.ggml.merges"):
         del kv[key]
     kv.update({
+        "general.name": ("str", "no-byte-tokens"),
         "tokenizer.ggml.model": ("str", "llama"),
         "tokenizer.ggml.tokens": ("str[]", tokens),
         "tokenizer.ggml.token_type": ("i32[]", types),

@@ -1,10 +1,11 @@
-"""The one thread that owns the loaded model.
+"""The one thread that talks to the loaded model.
 
 :class:`ModelWorker` lives in its own QThread for the whole app life and is the
-only object that ever touches the :class:`InferenceSession`. Requests arrive as
-queued signals; tokens and results leave as queued signals carrying plain data.
-``stop()`` is safe to call from any thread: it sets an Event the generator
-checks between tokens.
+only object that ever touches the :class:`~quantdesk.engine.model_process.ModelProcess`
+(llama.cpp itself runs in that host process: a crash there is the ``modelStopped`` signal,
+never the app's end). Requests arrive as queued signals; tokens and results leave as queued
+signals carrying plain data. ``stop()`` is safe to call from any thread: it sets an Event the
+generator checks between tokens.
 """
 
 from __future__ import annotations
@@ -17,7 +18,13 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
-from quantdesk.engine.errors import EstimateError, InvalidGGUF, ModelLoadError, QuantDeskError
+from quantdesk.engine.errors import (
+    EstimateError,
+    InvalidGGUF,
+    ModelLoadError,
+    ModelStopped,
+    QuantDeskError,
+)
 from quantdesk.engine.events import GenerationStats, LiveFigures, PromptReady, TokenText
 from quantdesk.engine.load_plan import (
     Budget,
@@ -28,10 +35,10 @@ from quantdesk.engine.load_plan import (
     plan_load,
 )
 from quantdesk.engine.model_host import Job, run_job
+from quantdesk.engine.model_process import ModelProcess
 from quantdesk.engine.params import AUTO_GPU_LAYERS, LoadSettings, SamplingSettings
 from quantdesk.engine.probe import ProbeCache, probe_load, raise_for_probe
 from quantdesk.engine.remote import RemoteModel, RemoteSession
-from quantdesk.engine.session import InferenceSession
 
 
 @dataclass(frozen=True)
@@ -76,10 +83,11 @@ class ModelWorker(QObject):
     figuresChanged = Signal(object)  # LiveFigures, at most every LIVE_FIGURES_INTERVAL_S
     generationFinished = Signal(object)  # GenerationStats
     generationFailed = Signal(str, str)
+    modelStopped = Signal(str, str)  # message, details: the host process ended; Reload to go on
 
     def __init__(self, probe_cache: Path | None = None) -> None:
         super().__init__()
-        self._session: InferenceSession | RemoteSession | None = None
+        self._session: ModelProcess | RemoteSession | None = None
         self.tokens_generated = 0  # tokens of the current reply (read by tests and benchmarks)
         self._stop = threading.Event()
         self._cancel_load = threading.Event()
@@ -92,9 +100,18 @@ class ModelWorker(QObject):
         self.jobRequested.connect(self._serve_job)
         self.unloadRequested.connect(self._unload)
 
+    def request_reply(self, messages: list, sampling: SamplingSettings, prefill: str = "") -> None:
+        """Ask for a reply (GUI thread). A stop from here on stops it, even one that comes
+        before the worker thread has begun it."""
+        self._stop.clear()
+        self.generateRequested.emit(messages, sampling, prefill)
+
     def stop(self) -> None:
         """Stop the running generation before its next token (any thread)."""
         self._stop.set()
+        session = self._session
+        if isinstance(session, ModelProcess):
+            session.interrupt()  # straight to the host: its next token is the last
 
     @Slot(str, object)
     def _load(self, path: str, settings: LoadSettings) -> None:
@@ -139,7 +156,7 @@ class ModelWorker(QObject):
 
     def _load_stepping_down(
         self, path: Path, asked: LoadSettings
-    ) -> tuple[InferenceSession, LoadSettings, list[str]]:
+    ) -> tuple[ModelProcess, LoadSettings, list[str]]:
         """Load with the asked settings, or safer ones when they would not fit in memory.
 
         Safer settings come first from the memory estimate (fewer GPU layers, a shorter
@@ -166,7 +183,8 @@ class ModelWorker(QObject):
                 raise_for_probe(result)
             if result.ok:
                 try:
-                    return InferenceSession.load(path, settings), settings, changes
+                    host = ModelProcess.load(path, settings, cancel=self._cancel_load)
+                    return host, settings, changes
                 except ModelLoadError as exc:
                     if not is_memory_error(exc.message + exc.details):
                         raise
@@ -189,8 +207,7 @@ class ModelWorker(QObject):
         if session is None:
             self.generationFailed.emit("No model is loaded. Pick one in the library first.", "")
             return
-        self._stop.clear()
-        self.tokens_generated = 0
+        self.tokens_generated = 0  # the stop event was cleared when the reply was asked for
         self.generationStarted.emit()
         pending: list[str] = []
         last_flush = last_figures = time.monotonic()
@@ -219,10 +236,19 @@ class ModelWorker(QObject):
                         self.tokenReady.emit("".join(pending))
                         pending.clear()
                     self.generationFinished.emit(event)
+        except ModelStopped as exc:
+            if pending:
+                self.tokenReady.emit("".join(pending))
+            self._host_ended(exc)
         except QuantDeskError as exc:
             if pending:
                 self.tokenReady.emit("".join(pending))
             self.generationFailed.emit(exc.message, exc.details)
+
+    def _host_ended(self, exc: ModelStopped) -> None:
+        """The model's host process is gone: forget it and say so (the chat offers Reload)."""
+        self._unload_quietly()
+        self.modelStopped.emit(exc.message, exc.details)
 
     def _figures(self, prompt: PromptReady, seconds: float) -> LiveFigures:
         """The reply's figures now (speed over the tokens after the first)."""
@@ -235,6 +261,9 @@ class ModelWorker(QObject):
         """Run an API server's request on the model the chat uses, in turn with the chat's
         replies (both arrive as queued requests on this thread)."""
         run_job(self._session, job)
+        stopped = getattr(self._session, "stopped", None)
+        if stopped is not None:  # the request crashed the model: the chat hears of it too
+            self._host_ended(ModelStopped(stopped))
 
     def _unload_quietly(self) -> None:
         if self._session is not None:

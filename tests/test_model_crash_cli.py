@@ -1,0 +1,80 @@
+"""Issue 21: ``quantdesk run`` and ``quantdesk serve`` with a model that makes llama.cpp abort
+(a SentencePiece vocabulary without byte tokens, sent a "€"): the command says what happened in
+a line (no exit 134), and the server answers that request with a 500 in OpenAI's error shape,
+loads the model again and answers the next one."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from tests.tiny_models import write_spm_model_without_byte_tokens
+
+QUANTDESK = [sys.executable, "-m", "quantdesk"]
+
+
+def test_run_says_why_the_model_stopped_and_exits_as_an_error(tmp_path: Path) -> None:
+    model = write_spm_model_without_byte_tokens(tmp_path / "no-bytes.gguf")
+    run = [*QUANTDESK, "run", str(model), "-n", "4", "--ctx", "256", "--threads", "1"]
+    done = subprocess.run([*run, "--prompt", "It costs 5 €"], capture_output=True, text=True,
+                          timeout=120)  # fmt: skip
+    assert done.returncode == 2, done.stderr  # the CLI's error exit, not SIGABRT (134)
+    assert ("The model stopped: llama.cpp aborted: unordered_map::at — this model's "
+            "vocabulary cannot encode '€'.") in done.stderr  # fmt: skip
+    again = subprocess.run([*run, "--prompt", "Hello"], capture_output=True, text=True,
+                           timeout=120)  # fmt: skip
+    assert again.returncode == 0, again.stderr
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _chat(port: int, text: str) -> tuple[int, dict]:
+    body = json.dumps({"model": "m", "max_tokens": 4,
+                       "messages": [{"role": "user", "content": text}]}).encode()  # fmt: skip
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/v1/chat/completions", data=body,
+                                     headers={"Content-Type": "application/json"})  # fmt: skip
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def test_serve_answers_the_crashing_request_with_a_500_and_goes_on(tmp_path: Path) -> None:
+    model = write_spm_model_without_byte_tokens(tmp_path / "no-bytes.gguf")
+    port = _free_port()
+    server = subprocess.Popen(
+        [*QUANTDESK, "serve", str(model), "--port", str(port), "--ctx", "256", "--threads", "1"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert server.stdout is not None
+        line = server.stdout.readline()
+        assert line.startswith("Serving"), line + server.stderr.read()
+        assert _chat(port, "Hello")[0] == 200
+        status, body = _chat(port, "It costs 5 €")
+        assert status == 500
+        assert body["error"]["type"] == "server_error"
+        assert body["error"]["message"] == ("The model stopped: llama.cpp aborted: "
+                                            "unordered_map::at — this model's vocabulary cannot "
+                                            "encode '€'.")  # fmt: skip
+        status, body = _chat(port, "Hello again")
+        assert status == 200 and body["choices"][0]["message"]["role"] == "assistant"
+        assert server.poll() is None  # it kept serving
+    finally:
+        server.send_signal(signal.SIGINT)
+        _out, err = server.communicate(timeout=30)
+    assert "It was loaded again; the server goes on." in err
+    assert server.returncode == 0, err
+    assert not os.path.exists(tmp_path / "core")
