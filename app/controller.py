@@ -80,7 +80,7 @@ WELCOME_LOADED = (
 
 
 #: The footer of a reply cut short because the model's process ended.
-STOPPED_MARK = "Incomplete: the model stopped here"
+STOPPED_MARK = "Cut off: the model stopped"
 
 
 class AppController(QObject):
