@@ -114,6 +114,8 @@ class ModelHost:
 
     def _run(self) -> None:
         while (job := self._jobs.get()) is not None:
+            if self.session.stopped is not None:  # loading it again failed last time: retry
+                self._restart(self.session.stopped)
             run_job(self.session, job)
             if self.session.stopped is not None:
                 self._restart(self.session.stopped)

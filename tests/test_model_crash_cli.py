@@ -15,7 +15,11 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from tests.tiny_models import write_spm_model_without_byte_tokens
+from tests.tiny_models import (
+    write_model_that_aborts_llama,
+    write_spm_model_without_byte_tokens,
+    write_tiny_chat_model,
+)
 
 QUANTDESK = [sys.executable, "-m", "quantdesk"]
 
@@ -78,3 +82,63 @@ def test_serve_answers_the_crashing_request_with_a_500_and_goes_on(tmp_path: Pat
     assert "It was loaded again; the server goes on." in err
     assert server.returncode == 0, err
     assert not os.path.exists(tmp_path / "core")
+
+
+def test_run_says_so_when_its_model_file_is_truncated_mid_reply(tmp_path: Path) -> None:
+    model = write_tiny_chat_model(tmp_path / "chatty.gguf", n_ctx_train=65536)
+    run = subprocess.Popen(
+        [*QUANTDESK, "run", str(model), "--prompt", "Hi", "-n", "60000", "--ctx", "65536",
+         "--threads", "1", "--no-probe"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert run.stdout is not None
+    assert run.stdout.read(20)  # the reply streams
+    os.truncate(model, 4096)  # another program rewrites the file
+    _out, err = run.communicate(timeout=60)
+    assert run.returncode == 2, err
+    assert "'chatty.gguf' became unreadable while in use" in err and "SIGBUS" in err
+
+
+def test_run_probes_a_file_swapped_under_the_same_size_and_mtime(tmp_path: Path) -> None:
+    model = write_tiny_chat_model(tmp_path / "chatty.gguf")
+    crafted = write_model_that_aborts_llama(tmp_path / "aborts.gguf")
+    size = max(model.stat().st_size, crafted.stat().st_size)
+    for path in (model, crafted):
+        os.truncate(path, size)
+    run = [*QUANTDESK, "run", str(model), "--prompt", "Hi", "-n", "4", "--ctx", "256",
+           "--threads", "1"]  # fmt: skip
+    assert subprocess.run(run, capture_output=True, timeout=120).returncode == 0  # probed, cached
+    before = model.stat()
+    with model.open("r+b") as f:
+        f.write(crafted.read_bytes())
+    os.utime(model, ns=(before.st_atime_ns, before.st_mtime_ns))
+    done = subprocess.run(run, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert "llama.cpp aborted (SIGABRT) while loading 'chatty.gguf'" in done.stderr
+
+
+def test_serve_says_so_when_its_model_file_is_truncated_and_goes_on_once_it_is_back(
+    tmp_path: Path,
+) -> None:
+    model = write_tiny_chat_model(tmp_path / "chatty.gguf")
+    port = _free_port()
+    server = subprocess.Popen(
+        [*QUANTDESK, "serve", str(model), "--port", str(port), "--ctx", "256", "--threads", "1"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert server.stdout is not None
+        assert server.stdout.readline().startswith("Serving")
+        assert _chat(port, "Hello")[0] == 200
+        original = model.read_bytes()
+        os.truncate(model, 4096)
+        status, body = _chat(port, "Still there?")
+        assert status == 500 and "became unreadable while in use" in body["error"]["message"]
+        model.write_bytes(original)  # the file is back
+        status, body = _chat(port, "Now?")
+        assert status == 200, body
+        assert server.poll() is None
+    finally:
+        server.send_signal(signal.SIGINT)
+        _out, err = server.communicate(timeout=30)
+    assert "Loading it again failed" in err and "It was loaded again" in err

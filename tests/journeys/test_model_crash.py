@@ -24,7 +24,7 @@ from tests.journeys.actions import (
     shown,
     type_and_send,
 )
-from tests.tiny_models import write_spm_model_without_byte_tokens
+from tests.tiny_models import write_model_that_aborts_llama, write_spm_model_without_byte_tokens
 
 
 def _saved(controller) -> list[tuple[str, str, bool]]:  # noqa: ANN001
@@ -146,4 +146,36 @@ def test_a_model_file_truncated_while_loaded_is_one_line_not_a_crash(
     shutil.copyfile(kept, model)  # the file is back
     _click_reload(qtbot, window, controller)
     type_and_send(qtbot, window, controller, "Now?")
+    assert shown(window)[-1][0] == "assistant"
+
+
+def test_a_file_swapped_under_the_same_size_and_mtime_is_tested_again_not_trusted(
+    qtbot, window_app, tmp_path: Path
+) -> None:
+    """Another program rewrites the model in place, to the same size, and puts its
+    modification time back: the test load's verdict for the old content is not reused."""
+    window, controller = window_app
+    folder = tmp_path / "models"
+    crafted = write_model_that_aborts_llama(tmp_path / "aborts.gguf")
+    load_tiny_chat_model(qtbot, window, controller, folder)
+    model = folder / "chatty.gguf"
+    original = model.read_bytes()
+    assert len(crafted.read_bytes()) <= len(original)
+    type_and_send(qtbot, window, controller, "Hello")
+    before = model.stat()
+    with model.open("r+b") as f:  # the same inode, the same size
+        f.write(crafted.read_bytes().ljust(len(original), b"\0"))
+    os.utime(model, ns=(before.st_atime_ns, before.st_mtime_ns))
+    view = window.library.view
+    rect = view.visualRect(view.model().index(0, 0))
+    with qtbot.waitSignal(controller.modelLoadFailed, timeout=60_000):  # loaded again by hand
+        QTest.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+        QTest.mouseDClick(view.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+    assert window.isVisible()
+    assert "llama.cpp aborted (SIGABRT) while loading 'chatty.gguf'" in window.banner.label.text()
+    with model.open("r+b") as f:
+        f.write(original)
+    os.utime(model, ns=(before.st_atime_ns, before.st_mtime_ns))
+    load_by_double_click(qtbot, window, controller, "chatty")
+    type_and_send(qtbot, window, controller, "Hello again")
     assert shown(window)[-1][0] == "assistant"
