@@ -190,12 +190,11 @@ class ModelProcess:
         except subprocess.TimeoutExpired:
             self._proc.kill()
             self._proc.wait()
-        for pipe in (self._proc.stdin,):
-            try:
-                if pipe is not None:
-                    pipe.close()
-            except OSError:
-                pass
+        try:
+            if self._proc.stdin is not None:
+                self._proc.stdin.close()
+        except OSError:  # a broken pipe: the host is gone anyway
+            pass
         if self.stopped is None:
             self.stopped = "The model was unloaded."
 

@@ -43,6 +43,18 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _serve(model: Path, port: int) -> subprocess.Popen[str]:
+    """``quantdesk serve MODEL`` on ``port``, once it says it is serving."""
+    server = subprocess.Popen(
+        [*QUANTDESK, "serve", str(model), "--port", str(port), "--ctx", "256", "--threads", "1"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert server.stdout is not None and server.stderr is not None
+    line = server.stdout.readline()
+    assert line.startswith("Serving"), line + server.stderr.read()
+    return server
+
+
 def _chat(port: int, text: str) -> tuple[int, dict]:
     body = json.dumps({"model": "m", "max_tokens": 4,
                        "messages": [{"role": "user", "content": text}]}).encode()  # fmt: skip
@@ -58,14 +70,8 @@ def _chat(port: int, text: str) -> tuple[int, dict]:
 def test_serve_answers_the_crashing_request_with_a_500_and_goes_on(tmp_path: Path) -> None:
     model = write_spm_model_without_byte_tokens(tmp_path / "no-bytes.gguf")
     port = _free_port()
-    server = subprocess.Popen(
-        [*QUANTDESK, "serve", str(model), "--port", str(port), "--ctx", "256", "--threads", "1"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    server = _serve(model, port)
     try:
-        assert server.stdout is not None
-        line = server.stdout.readline()
-        assert line.startswith("Serving"), line + server.stderr.read()
         assert _chat(port, "Hello")[0] == 200
         status, body = _chat(port, "It costs 5 €")
         assert status == 500
@@ -122,13 +128,8 @@ def test_serve_says_so_when_its_model_file_is_truncated_and_goes_on_once_it_is_b
 ) -> None:
     model = write_tiny_chat_model(tmp_path / "chatty.gguf")
     port = _free_port()
-    server = subprocess.Popen(
-        [*QUANTDESK, "serve", str(model), "--port", str(port), "--ctx", "256", "--threads", "1"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    server = _serve(model, port)
     try:
-        assert server.stdout is not None
-        assert server.stdout.readline().startswith("Serving")
         assert _chat(port, "Hello")[0] == 200
         original = model.read_bytes()
         os.truncate(model, 4096)
