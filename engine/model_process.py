@@ -144,15 +144,16 @@ class ModelProcess:
                 asked_stop_at = time.monotonic()
                 self._send({"op": "stop", "id": reply}, quiet=True)
             event = self._next(timeout=POLL_S, during="writing the reply", messages=messages)
+            # the limits hold while tokens stream too, not only while the host is silent
             now = time.monotonic()
+            if asked_stop_at is not None and now - asked_stop_at > STOP_LIMIT_S:
+                self._limit(f"it did not stop within {STOP_LIMIT_S:g} s of being asked")
+            if not prepared and event is None and now - started > PREPARE_LIMIT_S:
+                self._limit(f"preparing the prompt (the chat template and the tokenizer) "
+                            f"took over {PREPARE_LIMIT_S:g} s")  # fmt: skip
+            if (low := watch.running_out()) is not None:
+                self._limit(f"free memory fell to {low // 2**20:,} MiB")
             if event is None:
-                if asked_stop_at is not None and now - asked_stop_at > STOP_LIMIT_S:
-                    self._limit(f"it did not stop within {STOP_LIMIT_S:g} s of being asked")
-                if not prepared and now - started > PREPARE_LIMIT_S:
-                    self._limit(f"preparing the prompt (the chat template and the tokenizer) "
-                                f"took over {PREPARE_LIMIT_S:g} s")  # fmt: skip
-                if (low := watch.running_out()) is not None:
-                    self._limit(f"free memory fell to {low // 2**20:,} MiB")
                 continue
             kind = event["type"]
             if kind == "token":
