@@ -114,8 +114,10 @@ def main() -> int:
     print("| host / in-process, median of per-round ratios (quartiles) | "
           f"{prompt[0]:.3f}x ({prompt[1]:.3f}–{prompt[2]:.3f}) | "
           f"{decode[0]:.3f}x ({decode[1]:.3f}–{decode[2]:.3f}) |")  # fmt: skip
-    print(f"this process's CPU while the host wrote: {parent_cpu / host_wall:.3f} cores "
-          f"({parent_cpu:.2f} s over {host_wall:.1f} s)")
+    print(
+        f"this process's CPU while the host wrote: {parent_cpu / host_wall:.3f} cores "
+        f"({parent_cpu:.2f} s over {host_wall:.1f} s)"
+    )
     return 0
 
 
