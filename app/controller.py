@@ -155,10 +155,10 @@ class AppController(QObject):
         panel.set_values({name: self.settings.get(name) for name in SETTINGS})
         panel.settingChanged.connect(self._setting_changed)
         panel.resetRequested.connect(self._reset_settings)
-        panel.reloadRequested.connect(self._reload)
+        panel.reloadRequested.connect(self.reload)
         w.preferencesRequested.connect(lambda: self.open_preferences())
         w.aboutRequested.connect(self.open_about)
-        w.reloadRequested.connect(self._reload)
+        w.reloadRequested.connect(self.reload)
         w.logFolderRequested.connect(
             lambda: QDesktopServices.openUrl(QUrl.fromLocalFile(str(self.paths.log_dir))))
         w.exportChatRequested.connect(self._export_shown_chat)
@@ -501,7 +501,8 @@ class AppController(QObject):
         if self.loaded is not None:
             self.window.settings_panel.set_reload_needed(True)
 
-    def _reload(self) -> None:
+    def reload(self) -> None:
+        """Load the current model again (or the one whose host process stopped)."""
         model = self.loaded or self.stopped_model
         entry = self.library.find(Path(model.path)) if model else None
         if entry is not None:
@@ -780,7 +781,7 @@ class AppController(QObject):
         if self.stopped_model is not None:
             self.window.chat.model_status.setText(f"{self.stopped_model.name} stopped")
         transcript.append_message("notice", message)
-        self.window.show_error(message, details, actions=[("Reload", self._reload)])
+        self.window.show_error(message, details, actions=[("Reload", self.reload)])
 
     def regenerate(self, row: int) -> None:
         """Generate a new version of the reply at ``row``; the old one stays (‹ 1/2 ›)."""

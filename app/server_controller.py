@@ -33,6 +33,10 @@ class ServerController(QObject):
         app.modelLoaded.connect(self._show_model)
         app.models.worker.unloaded.connect(self._show_model)
         app.modelLoadFailed.connect(self._show_model)
+        app.models.worker.modelStopped.connect(self._model_stopped)
+        app.modelLoaded.connect(self._reloaded)
+        app.modelLoadFailed.connect(self._reload_failed)
+        self._stopped_with = ""  # the host's last words while it is loaded again for serving
 
     def _model_id(self) -> str:
         """The API's name of the model loaded in Chat; "" when none is (the API lists none)."""
@@ -42,6 +46,29 @@ class ServerController(QObject):
     def _show_model(self, *_args: object) -> None:
         loaded = self.app.loaded
         self.page.set_model(self._model_id(), loaded.name if loaded else "")
+
+    def _model_stopped(self, message: str, details: str) -> None:
+        """The model's host process ended (a request or a chat reply crashed llama.cpp): while
+        serving, load it again at once, as ``quantdesk serve`` does, so that programs using the
+        API go on without someone clicking Reload."""
+        if self.running is None:
+            return
+        said = f"{message} Loading it again for the server…"
+        self._stopped_with = message
+        self._show_log()
+        self.page.add_log_lines([said])
+        self.app.window.show_error(said, details)  # no Reload button: it is under way
+        self.app.reload()
+
+    def _reloaded(self, *_args: object) -> None:
+        if self._stopped_with:
+            said = f"{self._stopped_with} It was loaded again; the server goes on."
+            self._stopped_with = ""
+            self.page.add_log_lines([said])
+            self.app.window.show_info(said)
+
+    def _reload_failed(self, *_args: object) -> None:
+        self._stopped_with = ""  # the app shows why the load failed
 
     def start(self, port: int, network: bool, key: str) -> None:
         """Serve on this computer (or the network, with a key) at ``port`` (0: any free one)."""
