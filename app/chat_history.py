@@ -344,6 +344,7 @@ class ChatHistory(QObject):
         if self._reply_id is not None:
             self._keep_reply(text, complete=False)
         self._reply_id = None
+        self.refresh()  # the list counts the reply kept
 
     def on_system_prompt(self, prompt: str) -> None:
         """The system prompt setting changed: it belongs to the current chat."""

@@ -660,9 +660,7 @@ class AppController(QObject):
     def send(self, text: str) -> None:
         """Add the user's message (or the edited one, as a new version) and ask for a reply."""
         if self.loaded is None:
-            self.window.show_error(
-                "No model is loaded. Double-click a model in the library, or drop a .gguf file."
-            )
+            self._say_no_model()
             return
         transcript = self.window.chat.transcript
         replaces = self._editing
@@ -772,7 +770,10 @@ class AppController(QObject):
         transcript = self.window.chat.transcript
         if self._reply_row >= 0:
             transcript.finish(self._reply_row, STOPPED_MARK)
-            self.history.on_reply_failed("".join(self._reply_parts))
+            written = "".join(self._reply_parts)
+            self.history.on_reply_failed(written)
+            if written:  # the next message (or Continue, after Reload) sees what was written
+                self.messages.append(Message("assistant", written))
             self._reply_row = -1
             self.window.chat.set_generating(False)
             self.replyFailed.emit(message)
@@ -783,10 +784,24 @@ class AppController(QObject):
         transcript.append_message("notice", message)
         self.window.show_error(message, details, actions=[("Reload", self.reload)])
 
+    def _say_no_model(self) -> None:
+        """Send, Regenerate or Continue with no model loaded: say how to get one (after the
+        model's process stopped: Reload, in the banner again)."""
+        if self.stopped_model is not None:
+            self.window.show_error(f"{self.stopped_model.name} stopped. Reload it to go on.",
+                                   actions=[("Reload", self.reload)])  # fmt: skip
+        else:
+            self.window.show_error(
+                "No model is loaded. Double-click a model in the library, or drop a .gguf file."
+            )
+
     def regenerate(self, row: int) -> None:
         """Generate a new version of the reply at ``row``; the old one stays (‹ 1/2 ›)."""
         transcript = self.window.chat.transcript
-        if self._reply_row >= 0 or self.loaded is None or not 0 <= row < transcript.rowCount():
+        if self._reply_row >= 0 or not 0 <= row < transcript.rowCount():
+            return
+        if self.loaded is None:
+            self._say_no_model()
             return
         if transcript.message(row).role != "assistant":
             return
@@ -801,7 +816,10 @@ class AppController(QObject):
     def continue_reply(self, row: int) -> None:
         """Let the model carry on writing the last reply (cut off, or stopped at max tokens)."""
         transcript = self.window.chat.transcript
-        if self._reply_row >= 0 or self.loaded is None or not 0 <= row < transcript.rowCount():
+        if self._reply_row >= 0 or not 0 <= row < transcript.rowCount():
+            return
+        if self.loaded is None:
+            self._say_no_model()
             return
         if transcript.message(row).role != "assistant":
             return

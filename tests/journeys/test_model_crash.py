@@ -24,6 +24,7 @@ from tests.journeys.actions import (
     shown,
     type_and_send,
 )
+from tests.journeys.dialogs import click_link
 from tests.tiny_models import write_model_that_aborts_llama, write_spm_model_without_byte_tokens
 
 
@@ -100,12 +101,23 @@ def test_a_host_killed_mid_reply_keeps_the_reply_and_reload_goes_on(
     saved = _saved(controller)
     assert saved[-1] == ("assistant", reply.text, False)  # kept, marked incomplete
     assert "stopped" in window.chat.model_status.text()
+    assert "4 messages" in window.chat_list.view.currentIndex().data()  # the cut-off one counts
 
+    reply_row = window.chat.transcript.rowCount() - 2
+    click_link(window.chat.view, reply_row, "action:continue")  # no model now: it says why
+    name = controller.stopped_model.name
+    assert window.banner.label.text() == f"{name} stopped. Reload it to go on."
     _click_reload(qtbot, window, controller)
     window.settings_panel.editor("sampling.max_tokens").setValue(12)
+    with qtbot.waitSignal(controller.replyFinished, timeout=60_000):
+        click_link(window.chat.view, reply_row, "action:continue")
+    continued = window.chat.transcript.message(reply_row)
+    assert continued.text.startswith(reply.text) and len(continued.text) > len(reply.text)
+    assert "Cut off" not in continued.stats
     type_and_send(qtbot, window, controller, "Are you back?")
     assert shown(window)[-1][0] == "assistant" and shown(window)[-1][1]
     assert [role for role, _, _ in _saved(controller)] == ["user", "assistant"] * 3
+    assert _saved(controller)[3] == ("assistant", continued.text, True)
 
 
 def test_a_character_the_vocabulary_lacks_is_one_line_not_a_crash(
