@@ -10,8 +10,9 @@ standard error; what was streamed before stays with the caller.
 
 The parent also enforces the limits the host cannot enforce on itself: the chat template and
 tokenizer get :data:`PREPARE_LIMIT_S`, a stop that is not honoured within :data:`STOP_LIMIT_S`
-ends the host, free memory below the RAM watchdog's floor ends it, and :meth:`close` waits
-:data:`QUIT_WAIT_S` at most.
+ends the host, free memory below the RAM watchdog's floor ends it, so does a host that grows
+past its own memory budget (:func:`memory_budget`: what the estimator says this model and
+context take, with room to spare), and :meth:`close` waits :data:`QUIT_WAIT_S` at most.
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ PREPARE_LIMIT_S = 10.0  # the chat template (itself bounded to 1 s in the host) 
 STOP_LIMIT_S = 5.0  # a reply asked to stop that goes on this long: the host is ended
 QUIT_WAIT_S = 1.0
 MEMORY_CHECK_S = 0.5
+BUDGET_SHARE = 1.5  # a host's memory budget: this times the estimate's peak RAM...
+BUDGET_SLACK = 1 << 30  # ...plus this (the estimate's misses, a GPU runtime's host memory)
 STDERR_LINES = 80
 
 _EXITED = object()  # the host's standard output ended: it is gone
@@ -60,6 +63,7 @@ class ModelProcess:
         self.context_size = 0
         self.context_used = 0
         self.stopped: str | None = None  # why the host ended, once it has
+        self.budget: int | None = None  # the host's memory budget, bytes (None: unknown)
         self._limited = False  # ended by a limit of the parent (memory, time)
         self._reply = 0  # the reply generating now (or last)
         #: Tokens the host sent after it received the last reply's stop (None: not stopped).
@@ -107,6 +111,7 @@ class ModelProcess:
         host.settings = LoadSettings(**loaded["settings"])
         host.context_size = int(loaded["context_size"])
         host.mode = loaded["mode"]
+        host.budget = memory_budget(path, host.settings)
         return host
 
     @property
@@ -138,7 +143,7 @@ class ModelProcess:
         started = time.monotonic()
         prepared = False
         asked_stop_at: float | None = None
-        watch = _MemoryWatch()
+        watch = _MemoryWatch(self.pid, self.budget)
         while True:
             if stop.is_set() and asked_stop_at is None:
                 asked_stop_at = time.monotonic()
@@ -153,6 +158,10 @@ class ModelProcess:
                             f"took over {PREPARE_LIMIT_S:g} s")  # fmt: skip
             if (low := watch.running_out()) is not None:
                 self._limit(f"free memory fell to {low // 2**20:,} MiB")
+            if (used := watch.over_budget()) is not None:
+                self._limit(f"it took {used // 2**20:,} MiB of memory, more than the "
+                            f"{self.budget // 2**20:,} MiB this model and context can need "
+                            "(its memory estimate, with room to spare)")  # fmt: skip
             if event is None:
                 continue
             kind = event["type"]
@@ -281,13 +290,31 @@ class ModelProcess:
                 self._stderr.append(line.decode("utf-8", "replace").rstrip())
 
 
-class _MemoryWatch:
-    """The RAM watchdog's verdict at most every MEMORY_CHECK_S."""
+def memory_budget(path: Path, settings: LoadSettings) -> int | None:
+    """The most memory a host of ``path`` loaded with ``settings`` may take: BUDGET_SHARE times
+    the estimator's peak RAM plus BUDGET_SLACK; None when the model cannot be estimated."""
+    from quantdesk.engine.discovery import split_parts
+    from quantdesk.engine.estimate import EstimateParams, estimate
 
-    def __init__(self) -> None:
+    try:
+        headers = [read_header_cached(part) for part in split_parts(path)]
+        peak = estimate(headers, EstimateParams.from_load_settings(settings)).peak_ram
+    except (QuantDeskError, OSError, ValueError, KeyError):
+        return None
+    return int(peak * BUDGET_SHARE) + BUDGET_SLACK
+
+
+class _MemoryWatch:
+    """The RAM watchdog's verdict, and the host's memory against its budget, at most every
+    MEMORY_CHECK_S each."""
+
+    def __init__(self, pid: int | None = None, budget: int | None = None) -> None:
         self._next = time.monotonic() + MEMORY_CHECK_S
+        self._next_own = 0.0  # the host's own size: at once, then every MEMORY_CHECK_S
+        self._pid, self._budget = pid, budget
 
     def running_out(self) -> int | None:
+        """The free RAM in bytes when it fell below the watchdog's floor (else None)."""
         now = time.monotonic()
         if now < self._next:
             return None
@@ -295,6 +322,20 @@ class _MemoryWatch:
         from quantdesk.engine.probe import memory_running_out
 
         return memory_running_out()
+
+    def over_budget(self) -> int | None:
+        """The host's resident memory in bytes when it is over its budget (else None)."""
+        now = time.monotonic()
+        if self._pid is None or self._budget is None or now < self._next_own:
+            return None
+        self._next_own = now + MEMORY_CHECK_S
+        import psutil
+
+        try:
+            used = psutil.Process(self._pid).memory_info().rss
+        except psutil.Error:  # gone: its end is reported as such
+            return None
+        return used if used > self._budget else None
 
 
 def _error(event: dict[str, Any]) -> QuantDeskError:

@@ -168,6 +168,20 @@ def test_a_prompt_that_takes_too_long_to_prepare_is_stopped(chat_model: Path,
     assert _dead(host.pid)
 
 
+def test_a_host_over_its_memory_budget_is_stopped(chat_model: Path, monkeypatch) -> None:
+    host = ModelProcess.load(chat_model, LOAD)
+    assert host.budget is not None and host.budget > 1 << 30  # the estimate plus room to spare
+    host.close()
+    monkeypatch.setattr(model_process, "BUDGET_SHARE", 0.0)  # a budget the host cannot keep to:
+    monkeypatch.setattr(model_process, "BUDGET_SLACK", 1 << 20)  # 1 MiB
+    host = ModelProcess.load(chat_model, LOAD)
+    with pytest.raises(ModelStopped) as stopped:
+        _reply(host, "Hi", LONG)
+    assert "MiB of memory, more than the 1 MiB this model and context can need" in (
+        stopped.value.message)
+    assert _dead(host.pid)
+
+
 def test_close_never_waits_long_for_a_host(chat_model: Path) -> None:
     host = ModelProcess.load(chat_model, LOAD)
     os.kill(host.pid, signal.SIGSTOP)  # it cannot read "quit"
