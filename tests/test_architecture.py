@@ -54,3 +54,16 @@ def test_the_qt_binding_does_not_leak_references_to_none() -> None:
     for _ in range(5000):
         probe.setObjectName("probe")
     assert abs(sys.getrefcount(None) - before) < 50
+
+
+def test_every_cli_command_module_is_registered_by_its_typed_name() -> None:
+    import quantdesk.cli
+    from quantdesk.cli import SUBCOMMANDS
+    from quantdesk.cli._commands import COMMANDS
+
+    modules = {m.name for m in pkgutil.iter_modules(quantdesk.cli.__path__)
+               if not m.name.startswith("_")}  # fmt: skip
+    assert {module.__name__.rsplit(".", 1)[1] for module in COMMANDS.values()} == modules
+    assert tuple(COMMANDS) == SUBCOMMANDS  # main() knows them without importing them
+    assert all(name == module.__name__.rsplit(".", 1)[1].replace("_", "-")
+               for name, module in COMMANDS.items())  # fmt: skip

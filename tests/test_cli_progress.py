@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from quantdesk.cli_progress import ProgressLine
+from quantdesk.cli._progress import ProgressLine
 from tests.hub_fixtures import MINI
 from tests.tiny_models import write_tiny_model
 

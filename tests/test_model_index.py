@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from quantdesk import cli_ls
+from quantdesk.cli import ls as cli_ls
 from quantdesk.engine.discovery import DiscoveredModel, discover_models
 from quantdesk.engine.gguf import read_header_from_file
 from quantdesk.engine.model_index import ModelIndex

@@ -18,7 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Print every queued, running, paused, failed and finished download."""
-    from quantdesk.cli_stores import open_for_reading
+    from quantdesk.cli._stores import open_for_reading
     from quantdesk.engine.download_store import DownloadStore
     from quantdesk.engine.downloads import DownloadManager
     from quantdesk.hub_access import hub_client

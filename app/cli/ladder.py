@@ -12,7 +12,7 @@ import sys
 import threading
 from pathlib import Path
 
-from quantdesk.cli_progress import ProgressLine
+from quantdesk.cli._progress import ProgressLine
 
 NAME = "ladder"
 EXIT_CANCELLED = 130

@@ -1,39 +1,35 @@
 """Command-line sibling of the GUI, on the same engine.
 
-Each sub-command lives in its own module ``quantdesk.cli_<name>`` with
-``NAME``, ``register(subparsers)`` and ``run(args) -> int``; add new ones to
-:data:`COMMAND_MODULES`. Errors are one readable line on stderr and exit
-status 2, never a traceback.
+Each sub-command lives in its own module of this package (``quantdesk.cli.<name>``) with
+``register(subparsers)`` and ``run(args) -> int``, listed in :mod:`quantdesk.cli._commands`
+(imported there, so every tool sees who uses it); add new ones there and to
+:data:`SUBCOMMANDS`. Helpers the commands share are the private modules (``_progress``,
+``_stores``). Errors are one readable line on stderr and exit status 2, never a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import sqlite3
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from types import ModuleType
 
 from quantdesk import __version__
 from quantdesk.engine.errors import QuantDeskError
 from quantdesk.engine.sqlite_files import write_failure_words
 
-COMMAND_MODULES = (
+SUBCOMMANDS = (
     "inspect", "run", "hw", "search", "quants", "estimate", "download", "downloads", "quantize",
-    "ls", "chats", "export", "import_chat", "doctor", "integrate", "serve", "rpc_worker", "ladder",
+    "ls", "chats", "export", "import-chat", "doctor", "integrate", "serve", "rpc-worker", "ladder",
     "token",
 )
-SUBCOMMANDS = tuple(name.replace("_", "-") for name in COMMAND_MODULES)
-"""What users type: module ``cli_import_chat`` is the command ``import-chat``."""
+"""What users type, in the help's order (module ``import_chat`` is the command
+``import-chat``); known without importing the commands, so the GUI starts without them."""
 EXIT_USER_ERROR = 2
 
 
-def _modules() -> dict[str, ModuleType]:
-    return {name: importlib.import_module(f"quantdesk.cli_{name}") for name in COMMAND_MODULES}
-
-
-def _parser(modules: dict[str, ModuleType]) -> argparse.ArgumentParser:
+def _parser(modules: Mapping[str, ModuleType]) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="quantdesk", description="QuantDesk command line.")
     parser.add_argument("--version", action="version", version=f"QuantDesk {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -44,10 +40,11 @@ def _parser(modules: dict[str, ModuleType]) -> argparse.ArgumentParser:
 
 def run_cli(argv: Sequence[str]) -> int:
     """Run one CLI command; returns the exit status."""
-    modules = _modules()
-    args = _parser(modules).parse_args(list(argv))
+    from quantdesk.cli._commands import COMMANDS
+
+    args = _parser(COMMANDS).parse_args(list(argv))
     try:
-        return modules[args.command.replace("-", "_")].run(args)
+        return COMMANDS[args.command].run(args)
     except QuantDeskError as exc:
         where = getattr(args, "file", None)
         prefix = f"{where.name}: " if hasattr(where, "name") else ""

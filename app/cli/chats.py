@@ -15,7 +15,7 @@ NAME = "chats"
 
 def open_store() -> ConversationStore:
     """The app's chat database (the GUI's own), as the CLI commands use it."""
-    from quantdesk.cli_stores import open_for_reading
+    from quantdesk.cli._stores import open_for_reading
     from quantdesk.engine.conversations import ConversationStore
     from quantdesk.paths import resolve_paths
 

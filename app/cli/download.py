@@ -12,7 +12,7 @@ import signal
 import sys
 import time
 
-from quantdesk.cli_progress import ProgressLine
+from quantdesk.cli._progress import ProgressLine
 
 NAME = "download"
 

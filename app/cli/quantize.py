@@ -13,7 +13,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from quantdesk.cli_progress import ProgressLine
+from quantdesk.cli._progress import ProgressLine
 
 NAME = "quantize"
 EXIT_CANCELLED = 130
