@@ -10,6 +10,7 @@ run: setup
 
 test: setup
 	.venv/bin/ruff check app ui engine tests
+	bash scripts/lint_imports.sh
 	bash scripts/test_tools.sh
 	QT_QPA_PLATFORM=offscreen QUANTDESK_CRASH_REPORT=.pytest-crash.txt .venv/bin/python -m pytest -q \
 		|| { rc=$$?; bash scripts/crash_summary.sh .pytest-crash.txt; exit $$rc; }
@@ -19,3 +20,4 @@ test: setup
 
 lint: setup
 	.venv/bin/ruff check app ui engine tests
+	bash scripts/lint_imports.sh

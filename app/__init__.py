@@ -1,3 +1,5 @@
 """QuantDesk: run quantized language models on your own computer."""
 
-__version__ = "0.1.0"
+from quantdesk.engine.version import __version__
+
+__all__ = ["__version__"]

@@ -32,9 +32,9 @@ def main(argv: list[str]) -> int:
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 
+    from quantdesk.config.paths import resolve_paths
     from quantdesk.engine.conversations import ConversationStore
     from quantdesk.gui import build_app
-    from quantdesk.paths import resolve_paths
 
     data = Path(tempfile.mkdtemp(prefix="quantdesk-long-chat-"))
     store = ConversationStore(resolve_paths(data).ensure().chats_db)

@@ -25,11 +25,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import quantdesk
 from quantdesk.engine.conversations import Chat, ConversationStore, StoredMessage
 from quantdesk.engine.errors import QuantDeskError
 from quantdesk.engine.events import saved_stats_summary
 from quantdesk.engine.file_hash import file_sha256
+from quantdesk.engine.version import __version__
 
 FORMAT = "quantdesk-chat"
 VERSION = 2
@@ -111,7 +111,7 @@ def reproducibility(messages: list[StoredMessage], chat: Chat, *, hash_models: b
         "model_sha256": sha256,
         "quant_type": quant,
         "llama_cpp_version": _package_version("llama_cpp_python"),
-        "quantdesk_version": quantdesk.__version__,
+        "quantdesk_version": __version__,
         "sampling": sampling,
         "load": load,
         "exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -28,7 +28,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import psutil
@@ -266,19 +266,22 @@ class SplitServer:
 
 
 def start_split_server(model: Path, workers: tuple[str, ...], load: LoadSettings,
-                       log_file: Path) -> SplitServer:  # fmt: skip
-    """Start ``quantdesk serve MODEL --rpc WORKERS`` on a free loopback port with a fresh API
-    key and wait until it serves (RPCError with its last output when it does not)."""
+                       log_file: Path, probe_cache: Path | None = None) -> SplitServer:  # fmt: skip
+    """Start a server of ``model`` split across ``workers`` (:mod:`quantdesk.engine.serving`
+    in a child process) on a free loopback port with a fresh API key, and wait until it serves
+    (RPCError with its last output when it does not)."""
     for endpoint in workers:
         reachable(endpoint)
     key = secrets.token_urlsafe(16)
+    split = LoadSettings(n_ctx=load.n_ctx, n_threads=load.n_threads,
+                         n_gpu_layers=AUTO_GPU_LAYERS, rpc_workers=workers)  # fmt: skip
+    extra = ["--probe-cache", str(probe_cache)] if probe_cache is not None else []
     log_file.parent.mkdir(parents=True, exist_ok=True)
     with open(log_file, "w", encoding="utf-8") as log:
         process = subprocess.Popen(
-            module_command("quantdesk", "serve", str(model), "--port", "0", "--api-key", key,
-                           "--parent-pid", str(os.getpid()),
-                           "--rpc", ",".join(workers), "--ctx", str(load.n_ctx),
-                           "--threads", str(load.n_threads), "--gpu-layers", "-2"),
+            module_command("quantdesk.engine.serving", str(model), json.dumps(asdict(split)),
+                           "--port", "0", "--api-key", key, "--parent-pid", str(os.getpid()),
+                           *extra),
             stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL, text=True,
         )  # fmt: skip
     plan, line = "", ""

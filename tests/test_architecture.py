@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pkgutil
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -67,3 +68,44 @@ def test_every_cli_command_module_is_registered_by_its_typed_name() -> None:
     assert tuple(COMMANDS) == SUBCOMMANDS  # main() knows them without importing them
     assert all(name == module.__name__.rsplit(".", 1)[1].replace("_", "-")
                for name, module in COMMANDS.items())  # fmt: skip
+
+
+def test_the_version_is_pyprojects() -> None:
+    import re
+
+    from quantdesk import __version__
+
+    text = (Path(__file__).resolve().parents[1] / "pyproject.toml").read_text(encoding="utf-8")
+    assert re.search(r'^version = "([^"]+)"$', text, re.MULTILINE)[1] == __version__
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_the_layers_hold_and_a_ui_module_importing_the_app_breaks_them(tmp_path: Path) -> None:
+    """import-linter's contracts (pyproject.toml) pass on the tree; the same tree with one ui
+    module that imports the app fails them."""
+    lint = ["bash", str(ROOT / "scripts" / "lint_imports.sh")]
+    kept = subprocess.run(lint, capture_output=True, text=True, cwd=ROOT)
+    assert kept.returncode == 0, kept.stdout[-3000:] + kept.stderr[-2000:]
+    assert "0 broken" in kept.stdout
+    tree = tmp_path / "tree"  # the project again, with the one wrong import added
+    tree.mkdir()
+    for name in ("app", "engine", "scripts", ".venv", "pyproject.toml"):
+        (tree / name).symlink_to(ROOT / name)
+    shutil.copytree(ROOT / "ui", tree / "ui", ignore=shutil.ignore_patterns("__pycache__"))
+    (tree / "ui" / "reaches_in.py").write_text(
+        '"""A widget that reaches into the app."""\n\nfrom quantdesk.gui import controller\n')
+    broken = subprocess.run(["bash", str(tree / "scripts" / "lint_imports.sh")],
+                            capture_output=True, text=True, cwd=tree)  # fmt: skip
+    assert broken.returncode != 0
+    assert "The UI presents: it never reaches into the app BROKEN" in broken.stdout
+    assert "quantdesk.ui.reaches_in -> quantdesk.gui" in broken.stdout
+
+
+def test_all_of_the_app_lies_in_the_packages_the_contracts_name() -> None:
+    """Top-level app modules would escape the contracts: there are none but the entry points."""
+    import quantdesk
+
+    top = {m.name for m in pkgutil.iter_modules(quantdesk.__path__)}
+    assert top == {"__main__", "main", "cli", "config", "gui"}

@@ -18,6 +18,7 @@ import quantdesk
 from quantdesk.cli import chats as cli_chats
 from quantdesk.cli import export as cli_export
 from quantdesk.cli import import_chat as cli_import_chat
+from quantdesk.config.paths import resolve_paths
 from quantdesk.engine.chat_export import (
     ChatImportError,
     ChatNotFound,
@@ -30,7 +31,6 @@ from quantdesk.engine.events import GenerationStats, TokenText
 from quantdesk.engine.params import LoadSettings, SamplingSettings
 from quantdesk.engine.prompting import Message
 from quantdesk.engine.session import InferenceSession
-from quantdesk.paths import resolve_paths
 from tests.tiny_models import write_tiny_model
 
 SAMPLING = SamplingSettings(temperature=0.0, seed=1234, max_tokens=12)

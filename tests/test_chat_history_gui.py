@@ -263,7 +263,7 @@ def test_export_then_import_round_trip_in_the_app(qtbot, data_dir: Path, tmp_pat
 
 def test_a_2000_message_chat_opens_laying_out_only_what_is_seen(qtbot, data_dir: Path):
     """Opening a long chat lays out the rows near the view, not 2,000 Markdown documents."""
-    from quantdesk.paths import resolve_paths
+    from quantdesk.config.paths import resolve_paths
 
     store = ConversationStore(resolve_paths().ensure().chats_db)
     chat = store.create_chat("Long chat")
@@ -290,7 +290,7 @@ def test_a_2000_message_chat_opens_laying_out_only_what_is_seen(qtbot, data_dir:
 
 def test_damaged_library_and_chat_files_are_reported_and_kept(qtbot, data_dir: Path) -> None:
     """Start-up with a damaged library and a damaged chat database: both moved aside, said."""
-    from quantdesk.paths import resolve_paths
+    from quantdesk.config.paths import resolve_paths
 
     paths = resolve_paths().ensure()
     for db in (paths.library_db, paths.chats_db):

@@ -8,7 +8,7 @@ import sys
 import threading
 from pathlib import Path
 
-from quantdesk.crash_handler import install_hooks, setup_logging
+from quantdesk.gui.crash_handler import install_hooks, setup_logging
 
 
 def test_an_error_on_a_thread_is_logged_and_reported_with_the_log_path(tmp_path: Path):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from quantdesk.desktop_integration import DESKTOP_ID, MIME_TYPE, install, uninstall
+from quantdesk.cli._desktop_integration import DESKTOP_ID, MIME_TYPE, install, uninstall
 
 
 def _env(tmp_path: Path) -> dict[str, str]:
@@ -50,7 +50,7 @@ def test_install_then_uninstall_for_this_user(tmp_path: Path) -> None:
 def test_the_desktop_entry_is_valid() -> None:
     if shutil.which("desktop-file-validate") is None:
         pytest.skip("desktop-file-validate (desktop-file-utils) is not installed")
-    from quantdesk.desktop_integration import RESOURCES
+    from quantdesk.cli._desktop_integration import RESOURCES
 
     entry = (RESOURCES / DESKTOP_ID).read_text().replace("@EXEC@", "/usr/bin/quantdesk")
     path = Path(os.environ.get("TMPDIR", "/tmp")) / f"qd-{os.getpid()}-{DESKTOP_ID}"

@@ -8,8 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from quantdesk.config.paths import resolve_paths
 from quantdesk.engine.conversations import SCHEMA_VERSION
-from quantdesk.paths import resolve_paths
 
 
 def _doctor(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:

@@ -112,7 +112,7 @@ def test_downloads_cli_lists_the_queue(fake_hub, tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    from quantdesk.paths import resolve_paths
+    from quantdesk.config.paths import resolve_paths
 
     paths = resolve_paths(tmp_path / "qd")
     client = HubClient(cache_dir=tmp_path / "cache")

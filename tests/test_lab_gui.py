@@ -14,7 +14,7 @@ FAST = LadderSettings(threads=1, n_ctx=64, max_chunks=1, n_prompt=32, n_gen=8)
 
 
 def test_run_the_lab_export_and_keep(qtbot, app, tmp_path: Path, monkeypatch) -> None:  # noqa: F811
-    import quantdesk.lab_controller as lab_module
+    import quantdesk.gui.lab_controller as lab_module
 
     monkeypatch.setattr(lab_module, "LadderSettings", lambda **_: FAST)  # quick measurements
     window, controller = app
@@ -74,7 +74,7 @@ def test_run_the_lab_export_and_keep(qtbot, app, tmp_path: Path, monkeypatch) ->
 
 
 def test_the_lab_page_while_it_works(qtbot, app, tmp_path: Path, monkeypatch) -> None:  # noqa: F811
-    import quantdesk.lab_controller as lab_module
+    import quantdesk.gui.lab_controller as lab_module
 
     monkeypatch.setattr(lab_module, "LadderSettings", lambda **_: FAST)
     window, controller = app

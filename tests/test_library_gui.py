@@ -48,7 +48,7 @@ def write_other_arch(path: Path, arch: str = "qwen2") -> Path:
 @pytest.fixture
 def lib(qtbot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, data_dir: Path):
     from quantdesk.gui import build_app
-    from quantdesk.library_controller import LibraryController
+    from quantdesk.gui.library_controller import LibraryController
 
     home = tmp_path / "home"
     files = build_fake_home(home)
@@ -240,7 +240,7 @@ def test_split_set_in_the_hf_cache_keeps_its_part_names(tmp_path: Path) -> None:
     """llama.cpp finds parts 2..n beside part 1 by name: the entry must not be a hash blob."""
     from quantdesk.engine.discovery import split_info, tool_roots
     from quantdesk.engine.library import ModelLibrary
-    from quantdesk.library_sync import sync_discovered
+    from quantdesk.engine.library_sync import sync_discovered
 
     home = tmp_path / "home"
     build_fake_home(home)

@@ -146,9 +146,9 @@ def test_cli_ls_lists_what_the_window_lists_and_counts_changes_once(
 ) -> None:
     """Issue 19, fault 7: `quantdesk ls` listed 2 models where the window listed 4 (files used
     in place and quantize outputs were missing) and said "2 added" on every run."""
+    from quantdesk.config.paths import resolve_paths
     from quantdesk.engine.library import add_model_file
-    from quantdesk.library_sync import discovery_roots, sync_discovered
-    from quantdesk.paths import resolve_paths
+    from quantdesk.engine.library_sync import discovery_roots, sync_discovered
 
     paths = resolve_paths().ensure()
     in_place = tiny(tmp_path / "mine" / "used-in-place.gguf", 21)
@@ -159,7 +159,7 @@ def test_cli_ls_lists_what_the_window_lists_and_counts_changes_once(
     broken.parent.mkdir()
     broken.write_bytes(b"GGUF\x03\x00\x00\x00")
     tiny(broken.parent / "found.gguf", 23)
-    from quantdesk.settings import Settings
+    from quantdesk.config.settings import Settings
 
     Settings(paths.settings_file).set("library.watched_folders", [str(broken.parent)])
     assert run_ls("--json") == 0

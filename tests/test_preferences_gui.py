@@ -7,8 +7,8 @@ from pathlib import Path
 from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import QApplication, QComboBox, QPlainTextEdit, QSpinBox
 
-from quantdesk.settings import SECTIONS, SETTINGS, Setting, Settings
-from quantdesk.theme import apply_theme, system_scheme
+from quantdesk.config.settings import SECTIONS, SETTINGS, Setting, Settings
+from quantdesk.gui.theme import apply_theme, system_scheme
 from quantdesk.ui.preferences_dialog import PreferencesDialog
 from quantdesk.ui.settings_panel import SettingsPanel
 

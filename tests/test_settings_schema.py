@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from quantdesk.settings import MIGRATIONS, SCHEMA_VERSION, SECTIONS, SETTINGS, Settings
+from quantdesk.config.settings import MIGRATIONS, SCHEMA_VERSION, SECTIONS, SETTINGS, Settings
 
 # Exactly what QuantDesk 0.1 (schema 1) wrote: json.dumps({"schema": 1, "values": ...}, indent=2)
 V1_FILE = """{

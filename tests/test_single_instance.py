@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from quantdesk.single_instance import InstanceServer, hand_over, server_name
+from quantdesk.gui.single_instance import InstanceServer, hand_over, server_name
 from tests.tiny_models import write_tiny_model
 
 

@@ -1,7 +1,7 @@
 """The main window: library sidebar, chat page, settings panel, status bar.
 
 Presentation only. It emits what the user asked for (files dropped, model
-chosen...) and shows what it is told; app/controller.py does the work.
+chosen...) and shows what it is told; app/gui/controller.py does the work.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """One editor widget per declared setting, shared by the settings panel and Preferences.
 
 The widget is chosen from the spec alone (type, range, choices), so a setting
-declared in app/settings.py gets an editor without code here.
+declared in app/config/settings.py gets an editor without code here.
 """
 
 from __future__ import annotations

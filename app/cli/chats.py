@@ -16,8 +16,8 @@ NAME = "chats"
 def open_store() -> ConversationStore:
     """The app's chat database (the GUI's own), as the CLI commands use it."""
     from quantdesk.cli._stores import open_for_reading
+    from quantdesk.config.paths import resolve_paths
     from quantdesk.engine.conversations import ConversationStore
-    from quantdesk.paths import resolve_paths
 
     return open_for_reading(ConversationStore, resolve_paths().chats_db, what="The chat history")
 

@@ -45,10 +45,10 @@ class _Bar:
 
 def run(args: argparse.Namespace) -> int:
     """Queue the file (or find it in the queue), run just that item to the end, show progress."""
+    from quantdesk.config.hub_access import hub_client
+    from quantdesk.config.paths import resolve_paths
     from quantdesk.engine.downloads import DownloadManager, DownloadState
     from quantdesk.engine.errors import DownloadFailed
-    from quantdesk.hub_access import hub_client
-    from quantdesk.paths import resolve_paths
 
     paths = resolve_paths()
     bar = None if args.json else _Bar()

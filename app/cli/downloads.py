@@ -19,10 +19,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Print every queued, running, paused, failed and finished download."""
     from quantdesk.cli._stores import open_for_reading
+    from quantdesk.config.hub_access import hub_client
+    from quantdesk.config.paths import resolve_paths
     from quantdesk.engine.download_store import DownloadStore
     from quantdesk.engine.downloads import DownloadManager
-    from quantdesk.hub_access import hub_client
-    from quantdesk.paths import resolve_paths
 
     paths = resolve_paths()
     queue = open_for_reading(DownloadStore, paths.downloads_db, what="The download queue")

@@ -44,9 +44,9 @@ def _params(args: argparse.Namespace):  # noqa: ANN202 - EstimateParams
     the command line sets instead."""
     import dataclasses
 
+    from quantdesk.config.paths import resolve_paths
+    from quantdesk.config.settings import Settings
     from quantdesk.engine.estimate import EstimateParams
-    from quantdesk.paths import resolve_paths
-    from quantdesk.settings import Settings
 
     load = Settings(resolve_paths().settings_file).load_settings()
     kv_type = args.kv_type or load.kv_type
@@ -97,10 +97,10 @@ def _local(args: argparse.Namespace, path: Path) -> int:
 
 
 def _remote(args: argparse.Namespace) -> int:
+    from quantdesk.config.hub_access import hub_client
+    from quantdesk.config.paths import resolve_paths
     from quantdesk.engine.load_plan import machine_budget
     from quantdesk.engine.recommend import badge_text, estimate_repo
-    from quantdesk.hub_access import hub_client
-    from quantdesk.paths import resolve_paths
 
     parts = args.target.split("/")
     repo_id = "/".join(parts[:2])

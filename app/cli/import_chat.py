@@ -18,10 +18,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Import the file and say which chat it became."""
+    from quantdesk.config.paths import resolve_paths
     from quantdesk.engine.chat_export import ChatImportError, import_json
     from quantdesk.engine.conversations import ConversationStore
     from quantdesk.engine.wording import counted
-    from quantdesk.paths import resolve_paths
 
     try:
         data = json.loads(args.file.read_text(encoding="utf-8"))

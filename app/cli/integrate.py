@@ -20,7 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Install or uninstall and say what was done."""
-    from quantdesk.desktop_integration import MIME_TYPE, install, uninstall
+    from quantdesk.cli._desktop_integration import MIME_TYPE, install, uninstall
 
     report = install() if args.install else uninstall()
     verb = "Wrote" if args.install else "Removed"

@@ -78,10 +78,10 @@ class LadderBar:
 
 def run(args: argparse.Namespace) -> int:
     """Run the ladder, print the table (or JSON), write ladder.md and ladder.json."""
+    from quantdesk.config.paths import resolve_paths
     from quantdesk.engine.errors import QuantizeCancelled, QuantizeError
     from quantdesk.engine.ladder import LadderCancelled, LadderSettings, open_cache, run_ladder
     from quantdesk.engine.ladder_report import markdown, to_json, write_report
-    from quantdesk.paths import resolve_paths
 
     source = args.source.expanduser()
     if not source.exists():

@@ -68,13 +68,13 @@ class _Progress:
 
 def run(args: argparse.Namespace) -> int:
     """Predict, quantize with progress (Ctrl-C cancels), optionally measure quality."""
+    from quantdesk.config.paths import resolve_paths
     from quantdesk.engine.errors import QuantizeCancelled
     from quantdesk.engine.job_parts import PartJournal
     from quantdesk.engine.load_plan import machine_budget
     from quantdesk.engine.quantize import default_output, inspect_source, predict, quantize
     from quantdesk.engine.quantize_options import QuantizeOptions
     from quantdesk.engine.quantize_report import plan_lines, result_line, source_line
-    from quantdesk.paths import resolve_paths
 
     say = (lambda _line: None) if args.json else (lambda line: print(line, file=sys.stderr))
     journal = PartJournal(resolve_paths().jobs_dir)

@@ -43,8 +43,8 @@ def format_text(repo) -> str:  # noqa: ANN001 - a RepoGGUF
 
 def run(args: argparse.Namespace) -> int:
     """List and print the quantizations."""
-    from quantdesk.hub_access import hub_client
-    from quantdesk.paths import resolve_paths
+    from quantdesk.config.hub_access import hub_client
+    from quantdesk.config.paths import resolve_paths
 
     repo = hub_client(resolve_paths()).list_gguf(args.repo, revision=args.revision)
     if args.json:

@@ -36,6 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Load the model (after a child-process test load) in its host process and stream the
     reply; llama.cpp crashing there is an error message, never this command's own crash."""
+    from quantdesk.config.paths import resolve_paths
     from quantdesk.engine.errors import ModelStopped
     from quantdesk.engine.events import GenerationStats, TokenText
     from quantdesk.engine.load_plan import load_settings_for
@@ -45,7 +46,6 @@ def run(args: argparse.Namespace) -> int:
     from quantdesk.engine.prompting import COMPLETION_MODE_NOTICE
     from quantdesk.engine.session import MODE_COMPLETION
     from quantdesk.engine.templates import Message
-    from quantdesk.paths import resolve_paths
 
     if args.max_tokens < 1 or args.ctx < 1:
         raise QuantDeskError("-n and --ctx must be positive numbers.")

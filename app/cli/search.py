@@ -66,8 +66,8 @@ def format_table(results: list) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Search and print the results."""
-    from quantdesk.hub_access import hub_client
-    from quantdesk.paths import resolve_paths
+    from quantdesk.config.hub_access import hub_client
+    from quantdesk.config.paths import resolve_paths
 
     results = hub_client(resolve_paths()).search(
         args.query, gguf_only=not args.all_formats, sort=args.sort, limit=args.limit

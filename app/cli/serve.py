@@ -4,9 +4,6 @@ over one model (``/v1/models``, ``/v1/chat/completions``, ``/v1/completions``)."
 from __future__ import annotations
 
 import argparse
-import signal
-import sys
-import threading
 from pathlib import Path
 
 NAME = "serve"
@@ -58,38 +55,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Load (after a child-process test load), serve until Ctrl-C."""
-    from quantdesk.engine.load_plan import load_settings_for
-    from quantdesk.engine.model_host import ModelHost
-    from quantdesk.engine.openai_server import OpenAIServer, RunningServer, check_bind
+    from quantdesk.config.paths import resolve_paths
     from quantdesk.engine.params import LoadSettings
-    from quantdesk.engine.probe import ProbeCache, probe_load, raise_for_probe
-    from quantdesk.paths import resolve_paths
+    from quantdesk.engine.serving import serve_until_stopped
 
-    if args.parent_pid:  # started by the app (Cluster page): never outlive it
+    if args.parent_pid:  # started by another program: never outlive it
         from quantdesk.engine.child_process import exit_with_parent
 
         exit_with_parent(args.parent_pid)
-    check_bind(args.host, args.api_key)  # before spending time on the model
-    load = load_settings_for(args.file, LoadSettings(
-        n_ctx=args.ctx, n_threads=args.threads, n_gpu_layers=args.gpu_layers,
-        **rpc_settings(args)))  # fmt: skip
-    raise_for_probe(probe_load(args.file, load, cache=ProbeCache(resolve_paths().probe_cache)))
-    host = ModelHost(args.file, load,  # llama.cpp runs (and may crash) in its host process
-                     notice=lambda text: print(text, file=sys.stderr, flush=True))  # fmt: skip
-    model_id = args.file.stem
-    used = host.session.settings
-    if used.rpc_workers:  # before the "Serving" line: what the cluster page shows
-        layers = min(max(used.n_gpu_layers, 0), (host.session.report.block_count or 0) + 1)
-        print(f"Split: {layers} of {(host.session.report.block_count or 0) + 1} layers on "
-              f"{len(used.rpc_workers)} RPC worker(s), the rest here", flush=True)  # fmt: skip
-    server = OpenAIServer(host, model_id, args.api_key, allowed_origins=tuple(args.allow_origin))
-    running = RunningServer(server, args.host, args.port)
-    print(f"Serving {model_id} at {running.url} (Ctrl-C stops)", flush=True)
-    stop = threading.Event()
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    stop.wait()
-    running.stop()
-    host.close()
-    print("Stopped.", file=sys.stderr)
-    return 0
+    load = LoadSettings(n_ctx=args.ctx, n_threads=args.threads, n_gpu_layers=args.gpu_layers,
+                        **rpc_settings(args))  # fmt: skip
+    return serve_until_stopped(args.file, load, host=args.host, port=args.port,
+                               api_key=args.api_key, origins=args.allow_origin,
+                               probe_cache=resolve_paths().probe_cache)  # fmt: skip

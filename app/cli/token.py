@@ -27,9 +27,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Do the action and say what was done."""
+    from quantdesk.config.hub_access import token_store
+    from quantdesk.config.paths import resolve_paths
     from quantdesk.engine.hub_token import environment_token_source
-    from quantdesk.hub_access import token_store
-    from quantdesk.paths import resolve_paths
 
     store = token_store(resolve_paths().ensure())
     if args.action == "set":

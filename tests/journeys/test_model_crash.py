@@ -15,7 +15,7 @@ from PySide6.QtGui import QKeyEvent
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QPushButton
 
-from quantdesk.controller import STOPPED_MARK
+from quantdesk.gui.controller import STOPPED_MARK
 from tests.journeys.actions import (
     add_in_place,
     load_by_double_click,

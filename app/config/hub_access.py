@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from quantdesk.config.paths import AppPaths
 from quantdesk.engine.hub import HubClient
 from quantdesk.engine.hub_token import TOKEN_FILE_NAME, TokenStore
-from quantdesk.paths import AppPaths
 
 
 def token_store(paths: AppPaths) -> TokenStore:

@@ -12,8 +12,8 @@ from quantdesk.ui.model_worker import WorkerHost
 from quantdesk.ui.server_page import ServerPage
 
 if TYPE_CHECKING:
-    from quantdesk.controller import AppController
     from quantdesk.engine.openai_server import RunningServer
+    from quantdesk.gui.controller import AppController
 
 
 class ServerController(QObject):

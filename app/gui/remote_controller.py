@@ -15,7 +15,7 @@ from quantdesk.ui.jobs import run_job
 from quantdesk.ui.server_dialog import ServerDialog
 
 if TYPE_CHECKING:
-    from quantdesk.controller import AppController
+    from quantdesk.gui.controller import AppController
 
 
 def check_server(url: str, api_key: str) -> list[str]:

@@ -34,13 +34,13 @@ from quantdesk.engine.model_info import human_bytes
 from quantdesk.engine.quantize import predict
 from quantdesk.engine.quantize_options import QuantizeOptions
 from quantdesk.engine.quantize_report import result_fit
-from quantdesk.library_controller import fit_label, fit_models
+from quantdesk.gui.library_controller import fit_label, fit_models
 from quantdesk.ui.jobs import run_job
 from quantdesk.ui.lab_page import LabPage
 from quantdesk.ui.ladder_chart import ChartPoint
 
 if TYPE_CHECKING:
-    from quantdesk.controller import AppController
+    from quantdesk.gui.controller import AppController
 
 #: Chart file names written beside the report.
 CHARTS = {"Quality kept vs size": "quality-vs-size.png", "Speed vs size": "speed-vs-size.png"}

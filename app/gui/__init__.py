@@ -8,9 +8,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from quantdesk import __version__
-from quantdesk.crash_handler import install_hooks, setup_logging
-from quantdesk.paths import resolve_paths
-from quantdesk.settings import SETTINGS, Settings
+from quantdesk.config.paths import resolve_paths
+from quantdesk.config.settings import SETTINGS, Settings
+from quantdesk.gui.crash_handler import install_hooks, setup_logging
 
 
 def _parse(argv: Sequence[str]) -> argparse.Namespace:
@@ -29,21 +29,21 @@ def _parse(argv: Sequence[str]) -> argparse.Namespace:
 
 def build_app(args: argparse.Namespace):  # noqa: ANN201 - returns (window, controller)
     """Create the window and its controller (the QApplication must exist)."""
-    from quantdesk.cluster_controller import ClusterController
-    from quantdesk.controller import HUB_TOKEN_SECTION, AppController
-    from quantdesk.discover_controller import DiscoverController
-    from quantdesk.downloads_controller import DownloadsController
+    from quantdesk.config.hub_access import hub_client, token_store
     from quantdesk.engine.download_store import DownloadStore
     from quantdesk.engine.downloads import DownloadManager
     from quantdesk.engine.ladder import DEFAULT_TYPES
     from quantdesk.engine.sqlite_files import open_store
-    from quantdesk.hub_access import hub_client, token_store
-    from quantdesk.hub_token_controller import HubTokenController
-    from quantdesk.lab_controller import LabController
-    from quantdesk.library_controller import LibraryController
-    from quantdesk.quantize_controller import QuantizeController
-    from quantdesk.remote_controller import RemoteController
-    from quantdesk.server_controller import ServerController
+    from quantdesk.gui.cluster_controller import ClusterController
+    from quantdesk.gui.controller import HUB_TOKEN_SECTION, AppController
+    from quantdesk.gui.discover_controller import DiscoverController
+    from quantdesk.gui.downloads_controller import DownloadsController
+    from quantdesk.gui.hub_token_controller import HubTokenController
+    from quantdesk.gui.lab_controller import LabController
+    from quantdesk.gui.library_controller import LibraryController
+    from quantdesk.gui.quantize_controller import QuantizeController
+    from quantdesk.gui.remote_controller import RemoteController
+    from quantdesk.gui.server_controller import ServerController
     from quantdesk.ui.cluster_page import ClusterPage
     from quantdesk.ui.discover_page import DiscoverPage
     from quantdesk.ui.downloads_page import DownloadsPage
@@ -126,7 +126,7 @@ def run_gui(argv: Sequence[str]) -> int:
     """Start the desktop app; returns the exit status."""
     args = _parse(argv)
     if args.self_test:
-        from quantdesk.self_test import run_self_test
+        from quantdesk.gui.self_test import run_self_test
 
         return run_self_test()
     from PySide6.QtCore import QTimer
@@ -134,7 +134,7 @@ def run_gui(argv: Sequence[str]) -> int:
     from PySide6.QtWidgets import QApplication
 
     app = QApplication(sys.argv[:1])
-    from quantdesk.single_instance import InstanceServer, hand_over
+    from quantdesk.gui.single_instance import InstanceServer, hand_over
 
     data_dir = resolve_paths(args.data_dir).data_dir
     if hand_over(data_dir, args.files):  # QuantDesk already runs here: it opens the files
@@ -148,7 +148,7 @@ def run_gui(argv: Sequence[str]) -> int:
     if icon.exists():
         app.setWindowIcon(QIcon(str(icon)))
     window, controller, paths = build_app(args)
-    from quantdesk.theme import apply_theme
+    from quantdesk.gui.theme import apply_theme
 
     apply_theme(app, controller.settings.get("appearance.theme"))
     if warnings := controller.settings.warnings:

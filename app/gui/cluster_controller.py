@@ -21,7 +21,7 @@ from quantdesk.ui.jobs import run_job
 from quantdesk.ui.library_panel import EntryRole
 
 if TYPE_CHECKING:
-    from quantdesk.controller import AppController
+    from quantdesk.gui.controller import AppController
 
 SETTING = "cluster.workers"
 
@@ -110,9 +110,9 @@ class ClusterController(QObject):
         self.page.set_status(f"Loading {entry.path.name} across {len(workers)} worker(s)…")
         self.page.load.setEnabled(False)
         log = self.app.paths.cache_dir / "cluster-server.log"
-        settings = self.app.settings.load_settings()
+        settings, probe_cache = self.app.settings.load_settings(), self.app.paths.probe_cache
         run_job(
-            lambda: start_split_server(entry.path, workers, settings, log),
+            lambda: start_split_server(entry.path, workers, settings, log, probe_cache),
             on_done=self._serving,
             on_error=self._failed,
         )

@@ -15,8 +15,8 @@ from PySide6.QtCore import QByteArray, QObject, Qt, QThreadPool, QTimer, QUrl, S
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import QApplication, QCheckBox, QFileDialog, QMessageBox
 
-from quantdesk.chat_history import CUT_OFF_NOTE, ChatHistory, context_messages
-from quantdesk.chat_saving import ChatNotSaved
+from quantdesk.config.paths import AppPaths
+from quantdesk.config.settings import PRESET_KEYS, SECTIONS, SETTINGS, Settings
 from quantdesk.engine.conversations import StoredMessage
 from quantdesk.engine.convert import is_hf_folder
 from quantdesk.engine.errors import QuantDeskError
@@ -51,18 +51,18 @@ from quantdesk.engine.starter import (
 )
 from quantdesk.engine.templates import Message
 from quantdesk.engine.wording import counted
-from quantdesk.paths import AppPaths
-from quantdesk.preset_controller import PresetController
-from quantdesk.settings import PRESET_KEYS, SECTIONS, SETTINGS, Settings
-from quantdesk.theme import apply_theme
+from quantdesk.gui.chat_history import CUT_OFF_NOTE, ChatHistory, context_messages
+from quantdesk.gui.chat_saving import ChatNotSaved
+from quantdesk.gui.preset_controller import PresetController
+from quantdesk.gui.theme import apply_theme
 from quantdesk.ui.jobs import run_job
 from quantdesk.ui.main_window import MainWindow
 from quantdesk.ui.model_worker import LoadedModel, ModelThread
 from quantdesk.ui.preferences_dialog import PreferencesDialog
 
 if TYPE_CHECKING:
-    from quantdesk.hub_token_controller import HubTokenController
-    from quantdesk.remote_controller import RemoteController
+    from quantdesk.gui.hub_token_controller import HubTokenController
+    from quantdesk.gui.remote_controller import RemoteController
 
 HUB_TOKEN_SECTION = "Hugging Face"
 

@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, Signal
 
-from quantdesk.chat_saving import ChatSaving, failure_words
 from quantdesk.engine.chat_export import export_json, export_markdown, import_json
 from quantdesk.engine.conversations import (
     ConversationStore,
@@ -34,10 +33,11 @@ from quantdesk.engine.events import GenerationStats
 from quantdesk.engine.sqlite_files import open_store
 from quantdesk.engine.templates import Message
 from quantdesk.engine.wording import counted
+from quantdesk.gui.chat_saving import ChatSaving, failure_words
 from quantdesk.ui.jobs import run_job
 
 if TYPE_CHECKING:
-    from quantdesk.controller import AppController
+    from quantdesk.gui.controller import AppController
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,6 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
-from quantdesk.controller import AppController
 from quantdesk.engine.convert import converted_path, converter_missing_reason, is_hf_folder
 from quantdesk.engine.errors import QuantDeskError, QuantizeCancelled
 from quantdesk.engine.job_parts import PartJournal
@@ -34,6 +33,7 @@ from quantdesk.engine.quantize import (
 from quantdesk.engine.quantize_options import smaller_target
 from quantdesk.engine.quantize_report import plan_lines, result_line, source_line
 from quantdesk.engine.wording import eta_text
+from quantdesk.gui.controller import AppController
 from quantdesk.ui.jobs import run_job
 from quantdesk.ui.quantize_dialog import DEFAULT_TARGET, QuantizeDialog
 

@@ -13,12 +13,12 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import QObject
 from PySide6.QtWidgets import QInputDialog, QLineEdit, QMessageBox
 
+from quantdesk.config.settings import Settings, preset_summary
 from quantdesk.engine.presets import MAX_NAME_LENGTH, PresetStore
 from quantdesk.engine.sqlite_files import open_store
-from quantdesk.settings import Settings, preset_summary
 
 if TYPE_CHECKING:
-    from quantdesk.controller import AppController
+    from quantdesk.gui.controller import AppController
     from quantdesk.ui.model_worker import LoadedModel
 
 

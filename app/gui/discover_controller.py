@@ -12,6 +12,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
 
+from quantdesk.config.settings import Settings
 from quantdesk.engine.errors import AuthRequired, QuantDeskError
 from quantdesk.engine.estimate import EstimateParams
 from quantdesk.engine.gguf import GGUFHeader
@@ -21,7 +22,6 @@ from quantdesk.engine.load_plan import Budget, machine_budget
 from quantdesk.engine.model_info import human_bytes, parameter_label
 from quantdesk.engine.quant_docs import quant_info
 from quantdesk.engine.recommend import RepoEstimate, badge_text, fit_repo, repo_headers
-from quantdesk.settings import Settings
 from quantdesk.ui.discover_page import DiscoverPage, SearchHit
 from quantdesk.ui.jobs import run_job
 from quantdesk.ui.memory_chart import MemoryBar
