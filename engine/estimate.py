@@ -17,28 +17,34 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from .errors import EstimateError
-from .estimate_format import explain
-from .estimate_graph import (
+from quantdesk.engine.errors import EstimateError
+from quantdesk.engine.estimate_format import explain
+from quantdesk.engine.estimate_graph import (
     GraphConfig,
     build_graph,
     graph_bytes,
     sched_graph_bytes,
     work_buffer_bytes,
 )
-from .estimate_hparams import ModelShape, model_shape
-from .estimate_kv import KV_TYPES, ContextSize, context_size, layer_cache_bytes, swa_cells
-from .estimate_overhead import CUDA_LOAD_RSS, cuda_overhead, host_overhead
-from .estimate_weights import (
+from quantdesk.engine.estimate_hparams import ModelShape, model_shape
+from quantdesk.engine.estimate_kv import (
+    KV_TYPES,
+    ContextSize,
+    context_size,
+    layer_cache_bytes,
+    swa_cells,
+)
+from quantdesk.engine.estimate_overhead import CUDA_LOAD_RSS, cuda_overhead, host_overhead
+from quantdesk.engine.estimate_weights import (
     CUDA_ALIGNMENT,
     PAGE,
     WeightPlacement,
     cpu_features,
     place_weights,
 )
-from .ggml_alloc import measure
-from .gguf import GGUFHeader
-from .params import AUTO_GPU_LAYERS, LoadSettings, default_threads
+from quantdesk.engine.ggml_alloc import measure
+from quantdesk.engine.gguf import GGUFHeader
+from quantdesk.engine.params import AUTO_GPU_LAYERS, LoadSettings, default_threads
 
 MIB = 1 << 20
 

@@ -14,11 +14,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .estimate import EstimateParams, MemoryEstimate, estimate
-from .estimate_hparams import model_shape
-from .estimate_kv import CTX_PAD
-from .gguf import GGUFHeader
-from .model_info import human_bytes
+from quantdesk.engine.estimate import EstimateParams, MemoryEstimate, estimate
+from quantdesk.engine.estimate_hparams import model_shape
+from quantdesk.engine.estimate_kv import CTX_PAD
+from quantdesk.engine.gguf import GGUFHeader
+from quantdesk.engine.model_info import human_bytes
 
 MIB = 1 << 20
 RAM_RESERVE_MIN = 512 * MIB

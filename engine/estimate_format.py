@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .estimate_hparams import ModelShape
-from .estimate_overhead import HostOverhead
-from .estimate_weights import WeightPlacement
+from quantdesk.engine.estimate_hparams import ModelShape
+from quantdesk.engine.estimate_overhead import HostOverhead
+from quantdesk.engine.estimate_weights import WeightPlacement
 
 if TYPE_CHECKING:
-    from .estimate import MemoryEstimate
+    from quantdesk.engine.estimate import MemoryEstimate
 
 MIB = 1 << 20
 _ROWS = (

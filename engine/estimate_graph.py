@@ -14,10 +14,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from . import ggml_graph as g
-from .estimate_hparams import ModelShape
-from .ggml_alloc import _DynAllocator, _GraphAllocator, measure  # noqa: PLC2701 - same allocator
-from .ggml_types import GGML_TYPES
+from quantdesk.engine import ggml_graph as g
+from quantdesk.engine.estimate_hparams import ModelShape
+from quantdesk.engine.ggml_alloc import _DynAllocator, _GraphAllocator, measure  # noqa: PLC2701 - same allocator
+from quantdesk.engine.ggml_types import GGML_TYPES
 
 
 @dataclass(frozen=True)

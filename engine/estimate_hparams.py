@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import InvalidGGUF
-from .gguf import GGUFHeader, TensorInfo
+from quantdesk.engine.errors import InvalidGGUF
+from quantdesk.engine.gguf import GGUFHeader, TensorInfo
 
 LLAMA_MAX_LAYERS = 512
 """llama.cpp's own limit (``LLAMA_MAX_LAYERS`` in llama-hparams.h)."""

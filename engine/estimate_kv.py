@@ -17,8 +17,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .estimate_hparams import ModelShape
-from .ggml_graph import row_size
+from quantdesk.engine.estimate_hparams import ModelShape
+from quantdesk.engine.ggml_graph import row_size
 
 KV_TYPES = {"f16": 1, "q8_0": 8, "q4_0": 2}
 """KV cache types QuantDesk offers, as ggml type ids."""

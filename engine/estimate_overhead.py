@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .estimate_hparams import ModelShape
-from .gguf import GGUFHeader
+from quantdesk.engine.estimate_hparams import ModelShape
+from quantdesk.engine.gguf import GGUFHeader
 
 MIB = 1 << 20
 VOCAB_BYTES_PER_TOKEN = 155  # token_data + token_to_id + piece cache entries (SSO strings)

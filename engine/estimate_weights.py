@@ -15,9 +15,9 @@ import functools
 import re
 from dataclasses import dataclass
 
-from .estimate_hparams import ModelShape
-from .gguf import TensorInfo
-from .llama_build import compiled_cpu_features
+from quantdesk.engine.estimate_hparams import ModelShape
+from quantdesk.engine.gguf import TensorInfo
+from quantdesk.engine.llama_build import compiled_cpu_features
 
 CPU_ALIGNMENT = 32
 CUDA_ALIGNMENT = 128

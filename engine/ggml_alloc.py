@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .ggml_graph import INPLACE_OPS, OUTPUT, Graph, Tensor
+from quantdesk.engine.ggml_graph import INPLACE_OPS, OUTPUT, Graph, Tensor
 
 _LAST_BLOCK_SIZE = (1 << 63) - 1  # the last free block is "everything after the high-water mark"
 

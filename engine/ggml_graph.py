@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .ggml_types import GGML_TYPES
+from quantdesk.engine.ggml_types import GGML_TYPES
 
 F32, F16, I32, I64 = 0, 1, 26, 27
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .errors import InvalidGGUF
+from quantdesk.engine.errors import InvalidGGUF
 
 QK_K = 256
 """Elements per super-block of the k-quants and i-quants."""

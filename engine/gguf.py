@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import InvalidGGUF, NeedMoreBytes
-from .file_hash import file_version
-from .ggml_types import INT64_MAX, ggml_type, tensor_nbytes
+from quantdesk.engine.errors import InvalidGGUF, NeedMoreBytes
+from quantdesk.engine.file_hash import file_version
+from quantdesk.engine.ggml_types import INT64_MAX, ggml_type, tensor_nbytes
 
 GGUF_MAGIC = b"GGUF"
 SUPPORTED_VERSIONS = (1, 2, 3)

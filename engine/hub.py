@@ -29,11 +29,11 @@ from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
 from huggingface_hub.hf_api import ModelInfo
 from huggingface_hub.utils import build_hf_headers, hf_raise_for_status
 
-from .errors import HubError, HubUnreachable, InvalidGGUF, NeedMoreBytes
-from .gguf import GGUFHeader, read_header
-from .hub_errors import translate_http_error
-from .hub_quants import QuantGroup, RemoteFile, RepoGGUF, group_gguf_files
-from .remote_header import HeaderCache, RemoteHeader, read_remote_header
+from quantdesk.engine.errors import HubError, HubUnreachable, InvalidGGUF, NeedMoreBytes
+from quantdesk.engine.gguf import GGUFHeader, read_header
+from quantdesk.engine.hub_errors import translate_http_error
+from quantdesk.engine.hub_quants import QuantGroup, RemoteFile, RepoGGUF, group_gguf_files
+from quantdesk.engine.remote_header import HeaderCache, RemoteHeader, read_remote_header
 
 __all__ = ["HubClient", "ModelSummary", "QuantGroup", "RemoteFile", "RemoteHeader", "RepoGGUF"]
 

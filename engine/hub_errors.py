@@ -12,7 +12,7 @@ from huggingface_hub.errors import (
     RevisionNotFoundError,
 )
 
-from .errors import AuthRequired, HubError, HubUnreachable, RepoNotFound
+from quantdesk.engine.errors import AuthRequired, HubError, HubUnreachable, RepoNotFound
 
 _TOKEN_HINT = (
     "paste an access token from your Hugging Face account settings in Preferences → "

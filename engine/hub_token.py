@@ -20,7 +20,7 @@ from pathlib import Path
 
 from huggingface_hub import get_token
 
-from .errors import QuantDeskError
+from quantdesk.engine.errors import QuantDeskError
 
 log = logging.getLogger(__name__)
 

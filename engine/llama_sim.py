@@ -26,11 +26,10 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from quantdesk.engine.child_process import module_command
-
-from .errors import SimulationError
-from .estimate import MIB, EstimateParams, MemoryEstimate, estimate
-from .gguf import read_header, read_header_from_file
-from .llama_log_parse import LoggedBuffers, parse_llama_log
+from quantdesk.engine.errors import SimulationError
+from quantdesk.engine.estimate import MIB, EstimateParams, MemoryEstimate, estimate
+from quantdesk.engine.gguf import read_header, read_header_from_file
+from quantdesk.engine.llama_log_parse import LoggedBuffers, parse_llama_log
 
 SIM_TIMEOUT_S = 120.0
 _SPLIT = re.compile(r"^(.*)-(\d{5})-of-(\d{5})\.gguf$")

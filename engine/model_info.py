@@ -12,8 +12,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from .ggml_types import file_type_name
-from .gguf import VALUE_TYPE_NAMES, GGUFHeader, TensorInfo
+from quantdesk.engine.ggml_types import file_type_name
+from quantdesk.engine.gguf import VALUE_TYPE_NAMES, GGUFHeader, TensorInfo
 
 MAX_LISTED_ITEMS = 16
 """Metadata arrays longer than this are shown as "[array of N <type>]"."""

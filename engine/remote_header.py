@@ -19,8 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import HubError, InvalidGGUF, NeedMoreBytes
-from .gguf import GGUFHeader, read_header
+from quantdesk.engine.errors import HubError, InvalidGGUF, NeedMoreBytes
+from quantdesk.engine.gguf import GGUFHeader, read_header
 
 FIRST_RANGE = 256 * 1024
 """Bytes asked for first; most headers of models up to a few billion parameters fit."""

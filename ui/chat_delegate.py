@@ -44,8 +44,8 @@ from PySide6.QtWidgets import (
     QToolTip,
 )
 
-from .chat_model import ChatListModel
-from .markdown_render import render_markdown, theme
+from quantdesk.ui.chat_model import ChatListModel
+from quantdesk.ui.markdown_render import render_markdown, theme
 
 __all__ = ["ChatDelegate"]
 
