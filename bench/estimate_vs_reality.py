@@ -4,7 +4,7 @@
 
 1. For n_ctx 512, 2048, 4096, 8192 and several KV cache settings, load the model for real in
    a child process (QuantDesk's InferenceSession, verbose llama.cpp log captured) and compare
-   the buffers llama.cpp logs with :func:`quantdesk.engine.estimate.estimate`.
+   the buffers llama.cpp logs with :func:`quantdesk.engine.estimate.memory.estimate`.
 2. In a fresh child process per run: import the engine, note the resident memory (baseline),
    load with n_ctx 4096 (the app's defaults), feed a prompt that fills the context up to 32
    tokens before its end, generate 32 tokens, and read the peak resident set (VmHWM; the same
@@ -26,10 +26,10 @@ import sys
 import time
 from pathlib import Path
 
-from quantdesk.engine.estimate import EstimateParams, estimate
-from quantdesk.engine.gguf import read_header_from_file
-from quantdesk.engine.llama_log_parse import parse_llama_log
-from quantdesk.engine.llama_sim import simulate_load
+from quantdesk.engine.estimate.llama_sim import simulate_load
+from quantdesk.engine.estimate.memory import EstimateParams, estimate
+from quantdesk.engine.gguf.reader import read_header_from_file
+from quantdesk.engine.llama.log_parse import parse_llama_log
 
 MIB = 1 << 20
 CONTEXTS = (512, 2048, 4096, 8192)
@@ -38,7 +38,7 @@ KV_CASES = (("f16", False), ("f16", True), ("q8_0", True), ("q4_0", True))
 _LOAD_CHILD = """
 import sys
 from quantdesk.engine.params import LoadSettings
-from quantdesk.engine.session import InferenceSession
+from quantdesk.engine.run.session import InferenceSession
 s = InferenceSession.load(sys.argv[1], LoadSettings(n_ctx=int(sys.argv[2]), kv_type=sys.argv[3],
                           flash_attn=sys.argv[4] == "1"), verbose=True)
 s.close()
@@ -53,10 +53,10 @@ def status():
         if key in ("VmRSS", "VmHWM", "RssAnon", "RssFile"):
             out[key] = int(value.split()[0]) * 1024
     return out
-from quantdesk.engine.events import GenerationStats
+from quantdesk.engine.run.events import GenerationStats
 from quantdesk.engine.params import LoadSettings, SamplingSettings
-from quantdesk.engine.session import InferenceSession
-from quantdesk.engine.templates import Message
+from quantdesk.engine.run.session import InferenceSession
+from quantdesk.engine.chat.templates import Message
 import llama_cpp
 path, n_ctx, fill = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "fill"
 stages = {"baseline": status()}

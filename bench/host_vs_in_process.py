@@ -25,12 +25,12 @@ import threading
 import time
 from pathlib import Path
 
-from quantdesk.engine.events import GenerationStats, TokenText
-from quantdesk.engine.model_process import ModelProcess
+from quantdesk.engine.chat.templates import Message
+from quantdesk.engine.library.starter import chat_starter_source
 from quantdesk.engine.params import LoadSettings, SamplingSettings
-from quantdesk.engine.session import InferenceSession
-from quantdesk.engine.starter import chat_starter_source
-from quantdesk.engine.templates import Message
+from quantdesk.engine.run.events import GenerationStats, TokenText
+from quantdesk.engine.run.model_process import ModelProcess
+from quantdesk.engine.run.session import InferenceSession
 
 TEXT = ("The lighthouse keeper climbed the stairs each evening, counted the ships that passed "
         "and wrote their names in a book that nobody read. ") * 14  # fmt: skip

@@ -33,7 +33,7 @@ def main(argv: list[str]) -> int:
     from PySide6.QtWidgets import QApplication
 
     from quantdesk.config.paths import resolve_paths
-    from quantdesk.engine.conversations import ConversationStore
+    from quantdesk.engine.chat.conversations import ConversationStore
     from quantdesk.gui import build_app
 
     data = Path(tempfile.mkdtemp(prefix="quantdesk-long-chat-"))

@@ -12,11 +12,11 @@
    the same llama.cpp source and CMake flags as the installed llama-cpp-python (or
    ``--reference``).
 3. For every type, the source is quantized ``--runs`` times with ours
-   (:func:`quantdesk.engine.quantize.quantize`, which runs in a child process) and with
+   (:func:`quantdesk.engine.quantize.quantizer.quantize`, which runs in a child process) and with
    ``llama-quantize SRC OUT TYPE NTHREADS`` (same options as flags, same thread count),
    alternating which goes first. Wall-clock times are compared by their medians; every output
    is hashed (sha256) and both tools must produce one and the same file on every run. Our
-   :func:`~quantdesk.engine.quantize.predict` is compared with the size of the real output.
+   :func:`~quantdesk.engine.quantize.quantizer.predict` is compared with the size of the real output.
 
 With ``--imatrix`` the reference tool also writes ``quantize.imatrix.*`` metadata; the files are
 then only identical if our quantizer records the same keys.
@@ -41,7 +41,12 @@ from pathlib import Path
 
 from reference_tools import tool  # bench/, beside this script
 
-from quantdesk.engine.quantize import QuantizeOptions, QuantizePrediction, predict, quantize
+from quantdesk.engine.quantize.quantizer import (
+    QuantizeOptions,
+    QuantizePrediction,
+    predict,
+    quantize,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_TYPES = ("Q8_0", "Q6_K", "Q5_K_M", "Q4_K_M", "Q4_0", "Q3_K_M", "Q2_K", "IQ4_XS")

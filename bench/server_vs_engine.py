@@ -3,7 +3,7 @@
     .venv/bin/python bench/server_vs_engine.py [--model GGUF] [--rounds 3] [--tokens 128]
 
 Starts ``quantdesk serve MODEL --port 0`` (its own process, loopback), then alternates: one
-streamed ``/v1/completions`` request read by engine/remote.py's SSE client (what the app's
+streamed ``/v1/completions`` request read by engine/remote/models.py's SSE client (what the app's
 remote models use; tok/s from the first streamed piece to the last, with the server's own
 usage count), and the same prompt and settings through ``InferenceSession.generate`` in this
 process (its decode tok/s). Both sides run greedy with the same thread count. Medians printed.
@@ -21,10 +21,10 @@ import threading
 import time
 from pathlib import Path
 
+from quantdesk.engine.chat.templates import Message
 from quantdesk.engine.params import LoadSettings, SamplingSettings
-from quantdesk.engine.remote import Endpoint
-from quantdesk.engine.session import InferenceSession
-from quantdesk.engine.templates import Message
+from quantdesk.engine.remote.models import Endpoint
+from quantdesk.engine.run.session import InferenceSession
 
 PROMPT = "Once upon a time, in a small village by the sea, there lived an old lighthouse keeper"
 

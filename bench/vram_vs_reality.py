@@ -7,7 +7,7 @@
 
 The GPU counterpart of bench/estimate_vs_reality.py (same idea: a real load in a fresh child
 process, llama.cpp's verbose log parsed with ``parse_llama_log``, compared with
-:func:`quantdesk.engine.estimate.estimate`). Each child also reads the GPU's used memory through
+:func:`quantdesk.engine.estimate.memory.estimate`). Each child also reads the GPU's used memory through
 NVML at each stage - before llama_cpp is imported, after the import, after the load (model and
 context), after one full micro-batch of 512 tokens and after one more token (cuBLAS handles and
 ggml's CUDA memory pool appear only when kernels run) - and its resident set (VmRSS/VmHWM).
@@ -65,7 +65,7 @@ def stage(name):
     seconds[name] = round(time.perf_counter() - T0, 2)
 stage("before")
 from quantdesk.engine.params import LoadSettings
-from quantdesk.engine.session import InferenceSession
+from quantdesk.engine.run.session import InferenceSession
 import llama_cpp
 stage("imported")
 path, ngl, n_ctx = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
@@ -96,9 +96,9 @@ def run_case(model: Path, ngl: int, n_ctx: int, timeout: float) -> tuple[dict, s
     """One real load in a fresh child: (record, llama.cpp's log)."""
     from dataclasses import asdict
 
-    from quantdesk.engine.estimate import EstimateParams, estimate
-    from quantdesk.engine.gguf import read_header_from_file
-    from quantdesk.engine.llama_log_parse import parse_llama_log
+    from quantdesk.engine.estimate.memory import EstimateParams, estimate
+    from quantdesk.engine.gguf.reader import read_header_from_file
+    from quantdesk.engine.llama.log_parse import parse_llama_log
 
     rec: dict = {"ngl": ngl, "n_ctx": n_ctx}
     started = time.perf_counter()

@@ -41,7 +41,8 @@ class LoadSettings:
     # whole context as llama-cpp-python's default does: less memory and ~2 % faster decoding on
     # Gemma 3; a chat rewound to before the window is then evaluated again.
     swa_full: bool = False
-    # llama.cpp RPC workers ("host:port") whose devices take the offloaded layers (engine/rpc.py)
+    # llama.cpp RPC workers ("host:port") whose devices take the offloaded layers
+    # (engine/cluster/rpc.py)
     rpc_workers: tuple[str, ...] = ()
     # share of the offloaded layers per device, in llama.cpp's device order (empty: by memory)
     tensor_split: tuple[float, ...] = ()

@@ -74,7 +74,7 @@ def main() -> int:
     print(f"wrote {out / f'discover-{size}.png'}")
     window.show_page(0)
 
-    from quantdesk.engine.starter import STARTER_FILE_NAME
+    from quantdesk.engine.library.starter import STARTER_FILE_NAME
     from PySide6.QtWidgets import QToolButton
 
     sample = next(e for e in window.library.model.entries() if e.path.name == STARTER_FILE_NAME)

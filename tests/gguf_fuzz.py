@@ -20,8 +20,8 @@ from pathlib import Path
 from hypothesis import strategies as st
 
 from quantdesk.engine.errors import InvalidGGUF
-from quantdesk.engine.gguf import read_header
-from quantdesk.engine.model_info import summarize
+from quantdesk.engine.gguf.model_info import summarize
+from quantdesk.engine.gguf.reader import read_header
 from tests.tiny_models import (
     write_tiny_chat_model,
     write_tiny_model,

@@ -13,10 +13,10 @@ import argparse
 import json
 import threading
 
-from quantdesk.engine.events import GenerationStats, TokenText
+from quantdesk.engine.chat.templates import Message
 from quantdesk.engine.params import LoadSettings, SamplingSettings
-from quantdesk.engine.session import InferenceSession
-from quantdesk.engine.templates import Message
+from quantdesk.engine.run.events import GenerationStats, TokenText
+from quantdesk.engine.run.session import InferenceSession
 
 PROMPT = "The lighthouse keeper climbed the stairs every evening because"
 

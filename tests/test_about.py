@@ -6,7 +6,7 @@ import argparse
 import re
 
 from quantdesk import __version__
-from quantdesk.engine.about import components, llama_build_lines
+from quantdesk.engine.diagnostics.about import components, llama_build_lines
 
 
 def test_components_and_build_come_from_this_installation() -> None:

@@ -11,11 +11,11 @@ import time
 
 import pytest
 
-from quantdesk.engine.api_guard import RequestPolicy, host_name
-from quantdesk.engine.events import STOP_USER, GenerationStats
-from quantdesk.engine.model_host import ModelHost
-from quantdesk.engine.openai_server import OpenAIServer, RunningServer
 from quantdesk.engine.params import LoadSettings
+from quantdesk.engine.run.events import STOP_USER, GenerationStats
+from quantdesk.engine.run.model_host import ModelHost
+from quantdesk.engine.serve.api_guard import RequestPolicy, host_name
+from quantdesk.engine.serve.openai_server import OpenAIServer, RunningServer
 from tests.tiny_models import write_tiny_chat_model
 
 ALLOWED = "http://app.example:3000"

@@ -16,8 +16,8 @@ def _python(code: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 
 def test_no_engine_module_imports_qt(tmp_path: Path) -> None:
-    modules = [m.name for m in pkgutil.iter_modules(quantdesk.engine.__path__, "quantdesk.engine.")]
-    assert "quantdesk.engine.gguf" in modules and "quantdesk.engine.session" in modules
+    modules = [m.name for m in pkgutil.walk_packages(quantdesk.engine.__path__, "quantdesk.engine.")]
+    assert "quantdesk.engine.gguf.reader" in modules and "quantdesk.engine.run.session" in modules
     code = (
         "import importlib, sys\n"
         f"for name in {modules!r}:\n"
@@ -34,7 +34,7 @@ def test_only_quantdesk_is_installed_as_a_top_level_name(tmp_path: Path) -> None
     code = (
         "import importlib.util as u\n"
         "print([n for n in ('app', 'ui', 'engine') if u.find_spec(n)])\n"
-        "import quantdesk.engine.gguf, quantdesk.ui, quantdesk.cli\n"
+        "import quantdesk.engine.gguf.reader, quantdesk.ui, quantdesk.cli\n"
     )
     result = _python(code, tmp_path)
     assert result.returncode == 0, result.stderr
@@ -109,3 +109,36 @@ def test_all_of_the_app_lies_in_the_packages_the_contracts_name() -> None:
 
     top = {m.name for m in pkgutil.iter_modules(quantdesk.__path__)}
     assert top == {"__main__", "main", "cli", "config", "gui"}
+
+
+def test_every_package_is_in_pyprojects_list() -> None:
+    """A package missing from [tool.setuptools] packages would be missing from the wheel."""
+    import re
+
+    text = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    listed = set(re.findall(r'"(quantdesk[\w.]*)"', text.split("packages = [", 1)[1].split("]")[0]))
+    folders = {"app": "quantdesk", "ui": "quantdesk.ui", "engine": "quantdesk.engine"}
+    found = {
+        ".".join([name, *init.parent.relative_to(ROOT / top).parts])
+        for top, name in folders.items()
+        for init in (ROOT / top).rglob("__init__.py")
+        if "__pycache__" not in init.parts
+    }
+    assert listed == found
+
+
+def test_docs_architecture_names_every_package_and_module() -> None:
+    """docs/architecture.md is rewritten from the tree: a package or module it does not name
+    fails here (a package as `name/`, a module by its file name)."""
+    doc = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    missing = []
+    for top in ("app", "ui", "engine"):
+        for path in sorted((ROOT / top).rglob("*.py")):
+            if "__pycache__" in path.parts:
+                continue
+            if path.name == "__init__.py":
+                if path.parent != ROOT / top and f"`{path.parent.name}/`" not in doc:
+                    missing.append(str(path.parent.relative_to(ROOT)) + "/")
+            elif path.name not in doc:
+                missing.append(str(path.relative_to(ROOT)))
+    assert missing == []

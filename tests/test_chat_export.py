@@ -19,18 +19,18 @@ from quantdesk.cli import chats as cli_chats
 from quantdesk.cli import export as cli_export
 from quantdesk.cli import import_chat as cli_import_chat
 from quantdesk.config.paths import resolve_paths
-from quantdesk.engine.chat_export import (
+from quantdesk.engine.chat.conversations import ConversationStore
+from quantdesk.engine.chat.export import (
     ChatImportError,
     ChatNotFound,
     export_json,
     export_markdown,
     import_json,
 )
-from quantdesk.engine.conversations import ConversationStore
-from quantdesk.engine.events import GenerationStats, TokenText
+from quantdesk.engine.chat.prompting import Message
 from quantdesk.engine.params import LoadSettings, SamplingSettings
-from quantdesk.engine.prompting import Message
-from quantdesk.engine.session import InferenceSession
+from quantdesk.engine.run.events import GenerationStats, TokenText
+from quantdesk.engine.run.session import InferenceSession
 from tests.tiny_models import write_tiny_model
 
 SAMPLING = SamplingSettings(temperature=0.0, seed=1234, max_tokens=12)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from quantdesk.engine.conversations import ConversationStore
+from quantdesk.engine.chat.conversations import ConversationStore
 from tests.tiny_models import write_tiny_chat_model, write_tiny_model
 
 
@@ -231,7 +231,7 @@ def test_continue_grows_the_last_reply_in_place(qtbot, data_dir: Path, tmp_path:
 
 
 def test_export_then_import_round_trip_in_the_app(qtbot, data_dir: Path, tmp_path: Path):
-    from quantdesk.engine.chat_export import export_json
+    from quantdesk.engine.chat.export import export_json
 
     model = write_tiny_model(tmp_path / "tiny.gguf")
     window, controller, _ = _build(qtbot)

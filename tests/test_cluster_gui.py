@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from pytestqt.exceptions import TimeoutError as SignalTimeout
 
-from quantdesk.engine.rpc import rpc_available
+from quantdesk.engine.cluster.rpc import rpc_available
 from tests.test_gui import app  # noqa: F401 - the fixture is used by name
 from tests.test_rpc import workers  # noqa: F401 - the fixture is used by name
 from tests.tiny_models import write_tiny_chat_model

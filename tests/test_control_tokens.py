@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from quantdesk.engine.generation import Detokenizer, end_of_generation
+from quantdesk.engine.run.generation import Detokenizer, end_of_generation
 
 
 def _vocab(path: Path):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from quantdesk.engine.conversations import (
+from quantdesk.engine.chat.conversations import (
     ChatStoreError,
     ConversationStore,
     title_from,

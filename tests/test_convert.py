@@ -17,12 +17,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from quantdesk.engine import convert
-from quantdesk.engine.convert import INSTALL_HINT, convert_hf_folder, converter_missing_reason
 from quantdesk.engine.errors import QuantizeError
-from quantdesk.engine.gguf import read_header_from_file
-from quantdesk.engine.quantize import quantize
-from quantdesk.engine.quantize_options import QuantizeOptions
+from quantdesk.engine.gguf.reader import read_header_from_file
+from quantdesk.engine.quantize import convert
+from quantdesk.engine.quantize.convert import (
+    INSTALL_HINT,
+    convert_hf_folder,
+    converter_missing_reason,
+)
+from quantdesk.engine.quantize.options import QuantizeOptions
+from quantdesk.engine.quantize.quantizer import quantize
 
 SENTENCES = (
     "A man is playing a guitar.",

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import Qt
 
-from quantdesk.engine.model_info import human_bytes
+from quantdesk.engine.gguf.model_info import human_bytes
 from tests.hub_fixtures import MINI
 
 
@@ -82,7 +82,7 @@ def test_discover_and_the_chat_panel_give_one_figure_for_one_file(
     import subprocess
     import sys
 
-    from quantdesk.engine.recommend import settings_estimate_text
+    from quantdesk.engine.estimate.recommend import settings_estimate_text
 
     window, ctl = discover
     page = window.discover_page
@@ -105,8 +105,8 @@ def test_one_free_memory_figure_on_every_screen(qtbot, discover) -> None:
     and the load panel's line all name the same free RAM, in one style ("24.5 GB … free")."""
     import re
 
-    from quantdesk.engine.hardware import probe_hardware
-    from quantdesk.engine.hardware_text import ram_line
+    from quantdesk.engine.hardware.machine import probe_hardware
+    from quantdesk.engine.hardware.text import ram_line
 
     window, ctl = discover
     page = window.discover_page

@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from quantdesk.engine.discovery import (
+from quantdesk.engine.library.discovery import (
     DiscoveredModel,
     discover_models,
     group_split_sets,
     ollama_name,
     tool_roots,
 )
-from quantdesk.engine.model_index import ModelIndex
+from quantdesk.engine.library.model_index import ModelIndex
 from tests.tiny_models import write_tiny_model
 
 REV = "0123456789abcdef0123456789abcdef01234567"

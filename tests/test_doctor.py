@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from quantdesk.config.paths import resolve_paths
-from quantdesk.engine.conversations import SCHEMA_VERSION
+from quantdesk.engine.chat.conversations import SCHEMA_VERSION
 
 
 def _doctor(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -20,7 +20,7 @@ def _doctor(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
 def test_doctor_reports_versions_build_folders_and_files(data_dir: Path) -> None:
     paths = resolve_paths().ensure()
     paths.settings_file.write_text('{"schema": 2}')
-    from quantdesk.engine.conversations import ConversationStore
+    from quantdesk.engine.chat.conversations import ConversationStore
 
     ConversationStore(paths.chats_db).close()
     done = _doctor("--json")

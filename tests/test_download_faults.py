@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from quantdesk.engine import download as transfer
-from quantdesk.engine import downloads as dl
-from quantdesk.engine.download import download_file, part_path, target_path
-from quantdesk.engine.downloads import DownloadManager, DownloadState
+from quantdesk.engine.downloads import queue as dl
+from quantdesk.engine.downloads import transfer
+from quantdesk.engine.downloads.queue import DownloadManager, DownloadState
+from quantdesk.engine.downloads.transfer import download_file, part_path, target_path
 from quantdesk.engine.errors import (
     AuthRequired,
     DownloadFailed,
@@ -25,7 +25,7 @@ from quantdesk.engine.errors import (
     QuantDeskError,
     RepoNotFound,
 )
-from quantdesk.engine.hub import HubClient
+from quantdesk.engine.hub.client import HubClient
 from tests.fake_hub import drop_after, http_status, slow
 from tests.hub_fixtures import MINI
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from quantdesk.engine import downloads as dl
-from quantdesk.engine.downloads import DownloadManager
+from quantdesk.engine.downloads import queue as dl
+from quantdesk.engine.downloads.queue import DownloadManager
 from quantdesk.engine.errors import InsufficientDiskSpace
-from quantdesk.engine.hub import HubClient
+from quantdesk.engine.hub.client import HubClient
 from tests.fake_hub import slow
 from tests.hub_fixtures import MINI
 

@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 
 from quantdesk.engine.errors import EstimateError, SimulationError
-from quantdesk.engine.estimate import EstimateParams, MemoryEstimate, estimate
-from quantdesk.engine.estimate_fit import budgets, fit
-from quantdesk.engine.estimate_format import format_estimate
-from quantdesk.engine.gguf import read_header_from_file
-from quantdesk.engine.llama_log_parse import parse_llama_log
-from quantdesk.engine.llama_sim import estimate_via_llama, simulate_load, simulate_loads
+from quantdesk.engine.estimate.fit import budgets, fit
+from quantdesk.engine.estimate.format import format_estimate
+from quantdesk.engine.estimate.llama_sim import estimate_via_llama, simulate_load, simulate_loads
+from quantdesk.engine.estimate.memory import EstimateParams, MemoryEstimate, estimate
+from quantdesk.engine.gguf.reader import read_header_from_file
+from quantdesk.engine.llama.log_parse import parse_llama_log
 from quantdesk.engine.params import AUTO_GPU_LAYERS, LoadSettings
 from tests.tiny_models import write_model_that_aborts_llama, write_tiny_model
 
@@ -107,7 +107,7 @@ def _model_buffers(est: MemoryEstimate) -> dict[str, float]:
 def _real_load_log(path: Path, n_ctx: int, **settings: object) -> list[str]:
     """llama.cpp's log of a normal load with QuantDesk's defaults, in a child process."""
     code = (
-        "import json, sys; from quantdesk.engine.session import InferenceSession;"
+        "import json, sys; from quantdesk.engine.run.session import InferenceSession;"
         "from quantdesk.engine.params import LoadSettings;"
         "s = InferenceSession.load(sys.argv[1], LoadSettings(**json.loads(sys.argv[2])),"
         " verbose=True); s.close()"

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from quantdesk.engine.estimate import EstimateParams, estimate
-from quantdesk.engine.estimate_fit import fit
-from quantdesk.engine.gguf import GGUFHeader, read_header_from_file
+from quantdesk.engine.estimate.fit import fit
+from quantdesk.engine.estimate.memory import EstimateParams, estimate
+from quantdesk.engine.gguf.reader import GGUFHeader, read_header_from_file
 from tests.tiny_models import write_llama_gguf
 
 MIB = 1 << 20

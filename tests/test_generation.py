@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from quantdesk.engine import generation
-from quantdesk.engine.events import GenerationStats, TokenText
-from quantdesk.engine.generation import Detokenizer
+from quantdesk.engine.chat.templates import Message
 from quantdesk.engine.params import LoadSettings, SamplingSettings
-from quantdesk.engine.session import InferenceSession
-from quantdesk.engine.templates import Message
+from quantdesk.engine.run import generation
+from quantdesk.engine.run.events import GenerationStats, TokenText
+from quantdesk.engine.run.generation import Detokenizer
+from quantdesk.engine.run.session import InferenceSession
 from tests.tiny_models import write_tiny_chat_model
 
 GREEDY = SamplingSettings(temperature=0.0, max_tokens=40, seed=1)

@@ -1,4 +1,4 @@
-"""The strict GGUF header reader (engine/gguf.py), the ggml type table and model summaries."""
+"""The strict GGUF header reader (engine/gguf/reader.py), the ggml type table, model summaries."""
 
 from __future__ import annotations
 
@@ -11,16 +11,16 @@ from pathlib import Path
 import gguf
 import pytest
 
-from quantdesk.engine import gguf as reader
 from quantdesk.engine.errors import InvalidGGUF, NeedMoreBytes
-from quantdesk.engine.ggml_types import (
+from quantdesk.engine.gguf import reader
+from quantdesk.engine.gguf.model_info import format_text, parameter_label, summarize
+from quantdesk.engine.gguf.reader import read_header, read_header_from_file
+from quantdesk.engine.gguf.types import (
     GGML_TYPES,
     LLAMA_FILE_TYPES,
     file_type_name,
     tensor_nbytes,
 )
-from quantdesk.engine.gguf import read_header, read_header_from_file
-from quantdesk.engine.model_info import format_text, parameter_label, summarize
 from tests.gguf_fixtures import (
     ARRAY_VALUES,
     CHAT_TEMPLATE,

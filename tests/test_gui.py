@@ -10,8 +10,8 @@ import pytest
 from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 
-from quantdesk.engine.session import MODE_COMPLETION
-from quantdesk.engine.starter import chat_starter_source
+from quantdesk.engine.library.starter import chat_starter_source
+from quantdesk.engine.run.session import MODE_COMPLETION
 from tests.tiny_models import (
     write_model_that_aborts_llama,
     write_tiny_chat_model,
@@ -54,10 +54,10 @@ def _direct_reply(path: Path, prompt: str, n: int) -> str:
     """What the engine itself generates greedily, outside the GUI."""
     import threading
 
-    from quantdesk.engine.events import TokenText
+    from quantdesk.engine.chat.templates import Message
     from quantdesk.engine.params import LoadSettings, SamplingSettings
-    from quantdesk.engine.session import InferenceSession
-    from quantdesk.engine.templates import Message
+    from quantdesk.engine.run.events import TokenText
+    from quantdesk.engine.run.session import InferenceSession
 
     session = InferenceSession.load(path, LoadSettings(n_ctx=512, n_threads=1))
     sampling = SamplingSettings(temperature=0.0, max_tokens=n)

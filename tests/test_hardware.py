@@ -14,9 +14,9 @@ import llama_cpp
 import psutil
 import pytest
 
-from quantdesk.engine.gpu_probe import probe_amd
-from quantdesk.engine.hardware import gpu_memory_budget, probe_hardware, ram_budget
-from quantdesk.engine.hardware_report import HardwareReport, ProbeNote
+from quantdesk.engine.hardware.gpu import probe_amd
+from quantdesk.engine.hardware.machine import gpu_memory_budget, probe_hardware, ram_budget
+from quantdesk.engine.hardware.report import HardwareReport, ProbeNote
 from tests.fake_tools import ROCM_JSON, fake_tool, gpu_build, needs_posix
 
 NVML_REASON = "not detected: NVML library not found (no NVIDIA driver installed)"

@@ -10,8 +10,8 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QWidget
 
-from quantdesk.engine.hardware import probe_hardware
-from quantdesk.engine.hardware_report import HardwareReport
+from quantdesk.engine.hardware.machine import probe_hardware
+from quantdesk.engine.hardware.report import HardwareReport
 from quantdesk.ui.hardware_panel import HardwarePanel
 from tests.fake_tools import ROCM_JSON, fake_tool, gpu_build, needs_posix
 

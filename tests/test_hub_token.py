@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from quantdesk.engine.hub_token import TokenRefused, TokenStore, check_token
+from quantdesk.engine.hub.token import TokenRefused, TokenStore, check_token
 
 TOKEN = "hf_abcdefghijklmnopqrstuvwxyz012345"
 
@@ -70,7 +70,7 @@ _IN_SESSION = textwrap.dedent(
     """
     import json, sys
     from pathlib import Path
-    from quantdesk.engine.hub_token import TokenStore
+    from quantdesk.engine.hub.token import TokenStore
     store = TokenStore(Path(sys.argv[1]))
     action = sys.argv[2]
     if action == "save":

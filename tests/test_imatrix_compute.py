@@ -11,18 +11,18 @@ import pytest
 
 from quantdesk.engine.child_process import run_child
 from quantdesk.engine.errors import ImatrixError, ModelLoadError
-from quantdesk.engine.ggml_ctypes import GgmlTensor, ggml_base
-from quantdesk.engine.gguf import read_header_from_file
-from quantdesk.engine.imatrix import load_imatrix
-from quantdesk.engine.imatrix_compute import (
+from quantdesk.engine.gguf.reader import read_header_from_file
+from quantdesk.engine.llama.ggml_ctypes import GgmlTensor, ggml_base
+from quantdesk.engine.quantize.imatrix import load_imatrix
+from quantdesk.engine.quantize.imatrix_compute import (
     ImatrixCancelled,
     ImatrixSummary,
     ImatrixTextTooShort,
     compute_imatrix,
 )
-from quantdesk.engine.quality import sample_text
-from quantdesk.engine.quantize import part_path, quantize
-from quantdesk.engine.quantize_options import QuantizeOptions
+from quantdesk.engine.quantize.options import QuantizeOptions
+from quantdesk.engine.quantize.quality import sample_text
+from quantdesk.engine.quantize.quantizer import part_path, quantize
 from tests.tiny_models import write_tiny_model
 
 N_CTX = 256
@@ -238,7 +238,7 @@ def test_child_entry_streams_progress_and_result(f16_model: Path, tmp_path: Path
         "max_chunks": 2,
     }
     events: list[dict] = []
-    outcome = run_child("quantdesk.engine.imatrix_compute", [], events.append, job=job)
+    outcome = run_child("quantdesk.engine.quantize.imatrix_compute", [], events.append, job=job)
     assert outcome.returncode == 0, outcome.output_tail
     assert [e["done"] for e in events if e["type"] == "progress"] == [0, 1, 2]
     result = events[-1]
@@ -250,7 +250,7 @@ def test_copying_activations_through_the_backend_gives_the_same_file(
     f16_model: Path, computed, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The path a GPU buffer takes (ggml_backend_tensor_get), exercised on CPU buffers."""
-    import quantdesk.engine.imatrix_compute as imatrix_compute
+    import quantdesk.engine.quantize.imatrix_compute as imatrix_compute
 
     summary, _ = computed
     monkeypatch.setattr(imatrix_compute, "COPY_HOST_ACTIVATIONS", True)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from quantdesk.engine.importer import MODE_COPY, MODE_MOVE, MODE_REFERENCE, import_paths
-from quantdesk.engine.library import ModelLibrary
+from quantdesk.engine.library.importer import MODE_COPY, MODE_MOVE, MODE_REFERENCE, import_paths
+from quantdesk.engine.library.store import ModelLibrary
 from tests.hub_fixtures import write_split_model
 from tests.tiny_models import write_tiny_model
 

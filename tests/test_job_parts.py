@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from quantdesk.engine.job_parts import PartJournal
+from quantdesk.engine.quantize.job_parts import PartJournal
 from tests.tiny_models import write_tiny_model
 
 

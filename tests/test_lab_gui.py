@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from quantdesk.engine.ladder import LadderSettings
+from quantdesk.engine.lab.ladder import LadderSettings
 from tests.test_gui import app  # noqa: F401 - the fixture is used by name
 from tests.tiny_models import write_tiny_model
 

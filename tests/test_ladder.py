@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from quantdesk.engine.errors import QuantizeError
-from quantdesk.engine.ladder import (
+from quantdesk.engine.lab.ladder import (
     LadderCache,
     LadderCancelled,
     LadderSettings,
@@ -25,7 +25,7 @@ from quantdesk.engine.ladder import (
     ladder_types,
     run_ladder,
 )
-from quantdesk.engine.ladder_report import markdown, pareto_front, to_json, verdict
+from quantdesk.engine.lab.report import markdown, pareto_front, to_json, verdict
 from tests.tiny_models import write_tiny_model
 
 FAST = LadderSettings(threads=1, n_ctx=64, max_chunks=2, n_prompt=32, n_gen=8)

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from quantdesk.engine.ladder import LadderCache, LadderSettings, run_ladder
-from quantdesk.engine.quantize import quantize
-from quantdesk.engine.quantize_options import QuantizeOptions
+from quantdesk.engine.lab.ladder import LadderCache, LadderSettings, run_ladder
+from quantdesk.engine.quantize.options import QuantizeOptions
+from quantdesk.engine.quantize.quantizer import quantize
 
 pytestmark = pytest.mark.starter
 

@@ -8,10 +8,10 @@ import pytest
 
 from quantdesk.config.paths import resolve_paths
 from quantdesk.config.settings import SETTINGS, Settings
-from quantdesk.engine.gguf import read_header_from_file
-from quantdesk.engine.importer import MODE_COPY, MODE_REFERENCE, import_paths
-from quantdesk.engine.library import ModelLibrary
-from quantdesk.engine.model_info import summarize
+from quantdesk.engine.gguf.model_info import summarize
+from quantdesk.engine.gguf.reader import read_header_from_file
+from quantdesk.engine.library.importer import MODE_COPY, MODE_REFERENCE, import_paths
+from quantdesk.engine.library.store import ModelLibrary
 from tests.tiny_models import write_tiny_model
 
 

@@ -16,7 +16,7 @@ import pytest
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication, QMessageBox
 
-from quantdesk.engine.load_plan import Budget
+from quantdesk.engine.run.load_plan import Budget
 from tests.test_discovery import FOUND_IN_FAKE_HOME, build_fake_home, sha256
 from tests.tiny_models import write_llama_gguf, write_tiny_model
 
@@ -238,9 +238,9 @@ def test_details_show_report_path_source_sha_and_estimate(qtbot, lib) -> None:
 
 def test_split_set_in_the_hf_cache_keeps_its_part_names(tmp_path: Path) -> None:
     """llama.cpp finds parts 2..n beside part 1 by name: the entry must not be a hash blob."""
-    from quantdesk.engine.discovery import split_info, tool_roots
-    from quantdesk.engine.library import ModelLibrary
-    from quantdesk.engine.library_sync import sync_discovered
+    from quantdesk.engine.library.discovery import split_info, tool_roots
+    from quantdesk.engine.library.store import ModelLibrary
+    from quantdesk.engine.library.sync import sync_discovered
 
     home = tmp_path / "home"
     build_fake_home(home)

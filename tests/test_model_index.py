@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from quantdesk.cli import ls as cli_ls
-from quantdesk.engine.discovery import DiscoveredModel, discover_models
-from quantdesk.engine.gguf import read_header_from_file
-from quantdesk.engine.model_index import ModelIndex
-from quantdesk.engine.model_info import summarize
+from quantdesk.engine.gguf.model_info import summarize
+from quantdesk.engine.gguf.reader import read_header_from_file
+from quantdesk.engine.library.discovery import DiscoveredModel, discover_models
+from quantdesk.engine.library.model_index import ModelIndex
 from tests.test_discovery import FOUND_IN_FAKE_HOME, build_fake_home, tiny
 
 
@@ -147,8 +147,8 @@ def test_cli_ls_lists_what_the_window_lists_and_counts_changes_once(
     """Issue 19, fault 7: `quantdesk ls` listed 2 models where the window listed 4 (files used
     in place and quantize outputs were missing) and said "2 added" on every run."""
     from quantdesk.config.paths import resolve_paths
-    from quantdesk.engine.library import add_model_file
-    from quantdesk.engine.library_sync import discovery_roots, sync_discovered
+    from quantdesk.engine.library.store import add_model_file
+    from quantdesk.engine.library.sync import discovery_roots, sync_discovered
 
     paths = resolve_paths().ensure()
     in_place = tiny(tmp_path / "mine" / "used-in-place.gguf", 21)

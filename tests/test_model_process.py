@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from quantdesk.engine import model_process
+from quantdesk.engine.chat.templates import Message
 from quantdesk.engine.errors import ModelLoadError, ModelStopped
-from quantdesk.engine.events import STOP_USER, GenerationStats, TokenText
-from quantdesk.engine.model_process import ModelProcess
+from quantdesk.engine.library.starter import chat_starter_source
 from quantdesk.engine.params import LoadSettings, SamplingSettings
-from quantdesk.engine.session import InferenceSession
-from quantdesk.engine.starter import chat_starter_source
-from quantdesk.engine.templates import Message
+from quantdesk.engine.run import model_process
+from quantdesk.engine.run.events import STOP_USER, GenerationStats, TokenText
+from quantdesk.engine.run.model_process import ModelProcess
+from quantdesk.engine.run.session import InferenceSession
 from tests.tiny_models import (
     write_model_that_aborts_llama,
     write_spm_model_without_byte_tokens,

@@ -11,9 +11,9 @@ import pytest
 openai = pytest.importorskip("openai")
 
 from quantdesk.engine.errors import QuantDeskError  # noqa: E402
-from quantdesk.engine.model_host import ModelHost  # noqa: E402
-from quantdesk.engine.openai_server import OpenAIServer, RunningServer, StopMatcher  # noqa: E402
 from quantdesk.engine.params import LoadSettings  # noqa: E402
+from quantdesk.engine.run.model_host import ModelHost  # noqa: E402
+from quantdesk.engine.serve.openai_server import OpenAIServer, RunningServer, StopMatcher  # noqa: E402
 from tests.tiny_models import write_tiny_chat_model, write_tiny_model  # noqa: E402
 
 
@@ -116,7 +116,7 @@ def test_stop_matcher_holds_back_a_partial_stop() -> None:
 
 
 def test_listening_beyond_this_computer_needs_a_key(tmp_path: Path) -> None:
-    from quantdesk.engine.openai_server import check_bind
+    from quantdesk.engine.serve.openai_server import check_bind
 
     check_bind("127.0.0.1", None)
     check_bind("::1", None)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from quantdesk.config.settings import PRESET_KEYS, Settings, preset_summary
-from quantdesk.engine.presets import PresetStore
+from quantdesk.engine.library.presets import PresetStore
 from quantdesk.engine.sqlite_files import NewerDatabase
 from tests.tiny_models import write_tiny_model
 

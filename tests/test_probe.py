@@ -9,7 +9,7 @@ import pytest
 
 from quantdesk.engine.errors import ModelLoadError
 from quantdesk.engine.params import LoadSettings
-from quantdesk.engine.probe import ProbeCache, probe_load, raise_for_probe
+from quantdesk.engine.run.probe import ProbeCache, probe_load, raise_for_probe
 from tests.tiny_models import write_model_that_aborts_llama, write_tiny_model
 
 SETTINGS = LoadSettings(n_ctx=128, n_threads=1)
@@ -67,8 +67,7 @@ def test_content_swapped_keeping_size_and_mtime_is_probed_again(tmp_path: Path) 
 def test_the_ram_watchdog_stops_a_test_load_before_the_machine_swaps(tmp_path: Path, monkeypatch):
     """With the floor set above what is free (as when memory really runs out), the child is
     stopped and the result says it was for memory; nothing is cached as passed."""
-    from quantdesk.engine import probe
-
+    from quantdesk.engine.run import probe
     monkeypatch.setattr(probe, "MEMORY_FLOOR_SHARE", 1.0)  # every byte of RAM counts as needed
     model = write_tiny_model(tmp_path / "tiny.gguf")
     cache = ProbeCache(tmp_path / "probe.json")

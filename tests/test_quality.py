@@ -9,9 +9,9 @@ import llama_cpp
 import numpy as np
 import pytest
 
-from quantdesk.engine import quality
 from quantdesk.engine.errors import ModelLoadError, QuantDeskError
-from quantdesk.engine.quality import (
+from quantdesk.engine.quantize import quality
+from quantdesk.engine.quantize.quality import (
     IncomparableModels,
     QualityReport,
     SampleTextMissing,

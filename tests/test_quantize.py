@@ -13,9 +13,10 @@ import numpy as np
 import pytest
 
 from quantdesk.engine.errors import ImatrixError, QuantizeCancelled, QuantizeError
-from quantdesk.engine.gguf import read_header_from_file
-from quantdesk.engine.imatrix import load_imatrix
-from quantdesk.engine.quantize import (
+from quantdesk.engine.gguf.reader import read_header_from_file
+from quantdesk.engine.quantize.imatrix import load_imatrix
+from quantdesk.engine.quantize.options import QUANT_TARGETS, QuantizeOptions, target_name
+from quantdesk.engine.quantize.quantizer import (
     QuantizeProgress,
     default_output,
     inspect_source,
@@ -23,7 +24,6 @@ from quantdesk.engine.quantize import (
     predict,
     quantize,
 )
-from quantdesk.engine.quantize_options import QUANT_TARGETS, QuantizeOptions, target_name
 from tests.tiny_models import write_model_that_aborts_llama, write_tiny_model
 
 TYPES = ("Q8_0", "Q6_K", "Q5_K_M", "Q4_K_M", "Q4_0", "Q3_K_M", "Q2_K", "IQ4_XS", "BF16")

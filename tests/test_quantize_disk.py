@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from quantdesk.engine.errors import QuantizeError
-from quantdesk.engine.quantize import QuantizeProgress, part_path, quantize
-from quantdesk.engine.quantize_options import QuantizeOptions
+from quantdesk.engine.quantize.options import QuantizeOptions
+from quantdesk.engine.quantize.quantizer import QuantizeProgress, part_path, quantize
 from tests.small_disk import fill_disk, mounted_tmpfs
 from tests.tiny_models import write_tiny_model
 

@@ -8,10 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from quantdesk.engine.estimate import EstimateParams
-from quantdesk.engine.hub import HubClient
-from quantdesk.engine.load_plan import Budget
-from quantdesk.engine.recommend import fit_repo, repo_headers
+from quantdesk.engine.estimate.memory import EstimateParams
+from quantdesk.engine.estimate.recommend import fit_repo, repo_headers
+from quantdesk.engine.hub.client import HubClient
+from quantdesk.engine.run.load_plan import Budget
 from tests.hub_fixtures import MINI
 
 GIB = 1024**3
@@ -57,9 +57,9 @@ def test_the_pick_follows_the_memory_budget(fake_hub, tmp_path: Path) -> None:
 
 
 def test_unknown_architectures_are_flagged_before_download() -> None:
-    from quantdesk.engine.arch_support import architectures_supported
-    from quantdesk.engine.gguf import read_header
-    from quantdesk.engine.recommend import warnings_for
+    from quantdesk.engine.estimate.recommend import warnings_for
+    from quantdesk.engine.gguf.reader import read_header
+    from quantdesk.engine.llama.arch_support import architectures_supported
     from tests.gguf_fixtures import VT, build_gguf
 
     answers = architectures_supported(["llama", "gemma3", "no-such-arch"])

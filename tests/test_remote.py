@@ -9,12 +9,12 @@ import threading
 
 import pytest
 
-from quantdesk.engine.events import STOP_USER, GenerationStats, TokenText
-from quantdesk.engine.model_host import ModelHost
-from quantdesk.engine.openai_server import OpenAIServer, RunningServer
+from quantdesk.engine.chat.templates import Message
 from quantdesk.engine.params import LoadSettings, SamplingSettings
-from quantdesk.engine.remote import Endpoint, RemoteError
-from quantdesk.engine.templates import Message
+from quantdesk.engine.remote.models import Endpoint, RemoteError
+from quantdesk.engine.run.events import STOP_USER, GenerationStats, TokenText
+from quantdesk.engine.run.model_host import ModelHost
+from quantdesk.engine.serve.openai_server import OpenAIServer, RunningServer
 from tests.tiny_models import write_tiny_chat_model
 
 GREEDY = SamplingSettings(temperature=0.0, max_tokens=16)
@@ -116,7 +116,7 @@ class _CutStream:
 @pytest.mark.parametrize("abrupt", [True, False], ids=["connection-dropped", "stream-unended"])
 def test_a_reply_cut_off_mid_stream_is_an_error_not_a_finished_reply(abrupt: bool) -> None:
     """Issue 20, item 11: a dropped connection was reported as a normal end ("eos")."""
-    from quantdesk.engine.remote import RemoteStreamCut
+    from quantdesk.engine.remote.models import RemoteStreamCut
 
     server = _CutStream(abrupt=abrupt)
     try:

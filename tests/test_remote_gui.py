@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from quantdesk.engine.events import TokenText
+from quantdesk.engine.chat.templates import Message
 from quantdesk.engine.params import SamplingSettings
-from quantdesk.engine.remote import Endpoint, RemoteError
-from quantdesk.engine.remote_servers import RemoteServers
-from quantdesk.engine.templates import Message
+from quantdesk.engine.remote.models import Endpoint, RemoteError
+from quantdesk.engine.remote.servers import RemoteServers
+from quantdesk.engine.run.events import TokenText
 from tests.test_gui import app  # noqa: F401 - the fixture is used by name
 from tests.tiny_models import write_tiny_chat_model
 

@@ -14,10 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from quantdesk.engine.errors import QuantDeskError
-from quantdesk.engine.gguf import read_header_from_file
-from quantdesk.engine.params import LoadSettings
-from quantdesk.engine.rpc import (
+from quantdesk.engine.cluster.rpc import (
     RPCError,
     is_loopback,
     parse_endpoint,
@@ -25,6 +22,9 @@ from quantdesk.engine.rpc import (
     rpc_available,
     worker_memory,
 )
+from quantdesk.engine.errors import QuantDeskError
+from quantdesk.engine.gguf.reader import read_header_from_file
+from quantdesk.engine.params import LoadSettings
 
 pytestmark = pytest.mark.skipif(not rpc_available(), reason="llama.cpp built without GGML_RPC")
 ROOT = Path(__file__).resolve().parents[1]

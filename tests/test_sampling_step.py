@@ -14,7 +14,7 @@ import ctypes
 import numpy as np
 import pytest
 
-from quantdesk.engine import generation
+from quantdesk.engine.run import generation
 
 _native = pytest.importorskip("quantdesk.engine._sampling")
 

@@ -7,16 +7,16 @@ from pathlib import Path
 
 import pytest
 
+from quantdesk.engine.chat.templates import Message
 from quantdesk.engine.errors import GenerationError, InvalidGGUF, ModelLoadError
-from quantdesk.engine.events import (
+from quantdesk.engine.params import LoadSettings, SamplingSettings
+from quantdesk.engine.run.events import (
     STOP_LENGTH,
     STOP_USER,
     GenerationStats,
     TokenText,
 )
-from quantdesk.engine.params import LoadSettings, SamplingSettings
-from quantdesk.engine.session import MODE_CHAT, MODE_COMPLETION, InferenceSession
-from quantdesk.engine.templates import Message
+from quantdesk.engine.run.session import MODE_CHAT, MODE_COMPLETION, InferenceSession
 from tests.tiny_models import (
     write_model_with_runaway_utf8,
     write_tiny_chat_model,
@@ -145,7 +145,7 @@ def test_a_long_chat_leaves_out_its_oldest_turns_instead_of_failing(
 
 
 def test_drop_oldest_turn_keeps_system_and_last_message() -> None:
-    from quantdesk.engine.prompting import drop_oldest_turn
+    from quantdesk.engine.chat.prompting import drop_oldest_turn
 
     msgs = [
         Message("system", "s"),

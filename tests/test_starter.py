@@ -9,7 +9,7 @@ import pytest
 
 from quantdesk.engine.errors import QuantDeskError
 from quantdesk.engine.file_hash import file_sha256
-from quantdesk.engine.starter import (
+from quantdesk.engine.library.starter import (
     CHAT_STARTER_FILE_NAME,
     CHAT_STARTER_SHA256,
     STARTER_SHA256,

@@ -37,12 +37,12 @@ _AS_ROOT = os.geteuid() == 0
 
 def _seed(data: Path, models: Path) -> None:
     """A data folder as a user has it: a chat, a model, a preset, a download, an index row."""
-    from quantdesk.engine.conversations import ConversationStore
-    from quantdesk.engine.discovery import DiscoveredModel
-    from quantdesk.engine.download_store import DownloadStore
-    from quantdesk.engine.library import add_model_file
-    from quantdesk.engine.model_index import ModelIndex
-    from quantdesk.engine.presets import PresetStore
+    from quantdesk.engine.chat.conversations import ConversationStore
+    from quantdesk.engine.downloads.store import DownloadStore
+    from quantdesk.engine.library.discovery import DiscoveredModel
+    from quantdesk.engine.library.model_index import ModelIndex
+    from quantdesk.engine.library.presets import PresetStore
+    from quantdesk.engine.library.store import add_model_file
 
     data.mkdir(parents=True)
     model = write_tiny_chat_model(models / "seeded.gguf", name="seeded")

@@ -43,7 +43,7 @@ def _write(path: Path, script: str) -> None:
 def test_a_version_1_library_gets_its_sha256_column_and_owns_its_quantize_outputs(
     tmp_path: Path,
 ) -> None:
-    from quantdesk.engine.library import ModelLibrary
+    from quantdesk.engine.library.store import ModelLibrary
 
     path = tmp_path / "library.sqlite3"
     _write(path, _LIBRARY_V1)
@@ -74,7 +74,7 @@ PRAGMA user_version = 1;
 
 
 def test_a_version_1_lab_cache_keeps_its_rungs_and_hashes_sources_again(tmp_path: Path) -> None:
-    from quantdesk.engine.ladder import LadderCache, Rung
+    from quantdesk.engine.lab.ladder import LadderCache, Rung
 
     rung = Rung("Q4_K_M", 10, 4.5, 100, 50.0, 20.0, 9.5, 0.01, 0.1, 0.97)
     script = _LADDER_V1.replace("PRAGMA", "INSERT INTO rungs VALUES ('ab', 'Q4_K_M', 'v', 's', "

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from quantdesk.engine.chat.templates import RENDER_TIME_LIMIT_S, Message, render_chat
 from quantdesk.engine.errors import TemplateError
-from quantdesk.engine.templates import RENDER_TIME_LIMIT_S, Message, render_chat
 
 HELLO = [Message("user", "Hello")]
 HI = [Message("user", "Hi")]
@@ -68,7 +68,7 @@ def test_real_templates_still_render() -> None:
 
 def test_a_reply_on_a_model_with_a_runaway_template_ends_in_a_message(tmp_path: Path) -> None:
     from quantdesk.engine.params import LoadSettings, SamplingSettings
-    from quantdesk.engine.session import InferenceSession
+    from quantdesk.engine.run.session import InferenceSession
     from tests.tiny_models import write_tiny_model
 
     path = write_tiny_model(tmp_path / "hostile.gguf", chat_template=RUNAWAY)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from quantdesk.engine.chat.prompting import plan_prompt
+from quantdesk.engine.chat.templates import Message, render_chat
 from quantdesk.engine.errors import GenerationError, TemplateError
-from quantdesk.engine.prompting import plan_prompt
-from quantdesk.engine.templates import Message, render_chat
 
 USER = [Message("user", "Hi")]
 

@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from quantdesk.engine.conversations import Chat
+from quantdesk.engine.chat.conversations import Chat
 from quantdesk.engine.wording import counted
 
 ChatRole = Qt.ItemDataRole.UserRole + 1

@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from quantdesk.engine.model_info import human_bytes
+from quantdesk.engine.gguf.model_info import human_bytes
 from quantdesk.engine.wording import eta_text
 
 COLUMNS = ("Model file", "Progress", "Size", "Speed", "ETA", "State")

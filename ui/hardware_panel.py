@@ -1,6 +1,6 @@
 """Hardware panel: CPU, memory, GPUs and what the llama.cpp build can use of them.
 
-Shows a :class:`~quantdesk.engine.hardware_report.HardwareReport`. Reasons a probe found
+Shows a :class:`~quantdesk.engine.hardware.report.HardwareReport`. Reasons a probe found
 nothing ("not detected: ...") are muted; warnings a person should act on (a GPU this build
 cannot use, a CPU/build mismatch) are highlighted at the top. Refresh probes again on the
 thread pool (``run_job``), never on the GUI thread.
@@ -25,9 +25,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from quantdesk.engine.hardware import probe_hardware
-from quantdesk.engine.hardware_report import HardwareReport, ProbeNote
-from quantdesk.engine.hardware_text import (
+from quantdesk.engine.hardware.machine import probe_hardware
+from quantdesk.engine.hardware.report import HardwareReport, ProbeNote
+from quantdesk.engine.hardware.text import (
     GPU_SOURCES,
     cpu_line,
     device_line,

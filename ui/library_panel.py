@@ -39,8 +39,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from quantdesk.engine.library import LibraryEntry
-from quantdesk.engine.model_info import human_bytes
+from quantdesk.engine.gguf.model_info import human_bytes
+from quantdesk.engine.library.store import LibraryEntry
 
 EntryRole = Qt.ItemDataRole.UserRole + 1
 _Index = QModelIndex | QPersistentModelIndex

@@ -18,8 +18,8 @@ from PySide6.QtCore import QMargins, QPointF, Qt
 from PySide6.QtGui import QColor, QPainter, QPen
 from PySide6.QtWidgets import QWidget
 
-from quantdesk.engine.estimate_fit import budgets
-from quantdesk.engine.model_info import human_bytes
+from quantdesk.engine.estimate.fit import budgets
+from quantdesk.engine.gguf.model_info import human_bytes
 
 
 def chart_unit(largest: int) -> tuple[str, int]:

@@ -1,7 +1,7 @@
 """The one thread that talks to the loaded model.
 
 :class:`ModelWorker` lives in its own QThread for the whole app life and is the
-only object that ever touches the :class:`~quantdesk.engine.model_process.ModelProcess`
+only object that ever touches the :class:`~quantdesk.engine.run.model_process.ModelProcess`
 (llama.cpp itself runs in that host process: a crash there is the ``modelStopped`` signal,
 never the app's end). Requests arrive as queued signals; tokens and results leave as queued
 signals carrying plain data. ``stop()`` is safe to call from any thread: it sets an Event the
@@ -25,8 +25,10 @@ from quantdesk.engine.errors import (
     ModelStopped,
     QuantDeskError,
 )
-from quantdesk.engine.events import GenerationStats, LiveFigures, PromptReady, TokenText
-from quantdesk.engine.load_plan import (
+from quantdesk.engine.params import AUTO_GPU_LAYERS, LoadSettings, SamplingSettings
+from quantdesk.engine.remote.models import RemoteModel, RemoteSession
+from quantdesk.engine.run.events import GenerationStats, LiveFigures, PromptReady, TokenText
+from quantdesk.engine.run.load_plan import (
     Budget,
     LoadPlan,
     after_memory_failure,
@@ -34,11 +36,9 @@ from quantdesk.engine.load_plan import (
     machine_budget,
     plan_load,
 )
-from quantdesk.engine.model_host import Job, run_job
-from quantdesk.engine.model_process import ModelProcess
-from quantdesk.engine.params import AUTO_GPU_LAYERS, LoadSettings, SamplingSettings
-from quantdesk.engine.probe import ProbeCache, probe_load, raise_for_probe
-from quantdesk.engine.remote import RemoteModel, RemoteSession
+from quantdesk.engine.run.model_host import Job, run_job
+from quantdesk.engine.run.model_process import ModelProcess
+from quantdesk.engine.run.probe import ProbeCache, probe_load, raise_for_probe
 
 
 @dataclass(frozen=True)
@@ -297,7 +297,7 @@ class ModelThread:
 
 class WorkerHost:
     """The API server's view of the GUI's model worker: the same ``submit`` as
-    :class:`~quantdesk.engine.model_host.ModelHost`, so the server and the chat share one model
+    :class:`~quantdesk.engine.run.model_host.ModelHost`, so the server and the chat share one model
     (and one KV cache, reused by prefix) without touching each other's conversation."""
 
     def __init__(self, worker: ModelWorker) -> None:

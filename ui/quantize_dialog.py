@@ -31,8 +31,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from quantdesk.engine.quant_docs import PRIMER
-from quantdesk.engine.quantize_options import (
+from quantdesk.engine.gguf.quant_docs import PRIMER
+from quantdesk.engine.quantize.options import (
     IMATRIX_HINT_TYPES,
     QUANT_TARGETS,
     QuantizeOptions,
@@ -408,6 +408,6 @@ class QuantizeDialog(QDialog):
 
 def _with_target(path: Path, target: str) -> Path:
     """``path`` with its type suffix replaced by ``target`` (model-Q8_0 -> model-Q4_K_M)."""
-    from quantdesk.engine.quantize import default_output
+    from quantdesk.engine.quantize.quantizer import default_output
 
     return default_output(path, target)

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from quantdesk.engine.conversations import ConversationStore
+    from quantdesk.engine.chat.conversations import ConversationStore
 
 NAME = "chats"
 
@@ -17,7 +17,7 @@ def open_store() -> ConversationStore:
     """The app's chat database (the GUI's own), as the CLI commands use it."""
     from quantdesk.cli._stores import open_for_reading
     from quantdesk.config.paths import resolve_paths
-    from quantdesk.engine.conversations import ConversationStore
+    from quantdesk.engine.chat.conversations import ConversationStore
 
     return open_for_reading(ConversationStore, resolve_paths().chats_db, what="The chat history")
 

@@ -21,9 +21,9 @@ def run(args: argparse.Namespace) -> int:
     """Collect and print the report."""
     from quantdesk import __version__
     from quantdesk.config.paths import resolve_paths
-    from quantdesk.engine.doctor import doctor_report, format_doctor
-    from quantdesk.engine.hardware import probe_hardware
-    from quantdesk.engine.hardware_text import format_text
+    from quantdesk.engine.diagnostics.doctor import doctor_report, format_doctor
+    from quantdesk.engine.hardware.machine import probe_hardware
+    from quantdesk.engine.hardware.text import format_text
 
     paths = resolve_paths()
     folders = {"data": paths.data_dir, "models": paths.models_dir, "config": paths.config_dir,

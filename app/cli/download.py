@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     """Queue the file (or find it in the queue), run just that item to the end, show progress."""
     from quantdesk.config.hub_access import hub_client
     from quantdesk.config.paths import resolve_paths
-    from quantdesk.engine.downloads import DownloadManager, DownloadState
+    from quantdesk.engine.downloads.queue import DownloadManager, DownloadState
     from quantdesk.engine.errors import DownloadFailed
 
     paths = resolve_paths()
@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
         return 130
     if item.state != DownloadState.DONE:
         raise DownloadFailed(item.error or f"The download was {item.state}.")
-    from quantdesk.engine.library import add_model_file
+    from quantdesk.engine.library.store import add_model_file
 
     # into the library, as a download in the window goes: `quantdesk ls` and the app list it
     add_model_file(paths.library_db, item.dest, source="downloaded", owned=True,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from quantdesk.engine.model_info import human_bytes
+from quantdesk.engine.gguf.model_info import human_bytes
 
 NAME = "downloads"
 
@@ -21,8 +21,8 @@ def run(args: argparse.Namespace) -> int:
     from quantdesk.cli._stores import open_for_reading
     from quantdesk.config.hub_access import hub_client
     from quantdesk.config.paths import resolve_paths
-    from quantdesk.engine.download_store import DownloadStore
-    from quantdesk.engine.downloads import DownloadManager
+    from quantdesk.engine.downloads.queue import DownloadManager
+    from quantdesk.engine.downloads.store import DownloadStore
 
     paths = resolve_paths()
     queue = open_for_reading(DownloadStore, paths.downloads_db, what="The download queue")

@@ -11,7 +11,7 @@ import json
 import time
 from pathlib import Path
 
-from quantdesk.engine.model_info import human_bytes
+from quantdesk.engine.gguf.model_info import human_bytes
 
 NAME = "estimate"
 
@@ -46,7 +46,7 @@ def _params(args: argparse.Namespace):  # noqa: ANN202 - EstimateParams
 
     from quantdesk.config.paths import resolve_paths
     from quantdesk.config.settings import Settings
-    from quantdesk.engine.estimate import EstimateParams
+    from quantdesk.engine.estimate.memory import EstimateParams
 
     load = Settings(resolve_paths().settings_file).load_settings()
     kv_type = args.kv_type or load.kv_type
@@ -59,12 +59,12 @@ def _params(args: argparse.Namespace):  # noqa: ANN202 - EstimateParams
 
 
 def _local(args: argparse.Namespace, path: Path) -> int:
-    from quantdesk.engine.estimate import estimate
-    from quantdesk.engine.estimate_format import format_estimate
-    from quantdesk.engine.gguf import read_header_from_file
-    from quantdesk.engine.hub_quants import QuantGroup, RemoteFile
-    from quantdesk.engine.load_plan import machine_budget
-    from quantdesk.engine.recommend import badge_text, fit_group
+    from quantdesk.engine.estimate.format import format_estimate
+    from quantdesk.engine.estimate.memory import estimate
+    from quantdesk.engine.estimate.recommend import badge_text, fit_group
+    from quantdesk.engine.gguf.reader import read_header_from_file
+    from quantdesk.engine.hub.quants import QuantGroup, RemoteFile
+    from quantdesk.engine.run.load_plan import machine_budget
 
     headers = [read_header_from_file(path)]
     budget = machine_budget()
@@ -99,8 +99,8 @@ def _local(args: argparse.Namespace, path: Path) -> int:
 def _remote(args: argparse.Namespace) -> int:
     from quantdesk.config.hub_access import hub_client
     from quantdesk.config.paths import resolve_paths
-    from quantdesk.engine.load_plan import machine_budget
-    from quantdesk.engine.recommend import badge_text, estimate_repo
+    from quantdesk.engine.estimate.recommend import badge_text, estimate_repo
+    from quantdesk.engine.run.load_plan import machine_budget
 
     parts = args.target.split("/")
     repo_id = "/".join(parts[:2])

@@ -25,7 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Print (or write) the export."""
     from quantdesk.cli.chats import open_store
-    from quantdesk.engine.chat_export import export_json, export_markdown
+    from quantdesk.engine.chat.export import export_json, export_markdown
 
     store = open_store()
     try:

@@ -25,8 +25,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Probe and print the hardware report."""
-    from quantdesk.engine.hardware import probe_hardware
-    from quantdesk.engine.hardware_text import format_text
+    from quantdesk.engine.hardware.machine import probe_hardware
+    from quantdesk.engine.hardware.text import format_text
 
     report = probe_hardware(tool_timeout=args.timeout)
     if args.json:

@@ -19,8 +19,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Import the file and say which chat it became."""
     from quantdesk.config.paths import resolve_paths
-    from quantdesk.engine.chat_export import ChatImportError, import_json
-    from quantdesk.engine.conversations import ConversationStore
+    from quantdesk.engine.chat.conversations import ConversationStore
+    from quantdesk.engine.chat.export import ChatImportError, import_json
     from quantdesk.engine.wording import counted
 
     try:

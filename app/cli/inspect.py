@@ -19,8 +19,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Print the header report."""
-    from quantdesk.engine.gguf import read_header_from_file
-    from quantdesk.engine.model_info import format_text, summarize
+    from quantdesk.engine.gguf.model_info import format_text, summarize
+    from quantdesk.engine.gguf.reader import read_header_from_file
 
     report = summarize(read_header_from_file(args.file), path=args.file)
     if args.json:

@@ -28,7 +28,7 @@ def _count(text: str) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the sub-command's parser."""
-    from quantdesk.engine.ladder import DEFAULT_TYPES
+    from quantdesk.engine.lab.ladder import DEFAULT_TYPES
 
     parser = sub.add_parser(
         NAME, help="Measure the size / speed / quality trade-off of quant types on your model."
@@ -80,8 +80,8 @@ def run(args: argparse.Namespace) -> int:
     """Run the ladder, print the table (or JSON), write ladder.md and ladder.json."""
     from quantdesk.config.paths import resolve_paths
     from quantdesk.engine.errors import QuantizeCancelled, QuantizeError
-    from quantdesk.engine.ladder import LadderCancelled, LadderSettings, open_cache, run_ladder
-    from quantdesk.engine.ladder_report import markdown, to_json, write_report
+    from quantdesk.engine.lab.ladder import LadderCancelled, LadderSettings, open_cache, run_ladder
+    from quantdesk.engine.lab.report import markdown, to_json, write_report
 
     source = args.source.expanduser()
     if not source.exists():

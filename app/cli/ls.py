@@ -3,7 +3,7 @@
 The same list as the window's library: the app's own models (starters, copies, downloads,
 quantized files), files used in place, and models found in place (Hugging Face cache, LM
 Studio, Ollama, Jan, GPT4All, the watched folders and any ``--folder``), after the same scan
-(:mod:`quantdesk.engine.library_sync`); nothing is copied, moved or modified.
+(:mod:`quantdesk.engine.library.sync`); nothing is copied, moved or modified.
 """
 
 from __future__ import annotations
@@ -38,9 +38,9 @@ def run(args: argparse.Namespace) -> int:
 
     from quantdesk.config.paths import resolve_paths
     from quantdesk.config.settings import Settings
-    from quantdesk.engine.library import ModelLibrary
-    from quantdesk.engine.library_sync import discovery_roots, sync_discovered
-    from quantdesk.engine.model_info import human_bytes
+    from quantdesk.engine.gguf.model_info import human_bytes
+    from quantdesk.engine.library.store import ModelLibrary
+    from quantdesk.engine.library.sync import discovery_roots, sync_discovered
 
     paths = resolve_paths()
     settings = Settings(paths.settings_file)

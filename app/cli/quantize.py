@@ -21,7 +21,7 @@ EXIT_CANCELLED = 130
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the sub-command's parser."""
-    from quantdesk.engine.quantize_options import QUANT_TARGETS
+    from quantdesk.engine.quantize.options import QUANT_TARGETS
 
     parser = sub.add_parser(
         NAME,
@@ -70,11 +70,16 @@ def run(args: argparse.Namespace) -> int:
     """Predict, quantize with progress (Ctrl-C cancels), optionally measure quality."""
     from quantdesk.config.paths import resolve_paths
     from quantdesk.engine.errors import QuantizeCancelled
-    from quantdesk.engine.job_parts import PartJournal
-    from quantdesk.engine.load_plan import machine_budget
-    from quantdesk.engine.quantize import default_output, inspect_source, predict, quantize
-    from quantdesk.engine.quantize_options import QuantizeOptions
-    from quantdesk.engine.quantize_report import plan_lines, result_line, source_line
+    from quantdesk.engine.quantize.job_parts import PartJournal
+    from quantdesk.engine.quantize.options import QuantizeOptions
+    from quantdesk.engine.quantize.quantizer import (
+        default_output,
+        inspect_source,
+        predict,
+        quantize,
+    )
+    from quantdesk.engine.quantize.report import plan_lines, result_line, source_line
+    from quantdesk.engine.run.load_plan import machine_budget
 
     say = (lambda _line: None) if args.json else (lambda line: print(line, file=sys.stderr))
     journal = PartJournal(resolve_paths().jobs_dir)
@@ -134,7 +139,7 @@ def _gguf_source(args: argparse.Namespace, say: Any) -> Path:
     source: Path = args.source
     if not source.is_dir():
         return source
-    from quantdesk.engine.convert import convert_hf_folder, converted_path
+    from quantdesk.engine.quantize.convert import convert_hf_folder, converted_path
 
     target = converted_path(source, args.out.parent if args.out else None)
     if target.exists():
@@ -145,7 +150,10 @@ def _gguf_source(args: argparse.Namespace, say: Any) -> Path:
 
 
 def _compute_imatrix(source: Path, args: argparse.Namespace, say: Any) -> Path:
-    from quantdesk.engine.imatrix_compute import compute_imatrix_in_child, default_imatrix_path
+    from quantdesk.engine.quantize.imatrix_compute import (
+        compute_imatrix_in_child,
+        default_imatrix_path,
+    )
 
     text = None if args.imatrix_from == "sample" else Path(args.imatrix_from)
     if text is not None and not text.is_file():
@@ -169,7 +177,7 @@ def _chunks(done: int, total: int) -> None:
 
 
 def _quality(source: Path, result: Path, threads: int, say: Any) -> dict[str, Any]:
-    from quantdesk.engine.quality_run import run_quality_check
+    from quantdesk.engine.quantize.quality_run import run_quality_check
 
     say("Measuring quality (perplexity and KL divergence on the bundled sample) ...")
     report = run_quality_check(source, result, threads=threads)

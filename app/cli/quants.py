@@ -21,7 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def format_text(repo) -> str:  # noqa: ANN001 - a RepoGGUF
     """The repository's quantizations as text, smallest first."""
-    from quantdesk.engine.model_info import human_bytes
+    from quantdesk.engine.gguf.model_info import human_bytes
 
     at = f" at commit {repo.commit[:7]}" if repo.commit else ""
     if not repo.quants:

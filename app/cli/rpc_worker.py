@@ -33,8 +33,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Serve until the process is stopped (Ctrl-C)."""
     from quantdesk.config.paths import resolve_paths
+    from quantdesk.engine.cluster.rpc import (
+        is_loopback,
+        parse_endpoint,
+        rpc_available,
+        serve_worker,
+    )
     from quantdesk.engine.params import default_threads
-    from quantdesk.engine.rpc import is_loopback, parse_endpoint, rpc_available, serve_worker
 
     endpoint = parse_endpoint(f"{args.host}:{args.port}")
     if not rpc_available():

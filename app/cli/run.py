@@ -37,15 +37,15 @@ def run(args: argparse.Namespace) -> int:
     """Load the model (after a child-process test load) in its host process and stream the
     reply; llama.cpp crashing there is an error message, never this command's own crash."""
     from quantdesk.config.paths import resolve_paths
+    from quantdesk.engine.chat.prompting import COMPLETION_MODE_NOTICE
+    from quantdesk.engine.chat.templates import Message
     from quantdesk.engine.errors import ModelStopped
-    from quantdesk.engine.events import GenerationStats, TokenText
-    from quantdesk.engine.load_plan import load_settings_for
-    from quantdesk.engine.model_process import ModelProcess
     from quantdesk.engine.params import LoadSettings, SamplingSettings
-    from quantdesk.engine.probe import ProbeCache, probe_load, raise_for_probe
-    from quantdesk.engine.prompting import COMPLETION_MODE_NOTICE
-    from quantdesk.engine.session import MODE_COMPLETION
-    from quantdesk.engine.templates import Message
+    from quantdesk.engine.run.events import GenerationStats, TokenText
+    from quantdesk.engine.run.load_plan import load_settings_for
+    from quantdesk.engine.run.model_process import ModelProcess
+    from quantdesk.engine.run.probe import ProbeCache, probe_load, raise_for_probe
+    from quantdesk.engine.run.session import MODE_COMPLETION
 
     if args.max_tokens < 1 or args.ctx < 1:
         raise QuantDeskError("-n and --ctx must be positive numbers.")

@@ -38,7 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def format_table(results: list) -> str:
     """The results as a text table: repo, downloads, likes, updated, params, architecture."""
-    from quantdesk.engine.model_info import parameter_label
+    from quantdesk.engine.gguf.model_info import parameter_label
 
     rows = [("REPO", "DOWNLOADS", "LIKES", "UPDATED", "PARAMS", "ARCH")]
     for r in results:

@@ -21,7 +21,7 @@ def add_rpc_options(parser: argparse.ArgumentParser) -> None:
 
 def rpc_settings(args: argparse.Namespace) -> dict:
     """The LoadSettings fields of ``--rpc`` and ``--split``."""
-    from quantdesk.engine.rpc import RPCError, parse_endpoint
+    from quantdesk.engine.cluster.rpc import RPCError, parse_endpoint
 
     workers = tuple(parse_endpoint(w) for w in args.rpc.split(",") if w.strip())
     try:
@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     """Load (after a child-process test load), serve until Ctrl-C."""
     from quantdesk.config.paths import resolve_paths
     from quantdesk.engine.params import LoadSettings
-    from quantdesk.engine.serving import serve_until_stopped
+    from quantdesk.engine.serve.serving import serve_until_stopped
 
     if args.parent_pid:  # started by another program: never outlive it
         from quantdesk.engine.child_process import exit_with_parent

@@ -29,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
     """Do the action and say what was done."""
     from quantdesk.config.hub_access import token_store
     from quantdesk.config.paths import resolve_paths
-    from quantdesk.engine.hub_token import environment_token_source
+    from quantdesk.engine.hub.token import environment_token_source
 
     store = token_store(resolve_paths().ensure())
     if args.action == "set":

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from quantdesk.config.paths import AppPaths
-from quantdesk.engine.hub import HubClient
-from quantdesk.engine.hub_token import TOKEN_FILE_NAME, TokenStore
+from quantdesk.engine.hub.client import HubClient
+from quantdesk.engine.hub.token import TOKEN_FILE_NAME, TokenStore
 
 
 def token_store(paths: AppPaths) -> TokenStore:

@@ -30,9 +30,9 @@ def _parse(argv: Sequence[str]) -> argparse.Namespace:
 def build_app(args: argparse.Namespace):  # noqa: ANN201 - returns (window, controller)
     """Create the window and its controller (the QApplication must exist)."""
     from quantdesk.config.hub_access import hub_client, token_store
-    from quantdesk.engine.download_store import DownloadStore
-    from quantdesk.engine.downloads import DownloadManager
-    from quantdesk.engine.ladder import DEFAULT_TYPES
+    from quantdesk.engine.downloads.queue import DownloadManager
+    from quantdesk.engine.downloads.store import DownloadStore
+    from quantdesk.engine.lab.ladder import DEFAULT_TYPES
     from quantdesk.engine.sqlite_files import open_store
     from quantdesk.gui.cluster_controller import ClusterController
     from quantdesk.gui.controller import HUB_TOKEN_SECTION, AppController

@@ -22,16 +22,16 @@ from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, Signal
 
-from quantdesk.engine.chat_export import export_json, export_markdown, import_json
-from quantdesk.engine.conversations import (
+from quantdesk.engine.chat.conversations import (
     ConversationStore,
     StoredMessage,
     title_from,
 )
+from quantdesk.engine.chat.export import export_json, export_markdown, import_json
+from quantdesk.engine.chat.templates import Message
 from quantdesk.engine.errors import QuantDeskError
-from quantdesk.engine.events import GenerationStats
+from quantdesk.engine.run.events import GenerationStats
 from quantdesk.engine.sqlite_files import open_store
-from quantdesk.engine.templates import Message
 from quantdesk.engine.wording import counted
 from quantdesk.gui.chat_saving import ChatSaving, failure_words
 from quantdesk.ui.jobs import run_job

@@ -20,7 +20,7 @@ from typing import TypeVar
 from PySide6.QtCore import QObject, QTimer
 
 from quantdesk.engine.errors import QuantDeskError
-from quantdesk.engine.model_info import human_bytes
+from quantdesk.engine.gguf.model_info import human_bytes
 from quantdesk.engine.sqlite_files import problem_of, write_failure_words
 
 log = logging.getLogger(__name__)

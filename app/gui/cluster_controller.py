@@ -11,11 +11,16 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject
 
+from quantdesk.engine.cluster.rpc import (
+    SplitServer,
+    parse_endpoint,
+    start_split_server,
+    worker_memory,
+)
 from quantdesk.engine.errors import QuantDeskError
-from quantdesk.engine.library import LibraryEntry
-from quantdesk.engine.model_info import human_bytes
-from quantdesk.engine.remote import Endpoint, RemoteModel
-from quantdesk.engine.rpc import SplitServer, parse_endpoint, start_split_server, worker_memory
+from quantdesk.engine.gguf.model_info import human_bytes
+from quantdesk.engine.library.store import LibraryEntry
+from quantdesk.engine.remote.models import Endpoint, RemoteModel
 from quantdesk.ui.cluster_page import ClusterPage
 from quantdesk.ui.jobs import run_job
 from quantdesk.ui.library_panel import EntryRole

@@ -17,39 +17,39 @@ from PySide6.QtWidgets import QApplication, QCheckBox, QFileDialog, QMessageBox
 
 from quantdesk.config.paths import AppPaths
 from quantdesk.config.settings import PRESET_KEYS, SECTIONS, SETTINGS, Settings
-from quantdesk.engine.conversations import StoredMessage
-from quantdesk.engine.convert import is_hf_folder
+from quantdesk.engine.chat.conversations import StoredMessage
+from quantdesk.engine.chat.prompting import COMPLETION_MODE_NOTICE
+from quantdesk.engine.chat.templates import Message
 from quantdesk.engine.errors import QuantDeskError
-from quantdesk.engine.events import (
-    GenerationStats,
-    LiveFigures,
-    continued_stats,
-    saved_stats_summary,
-)
-from quantdesk.engine.hardware import hardware_summary, memory_snapshot
-from quantdesk.engine.importer import (
+from quantdesk.engine.estimate.recommend import settings_estimate_text
+from quantdesk.engine.gguf.model_info import human_bytes
+from quantdesk.engine.hardware.machine import hardware_summary, memory_snapshot
+from quantdesk.engine.library.importer import (
     MODE_COPY,
     MODE_MOVE,
     MODE_REFERENCE,
     ImportOutcome,
     import_paths,
 )
-from quantdesk.engine.job_parts import PartJournal
-from quantdesk.engine.library import LibraryEntry, ModelLibrary, add_model_file
-from quantdesk.engine.load_plan import Budget, machine_budget
-from quantdesk.engine.model_info import human_bytes
-from quantdesk.engine.prompting import COMPLETION_MODE_NOTICE
-from quantdesk.engine.recommend import settings_estimate_text
-from quantdesk.engine.remote import parse_remote_key
-from quantdesk.engine.session import MODE_COMPLETION
-from quantdesk.engine.sqlite_files import open_store
-from quantdesk.engine.starter import (
+from quantdesk.engine.library.starter import (
     CHAT_STARTER_FILE_NAME,
     CHAT_STARTER_NAME,
     ensure_chat_starter_file,
     ensure_starter_file,
 )
-from quantdesk.engine.templates import Message
+from quantdesk.engine.library.store import LibraryEntry, ModelLibrary, add_model_file
+from quantdesk.engine.quantize.convert import is_hf_folder
+from quantdesk.engine.quantize.job_parts import PartJournal
+from quantdesk.engine.remote.models import parse_remote_key
+from quantdesk.engine.run.events import (
+    GenerationStats,
+    LiveFigures,
+    continued_stats,
+    saved_stats_summary,
+)
+from quantdesk.engine.run.load_plan import Budget, machine_budget
+from quantdesk.engine.run.session import MODE_COMPLETION
+from quantdesk.engine.sqlite_files import open_store
 from quantdesk.engine.wording import counted
 from quantdesk.gui.chat_history import CUT_OFF_NOTE, ChatHistory, context_messages
 from quantdesk.gui.chat_saving import ChatNotSaved
@@ -454,7 +454,11 @@ class AppController(QObject):
     def open_about(self) -> None:
         """Show the About dialog (llama.cpp's build is probed first: a fraction of a second)."""
         from quantdesk import __version__
-        from quantdesk.engine.about import components, environment_line, llama_build_lines
+        from quantdesk.engine.diagnostics.about import (
+            components,
+            environment_line,
+            llama_build_lines,
+        )
         from quantdesk.ui.about_dialog import AboutDialog
 
         parts = [(c.name, c.version, c.licence, c.role) for c in components()]

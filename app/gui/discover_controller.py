@@ -14,14 +14,14 @@ from PySide6.QtCore import QObject, Signal
 
 from quantdesk.config.settings import Settings
 from quantdesk.engine.errors import AuthRequired, QuantDeskError
-from quantdesk.engine.estimate import EstimateParams
-from quantdesk.engine.gguf import GGUFHeader
-from quantdesk.engine.hub import HubClient, ModelSummary
-from quantdesk.engine.hub_quants import QuantGroup
-from quantdesk.engine.load_plan import Budget, machine_budget
-from quantdesk.engine.model_info import human_bytes, parameter_label
-from quantdesk.engine.quant_docs import quant_info
-from quantdesk.engine.recommend import RepoEstimate, badge_text, fit_repo, repo_headers
+from quantdesk.engine.estimate.memory import EstimateParams
+from quantdesk.engine.estimate.recommend import RepoEstimate, badge_text, fit_repo, repo_headers
+from quantdesk.engine.gguf.model_info import human_bytes, parameter_label
+from quantdesk.engine.gguf.quant_docs import quant_info
+from quantdesk.engine.gguf.reader import GGUFHeader
+from quantdesk.engine.hub.client import HubClient, ModelSummary
+from quantdesk.engine.hub.quants import QuantGroup
+from quantdesk.engine.run.load_plan import Budget, machine_budget
 from quantdesk.ui.discover_page import DiscoverPage, SearchHit
 from quantdesk.ui.jobs import run_job
 from quantdesk.ui.memory_chart import MemoryBar

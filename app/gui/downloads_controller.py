@@ -13,10 +13,10 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Signal, Slot
 from PySide6.QtWidgets import QMessageBox
 
-from quantdesk.engine.downloads import DownloadItem, DownloadManager
+from quantdesk.engine.downloads.queue import DownloadItem, DownloadManager
 from quantdesk.engine.errors import QuantDeskError
-from quantdesk.engine.library import LibraryEntry, add_model_file
-from quantdesk.engine.model_info import human_bytes
+from quantdesk.engine.gguf.model_info import human_bytes
+from quantdesk.engine.library.store import LibraryEntry, add_model_file
 from quantdesk.gui.controller import AppController
 from quantdesk.ui.downloads_page import DownloadsPage
 from quantdesk.ui.jobs import run_job

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from PySide6.QtCore import QObject, Signal
 
-from quantdesk.engine.hub import HubClient
-from quantdesk.engine.hub_token import (
+from quantdesk.engine.hub.client import HubClient
+from quantdesk.engine.hub.token import (
     SavedToken,
     TokenRefused,
     TokenStore,

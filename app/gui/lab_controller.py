@@ -12,7 +12,8 @@ from PySide6.QtCore import QObject
 from PySide6.QtWidgets import QFileDialog
 
 from quantdesk.engine.errors import QuantizeCancelled
-from quantdesk.engine.ladder import (
+from quantdesk.engine.gguf.model_info import human_bytes
+from quantdesk.engine.lab.ladder import (
     LadderCache,
     LadderCancelled,
     LadderResult,
@@ -21,19 +22,18 @@ from quantdesk.engine.ladder import (
     quantize_rung,
     run_ladder,
 )
-from quantdesk.engine.ladder_report import (
+from quantdesk.engine.lab.report import (
     DECODE,
     pareto_front,
     perplexity_text,
     verdict,
     write_report,
 )
-from quantdesk.engine.library import add_model_file
-from quantdesk.engine.load_plan import machine_budget
-from quantdesk.engine.model_info import human_bytes
-from quantdesk.engine.quantize import predict
-from quantdesk.engine.quantize_options import QuantizeOptions
-from quantdesk.engine.quantize_report import result_fit
+from quantdesk.engine.library.store import add_model_file
+from quantdesk.engine.quantize.options import QuantizeOptions
+from quantdesk.engine.quantize.quantizer import predict
+from quantdesk.engine.quantize.report import result_fit
+from quantdesk.engine.run.load_plan import machine_budget
 from quantdesk.gui.library_controller import fit_label, fit_models
 from quantdesk.ui.jobs import run_job
 from quantdesk.ui.lab_page import LabPage

@@ -16,16 +16,16 @@ from pathlib import Path
 from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
-from quantdesk.engine.discovery import SOURCES, split_parts
-from quantdesk.engine.estimate import EstimateParams
-from quantdesk.engine.estimate_fit import fit
-from quantdesk.engine.gguf import read_header_from_file
-from quantdesk.engine.library import LibraryEntry
-from quantdesk.engine.library_sync import ScanResult, discovery_roots, sync_discovered
-from quantdesk.engine.load_plan import Budget, machine_budget
-from quantdesk.engine.model_info import format_text, human_bytes, summarize
+from quantdesk.engine.estimate.fit import fit
+from quantdesk.engine.estimate.memory import EstimateParams
+from quantdesk.engine.estimate.recommend import settings_estimate_text
+from quantdesk.engine.gguf.model_info import format_text, human_bytes, summarize
+from quantdesk.engine.gguf.reader import read_header_from_file
+from quantdesk.engine.library.discovery import SOURCES, split_parts
+from quantdesk.engine.library.store import LibraryEntry
+from quantdesk.engine.library.sync import ScanResult, discovery_roots, sync_discovered
 from quantdesk.engine.params import LoadSettings
-from quantdesk.engine.recommend import settings_estimate_text
+from quantdesk.engine.run.load_plan import Budget, machine_budget
 from quantdesk.gui.controller import AppController
 from quantdesk.ui.jobs import run_job
 from quantdesk.ui.library_panel import Fit, source_label

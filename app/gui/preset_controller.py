@@ -14,7 +14,7 @@ from PySide6.QtCore import QObject
 from PySide6.QtWidgets import QInputDialog, QLineEdit, QMessageBox
 
 from quantdesk.config.settings import Settings, preset_summary
-from quantdesk.engine.presets import MAX_NAME_LENGTH, PresetStore
+from quantdesk.engine.library.presets import MAX_NAME_LENGTH, PresetStore
 from quantdesk.engine.sqlite_files import open_store
 
 if TYPE_CHECKING:

@@ -14,13 +14,13 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
-from quantdesk.engine.convert import converted_path, converter_missing_reason, is_hf_folder
 from quantdesk.engine.errors import QuantDeskError, QuantizeCancelled
-from quantdesk.engine.job_parts import PartJournal
-from quantdesk.engine.library import LibraryEntry, add_model_file
-from quantdesk.engine.load_plan import Budget, machine_budget
-from quantdesk.engine.quality import QualityReport
-from quantdesk.engine.quantize import (
+from quantdesk.engine.library.store import LibraryEntry, add_model_file
+from quantdesk.engine.quantize.convert import converted_path, converter_missing_reason, is_hf_folder
+from quantdesk.engine.quantize.job_parts import PartJournal
+from quantdesk.engine.quantize.options import smaller_target
+from quantdesk.engine.quantize.quality import QualityReport
+from quantdesk.engine.quantize.quantizer import (
     QuantizePrediction,
     QuantizeProgress,
     QuantizeResult,
@@ -30,8 +30,8 @@ from quantdesk.engine.quantize import (
     predict,
     quantize,
 )
-from quantdesk.engine.quantize_options import smaller_target
-from quantdesk.engine.quantize_report import plan_lines, result_line, source_line
+from quantdesk.engine.quantize.report import plan_lines, result_line, source_line
+from quantdesk.engine.run.load_plan import Budget, machine_budget
 from quantdesk.engine.wording import eta_text
 from quantdesk.gui.controller import AppController
 from quantdesk.ui.jobs import run_job
@@ -189,7 +189,7 @@ class QuantizeController(QObject):
         dialog, info = self.dialog, self._info
         if dialog is None or info is None:
             return
-        from quantdesk.engine.imatrix_compute import (
+        from quantdesk.engine.quantize.imatrix_compute import (
             compute_imatrix_in_child,
             default_imatrix_path,
         )
@@ -232,7 +232,7 @@ class QuantizeController(QObject):
         def work(report: Any) -> QuantizeOutcome:
             gguf = source
             if source.is_dir():
-                from quantdesk.engine.convert import convert_hf_folder
+                from quantdesk.engine.quantize.convert import convert_hf_folder
 
                 report((None, "Converting the Hugging Face folder to F16 GGUF…"))
                 gguf = converted_path(source)
@@ -255,7 +255,7 @@ class QuantizeController(QObject):
     ) -> tuple[QualityReport | None, str]:
         if not wanted:
             return None, ""
-        from quantdesk.engine.quality_run import run_quality_check
+        from quantdesk.engine.quantize.quality_run import run_quality_check
 
         report((0.0, "Measuring quality: perplexity and KL divergence (Skip keeps the file)…",
                 True))  # fmt: skip

@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import QObject
 from PySide6.QtWidgets import QDialog
 
-from quantdesk.engine.library import LibraryEntry
-from quantdesk.engine.remote import Endpoint, RemoteModel, normalized_url, parse_remote_key
-from quantdesk.engine.remote_servers import RemoteServers
+from quantdesk.engine.library.store import LibraryEntry
+from quantdesk.engine.remote.models import Endpoint, RemoteModel, normalized_url, parse_remote_key
+from quantdesk.engine.remote.servers import RemoteServers
 from quantdesk.ui.jobs import run_job
 from quantdesk.ui.server_dialog import ServerDialog
 

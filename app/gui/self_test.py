@@ -46,7 +46,7 @@ def run_self_test() -> int:
         app.quit()
 
     def loaded(info: object) -> None:
-        from quantdesk.engine.generation import sampling_step
+        from quantdesk.engine.run.generation import sampling_step
 
         print(f"self-test: loaded {model.name} ({info.backend}, ctx {info.context_size}, "
               f"sampling step {sampling_step()})")  # fmt: skip

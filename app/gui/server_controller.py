@@ -12,7 +12,7 @@ from quantdesk.ui.model_worker import WorkerHost
 from quantdesk.ui.server_page import ServerPage
 
 if TYPE_CHECKING:
-    from quantdesk.engine.openai_server import RunningServer
+    from quantdesk.engine.serve.openai_server import RunningServer
     from quantdesk.gui.controller import AppController
 
 
@@ -74,7 +74,7 @@ class ServerController(QObject):
         """Serve on this computer (or the network, with a key) at ``port`` (0: any free one)."""
         self.stop()
         # imported when first started: aiohttp costs 0.1 s of the app's start-up otherwise
-        from quantdesk.engine.openai_server import OpenAIServer, RunningServer
+        from quantdesk.engine.serve.openai_server import OpenAIServer, RunningServer
 
         origins = tuple(o for o in self.app.settings.get("server.allowed_origins").split(",")
                         if o.strip())  # fmt: skip

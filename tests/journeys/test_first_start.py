@@ -11,7 +11,7 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 
-from quantdesk.engine.starter import (
+from quantdesk.engine.library.starter import (
     CHAT_STARTER_FILE_NAME,
     CHAT_STARTER_SHA256,
     STARTER_FILE_NAME,

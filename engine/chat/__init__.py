@@ -1,0 +1,1 @@
+"""Conversations: chat templates, prompts, the chats kept in SQLite, export and import."""

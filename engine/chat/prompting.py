@@ -1,0 +1,77 @@
+"""Turning a conversation into the text a model is given.
+
+Models with a chat template get the conversation rendered through it (in the
+sandbox of :mod:`templates`). Base models without one (the starter model is
+such a model) get *completion mode*: the latest user message is the prompt
+and the model continues it; the UI explains this instead of showing nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from quantdesk.engine.chat.templates import Message, render_chat
+from quantdesk.engine.errors import GenerationError
+
+COMPLETION_MODE_NOTICE = (
+    "This is a base model: it continues your text. It has no chat template, so each "
+    "message you send is a prompt it carries on writing from; it does not follow instructions."
+)
+
+
+@dataclass(frozen=True)
+class PromptPlan:
+    """The prompt text for one generation and how to tokenize it."""
+
+    text: str
+    mode: str  # "chat" or "completion"
+    has_bos_text: bool  # the text already starts with the BOS token's text
+    parse_special: bool  # special-token text in ``text`` maps to special tokens
+    prefill: str = ""  # the reply so far (Continue): plain text, never parsed for special tokens
+
+
+def plan_prompt(
+    messages: Sequence[Message],
+    *,
+    chat_template: str | None,
+    bos_token: str = "",
+    eos_token: str = "",
+    prefill: str = "",
+) -> PromptPlan:
+    """Build the prompt for ``messages`` (the last one must be from the user).
+
+    ``prefill`` is the start of the reply, already written (Continue): the model carries on
+    from it instead of starting its reply afresh.
+    """
+    if not messages or messages[-1].role != "user":
+        raise GenerationError("There is no user message to reply to.")
+    if chat_template:
+        text = render_chat(chat_template, messages, bos_token=bos_token, eos_token=eos_token)
+        has_bos = bool(bos_token) and text.startswith(bos_token)
+        return PromptPlan(
+            text=text, mode="chat", has_bos_text=has_bos, parse_special=True, prefill=prefill
+        )
+    return PromptPlan(
+        text=messages[-1].content,
+        mode="completion",
+        has_bos_text=False,
+        parse_special=False,
+        prefill=prefill,
+    )
+
+
+def drop_oldest_turn(messages: Sequence[Message]) -> list[Message] | None:
+    """The conversation without its oldest user/assistant exchange, or None if nothing can go.
+
+    System messages and the final user message always stay.
+    """
+    movable = [i for i, m in enumerate(messages[:-1]) if m.role != "system"]
+    if not movable:
+        return None
+    first = movable[0]
+    drop = {first}
+    if messages[first].role == "user" and first + 1 < len(messages) - 1:
+        if messages[first + 1].role == "assistant":
+            drop.add(first + 1)
+    return [m for i, m in enumerate(messages) if i not in drop]

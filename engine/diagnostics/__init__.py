@@ -1,0 +1,1 @@
+"""What a bug report and the About dialog need to know about this installation."""

@@ -1,0 +1,1 @@
+"""Downloads: one file resumable and verified, and the queue that survives restarts."""

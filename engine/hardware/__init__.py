@@ -1,0 +1,1 @@
+"""What this machine has (CPU, GPUs, memory) and what the llama.cpp build can use of it."""
