@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/download_vs_hf.py [--mb 256] [--runs 3]
 
-Serves one random file of --mb MB from the fake hub (tests/fake_hub.py), downloads it with
+Serves one random file of --mb MB from the fake hub (tests/support/fake_hub.py), downloads it with
 both, alternating, and prints MB/s (medians) and the ratio. Ours includes what hf_hub_download
 does not do: streaming sha256 (on its own thread) and the check before the atomic rename.
 A benchmark, not a test: no asserts. Results: docs/benchmarks.md, "Downloads".
@@ -27,8 +27,8 @@ from huggingface_hub import hf_hub_download  # noqa: E402
 
 from quantdesk.engine.downloads.transfer import download_file  # noqa: E402
 from quantdesk.engine.hub.client import HubClient  # noqa: E402
-from tests.fake_hub import FakeHub  # noqa: E402
-from tests.gguf_fixtures import VT, build_gguf  # noqa: E402
+from tests.support.fake_hub import FakeHub  # noqa: E402
+from tests.support.gguf_fixtures import VT, build_gguf  # noqa: E402
 
 REPO = "bench/big-file"
 

@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/fuzz_gguf.py [--inputs 10000] [--seed 0]
 
-Hypothesis generates ``--inputs`` mutated headers from real GGUF files (tests/gguf_fuzz.py:
+Hypothesis generates ``--inputs`` mutated headers from real GGUF files (tests/support/gguf_fuzz.py:
 bit flips, overwritten bytes, extreme counts/lengths/offsets, insertions, deletions,
 truncations). Each goes through the reader the app uses on every file it meets
 (``read_header``, then ``summarize`` when accepted) under a time limit. Prints how many inputs
@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from hypothesis import HealthCheck, Phase, given, seed, settings  # noqa: E402
 
-from tests.gguf_fuzz import TIME_LIMIT_S, Hang, check, mutate, mutations, write_seeds  # noqa: E402
+from tests.support.gguf_fuzz import TIME_LIMIT_S, Hang, check, mutate, mutations, write_seeds  # noqa: E402
 
 
 def main(argv: list[str]) -> int:

@@ -16,7 +16,8 @@
    ``llama-quantize SRC OUT TYPE NTHREADS`` (same options as flags, same thread count),
    alternating which goes first. Wall-clock times are compared by their medians; every output
    is hashed (sha256) and both tools must produce one and the same file on every run. Our
-   :func:`~quantdesk.engine.quantize.quantizer.predict` is compared with the size of the real output.
+   :func:`~quantdesk.engine.quantize.quantizer.predict` is compared with the size of the real
+   output.
 
 With ``--imatrix`` the reference tool also writes ``quantize.imatrix.*`` metadata; the files are
 then only identical if our quantizer records the same keys.

@@ -3,8 +3,8 @@
     .venv/bin/python bench/rescan.py [--count 1000] [--runs 5] [--dir DIR]
 
 Writes ``--count`` distinct tiny GGUF models (real llama-architecture files from
-tests/tiny_models.py, 131 kB each; only their headers matter here) into a temp folder spread over
-20 subfolders, then times, as the app runs them:
+tests/support/tiny_models.py, 131 kB each; only their headers matter here) into a temp folder
+spread over 20 subfolders, then times, as the app runs them:
 
 * discovery: walking the watched folder (``discover_models(watched=[...])``, with an empty fake
   home so no other tool's store is scanned);
@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from quantdesk.engine.library.discovery import discover_models  # noqa: E402
 from quantdesk.engine.library.model_index import ModelIndex  # noqa: E402
-from tests.tiny_models import write_tiny_model  # noqa: E402
+from tests.support.tiny_models import write_tiny_model  # noqa: E402
 
 
 def write_models(folder: Path, count: int) -> list[Path]:

@@ -51,7 +51,7 @@ def main(argv: list[str]) -> int:
     from PySide6.QtWidgets import QApplication
 
     from quantdesk.gui import build_app
-    from tests.tiny_models import CHATML, write_tiny_model
+    from tests.support.tiny_models import CHATML, write_tiny_model
 
     work = Path(tempfile.mkdtemp(prefix="quantdesk-soak-"))
     models = [

@@ -7,12 +7,12 @@
 
 The GPU counterpart of bench/estimate_vs_reality.py (same idea: a real load in a fresh child
 process, llama.cpp's verbose log parsed with ``parse_llama_log``, compared with
-:func:`quantdesk.engine.estimate.memory.estimate`). Each child also reads the GPU's used memory through
-NVML at each stage - before llama_cpp is imported, after the import, after the load (model and
-context), after one full micro-batch of 512 tokens and after one more token (cuBLAS handles and
-ggml's CUDA memory pool appear only when kernels run) - and its resident set (VmRSS/VmHWM).
-Needs a CUDA build of llama-cpp-python and nvidia-ml-py; without them it still runs (CPU only).
-The model is random (weights do not change any allocation): llama layout, GQA, 32000 tokens.
+:func:`quantdesk.engine.estimate.memory.estimate`). Each child also reads the GPU's used memory
+through NVML at each stage - before llama_cpp is imported, after the import, after the load (model
+and context), after one full micro-batch of 512 tokens and after one more token (cuBLAS handles and
+ggml's CUDA memory pool appear only when kernels run) - and its resident set (VmRSS/VmHWM). Needs a
+CUDA build of llama-cpp-python and nvidia-ml-py; without them it still runs (CPU only). The model is
+random (weights do not change any allocation): llama layout, GQA, 32000 tokens.
 """
 
 from __future__ import annotations
@@ -87,7 +87,7 @@ print(json.dumps({"stages": stages, "seconds": seconds,
 def make_model(path: Path, seed: int = 0, **shape: int) -> Path:
     """Write a random-weight llama GGUF (F16 matrices, F32 norms) of ``SHAPE`` (or ``shape``)."""
     sys.path.insert(0, str(ROOT))
-    from tests.tiny_models import write_llama_gguf
+    from tests.support.tiny_models import write_llama_gguf
 
     return write_llama_gguf(path, {**SHAPE, **shape}, seed=seed)
 

@@ -25,8 +25,8 @@ sys.path.insert(0, str(ROOT))  # the journey helpers in tests/journeys
 def main() -> int:
     out = Path(sys.argv[1] if len(sys.argv) > 1 else "docs")
     os.environ["QUANTDESK_DATA_DIR"] = tempfile.mkdtemp(prefix="quantdesk-shots-")
-    from tests.fake_hub import FakeHub
-    from tests.hub_fixtures import MINI, build_demo_repos
+    from tests.support.fake_hub import FakeHub
+    from tests.support.hub_fixtures import MINI, build_demo_repos
 
     hub = FakeHub().__enter__()
     hub.add_folder(build_demo_repos(Path(tempfile.mkdtemp(prefix="quantdesk-hub-"))))
@@ -37,8 +37,8 @@ def main() -> int:
     from PySide6.QtWidgets import QApplication
 
     from quantdesk.gui import build_app
-    from tests.journeys.actions import row_of
-    from tests.journeys.dialogs import click_link
+    from tests.support.journey_actions import row_of
+    from tests.support.dialogs import click_link
 
     app = QApplication(sys.argv[:1])
     window, controller, _ = build_app(argparse.Namespace(data_dir=None, files=[]))

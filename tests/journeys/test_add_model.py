@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from PySide6.QtWidgets import QApplication, QCheckBox, QFileDialog, QMessageBox
 
-from tests.journeys.dialogs import button, choose_files, click, when_dialog
-from tests.tiny_models import write_tiny_model
+from tests.support.dialogs import button, choose_files, click, when_dialog
+from tests.support.tiny_models import write_tiny_model
 
 
 def _add_model_button(window):

@@ -12,8 +12,8 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 
-from tests.journeys.actions import load_tiny_chat_model, shown, type_and_send
-from tests.small_disk import fill_disk, mounted_tmpfs
+from tests.support.journey_actions import load_tiny_chat_model, shown, type_and_send
+from tests.support.small_disk import fill_disk, mounted_tmpfs
 
 
 @pytest.fixture

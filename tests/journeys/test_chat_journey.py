@@ -16,7 +16,14 @@ from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QFileDialog
 
-from tests.journeys.actions import (
+from tests.support.dialogs import (
+    choose_files,
+    choose_menu_item,
+    click,
+    click_link,
+    when_dialog,
+)
+from tests.support.journey_actions import (
     add_in_place,
     load_by_double_click,
     load_tiny_chat_model,
@@ -26,14 +33,7 @@ from tests.journeys.actions import (
     shown,
     type_and_send,
 )
-from tests.journeys.dialogs import (
-    choose_files,
-    choose_menu_item,
-    click,
-    click_link,
-    when_dialog,
-)
-from tests.tiny_models import write_tiny_chat_model
+from tests.support.tiny_models import write_tiny_chat_model
 
 
 def test_edit_and_regenerate_keep_every_version_and_drafts_stay_with_their_chat(

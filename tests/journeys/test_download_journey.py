@@ -8,9 +8,9 @@ from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QMessageBox
 
-from tests.fake_hub import slow
-from tests.hub_fixtures import MINI
-from tests.journeys.dialogs import button, click, when_dialog
+from tests.support.dialogs import button, click, when_dialog
+from tests.support.fake_hub import slow
+from tests.support.hub_fixtures import MINI
 
 
 def test_discover_download_pause_resume_and_chat(qtbot, fake_hub, window_app) -> None:

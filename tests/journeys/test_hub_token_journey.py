@@ -14,9 +14,9 @@ from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QDialog
 
 from quantdesk.ui.hub_token_page import HubTokenPage
-from tests.fake_hub import FAKE_TOKEN
-from tests.hub_fixtures import GATED
-from tests.journeys.dialogs import button, click, click_label_link, when_dialog
+from tests.support.dialogs import button, click, click_label_link, when_dialog
+from tests.support.fake_hub import FAKE_TOKEN
+from tests.support.hub_fixtures import GATED
 
 
 def _open_gated(qtbot, window, controller) -> None:  # noqa: ANN001

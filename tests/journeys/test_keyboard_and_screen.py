@@ -10,8 +10,13 @@ from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
 
-from tests.journeys.actions import add_in_place, load_by_double_click, shortcut, type_and_send
-from tests.tiny_models import write_tiny_chat_model
+from tests.support.journey_actions import (
+    add_in_place,
+    load_by_double_click,
+    shortcut,
+    type_and_send,
+)
+from tests.support.tiny_models import write_tiny_chat_model
 
 
 def test_the_first_window_fits_the_screen_and_the_keyboard_gets_around(

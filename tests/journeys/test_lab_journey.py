@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.journeys.actions import add_in_place
-from tests.journeys.dialogs import click
-from tests.tiny_models import write_tiny_model
+from tests.support.dialogs import click
+from tests.support.journey_actions import add_in_place
+from tests.support.tiny_models import write_tiny_model
 
 
 def test_a_lab_run_on_a_tiny_model(qtbot, window_app, tmp_path: Path) -> None:

@@ -8,9 +8,9 @@ from pathlib import Path
 
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
-from tests.journeys.actions import right_click
-from tests.journeys.dialogs import button, choose_folder, choose_menu_item, click, when_dialog
-from tests.tiny_models import write_tiny_model
+from tests.support.dialogs import button, choose_folder, choose_menu_item, click, when_dialog
+from tests.support.journey_actions import right_click
+from tests.support.tiny_models import write_tiny_model
 
 
 def test_add_folder_names_a_broken_file_and_why(qtbot, window_app, tmp_path: Path) -> None:

@@ -7,9 +7,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from tests.journeys.actions import add_in_place, load_by_double_click, row_of, type_and_send
-from tests.journeys.dialogs import click_link
-from tests.tiny_models import write_tiny_chat_model
+from tests.support.dialogs import click_link
+from tests.support.journey_actions import add_in_place, load_by_double_click, row_of, type_and_send
+from tests.support.tiny_models import write_tiny_chat_model
 
 
 def _context(window) -> tuple[int, int]:

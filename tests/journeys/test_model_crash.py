@@ -16,7 +16,8 @@ from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QPushButton
 
 from quantdesk.gui.controller import STOPPED_MARK
-from tests.journeys.actions import (
+from tests.support.dialogs import click_link
+from tests.support.journey_actions import (
     add_in_place,
     load_by_double_click,
     load_tiny_chat_model,
@@ -24,8 +25,10 @@ from tests.journeys.actions import (
     shown,
     type_and_send,
 )
-from tests.journeys.dialogs import click_link
-from tests.tiny_models import write_model_that_aborts_llama, write_spm_model_without_byte_tokens
+from tests.support.tiny_models import (
+    write_model_that_aborts_llama,
+    write_spm_model_without_byte_tokens,
+)
 
 
 def _saved(controller) -> list[tuple[str, str, bool]]:  # noqa: ANN001

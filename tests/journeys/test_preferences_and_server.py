@@ -14,9 +14,9 @@ from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QComboBox, QDialog, QSpinBox
 
-from tests.journeys.actions import add_in_place, load_by_double_click, shortcut
-from tests.journeys.dialogs import button, click, when_dialog
-from tests.tiny_models import write_tiny_chat_model
+from tests.support.dialogs import button, click, when_dialog
+from tests.support.journey_actions import add_in_place, load_by_double_click, shortcut
+from tests.support.tiny_models import write_tiny_chat_model
 
 
 def _choose(combo: QComboBox, text: str) -> None:

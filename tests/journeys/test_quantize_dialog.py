@@ -12,8 +12,8 @@ from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QToolButton
 
-from tests.journeys.actions import add_in_place, right_click
-from tests.journeys.dialogs import choose_menu_item, click
+from tests.support.dialogs import choose_menu_item, click
+from tests.support.journey_actions import add_in_place, right_click
 
 
 @pytest.mark.starter
