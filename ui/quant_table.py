@@ -39,7 +39,7 @@ class QuantRow:
     ram: int | None
     vram: int | None
     verdict: str
-    badge: str  # e.g. "Fits on GPU", "Partial: 20 of 32 layers on GPU", "CPU only"
+    badge: str  # estimate.fit.fit_words: "Fits on GPU", "Partly on GPU (20 layers)", "Fits in RAM"
     recommended: bool = False
     tooltip: str = ""
     error: str = ""

@@ -59,9 +59,10 @@ def _params(args: argparse.Namespace):  # noqa: ANN202 - EstimateParams
 
 
 def _local(args: argparse.Namespace, path: Path) -> int:
+    from quantdesk.engine.estimate.fit import fit_words
     from quantdesk.engine.estimate.format import format_estimate
     from quantdesk.engine.estimate.memory import estimate
-    from quantdesk.engine.estimate.recommend import badge_text, fit_group
+    from quantdesk.engine.estimate.recommend import fit_group
     from quantdesk.engine.gguf.reader import read_header_from_file
     from quantdesk.engine.hub.quants import QuantGroup, RemoteFile
     from quantdesk.engine.run.load_plan import machine_budget
@@ -90,7 +91,7 @@ def _local(args: argparse.Namespace, path: Path) -> int:
     print(format_estimate(shown))
     if result.fit is not None:
         print(
-            f"\nOn this machine: {badge_text(result.fit)}; largest context that fits: "
+            f"\nOn this machine: {fit_words(result.fit)}; largest context that fits: "
             f"{result.fit.max_context:,} tokens. {result.fit.reason}"
         )
     return 0
@@ -99,7 +100,8 @@ def _local(args: argparse.Namespace, path: Path) -> int:
 def _remote(args: argparse.Namespace) -> int:
     from quantdesk.config.hub_access import hub_client
     from quantdesk.config.paths import resolve_paths
-    from quantdesk.engine.estimate.recommend import badge_text, estimate_repo
+    from quantdesk.engine.estimate.fit import fit_words
+    from quantdesk.engine.estimate.recommend import estimate_repo
     from quantdesk.engine.run.load_plan import machine_budget
 
     parts = args.target.split("/")
@@ -129,7 +131,7 @@ def _remote(args: argparse.Namespace) -> int:
                 "size": e.group.total_size,
                 "bits_per_weight": e.bits_per_weight,
                 "verdict": fit.verdict if fit else None,
-                "badge": badge_text(fit) if fit else e.error,
+                "badge": fit_words(fit) if fit else e.error,
                 "peak_ram": fit.estimate.peak_ram if fit else None,
                 "vram": fit.estimate.vram if fit else None,
                 "max_context": fit.max_context if fit else None,

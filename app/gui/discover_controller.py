@@ -14,8 +14,9 @@ from PySide6.QtCore import QObject, Signal
 
 from quantdesk.config.settings import Settings
 from quantdesk.engine.errors import AuthRequired, QuantDeskError
+from quantdesk.engine.estimate.fit import fit_words
 from quantdesk.engine.estimate.memory import EstimateParams
-from quantdesk.engine.estimate.recommend import RepoEstimate, badge_text, fit_repo, repo_headers
+from quantdesk.engine.estimate.recommend import RepoEstimate, fit_repo, repo_headers
 from quantdesk.engine.gguf.model_info import human_bytes, parameter_label
 from quantdesk.engine.gguf.quant_docs import quant_info
 from quantdesk.engine.gguf.reader import GGUFHeader
@@ -67,7 +68,7 @@ def _row(estimate, recommended: bool) -> QuantRow:  # noqa: ANN001 - recommend.Q
         ram=fit.estimate.peak_ram,
         vram=fit.estimate.vram,
         verdict=fit.verdict,
-        badge=badge_text(fit),
+        badge=fit_words(fit),
         recommended=recommended,
         tooltip=tooltip,
         files=tuple(f.path for f in estimate.group.files),

@@ -12,6 +12,8 @@ from PySide6.QtCore import QObject
 from PySide6.QtWidgets import QFileDialog
 
 from quantdesk.engine.errors import QuantizeCancelled
+from quantdesk.engine.estimate.fit import fit_words
+from quantdesk.engine.estimate.recommend import fit_files
 from quantdesk.engine.gguf.model_info import human_bytes
 from quantdesk.engine.lab.ladder import (
     LadderCache,
@@ -34,7 +36,6 @@ from quantdesk.engine.quantize.options import QuantizeOptions
 from quantdesk.engine.quantize.quantizer import predict
 from quantdesk.engine.quantize.report import result_fit
 from quantdesk.engine.run.load_plan import machine_budget
-from quantdesk.gui.library_controller import fit_label, fit_models
 from quantdesk.ui.jobs import run_job
 from quantdesk.ui.lab_page import LabPage
 from quantdesk.ui.ladder_chart import ChartPoint
@@ -132,12 +133,11 @@ class LabController(QObject):
         was deleted still get one). Runs on the pool thread (dry runs in child processes)."""
         budget = machine_budget()
         source = result.rungs[0]
-        labels = {source.qtype: fit_models([(result.source, (result.source,))], load,
-                                           budget)[str(result.source)].label}  # fmt: skip
+        labels = {source.qtype: fit_files([(result.source, (result.source,))], load,
+                                          budget)[str(result.source)][1]}  # fmt: skip
         for rung in result.rungs[1:]:
             plan = predict(result.source, QuantizeOptions(rung.qtype, allow_requantize=True))
-            fit = result_fit(plan, budget, load.n_ctx)
-            labels[rung.qtype] = fit_label(fit.verdict, fit.max_gpu_layers, load.n_ctx)
+            labels[rung.qtype] = fit_words(result_fit(plan, budget, load.n_ctx))
         return labels
 
     def _cache(self) -> LadderCache:

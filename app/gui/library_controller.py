@@ -16,15 +16,12 @@ from pathlib import Path
 from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
-from quantdesk.engine.estimate.fit import fit
-from quantdesk.engine.estimate.memory import EstimateParams
-from quantdesk.engine.estimate.recommend import settings_estimate_text
+from quantdesk.engine.estimate.recommend import fit_files, settings_estimate_text
 from quantdesk.engine.gguf.model_info import format_text, human_bytes, summarize
 from quantdesk.engine.gguf.reader import read_header_from_file
 from quantdesk.engine.library.discovery import SOURCES, split_parts
 from quantdesk.engine.library.store import LibraryEntry
 from quantdesk.engine.library.sync import ScanResult, discovery_roots, sync_discovered
-from quantdesk.engine.params import LoadSettings
 from quantdesk.engine.run.load_plan import Budget, machine_budget
 from quantdesk.gui.controller import AppController
 from quantdesk.ui.jobs import run_job
@@ -35,39 +32,6 @@ from quantdesk.ui.model_details import ModelDetails, ModelDetailsDialog
 def model_parts(path: Path, known: Mapping[str, tuple[Path, ...]]) -> tuple[Path, ...]:
     """Every file of the model whose first file is ``path`` (split sets by their name)."""
     return known.get(str(path)) or split_parts(path)
-
-
-def fit_label(verdict: str, layers: int, n_ctx: int) -> str:
-    """The words under a model for a fit verdict."""
-    return {
-        "gpu": "Fits on GPU",
-        "partial": f"Partly on GPU ({layers} layers)",
-        "cpu": "Fits in RAM",
-        "no_fit": f"Too big at {n_ctx:,} ctx",
-    }.get(verdict, "Fit unknown")
-
-
-def fit_models(
-    models: list[tuple[Path, tuple[Path, ...]]], load: LoadSettings, budget: Budget
-) -> dict[str, Fit]:
-    """The fit verdict of each model at ``load`` (headers only; unreadable: "unknown")."""
-    params = EstimateParams.from_load_settings(load)
-    out: dict[str, Fit] = {}
-    for path, parts in models:
-        try:
-            result = fit(
-                [read_header_from_file(p) for p in parts],
-                params,
-                ram_available=budget.ram_available,
-                vram_free=budget.vram_free,
-                gpu_offload_supported=budget.gpu_offload,
-            )
-        except Exception:  # noqa: BLE001 - an odd header only costs the badge
-            out[str(path)] = Fit("unknown", "Fit unknown")
-            continue
-        label = fit_label(result.verdict, result.max_gpu_layers, load.n_ctx)
-        out[str(path)] = Fit(result.verdict, label)
-    return out
 
 
 class SingleFlight:
@@ -277,7 +241,8 @@ class LibraryController(QObject):
 
         def work() -> tuple[Budget, dict[str, Fit]]:
             budget = self.budget or machine_budget()
-            return budget, fit_models(todo, load, budget)
+            fits = fit_files(todo, load, budget)
+            return budget, {path: Fit(*verdict) for path, verdict in fits.items()}
 
         def done(outcome: tuple[Budget, dict[str, Fit]]) -> None:
             again = self._fits.end()

@@ -45,6 +45,18 @@ class FitResult:
     vram_free: int | None = None
 
 
+def fit_words(result: FitResult) -> str:
+    """The one wording of a fit verdict, wherever one is shown (the library, Discover's badges,
+    the Lab, ``quantdesk estimate``, the Quantize dialog): "Fits on GPU", "Partly on GPU (20
+    layers)", "Fits in RAM", "Too big at 4,096 ctx"."""
+    return {
+        "gpu": "Fits on GPU",
+        "partial": f"Partly on GPU ({result.max_gpu_layers} layers)",
+        "cpu": "Fits in RAM",
+        "no_fit": f"Too big at {result.estimate.n_ctx:,} ctx",
+    }.get(result.verdict, "Fit unknown")
+
+
 def free_ram_words(free: int, usable: int) -> str:
     """The one way free memory is told: "24.5 GB of RAM free (2.4 GB of it stays for the
     system)" - the status bar's figure, and what the fit keeps back from it."""

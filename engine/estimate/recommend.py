@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from quantdesk.engine.errors import QuantDeskError
-from quantdesk.engine.estimate.fit import FitResult, fit, free_ram_words
+from quantdesk.engine.estimate.fit import FitResult, fit, fit_words, free_ram_words
 from quantdesk.engine.estimate.hparams import model_shape
 from quantdesk.engine.estimate.memory import EstimateParams, estimate
 from quantdesk.engine.gguf.model_info import human_bytes, summarize
 from quantdesk.engine.gguf.quant_docs import quality_rank, quant_info
-from quantdesk.engine.gguf.reader import GGUFHeader, read_header_cached
+from quantdesk.engine.gguf.reader import GGUFHeader, read_header_cached, read_header_from_file
 from quantdesk.engine.hub.client import HubClient
 from quantdesk.engine.hub.quants import QuantGroup
 from quantdesk.engine.library.discovery import split_parts
@@ -53,15 +53,22 @@ class QuantEstimate:
         return report.bits_per_weight
 
 
-def badge_text(result: FitResult) -> str:
-    """A short fit badge: "Fits on GPU", "Partial: 20 layers on GPU", "CPU only", "Does not fit"."""
-    if result.verdict == "gpu":
-        return "Fits on GPU"
-    if result.verdict == "partial":
-        return f"Partial: {result.max_gpu_layers} layers on GPU"
-    if result.verdict == "cpu":
-        return "CPU only"
-    return "Does not fit"
+def fit_files(models: Sequence[tuple[Path, Sequence[Path]]], load: LoadSettings,
+              budget: Budget) -> dict[str, tuple[str, str]]:  # fmt: skip
+    """``(verdict, words)`` of each local model (its first file, all its files) at ``load``,
+    from headers only; a file that cannot be read or estimated: ("unknown", "Fit unknown")."""
+    params = EstimateParams.from_load_settings(load)
+    out: dict[str, tuple[str, str]] = {}
+    for path, parts in models:
+        try:
+            result = fit([read_header_from_file(p) for p in parts], params,
+                         ram_available=budget.ram_available, vram_free=budget.vram_free,
+                         gpu_offload_supported=budget.gpu_offload)  # fmt: skip
+        except Exception:  # noqa: BLE001 - an odd header only costs the badge
+            out[str(path)] = ("unknown", "Fit unknown")
+            continue
+        out[str(path)] = (result.verdict, fit_words(result))
+    return out
 
 
 def fit_group(
@@ -116,7 +123,7 @@ def recommend(estimates: Sequence[QuantEstimate]) -> tuple[int | None, str]:
     info = quant_info(best.quant)
     quality = f" {info.summary}" if info else ""
     return best_index, (
-        f"{best.quant} is the highest quality that fits ({badge_text(result)}), needing "
+        f"{best.quant} is the highest quality that fits ({fit_words(result)}), needing "
         f"about {human_bytes(result.estimate.peak_ram)} at this context of the "
         f"{free_ram_words(result.ram_free, result.ram_budget)}.{quality}"
     )

@@ -5,9 +5,9 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from quantdesk.engine.estimate.fit import FitResult, fit
+from quantdesk.engine.estimate.fit import FitResult, fit, fit_words
 from quantdesk.engine.estimate.memory import EstimateParams
-from quantdesk.engine.estimate.recommend import Budget, badge_text
+from quantdesk.engine.estimate.recommend import Budget
 from quantdesk.engine.gguf.model_info import human_bytes
 from quantdesk.engine.quantize.quantizer import QuantizePrediction, QuantizeResult, SourceInfo
 
@@ -50,7 +50,7 @@ def plan_lines(
         verdict = (
             "does not fit this machine"
             if result.verdict == "no_fit"
-            else f"fits this machine ({badge_text(result)})"
+            else f"fits this machine ({fit_words(result)})"
         )
         lines.append(
             f"Memory to run it at {est.n_ctx:,} tokens of context: about "

@@ -39,7 +39,7 @@ def test_search_open_repo_and_see_fit_badges(qtbot, discover) -> None:
     rows = page.table_model.rows()
     assert [r.quant for r in rows] == [e.quant for e in estimate.estimates]
     assert {"Q2_K", "Q4_K_M", "F16"} <= {r.quant for r in rows}
-    assert all(r.verdict == "cpu" and r.badge == "CPU only" for r in rows)  # CPU-only build
+    assert all(r.verdict == "cpu" and r.badge == "Fits in RAM" for r in rows)  # CPU-only build
     assert sum(r.recommended for r in rows) == 1
     assert page.table.currentIndex().row() == estimate.recommended
     assert "highest quality that fits" in page.repo_status.text()

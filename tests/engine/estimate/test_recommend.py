@@ -9,10 +9,12 @@ import sys
 from pathlib import Path
 
 from quantdesk.engine.estimate.memory import EstimateParams
-from quantdesk.engine.estimate.recommend import fit_repo, repo_headers
+from quantdesk.engine.estimate.recommend import fit_files, fit_repo, repo_headers
 from quantdesk.engine.hub.client import HubClient
+from quantdesk.engine.params import LoadSettings
 from quantdesk.engine.run.load_plan import Budget
 from tests.support.hub_fixtures import MINI
+from tests.support.tiny_models import write_tiny_model
 
 GIB = 1024**3
 
@@ -68,3 +70,18 @@ def test_unknown_architectures_are_flagged_before_download() -> None:
     notes = warnings_for([header])
     assert any("'no-such-arch' is not supported" in n for n in notes)
     assert any("no chat template" in n for n in notes)
+
+
+def test_a_local_model_and_a_hub_quant_are_worded_alike(tmp_path: Path) -> None:
+    """Issue 22: the library and Discover said one verdict two ways ("Fits in RAM" / "CPU
+    only"); both now take estimate.fit.fit_words."""
+    model = write_tiny_model(tmp_path / "tiny.gguf")
+    load = LoadSettings(n_ctx=512)
+    roomy = Budget(ram_available=8 << 30, vram_free=None, gpu_offload=False)
+    none = Budget(ram_available=1 << 20, vram_free=None, gpu_offload=False)
+    assert fit_files([(model, (model,))], load, roomy) == {str(model): ("cpu", "Fits in RAM")}
+    assert fit_files([(model, (model,))], load, none) == {
+        str(model): ("no_fit", "Too big at 512 ctx")}
+    broken = tmp_path / "broken.gguf"
+    broken.write_bytes(b"GGUF" + b"\0" * 8)
+    assert fit_files([(broken, (broken,))], load, roomy)[str(broken)] == ("unknown", "Fit unknown")
