@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # the journey helpers in tests/journeys
+sys.path.insert(0, str(ROOT))  # the test helpers in tests/support
 
 
 def main() -> int:
