@@ -15,7 +15,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from quantdesk.ui.text_blocks import intro_label
+from quantdesk.ui.chat.text_blocks import intro_label
 
 INTRO = (
     "<h3>Cluster</h3>A model too big for this computer can be split across several: start "

@@ -26,10 +26,10 @@ from PySide6.QtWidgets import (
 )
 
 from quantdesk.ui.banner import Banner
-from quantdesk.ui.chat_list import ChatListPanel
-from quantdesk.ui.chat_page import ChatPage
-from quantdesk.ui.library_panel import LibraryPanel
-from quantdesk.ui.settings_panel import SettingsPanel, SettingSpec
+from quantdesk.ui.chat.chat_list import ChatListPanel
+from quantdesk.ui.chat.page import ChatPage
+from quantdesk.ui.library.panel import LibraryPanel
+from quantdesk.ui.settings.panel import SettingsPanel, SettingSpec
 
 
 class MainWindow(QMainWindow):

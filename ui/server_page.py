@@ -18,7 +18,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from quantdesk.ui.text_blocks import intro_label
+from quantdesk.ui.chat.text_blocks import intro_label
 
 
 class ServerPage(QWidget):

@@ -45,11 +45,11 @@ def build_app(args: argparse.Namespace):  # noqa: ANN201 - returns (window, cont
     from quantdesk.gui.remote_controller import RemoteController
     from quantdesk.gui.server_controller import ServerController
     from quantdesk.ui.cluster_page import ClusterPage
-    from quantdesk.ui.discover_page import DiscoverPage
+    from quantdesk.ui.discover.page import DiscoverPage
     from quantdesk.ui.downloads_page import DownloadsPage
     from quantdesk.ui.focus_ring import FocusRing
     from quantdesk.ui.hardware_panel import HardwarePanel
-    from quantdesk.ui.lab_page import LabPage
+    from quantdesk.ui.lab.page import LabPage
     from quantdesk.ui.main_window import MainWindow
     from quantdesk.ui.server_page import ServerPage
 

@@ -23,7 +23,7 @@ from quantdesk.engine.library.store import LibraryEntry
 from quantdesk.engine.remote.models import Endpoint, RemoteModel
 from quantdesk.ui.cluster_page import ClusterPage
 from quantdesk.ui.jobs import run_job
-from quantdesk.ui.library_panel import EntryRole
+from quantdesk.ui.library.panel import EntryRole
 
 if TYPE_CHECKING:
     from quantdesk.gui.controller import AppController

@@ -58,7 +58,7 @@ from quantdesk.gui.theme import apply_theme
 from quantdesk.ui.jobs import run_job
 from quantdesk.ui.main_window import MainWindow
 from quantdesk.ui.model_worker import LoadedModel, ModelThread
-from quantdesk.ui.preferences_dialog import PreferencesDialog
+from quantdesk.ui.settings.preferences_dialog import PreferencesDialog
 
 if TYPE_CHECKING:
     from quantdesk.gui.hub_token_controller import HubTokenController

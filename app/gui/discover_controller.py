@@ -23,10 +23,10 @@ from quantdesk.engine.gguf.reader import GGUFHeader
 from quantdesk.engine.hub.client import HubClient, ModelSummary
 from quantdesk.engine.hub.quants import QuantGroup
 from quantdesk.engine.run.load_plan import Budget, machine_budget
-from quantdesk.ui.discover_page import DiscoverPage, SearchHit
+from quantdesk.ui.discover.memory_chart import MemoryBar
+from quantdesk.ui.discover.page import DiscoverPage, SearchHit
+from quantdesk.ui.discover.quant_table import VERDICT_UNKNOWN, QuantRow
 from quantdesk.ui.jobs import run_job
-from quantdesk.ui.memory_chart import MemoryBar
-from quantdesk.ui.quant_table import VERDICT_UNKNOWN, QuantRow
 
 Items = list[tuple[QuantGroup, list[GGUFHeader]]]
 

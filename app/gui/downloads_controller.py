@@ -18,9 +18,9 @@ from quantdesk.engine.errors import QuantDeskError
 from quantdesk.engine.gguf.model_info import human_bytes
 from quantdesk.engine.library.store import LibraryEntry, add_model_file
 from quantdesk.gui.controller import AppController
+from quantdesk.ui.discover.quant_table import QuantRow
 from quantdesk.ui.downloads_page import DownloadsPage
 from quantdesk.ui.jobs import run_job
-from quantdesk.ui.quant_table import QuantRow
 
 
 class DownloadsController(QObject):

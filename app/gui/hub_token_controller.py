@@ -11,7 +11,7 @@ from quantdesk.engine.hub.token import (
     TokenStore,
     environment_token_source,
 )
-from quantdesk.ui.hub_token_page import HubTokenPage
+from quantdesk.ui.settings.hub_token_page import HubTokenPage
 
 
 class HubTokenController(QObject):

@@ -37,8 +37,8 @@ from quantdesk.engine.quantize.quantizer import predict
 from quantdesk.engine.quantize.report import result_fit
 from quantdesk.engine.run.load_plan import machine_budget
 from quantdesk.ui.jobs import run_job
-from quantdesk.ui.lab_page import LabPage
-from quantdesk.ui.ladder_chart import ChartPoint
+from quantdesk.ui.lab.ladder_chart import ChartPoint
+from quantdesk.ui.lab.page import LabPage
 
 if TYPE_CHECKING:
     from quantdesk.gui.controller import AppController

@@ -25,8 +25,8 @@ from quantdesk.engine.library.sync import ScanResult, discovery_roots, sync_disc
 from quantdesk.engine.run.load_plan import Budget, machine_budget
 from quantdesk.gui.controller import AppController
 from quantdesk.ui.jobs import run_job
-from quantdesk.ui.library_panel import Fit, source_label
-from quantdesk.ui.model_details import ModelDetails, ModelDetailsDialog
+from quantdesk.ui.library.model_details import ModelDetails, ModelDetailsDialog
+from quantdesk.ui.library.panel import Fit, source_label
 
 
 def model_parts(path: Path, known: Mapping[str, tuple[Path, ...]]) -> tuple[Path, ...]:

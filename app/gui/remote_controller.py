@@ -12,7 +12,7 @@ from quantdesk.engine.library.store import LibraryEntry
 from quantdesk.engine.remote.models import Endpoint, RemoteModel, normalized_url, parse_remote_key
 from quantdesk.engine.remote.servers import RemoteServers
 from quantdesk.ui.jobs import run_job
-from quantdesk.ui.server_dialog import ServerDialog
+from quantdesk.ui.remote_server_dialog import ServerDialog
 
 if TYPE_CHECKING:
     from quantdesk.gui.controller import AppController

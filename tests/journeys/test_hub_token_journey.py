@@ -13,7 +13,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QDialog
 
-from quantdesk.ui.hub_token_page import HubTokenPage
+from quantdesk.ui.settings.hub_token_page import HubTokenPage
 from tests.support.dialogs import button, click, click_label_link, when_dialog
 from tests.support.fake_hub import FAKE_TOKEN
 from tests.support.hub_fixtures import GATED

@@ -3,7 +3,7 @@ room, and axes end on round figures (a percentage at 100)."""
 
 from __future__ import annotations
 
-from quantdesk.ui.ladder_chart import (
+from quantdesk.ui.lab.ladder_chart import (
     LABEL_PLACES,
     LABEL_SIZE,
     MARKER,

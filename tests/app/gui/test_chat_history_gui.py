@@ -190,7 +190,7 @@ def test_regenerate_and_edit_keep_the_store_in_step(qtbot, data_dir: Path, tmp_p
 def test_continue_grows_the_last_reply_in_place(qtbot, data_dir: Path, tmp_path: Path):
     """Continue (offered on the last reply) appends to that reply, in the view, in what the model
     sees next and in the store; a reply cut off by a restart can be continued too."""
-    from quantdesk.ui.chat_model import ChatListModel
+    from quantdesk.ui.chat.transcript_model import ChatListModel
 
     model = write_tiny_model(tmp_path / "tiny.gguf")
     window, controller, paths = _build(qtbot)

@@ -9,8 +9,8 @@ from PySide6.QtWidgets import QApplication, QComboBox, QPlainTextEdit, QSpinBox
 
 from quantdesk.config.settings import SECTIONS, SETTINGS, Setting, Settings
 from quantdesk.gui.theme import apply_theme, system_scheme
-from quantdesk.ui.preferences_dialog import PreferencesDialog
-from quantdesk.ui.settings_panel import SettingsPanel
+from quantdesk.ui.settings.panel import SettingsPanel
+from quantdesk.ui.settings.preferences_dialog import PreferencesDialog
 
 
 def _dialog(qtbot, settings: Settings, specs=None) -> PreferencesDialog:  # noqa: ANN001

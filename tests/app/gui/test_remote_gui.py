@@ -92,7 +92,7 @@ def test_a_server_that_refuses_the_key_is_listed_with_the_reason(
 
 def test_the_dialog_checks_the_server_before_adding_it(qtbot, far_server: str) -> None:
     from quantdesk.gui.remote_controller import check_server
-    from quantdesk.ui.server_dialog import ServerDialog
+    from quantdesk.ui.remote_server_dialog import ServerDialog
 
     dialog = ServerDialog(check_server)
     qtbot.addWidget(dialog)

@@ -44,8 +44,8 @@ from PySide6.QtWidgets import (
     QToolTip,
 )
 
-from quantdesk.ui.chat_model import ChatListModel
-from quantdesk.ui.markdown_render import render_markdown, theme
+from quantdesk.ui.chat.markdown_render import render_markdown, theme
+from quantdesk.ui.chat.transcript_model import ChatListModel
 
 __all__ = ["ChatDelegate"]
 
@@ -141,7 +141,7 @@ def _anchor_rect(doc: QTextDocument, href: str) -> QRectF | None:
 
 
 class ChatDelegate(QStyledItemDelegate):
-    """Renders :class:`~quantdesk.ui.chat_model.ChatListModel` rows; reports link clicks."""
+    """Renders :class:`~quantdesk.ui.chat.transcript_model.ChatListModel` rows; reports links."""
 
     linkActivated = Signal(int, str)  # row, href ("action:copy", "copy-code:0", "https://…")
 

@@ -31,8 +31,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from quantdesk.ui.memory_chart import MemoryChart
-from quantdesk.ui.quant_table import QuantTableModel
+from quantdesk.ui.discover.memory_chart import MemoryChart
+from quantdesk.ui.discover.quant_table import QuantTableModel
 
 SORTS = (("Most downloaded", "downloads"), ("Most liked", "likes"), ("Recently updated", "recent"))
 CONTEXT_STEPS = (512, 1024, 2048, 4096, 8192, 16384, 32768, 65536, 131072)

@@ -23,8 +23,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from quantdesk.ui.preset_bar import PresetBar
-from quantdesk.ui.setting_editors import SettingSpec, make_editor, set_editor_value
+from quantdesk.ui.settings.editors import SettingSpec, make_editor, set_editor_value
+from quantdesk.ui.settings.preset_bar import PresetBar
 
 __all__ = ["SettingSpec", "SettingsPanel"]
 

@@ -21,8 +21,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from quantdesk.ui.ladder_chart import ChartPoint, LadderChart
-from quantdesk.ui.text_blocks import intro_label
+from quantdesk.ui.chat.text_blocks import intro_label
+from quantdesk.ui.lab.ladder_chart import ChartPoint, LadderChart
 
 RIGHT = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
 COLUMNS = ("Type", "Size", "Bits/weight", "Peak RAM", "Prompt tok/s", "Decode tok/s",

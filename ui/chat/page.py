@@ -21,9 +21,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from quantdesk.ui.chat_model import ChatListModel
-from quantdesk.ui.chat_view import ChatView
-from quantdesk.ui.library_panel import EntryRole
+from quantdesk.ui.chat.transcript_model import ChatListModel
+from quantdesk.ui.chat.view import ChatView
+from quantdesk.ui.library.panel import EntryRole
 
 
 class _PickerModel(QIdentityProxyModel):

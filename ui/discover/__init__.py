@@ -1,0 +1,1 @@
+"""Discover: search results, a repository's quant table with fit badges, the memory chart."""

@@ -1,0 +1,1 @@
+"""The library sidebar and a model's Details… dialog."""
