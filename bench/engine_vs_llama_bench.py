@@ -42,7 +42,7 @@ from reference_tools import tool  # bench/, beside this script
 
 from quantdesk.engine.chat.templates import Message
 from quantdesk.engine.params import LoadSettings, SamplingSettings, default_threads
-from quantdesk.engine.run.events import GenerationStats
+from quantdesk.engine.events import GenerationStats
 from quantdesk.engine.run.session import InferenceSession
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -53,7 +53,7 @@ def status():
         if key in ("VmRSS", "VmHWM", "RssAnon", "RssFile"):
             out[key] = int(value.split()[0]) * 1024
     return out
-from quantdesk.engine.run.events import GenerationStats
+from quantdesk.engine.events import GenerationStats
 from quantdesk.engine.params import LoadSettings, SamplingSettings
 from quantdesk.engine.run.session import InferenceSession
 from quantdesk.engine.chat.templates import Message

@@ -28,7 +28,7 @@ from pathlib import Path
 from quantdesk.engine.chat.templates import Message
 from quantdesk.engine.library.starter import chat_starter_source
 from quantdesk.engine.params import LoadSettings, SamplingSettings
-from quantdesk.engine.run.events import GenerationStats, TokenText
+from quantdesk.engine.events import GenerationStats, TokenText
 from quantdesk.engine.run.model_process import ModelProcess
 from quantdesk.engine.run.session import InferenceSession
 

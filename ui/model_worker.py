@@ -25,10 +25,7 @@ from quantdesk.engine.errors import (
     ModelStopped,
     QuantDeskError,
 )
-from quantdesk.engine.params import AUTO_GPU_LAYERS, LoadSettings, SamplingSettings
-from quantdesk.engine.remote.models import RemoteModel, RemoteSession
-from quantdesk.engine.run.events import GenerationStats, LiveFigures, PromptReady, TokenText
-from quantdesk.engine.run.load_plan import (
+from quantdesk.engine.estimate.load_plan import (
     Budget,
     LoadPlan,
     after_memory_failure,
@@ -36,6 +33,9 @@ from quantdesk.engine.run.load_plan import (
     machine_budget,
     plan_load,
 )
+from quantdesk.engine.events import GenerationStats, LiveFigures, PromptReady, TokenText
+from quantdesk.engine.params import AUTO_GPU_LAYERS, LoadSettings, SamplingSettings
+from quantdesk.engine.remote.models import RemoteModel, RemoteSession
 from quantdesk.engine.run.model_host import Job, run_job
 from quantdesk.engine.run.model_process import ModelProcess
 from quantdesk.engine.run.probe import ProbeCache, probe_load, raise_for_probe

@@ -61,11 +61,11 @@ def _params(args: argparse.Namespace):  # noqa: ANN202 - EstimateParams
 def _local(args: argparse.Namespace, path: Path) -> int:
     from quantdesk.engine.estimate.fit import fit_words
     from quantdesk.engine.estimate.format import format_estimate
+    from quantdesk.engine.estimate.load_plan import machine_budget
     from quantdesk.engine.estimate.memory import estimate
     from quantdesk.engine.estimate.recommend import fit_group
     from quantdesk.engine.gguf.reader import read_header_from_file
     from quantdesk.engine.hub.quants import QuantGroup, RemoteFile
-    from quantdesk.engine.run.load_plan import machine_budget
 
     headers = [read_header_from_file(path)]
     budget = machine_budget()
@@ -101,8 +101,8 @@ def _remote(args: argparse.Namespace) -> int:
     from quantdesk.config.hub_access import hub_client
     from quantdesk.config.paths import resolve_paths
     from quantdesk.engine.estimate.fit import fit_words
+    from quantdesk.engine.estimate.load_plan import machine_budget
     from quantdesk.engine.estimate.recommend import estimate_repo
-    from quantdesk.engine.run.load_plan import machine_budget
 
     parts = args.target.split("/")
     repo_id = "/".join(parts[:2])

@@ -70,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
     """Predict, quantize with progress (Ctrl-C cancels), optionally measure quality."""
     from quantdesk.config.paths import resolve_paths
     from quantdesk.engine.errors import QuantizeCancelled
+    from quantdesk.engine.estimate.load_plan import machine_budget
     from quantdesk.engine.quantize.job_parts import PartJournal
     from quantdesk.engine.quantize.options import QuantizeOptions
     from quantdesk.engine.quantize.quantizer import (
@@ -79,7 +80,6 @@ def run(args: argparse.Namespace) -> int:
         quantize,
     )
     from quantdesk.engine.quantize.report import plan_lines, result_line, source_line
-    from quantdesk.engine.run.load_plan import machine_budget
 
     say = (lambda _line: None) if args.json else (lambda line: print(line, file=sys.stderr))
     journal = PartJournal(resolve_paths().jobs_dir)

@@ -40,9 +40,9 @@ def run(args: argparse.Namespace) -> int:
     from quantdesk.engine.chat.prompting import COMPLETION_MODE_NOTICE
     from quantdesk.engine.chat.templates import Message
     from quantdesk.engine.errors import ModelStopped
+    from quantdesk.engine.estimate.load_plan import load_settings_for
+    from quantdesk.engine.events import GenerationStats, TokenText
     from quantdesk.engine.params import LoadSettings, SamplingSettings
-    from quantdesk.engine.run.events import GenerationStats, TokenText
-    from quantdesk.engine.run.load_plan import load_settings_for
     from quantdesk.engine.run.model_process import ModelProcess
     from quantdesk.engine.run.probe import ProbeCache, probe_load, raise_for_probe
     from quantdesk.engine.run.session import MODE_COMPLETION

@@ -30,7 +30,7 @@ from quantdesk.engine.chat.conversations import (
 from quantdesk.engine.chat.export import export_json, export_markdown, import_json
 from quantdesk.engine.chat.templates import Message
 from quantdesk.engine.errors import QuantDeskError
-from quantdesk.engine.run.events import GenerationStats
+from quantdesk.engine.events import GenerationStats
 from quantdesk.engine.sqlite_files import open_store
 from quantdesk.engine.wording import counted
 from quantdesk.gui.chat_saving import ChatSaving, failure_words

@@ -21,7 +21,14 @@ from quantdesk.engine.chat.conversations import StoredMessage
 from quantdesk.engine.chat.prompting import COMPLETION_MODE_NOTICE
 from quantdesk.engine.chat.templates import Message
 from quantdesk.engine.errors import QuantDeskError
+from quantdesk.engine.estimate.load_plan import Budget, machine_budget
 from quantdesk.engine.estimate.recommend import settings_estimate_text
+from quantdesk.engine.events import (
+    GenerationStats,
+    LiveFigures,
+    continued_stats,
+    saved_stats_summary,
+)
 from quantdesk.engine.gguf.model_info import human_bytes
 from quantdesk.engine.hardware.machine import hardware_summary, memory_snapshot
 from quantdesk.engine.library.importer import (
@@ -41,13 +48,6 @@ from quantdesk.engine.library.store import LibraryEntry, ModelLibrary, add_model
 from quantdesk.engine.quantize.convert import is_hf_folder
 from quantdesk.engine.quantize.job_parts import PartJournal
 from quantdesk.engine.remote.models import parse_remote_key
-from quantdesk.engine.run.events import (
-    GenerationStats,
-    LiveFigures,
-    continued_stats,
-    saved_stats_summary,
-)
-from quantdesk.engine.run.load_plan import Budget, machine_budget
 from quantdesk.engine.run.session import MODE_COMPLETION
 from quantdesk.engine.sqlite_files import open_store
 from quantdesk.engine.wording import counted

@@ -15,6 +15,7 @@ from PySide6.QtCore import QObject, Signal
 from quantdesk.config.settings import Settings
 from quantdesk.engine.errors import AuthRequired, QuantDeskError
 from quantdesk.engine.estimate.fit import fit_words
+from quantdesk.engine.estimate.load_plan import Budget, machine_budget
 from quantdesk.engine.estimate.memory import EstimateParams
 from quantdesk.engine.estimate.recommend import RepoEstimate, fit_repo, repo_headers
 from quantdesk.engine.gguf.model_info import human_bytes, parameter_label
@@ -22,7 +23,6 @@ from quantdesk.engine.gguf.quant_docs import quant_info
 from quantdesk.engine.gguf.reader import GGUFHeader
 from quantdesk.engine.hub.client import HubClient, ModelSummary
 from quantdesk.engine.hub.quants import QuantGroup
-from quantdesk.engine.run.load_plan import Budget, machine_budget
 from quantdesk.ui.discover.memory_chart import MemoryBar
 from quantdesk.ui.discover.page import DiscoverPage, SearchHit
 from quantdesk.ui.discover.quant_table import VERDICT_UNKNOWN, QuantRow

@@ -13,6 +13,7 @@ from PySide6.QtWidgets import QFileDialog
 
 from quantdesk.engine.errors import QuantizeCancelled
 from quantdesk.engine.estimate.fit import fit_words
+from quantdesk.engine.estimate.load_plan import machine_budget
 from quantdesk.engine.estimate.recommend import fit_files
 from quantdesk.engine.gguf.model_info import human_bytes
 from quantdesk.engine.lab.ladder import (
@@ -35,7 +36,6 @@ from quantdesk.engine.library.store import add_model_file
 from quantdesk.engine.quantize.options import QuantizeOptions
 from quantdesk.engine.quantize.quantizer import predict
 from quantdesk.engine.quantize.report import result_fit
-from quantdesk.engine.run.load_plan import machine_budget
 from quantdesk.ui.jobs import run_job
 from quantdesk.ui.lab.ladder_chart import ChartPoint
 from quantdesk.ui.lab.page import LabPage

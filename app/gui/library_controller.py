@@ -16,13 +16,13 @@ from pathlib import Path
 from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
+from quantdesk.engine.estimate.load_plan import Budget, machine_budget
 from quantdesk.engine.estimate.recommend import fit_files, settings_estimate_text
 from quantdesk.engine.gguf.model_info import format_text, human_bytes, summarize
 from quantdesk.engine.gguf.reader import read_header_from_file
 from quantdesk.engine.library.discovery import SOURCES, split_parts
 from quantdesk.engine.library.store import LibraryEntry
 from quantdesk.engine.library.sync import ScanResult, discovery_roots, sync_discovered
-from quantdesk.engine.run.load_plan import Budget, machine_budget
 from quantdesk.gui.controller import AppController
 from quantdesk.ui.jobs import run_job
 from quantdesk.ui.library.model_details import ModelDetails, ModelDetailsDialog

@@ -15,6 +15,7 @@ from typing import Any
 from PySide6.QtCore import QObject, Signal
 
 from quantdesk.engine.errors import QuantDeskError, QuantizeCancelled
+from quantdesk.engine.estimate.load_plan import Budget, machine_budget
 from quantdesk.engine.library.store import LibraryEntry, add_model_file
 from quantdesk.engine.quantize.convert import converted_path, converter_missing_reason, is_hf_folder
 from quantdesk.engine.quantize.job_parts import PartJournal
@@ -31,7 +32,6 @@ from quantdesk.engine.quantize.quantizer import (
     quantize,
 )
 from quantdesk.engine.quantize.report import plan_lines, result_line, source_line
-from quantdesk.engine.run.load_plan import Budget, machine_budget
 from quantdesk.engine.wording import eta_text
 from quantdesk.gui.controller import AppController
 from quantdesk.ui.jobs import run_job

@@ -27,8 +27,8 @@ from typing import Any
 
 from quantdesk.engine.chat.conversations import Chat, ConversationStore, StoredMessage
 from quantdesk.engine.errors import QuantDeskError
+from quantdesk.engine.events import saved_stats_summary
 from quantdesk.engine.file_hash import file_sha256
-from quantdesk.engine.run.events import saved_stats_summary
 from quantdesk.engine.version import __version__
 
 FORMAT = "quantdesk-chat"

@@ -40,7 +40,7 @@ from quantdesk.engine.estimate.hparams import model_shape
 from quantdesk.engine.estimate.memory import EstimateParams, MemoryEstimate, estimate
 from quantdesk.engine.gguf.model_info import human_bytes
 from quantdesk.engine.gguf.reader import GGUFHeader
-from quantdesk.engine.llama.build import ggml_library, load_llama_library
+from quantdesk.engine.hardware.llama_build import ggml_library, load_llama_library
 from quantdesk.engine.params import AUTO_GPU_LAYERS, LoadSettings
 
 DEFAULT_PORT = 50052  # llama.cpp's rpc-server default

@@ -54,7 +54,7 @@ def components() -> list[Component]:
 
 def llama_build_lines() -> list[str]:
     """llama.cpp's build: backends and devices, GPU offload, the CPU features it was built for."""
-    from quantdesk.engine.llama.build import llama_cpp_source, probe_llama_build
+    from quantdesk.engine.hardware.llama_build import llama_cpp_source, probe_llama_build
 
     info, _notes = probe_llama_build()
     return [

@@ -315,6 +315,6 @@ def _mapped_all(shape: ModelShape) -> int:
 def _build_offloads() -> bool:
     """Whether this llama.cpp build has a device layers can go to (the build probe's answer:
     llama_supports_gpu_offload() is also true for a build with RPC support and no worker)."""
-    from quantdesk.engine.llama.build import probe_llama_build
+    from quantdesk.engine.hardware.llama_build import probe_llama_build
 
     return probe_llama_build()[0].gpu_offload

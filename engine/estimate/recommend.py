@@ -16,6 +16,7 @@ from pathlib import Path
 from quantdesk.engine.errors import QuantDeskError
 from quantdesk.engine.estimate.fit import FitResult, fit, fit_words, free_ram_words
 from quantdesk.engine.estimate.hparams import model_shape
+from quantdesk.engine.estimate.load_plan import Budget, resolve_gpu_layers
 from quantdesk.engine.estimate.memory import EstimateParams, estimate
 from quantdesk.engine.gguf.model_info import human_bytes, summarize
 from quantdesk.engine.gguf.quant_docs import quality_rank, quant_info
@@ -25,7 +26,6 @@ from quantdesk.engine.hub.quants import QuantGroup
 from quantdesk.engine.library.discovery import split_parts
 from quantdesk.engine.llama.arch_support import architectures_supported
 from quantdesk.engine.params import LoadSettings
-from quantdesk.engine.run.load_plan import Budget, resolve_gpu_layers
 
 _VERDICT_ORDER = {"gpu": 3, "partial": 2, "cpu": 1, "no_fit": 0}
 

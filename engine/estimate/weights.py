@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from quantdesk.engine.estimate.hparams import ModelShape
 from quantdesk.engine.gguf.reader import TensorInfo
-from quantdesk.engine.llama.build import compiled_cpu_features
+from quantdesk.engine.hardware.llama_build import compiled_cpu_features
 
 CPU_ALIGNMENT = 32
 CUDA_ALIGNMENT = 128

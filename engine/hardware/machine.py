@@ -21,6 +21,13 @@ import psutil
 from quantdesk.engine.gguf.model_info import human_bytes
 from quantdesk.engine.hardware.cpu import cpu_name, probe_cpu
 from quantdesk.engine.hardware.gpu import probe_amd, probe_apple, probe_nvidia
+from quantdesk.engine.hardware.llama_build import (
+    GPU_KINDS,
+    REBUILD_HINTS,
+    build_can_use,
+    offload_verdict,
+    probe_llama_build,
+)
 from quantdesk.engine.hardware.report import (
     CpuInfo,
     GpuInfo,
@@ -30,13 +37,6 @@ from quantdesk.engine.hardware.report import (
     ProbeNote,
 )
 from quantdesk.engine.hardware.sys_tools import DEFAULT_TIMEOUT_S
-from quantdesk.engine.llama.build import (
-    GPU_KINDS,
-    REBUILD_HINTS,
-    build_can_use,
-    offload_verdict,
-    probe_llama_build,
-)
 
 __all__ = [
     "HardwareReport",

@@ -23,8 +23,7 @@ import httpx2
 
 from quantdesk.engine.chat.templates import Message
 from quantdesk.engine.errors import GenerationError, QuantDeskError
-from quantdesk.engine.params import SamplingSettings
-from quantdesk.engine.run.events import (
+from quantdesk.engine.events import (
     STOP_EOS,
     STOP_LENGTH,
     STOP_USER,
@@ -32,6 +31,7 @@ from quantdesk.engine.run.events import (
     GenerationStats,
     TokenText,
 )
+from quantdesk.engine.params import SamplingSettings
 
 TIMEOUT_S = 60.0
 CONNECT_TIMEOUT_S = 10.0

@@ -19,8 +19,8 @@ from pathlib import Path
 
 from quantdesk.engine.chat.templates import Message
 from quantdesk.engine.errors import QuantDeskError
+from quantdesk.engine.events import GenerationEvent
 from quantdesk.engine.params import LoadSettings, SamplingSettings
-from quantdesk.engine.run.events import GenerationEvent
 from quantdesk.engine.run.model_process import ModelProcess
 
 log = logging.getLogger(__name__)

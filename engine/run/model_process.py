@@ -34,10 +34,10 @@ from quantdesk.engine import errors
 from quantdesk.engine.chat.templates import Message
 from quantdesk.engine.child_process import EVENT_MARKER, crash_reason, module_command
 from quantdesk.engine.errors import ModelLoadError, ModelStopped, QuantDeskError
+from quantdesk.engine.events import GenerationEvent, GenerationStats, PromptReady, TokenText
 from quantdesk.engine.gguf.model_info import ModelReport, summarize
 from quantdesk.engine.gguf.reader import read_header_cached
 from quantdesk.engine.params import LoadSettings, SamplingSettings
-from quantdesk.engine.run.events import GenerationEvent, GenerationStats, PromptReady, TokenText
 from quantdesk.engine.run.session import MODE_CHAT
 
 POLL_S = 0.02

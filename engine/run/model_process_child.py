@@ -65,7 +65,7 @@ class _Requests:
 
 
 def _event(event: object) -> dict[str, Any]:
-    from quantdesk.engine.run.events import GenerationStats, PromptReady, TokenText
+    from quantdesk.engine.events import GenerationStats, PromptReady, TokenText
 
     if isinstance(event, TokenText):
         return {"type": "token", "text": event.text}

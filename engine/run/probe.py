@@ -237,8 +237,8 @@ def raise_for_probe(result: ProbeResult) -> None:
 def child_main(path: str, settings_json: str) -> int:
     """Entry point of the child: load, generate two tokens, print a one-line verdict."""
     from quantdesk.engine.chat.templates import Message
+    from quantdesk.engine.events import TokenText
     from quantdesk.engine.params import SamplingSettings
-    from quantdesk.engine.run.events import TokenText
     from quantdesk.engine.run.session import InferenceSession
 
     payload: dict[str, object]

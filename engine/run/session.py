@@ -18,6 +18,17 @@ from quantdesk.engine.chat.templates import Message
 from quantdesk.engine.cluster.rpc import split_across_workers
 from quantdesk.engine.errors import GenerationError, ModelLoadError, PromptTooLong
 from quantdesk.engine.estimate.kv import KV_TYPES
+from quantdesk.engine.estimate.load_plan import load_settings_for
+from quantdesk.engine.events import (
+    STOP_CONTEXT_FULL,
+    STOP_EOS,
+    STOP_LENGTH,
+    STOP_USER,
+    GenerationEvent,
+    GenerationStats,
+    PromptReady,
+    TokenText,
+)
 from quantdesk.engine.gguf.model_info import ModelReport, summarize
 from quantdesk.engine.gguf.reader import read_header_cached
 from quantdesk.engine.library.discovery import split_parts
@@ -29,23 +40,12 @@ from quantdesk.engine.llama.log import (
 )
 from quantdesk.engine.llama.log_parse import load_failure_message
 from quantdesk.engine.params import LoadSettings, SamplingSettings
-from quantdesk.engine.run.events import (
-    STOP_CONTEXT_FULL,
-    STOP_EOS,
-    STOP_LENGTH,
-    STOP_USER,
-    GenerationEvent,
-    GenerationStats,
-    PromptReady,
-    TokenText,
-)
 from quantdesk.engine.run.generation import (
     Detokenizer,
     SamplerChain,
     TokenCache,
     end_of_generation,
 )
-from quantdesk.engine.run.load_plan import load_settings_for
 
 MODE_CHAT = "chat"
 MODE_COMPLETION = "completion"

@@ -25,8 +25,8 @@ from aiohttp import web
 
 from quantdesk.engine.chat.templates import Message
 from quantdesk.engine.errors import PromptTooLong, QuantDeskError
+from quantdesk.engine.events import STOP_EOS, GenerationStats, TokenText
 from quantdesk.engine.params import SamplingSettings
-from quantdesk.engine.run.events import STOP_EOS, GenerationStats, TokenText
 from quantdesk.engine.run.model_host import DONE, ModelHost
 from quantdesk.engine.serve.api_guard import (
     CORS_HEADERS,

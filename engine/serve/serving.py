@@ -31,7 +31,7 @@ def serve_until_stopped(
 ) -> int:
     """Test-load ``path`` in a child process, load it in its model host and serve it on
     ``host:port`` until SIGINT or SIGTERM; returns the exit status (0)."""
-    from quantdesk.engine.run.load_plan import load_settings_for
+    from quantdesk.engine.estimate.load_plan import load_settings_for
     from quantdesk.engine.run.model_host import ModelHost
     from quantdesk.engine.run.probe import ProbeCache, probe_load, raise_for_probe
     from quantdesk.engine.serve.openai_server import OpenAIServer, RunningServer, check_bind

@@ -146,3 +146,15 @@ def test_docs_architecture_names_every_package_and_module() -> None:
             elif path.name not in section:
                 missing.append(str(path.relative_to(ROOT)))
     assert missing == []
+
+
+def test_every_engine_package_has_its_layer() -> None:
+    """The layers contract (pyproject.toml) names every engine package: a new one cannot
+    escape it."""
+    import re
+
+    text = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    block = text.split('containers = ["quantdesk.engine"]', 1)[1].split("]", 1)[0]
+    layered = {name for line in re.findall(r'"([^"]+)"', block) for name in line.split(" | ")}
+    packages = {p.parent.name for p in (ROOT / "engine").glob("*/__init__.py")}
+    assert layered == packages

@@ -14,8 +14,8 @@ import json
 import threading
 
 from quantdesk.engine.chat.templates import Message
+from quantdesk.engine.events import GenerationStats, TokenText
 from quantdesk.engine.params import LoadSettings, SamplingSettings
-from quantdesk.engine.run.events import GenerationStats, TokenText
 from quantdesk.engine.run.session import InferenceSession
 
 PROMPT = "The lighthouse keeper climbed the stairs every evening because"

@@ -23,8 +23,8 @@ def _direct_reply(path: Path, prompt: str, n: int) -> str:
     import threading
 
     from quantdesk.engine.chat.templates import Message
+    from quantdesk.engine.events import TokenText
     from quantdesk.engine.params import LoadSettings, SamplingSettings
-    from quantdesk.engine.run.events import TokenText
     from quantdesk.engine.run.session import InferenceSession
 
     session = InferenceSession.load(path, LoadSettings(n_ctx=512, n_threads=1))

@@ -16,7 +16,7 @@ import pytest
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication, QMessageBox
 
-from quantdesk.engine.run.load_plan import Budget
+from quantdesk.engine.estimate.load_plan import Budget
 from tests.support.fake_home import FOUND_IN_FAKE_HOME, build_fake_home, sha256
 from tests.support.tiny_models import write_llama_gguf, write_tiny_model
 

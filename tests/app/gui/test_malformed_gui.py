@@ -65,10 +65,10 @@ def test_a_file_llama_cpp_refuses_or_dies_on_is_reported(qtbot, app, corpus, nam
 def test_a_model_too_big_for_free_memory_loads_with_safer_settings(qtbot, app, tmp_path) -> None:
     """The estimate says 8,192 tokens of context do not fit what this (smaller) machine has
     free: the model loads with a shorter context and the user is told what was changed."""
+    from quantdesk.engine.estimate.load_plan import Budget
     from quantdesk.engine.estimate.memory import EstimateParams, estimate
     from quantdesk.engine.gguf.reader import read_header_from_file
     from quantdesk.engine.params import LoadSettings
-    from quantdesk.engine.run.load_plan import Budget
     from tests.support.tiny_models import write_tiny_model
 
     window, controller = app
@@ -88,7 +88,7 @@ def test_a_model_too_big_for_free_memory_loads_with_safer_settings(qtbot, app, t
 
 
 def test_a_model_that_fits_nowhere_is_not_even_tried(qtbot, app, tmp_path) -> None:
-    from quantdesk.engine.run.load_plan import Budget
+    from quantdesk.engine.estimate.load_plan import Budget
     from tests.support.tiny_models import write_tiny_model
 
     window, controller = app

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 
 from quantdesk.engine.chat.templates import Message
+from quantdesk.engine.events import TokenText
 from quantdesk.engine.params import SamplingSettings
 from quantdesk.engine.remote.models import Endpoint, RemoteError
 from quantdesk.engine.remote.servers import RemoteServers
-from quantdesk.engine.run.events import TokenText
 from tests.support.tiny_models import write_tiny_chat_model
 
 KEY = "sesame"

@@ -28,8 +28,8 @@ from quantdesk.engine.chat.export import (
     import_json,
 )
 from quantdesk.engine.chat.prompting import Message
+from quantdesk.engine.events import GenerationStats, TokenText
 from quantdesk.engine.params import LoadSettings, SamplingSettings
-from quantdesk.engine.run.events import GenerationStats, TokenText
 from quantdesk.engine.run.session import InferenceSession
 from tests.support.tiny_models import write_tiny_model
 

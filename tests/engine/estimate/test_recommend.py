@@ -8,11 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+from quantdesk.engine.estimate.load_plan import Budget
 from quantdesk.engine.estimate.memory import EstimateParams
 from quantdesk.engine.estimate.recommend import fit_files, fit_repo, repo_headers
 from quantdesk.engine.hub.client import HubClient
 from quantdesk.engine.params import LoadSettings
-from quantdesk.engine.run.load_plan import Budget
 from tests.support.hub_fixtures import MINI
 from tests.support.tiny_models import write_tiny_model
 

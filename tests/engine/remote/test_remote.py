@@ -10,9 +10,9 @@ import threading
 import pytest
 
 from quantdesk.engine.chat.templates import Message
+from quantdesk.engine.events import STOP_USER, GenerationStats, TokenText
 from quantdesk.engine.params import LoadSettings, SamplingSettings
 from quantdesk.engine.remote.models import Endpoint, RemoteError
-from quantdesk.engine.run.events import STOP_USER, GenerationStats, TokenText
 from quantdesk.engine.run.model_host import ModelHost
 from quantdesk.engine.serve.openai_server import OpenAIServer, RunningServer
 from tests.support.tiny_models import write_tiny_chat_model

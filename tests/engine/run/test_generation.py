@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from quantdesk.engine.chat.templates import Message
+from quantdesk.engine.events import GenerationStats, TokenText
 from quantdesk.engine.params import LoadSettings, SamplingSettings
 from quantdesk.engine.run import generation
-from quantdesk.engine.run.events import GenerationStats, TokenText
 from quantdesk.engine.run.generation import Detokenizer
 from quantdesk.engine.run.session import InferenceSession
 from tests.support import REPO

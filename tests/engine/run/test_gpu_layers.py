@@ -6,10 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from quantdesk.engine.estimate.memory import EstimateParams, estimate
-from quantdesk.engine.gguf.reader import read_header_from_file
-from quantdesk.engine.params import AUTO_GPU_LAYERS, LoadSettings
-from quantdesk.engine.run.load_plan import (
+from quantdesk.engine.estimate.load_plan import (
     Budget,
     after_memory_failure,
     is_memory_error,
@@ -17,6 +14,9 @@ from quantdesk.engine.run.load_plan import (
     resolve_gpu_layers,
     step_down,
 )
+from quantdesk.engine.estimate.memory import EstimateParams, estimate
+from quantdesk.engine.gguf.reader import read_header_from_file
+from quantdesk.engine.params import AUTO_GPU_LAYERS, LoadSettings
 from tests.support.tiny_models import write_llama_gguf, write_tiny_model
 
 GIB = 1 << 30

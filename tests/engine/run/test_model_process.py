@@ -12,10 +12,10 @@ import pytest
 
 from quantdesk.engine.chat.templates import Message
 from quantdesk.engine.errors import ModelLoadError, ModelStopped
+from quantdesk.engine.events import STOP_USER, GenerationStats, TokenText
 from quantdesk.engine.library.starter import chat_starter_source
 from quantdesk.engine.params import LoadSettings, SamplingSettings
 from quantdesk.engine.run import model_process
-from quantdesk.engine.run.events import STOP_USER, GenerationStats, TokenText
 from quantdesk.engine.run.model_process import ModelProcess
 from quantdesk.engine.run.session import InferenceSession
 from tests.support.tiny_models import (

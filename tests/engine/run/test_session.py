@@ -9,13 +9,13 @@ import pytest
 
 from quantdesk.engine.chat.templates import Message
 from quantdesk.engine.errors import GenerationError, InvalidGGUF, ModelLoadError
-from quantdesk.engine.params import LoadSettings, SamplingSettings
-from quantdesk.engine.run.events import (
+from quantdesk.engine.events import (
     STOP_LENGTH,
     STOP_USER,
     GenerationStats,
     TokenText,
 )
+from quantdesk.engine.params import LoadSettings, SamplingSettings
 from quantdesk.engine.run.session import MODE_CHAT, MODE_COMPLETION, InferenceSession
 from tests.support.tiny_models import (
     write_model_with_runaway_utf8,
