@@ -799,15 +799,21 @@ class AppController(QObject):
                 "No model is loaded. Double-click a model in the library, or drop a .gguf file."
             )
 
+    def _reply_actionable(self, row: int) -> bool:
+        """Whether the reply at ``row`` can be regenerated or continued now: no reply is being
+        written, the row is a reply, and a model is loaded (else it says how to get one)."""
+        transcript = self.window.chat.transcript
+        if self._reply_row >= 0 or not 0 <= row < transcript.rowCount():
+            return False
+        if self.loaded is None:
+            self._say_no_model()
+            return False
+        return transcript.message(row).role == "assistant"
+
     def regenerate(self, row: int) -> None:
         """Generate a new version of the reply at ``row``; the old one stays (‹ 1/2 ›)."""
         transcript = self.window.chat.transcript
-        if self._reply_row >= 0 or not 0 <= row < transcript.rowCount():
-            return
-        if self.loaded is None:
-            self._say_no_model()
-            return
-        if transcript.message(row).role != "assistant":
+        if not self._reply_actionable(row):
             return
         self.cancel_edit()
         seq = self._seq_of(row)
@@ -820,12 +826,7 @@ class AppController(QObject):
     def continue_reply(self, row: int) -> None:
         """Let the model carry on writing the last reply (cut off, or stopped at max tokens)."""
         transcript = self.window.chat.transcript
-        if self._reply_row >= 0 or not 0 <= row < transcript.rowCount():
-            return
-        if self.loaded is None:
-            self._say_no_model()
-            return
-        if transcript.message(row).role != "assistant":
+        if not self._reply_actionable(row):
             return
         later = [m.role for m in transcript.messages()[row + 1:] if m.role != "notice"]
         if later or not self.messages or self.messages[-1].role != "assistant":
