@@ -185,7 +185,7 @@ class ChatHistory(QObject):
             self.app.window.show_info(f"Chat exported to {written}.")
             self.exported.emit(str(written))
 
-        run_job(work, on_done=done, on_error=self.app._job_failed)
+        run_job(work, on_done=done, on_error=self.app.show_job_error)
 
     def _ask_import(self) -> None:
         from PySide6.QtWidgets import QFileDialog

@@ -195,7 +195,7 @@ class AppController(QObject):
         run_job(
             self._add_starter,
             on_done=lambda _entry: self._starter_ready(open_files),
-            on_error=self._job_failed,
+            on_error=self.show_job_error,
         )
 
     def open_files(self, files: list[Path]) -> None:
@@ -366,7 +366,7 @@ class AppController(QObject):
 
         self.window.statusBar().showMessage("Checking dropped files…")
         run_job(
-            work, on_done=lambda out: self._imported(out, load_first), on_error=self._job_failed
+            work, on_done=lambda out: self._imported(out, load_first), on_error=self.show_job_error
         )
 
     def _imported(self, outcomes: list[ImportOutcome], load_first: bool) -> None:
@@ -427,7 +427,8 @@ class AppController(QObject):
     def _reveal(self, entry: LibraryEntry) -> None:
         QDesktopServices.openUrl(QUrl.fromLocalFile(str(entry.path.parent)))
 
-    def _job_failed(self, exc: BaseException) -> None:
+    def show_job_error(self, exc: BaseException) -> None:
+        """A background job failed: its message in the banner (details for the unexpected)."""
         self.window.statusBar().clearMessage()
         if isinstance(exc, QuantDeskError):
             self.window.show_error(exc.message, exc.details)

@@ -95,7 +95,7 @@ class DownloadsController(QObject):
                 self.app.window.show_page(0)
                 self.app.load(entry)
 
-        run_job(work, on_done=done, on_error=self.app._job_failed)
+        run_job(work, on_done=done, on_error=self.app.show_job_error)
 
     def _open(self, item_id: int) -> None:
         item = self.manager.get(item_id)
@@ -145,7 +145,7 @@ class DownloadsController(QObject):
             self.app.window.show_page(self.page_index)
             self.page.select_id(item.id)
 
-        run_job(work, on_done=queued, on_error=self.app._job_failed)
+        run_job(work, on_done=queued, on_error=self.app.show_job_error)
 
     def shutdown(self) -> None:
         """Stop the transfers (parts are kept and resume at the next start)."""

@@ -175,7 +175,7 @@ class LibraryController(QObject):
             return
         self._scans.end()
         self.panel.set_scanning(False, "Rescan failed")
-        self.app._job_failed(exc)
+        self.app.show_job_error(exc)
 
     def add_folder(self, folder: Path) -> None:
         """Watch ``folder`` (its models are listed in place) and rescan."""
@@ -294,7 +294,7 @@ class LibraryController(QObject):
             self.details_dialog.show()
             self.detailsShown.emit(self.details_dialog)
 
-        run_job(work, on_done=done, on_error=self.app._job_failed)
+        run_job(work, on_done=done, on_error=self.app.show_job_error)
 
     def delete(self, entry: LibraryEntry) -> None:
         """Delete an owned model's file(s) after a confirmation naming it and its size."""
