@@ -123,7 +123,7 @@ def simulate_loads(
         first = _write_sparse(Path(tmp), shards)
         job = {"path": str(first), "params": [asdict(p) for p in params]}
         env = {**os.environ, "GGML_NO_BACKTRACE": "1"}
-        cmd = module_command("quantdesk.engine.estimate.llama_sim_child")
+        cmd = module_command("quantdesk.engine.estimate._llama_sim_child")
         try:
             proc = subprocess.run(
                 cmd,

@@ -40,7 +40,7 @@ from quantdesk.engine.quantize.options import (
     target_name,
 )
 
-CHILD_MODULE = "quantdesk.engine.quantize.quantizer_child"
+CHILD_MODULE = "quantdesk.engine.quantize._quantizer_child"
 DISK_MARGIN = 64 * 1024 * 1024
 """Free space kept beyond the predicted output size (the filesystem and the app need room)."""
 

@@ -2,7 +2,7 @@
 
 :class:`ModelProcess` has the interface of :class:`~quantdesk.engine.run.session.InferenceSession`
 (``generate``, ``count_tokens``, ``close``, ``report``, ``mode``, ``context_size``) but the
-``Llama`` lives in a host process (:mod:`quantdesk.engine.run.model_process_child`). Requests go to
+``Llama`` lives in a host process (:mod:`quantdesk.engine.run._model_process_child`). Requests go to
 it as JSON lines, token events come back as they are made. When the host dies (SIGABRT from an
 uncaught C++ exception, SIGBUS from a model file truncated under it, SIGKILL), the running call
 raises :class:`~quantdesk.engine.errors.ModelStopped` with llama.cpp's own words from the host's
@@ -90,7 +90,7 @@ class ModelProcess:
         report = summarize(read_header_cached(path), path=path)  # a bad header: said here
         env = {**os.environ, "GGML_NO_BACKTRACE": "1", "PYTHONUNBUFFERED": "1"}
         proc = subprocess.Popen(
-            module_command("quantdesk.engine.run.model_process_child"),
+            module_command("quantdesk.engine.run._model_process_child"),
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
             start_new_session=True,  # a Ctrl-C in the terminal reaches the command, which stops
         )  # fmt: skip

@@ -164,7 +164,7 @@ def probe_load(
     # A small context keeps the probe quick; memory for the real context is the estimator's job.
     probe_settings = settings.with_(n_ctx=min(settings.n_ctx or 512, 512))
     cmd = module_command(
-        "quantdesk.engine.run.probe_child", str(path), json.dumps(asdict(probe_settings))
+        "quantdesk.engine.run._probe_child", str(path), json.dumps(asdict(probe_settings))
     )
     started = time.monotonic()
     # GGML_NO_BACKTRACE: on abort ggml would otherwise attach gdb for a backtrace (seconds).

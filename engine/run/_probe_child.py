@@ -1,4 +1,4 @@
-"""``python -m quantdesk.engine.run.probe_child PATH SETTINGS_JSON``: the probe's child process."""
+"""``python -m quantdesk.engine.run._probe_child PATH SETTINGS_JSON``: the probe's child process."""
 
 import sys
 

@@ -1,4 +1,4 @@
-"""``python -m quantdesk.engine.estimate.llama_sim_child``: the dry-run load, in a child process.
+"""``python -m quantdesk.engine.estimate._llama_sim_child``: the dry-run load, in a child process.
 
 Reads a JSON job on stdin (the sparse model path and a list of EstimateParams), loads the model
 with ``no_alloc`` and ``load_mode = NONE``, creates one context per parameter set exactly as

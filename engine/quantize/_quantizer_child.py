@@ -1,6 +1,6 @@
 """Child process: run llama.cpp's ``llama_model_quantize`` on one job and report as it goes.
 
-Usage: ``python -m quantdesk.engine.quantize.quantizer_child JOB_JSON``. Events (see
+Usage: ``python -m quantdesk.engine.quantize._quantizer_child JOB_JSON``. Events (see
 ``child_process``):
 ``{"type": "tensor", "index", "count", "name", "source_type", "target_type"}`` once per tensor,
 ``{"type": "requires_imatrix"}`` from a dry run, ``{"type": "error_line", "text"}`` and finally
