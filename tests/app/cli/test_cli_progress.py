@@ -40,8 +40,17 @@ def test_at_a_terminal_one_bar_is_redrawn(tmp_path: Path) -> None:
             line.show(i / 10, f"step {i}")
             line._drawn_at = 0.0  # as if 0.1 s had passed between steps
         line.finish()
-    shown = os.read(leader, 65536).decode()
+    shown = b""
+    while True:  # one read may return only part of what the terminal holds
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # EIO: the other end is closed and all was read
+            break
+        if not chunk:
+            break
+        shown += chunk
     os.close(leader)
+    shown = shown.decode()
     # (the terminal shows the final newline as \r\n)
     assert shown.count("\r[") == 11 and shown.endswith("\n") and "100.0%  step 10" in shown
 
