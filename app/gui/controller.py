@@ -91,6 +91,8 @@ class AppController(QObject):
     replyStarted = Signal()
     replyFinished = Signal(object)  # GenerationStats
     replyFailed = Signal(str)
+    quantizeRequested = Signal(object)  # Path: a Hugging Face folder or an unquantized model
+    settingsApplied = Signal(dict)  # the settings just changed, by name
 
     def __init__(self, paths: AppPaths, settings: Settings, window: MainWindow) -> None:
         super().__init__()
@@ -344,14 +346,12 @@ class AppController(QObject):
         Hugging Face model folders among them open the Quantize dialog instead (they are
         weights to convert, not models llama.cpp can load).
         """
-        quantizer = getattr(self, "quantize", None)
-        if quantizer is not None:
-            folders = [p for p in paths if is_hf_folder(p)]
-            for folder in folders[:1]:
-                quantizer.open(folder)
-            paths = [p for p in paths if p not in folders]
-            if not paths:
-                return
+        folders = [p for p in paths if is_hf_folder(p)]
+        for folder in folders[:1]:
+            self.quantizeRequested.emit(folder)
+        paths = [p for p in paths if p not in folders]
+        if not paths:
+            return
         mode = mode or self._ask_import_mode()
         if mode is None:
             return
@@ -397,11 +397,10 @@ class AppController(QObject):
 
     def _quantize_offer(self, added: list[LibraryEntry]) -> list[tuple[str, object]]:
         """A "Quantize…" action when an unquantized (F32/F16/BF16) model was added."""
-        quantizer = getattr(self, "quantize", None)
         floats = [e for e in added if e.is_unquantized]
-        if quantizer is None or not floats:
+        if not floats:
             return []
-        return [("Quantize…", lambda: quantizer.open(floats[0].path))]
+        return [("Quantize…", lambda: self.quantizeRequested.emit(floats[0].path))]
 
     def _add_dialog(self) -> None:
         files, _ = QFileDialog.getOpenFileNames(
@@ -483,10 +482,9 @@ class AppController(QObject):
         if any(name.startswith("load.") for name in changes) and self.loaded is not None:
             self.window.settings_panel.set_reload_needed(True)
             self._estimate_timer.start()
-        if "downloads.parallel" in changes and getattr(self, "downloads", None):
-            self.downloads.page.parallel.setValue(changes["downloads.parallel"])
         if "appearance.theme" in changes:
             apply_theme(QApplication.instance(), changes["appearance.theme"])
+        self.settingsApplied.emit(changes)
 
     def _setting_changed(self, name: str, value: object) -> None:
         """The user edited one setting in the panel."""

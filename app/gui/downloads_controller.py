@@ -47,10 +47,15 @@ class DownloadsController(QObject):
         page.openRequested.connect(self._open)
         page.parallel.setValue(app.settings.get("downloads.parallel"))
         page.parallelChanged.connect(lambda n: app.settings.set("downloads.parallel", n))
+        app.settingsApplied.connect(self._settings_applied)
         page.model.set_items(manager.items())
         for item in manager.items():
             if item.state == "done":
                 self._added.add(item.id)
+
+    def _settings_applied(self, changes: dict) -> None:
+        if "downloads.parallel" in changes:  # set in Preferences: the page shows it
+            self.page.parallel.setValue(changes["downloads.parallel"])
 
     def on_change(self, item: DownloadItem) -> None:
         """The manager's callback (any thread)."""

@@ -66,6 +66,7 @@ class QuantizeController(QObject):
         self._budget: Budget | None = None
         self._plan: QuantizePrediction | None = None
         app.window.library.quantizeRequested.connect(lambda e: self.open(e.path))
+        app.quantizeRequested.connect(self.open)  # a dropped HF folder, the import banner
 
     # -- opening ------------------------------------------------------------------------------
 

@@ -98,3 +98,12 @@ def test_the_queue_survives_a_gui_restart(qtbot, fake_hub, data_dir: Path, hub_r
         assert item.dest.read_bytes() == (hub_root / MINI / FILE).read_bytes()
     finally:
         controller2.shutdown()
+
+
+def test_parallel_downloads_set_in_preferences_show_on_the_page(qtbot, app) -> None:
+    """The Downloads page follows the setting however it changes (Preferences apply it through
+    the controller's settingsApplied; the page no longer is reached into from outside)."""
+    window, controller = app
+    controller.apply_settings({"downloads.parallel": 3})
+    assert window.downloads_page.parallel.value() == 3
+    assert controller.settings.get("downloads.parallel") == 3
