@@ -119,6 +119,10 @@ class ModelHost:
             run_job(self.session, job)
             if self.session.stopped is not None:
                 self._restart(self.session.stopped)
+        while not self._jobs.empty():  # closing: nobody will run these
+            leftover = self._jobs.get_nowait()
+            if leftover is not None:
+                leftover.events.put(DONE)
 
     def _restart(self, why: str) -> None:
         """Load the model again after its process ended (the job that crashed it has its 500)."""
@@ -130,7 +134,3 @@ class ModelHost:
             return
         self.restarts += 1
         self._notice(f"{why} It was loaded again; the server goes on.")
-        while not self._jobs.empty():  # closing: nobody will run these
-            leftover = self._jobs.get_nowait()
-            if leftover is not None:
-                leftover.events.put(DONE)

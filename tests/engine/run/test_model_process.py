@@ -187,3 +187,24 @@ def test_close_never_waits_long_for_a_host(chat_model: Path) -> None:
     os.kill(host.pid, signal.SIGSTOP)  # it cannot read "quit"
     host.close()  # waits QUIT_WAIT_S, then kills
     assert _dead(host.pid)
+
+
+def test_jobs_queued_behind_a_crash_are_answered_after_the_reload(tmp_path: Path) -> None:
+    """The server's ModelHost: a request that crashes the host gets its error; the ones queued
+    behind it are answered by the model loaded again (they were once ended with nothing)."""
+    from quantdesk.engine.run.model_host import ModelHost
+
+    model = write_spm_model_without_byte_tokens(tmp_path / "no-bytes.gguf")
+    notices: list[str] = []
+    host = ModelHost(model, LOAD, notice=notices.append)
+    try:
+        crashing = host.submit([Message("user", "It costs 5 €")], GREEDY)
+        queued = host.submit([Message("user", "Hello")], GREEDY)
+        with pytest.raises(ModelStopped):
+            list(crashing.results(timeout=60))
+        events = list(queued.results(timeout=60))
+        assert isinstance(events[-1], GenerationStats)
+        assert host.restarts == 1
+        assert notices[-1].endswith("It was loaded again; the server goes on.")
+    finally:
+        host.close()
