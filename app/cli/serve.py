@@ -50,7 +50,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--gpu-layers", type=int, default=-2,
                         help="-2 = as many as fit (default), -1 = all, 0 = none")  # fmt: skip
     add_rpc_options(parser)
-    parser.add_argument("--parent-pid", type=int, help=argparse.SUPPRESS)  # the app's child
 
 
 def run(args: argparse.Namespace) -> int:
@@ -59,10 +58,6 @@ def run(args: argparse.Namespace) -> int:
     from quantdesk.engine.params import LoadSettings
     from quantdesk.engine.serve.serving import serve_until_stopped
 
-    if args.parent_pid:  # started by another program: never outlive it
-        from quantdesk.engine.child_process import exit_with_parent
-
-        exit_with_parent(args.parent_pid)
     load = LoadSettings(n_ctx=args.ctx, n_threads=args.threads, n_gpu_layers=args.gpu_layers,
                         **rpc_settings(args))  # fmt: skip
     return serve_until_stopped(args.file, load, host=args.host, port=args.port,
