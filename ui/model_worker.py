@@ -261,9 +261,9 @@ class ModelWorker(QObject):
         """Run an API server's request on the model the chat uses, in turn with the chat's
         replies (both arrive as queued requests on this thread)."""
         run_job(self._session, job)
-        stopped = getattr(self._session, "stopped", None)
-        if stopped is not None:  # the request crashed the model: the chat hears of it too
-            self._host_ended(ModelStopped(stopped))
+        session = self._session
+        if isinstance(session, ModelProcess) and session.stopped is not None:
+            self._host_ended(session.stopped_error())  # it crashed the model: the chat hears
 
     def _unload_quietly(self) -> None:
         if self._session is not None:

@@ -186,6 +186,12 @@ class ModelProcess:
         token, without waiting for this side's loop to notice the stop event."""
         self._send({"op": "stop", "id": self._reply}, quiet=True)
 
+    def stopped_error(self) -> ModelStopped:
+        """The host's end as the error a caller gets: :attr:`stopped` and llama.cpp's last
+        words as its details."""
+        said = "\n".join(list(self._stderr)[-40:])
+        return ModelStopped(self.stopped or "The model stopped.", said)
+
     def close(self) -> None:
         """End the host (the system frees the model at once); waits QUIT_WAIT_S at most."""
         if self._proc.poll() is None:
@@ -263,7 +269,7 @@ class ModelProcess:
             self._stderr_reader.join(timeout=QUIT_WAIT_S)  # its last words
             self.stopped = stopped_words(code, list(self._stderr), during=during,
                                          messages=messages, file_name=self.path.name)  # fmt: skip
-        return ModelStopped(self.stopped, "\n".join(list(self._stderr)[-40:]))
+        return self.stopped_error()
 
     def _limit(self, why: str) -> None:
         """End a host that went past a limit; raises ModelStopped saying so."""
