@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from quantdesk.engine.estimate.fit import budgets, fit, fits
+from quantdesk.engine.estimate.fit import FitResult, budgets, fit, fits
 from quantdesk.engine.estimate.memory import EstimateParams, MemoryEstimate, estimate
 from quantdesk.engine.gguf.reader import GGUFHeader, read_header_cached
 from quantdesk.engine.library.discovery import split_parts
@@ -22,6 +22,12 @@ class Budget:
     ram_available: int
     vram_free: int | None
     gpu_offload: bool
+
+
+def fit_within(headers: Sequence[GGUFHeader], params: EstimateParams, budget: Budget) -> FitResult:
+    """:func:`~quantdesk.engine.estimate.fit.fit` against what ``budget`` offers."""
+    return fit(headers, params, ram_available=budget.ram_available, vram_free=budget.vram_free,
+               gpu_offload_supported=budget.gpu_offload)  # fmt: skip
 
 
 def machine_budget() -> Budget:
@@ -45,13 +51,7 @@ def resolve_gpu_layers(
         return load
     if not budget.gpu_offload or budget.vram_free is None:
         return load.with_(n_gpu_layers=0)
-    result = fit(
-        headers,
-        EstimateParams.from_load_settings(load),
-        ram_available=budget.ram_available,
-        vram_free=budget.vram_free,
-        gpu_offload_supported=True,
-    )
+    result = fit_within(headers, EstimateParams.from_load_settings(load), budget)
     layers = result.max_gpu_layers if result.verdict in ("gpu", "partial") else 0
     return load.with_(n_gpu_layers=layers)
 
@@ -119,8 +119,7 @@ def step_down(headers: Sequence[GGUFHeader], load: LoadSettings, budget: Budget)
         return LoadPlan(load)
     params = EstimateParams.from_load_settings(load)
     if load.n_gpu_layers != 0 and budget.gpu_offload:
-        result = fit(headers, params, ram_available=budget.ram_available,
-                     vram_free=budget.vram_free, gpu_offload_supported=True)  # fmt: skip
+        result = fit_within(headers, params, budget)
         layers = result.max_gpu_layers if result.verdict in ("gpu", "partial") else 0
         if layers != load.n_gpu_layers:
             shown = "all" if load.n_gpu_layers < 0 else load.n_gpu_layers
@@ -129,9 +128,7 @@ def step_down(headers: Sequence[GGUFHeader], load: LoadSettings, budget: Budget)
             if _fits_budget(headers, load, budget):
                 return LoadPlan(load, tuple(changes))
     while True:
-        result = fit(headers, EstimateParams.from_load_settings(load),
-                     ram_available=budget.ram_available, vram_free=budget.vram_free,
-                     gpu_offload_supported=budget.gpu_offload)  # fmt: skip
+        result = fit_within(headers, EstimateParams.from_load_settings(load), budget)
         context = max(MIN_CONTEXT, min(result.max_context, load.n_ctx))
         if context < load.n_ctx:
             changes.append(f"context {load.n_ctx:,} → {context:,} tokens")

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from quantdesk.engine.errors import QuantDeskError
-from quantdesk.engine.estimate.fit import FitResult, fit, fit_words, free_ram_words
+from quantdesk.engine.estimate.fit import FitResult, fit_words, free_ram_words
 from quantdesk.engine.estimate.hparams import model_shape
-from quantdesk.engine.estimate.load_plan import Budget, resolve_gpu_layers
+from quantdesk.engine.estimate.load_plan import Budget, fit_within, resolve_gpu_layers
 from quantdesk.engine.estimate.memory import EstimateParams, estimate
 from quantdesk.engine.gguf.model_info import human_bytes, summarize
 from quantdesk.engine.gguf.quant_docs import quality_rank, quant_info
@@ -61,9 +61,7 @@ def fit_files(models: Sequence[tuple[Path, Sequence[Path]]], load: LoadSettings,
     out: dict[str, tuple[str, str]] = {}
     for path, parts in models:
         try:
-            result = fit([read_header_from_file(p) for p in parts], params,
-                         ram_available=budget.ram_available, vram_free=budget.vram_free,
-                         gpu_offload_supported=budget.gpu_offload)  # fmt: skip
+            result = fit_within([read_header_from_file(p) for p in parts], params, budget)
         except Exception:  # noqa: BLE001 - an odd header only costs the badge
             out[str(path)] = ("unknown", "Fit unknown")
             continue
@@ -76,13 +74,7 @@ def fit_group(
 ) -> QuantEstimate:
     """Fit one quant level; estimator errors become a readable ``error``."""
     try:
-        result = fit(
-            headers,
-            params,
-            ram_available=budget.ram_available,
-            vram_free=budget.vram_free,
-            gpu_offload_supported=budget.gpu_offload,
-        )
+        result = fit_within(headers, params, budget)
     except QuantDeskError as exc:
         return QuantEstimate(group, tuple(headers), None, exc.message)
     return QuantEstimate(group, tuple(headers), result)
@@ -219,13 +211,7 @@ def settings_estimate_text(path: Path, load: LoadSettings, budget: Budget) -> st
     load = resolve_gpu_layers(headers, load, budget)
     params = EstimateParams.from_load_settings(load)
     est = estimate(headers, params, offload=budget.gpu_offload)
-    result = fit(
-        headers,
-        params,
-        ram_available=budget.ram_available,
-        vram_free=budget.vram_free,
-        gpu_offload_supported=budget.gpu_offload,
-    )
+    result = fit_within(headers, params, budget)
     vram = f" + {human_bytes(est.vram)} VRAM" if est.vram else ""
     ok = est.peak_ram <= result.ram_budget
     free = free_ram_words(result.ram_free, result.ram_budget)

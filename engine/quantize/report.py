@@ -5,9 +5,9 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from quantdesk.engine.estimate.fit import FitResult, fit, fit_words
+from quantdesk.engine.estimate.fit import FitResult, fit_words
+from quantdesk.engine.estimate.load_plan import Budget, fit_within
 from quantdesk.engine.estimate.memory import EstimateParams
-from quantdesk.engine.estimate.recommend import Budget
 from quantdesk.engine.gguf.model_info import human_bytes
 from quantdesk.engine.quantize.quantizer import QuantizePrediction, QuantizeResult, SourceInfo
 
@@ -22,13 +22,7 @@ def source_line(info: SourceInfo) -> str:
 
 def result_fit(prediction: QuantizePrediction, budget: Budget, n_ctx: int = 4096) -> FitResult:
     """How the quantized model would fit this machine at ``n_ctx`` (from the estimator)."""
-    return fit(
-        [prediction.header],
-        EstimateParams(n_ctx=n_ctx),
-        ram_available=budget.ram_available,
-        vram_free=budget.vram_free,
-        gpu_offload_supported=budget.gpu_offload,
-    )
+    return fit_within([prediction.header], EstimateParams(n_ctx=n_ctx), budget)
 
 
 def plan_lines(
