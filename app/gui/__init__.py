@@ -27,23 +27,10 @@ def _parse(argv: Sequence[str]) -> argparse.Namespace:
     return parser.parse_args(list(argv))
 
 
-def build_app(args: argparse.Namespace):  # noqa: ANN201 - returns (window, controller)
-    """Create the window and its controller (the QApplication must exist)."""
-    from quantdesk.config.hub_access import hub_client, token_store
-    from quantdesk.engine.downloads.queue import DownloadManager
-    from quantdesk.engine.downloads.store import DownloadStore
+def build_app(args: argparse.Namespace):  # noqa: ANN201 - returns (window, controller, paths)
+    """Create the window, its pages and their controllers (the QApplication must exist)."""
     from quantdesk.engine.lab.ladder import DEFAULT_TYPES
-    from quantdesk.engine.sqlite_files import open_store
-    from quantdesk.gui.cluster_controller import ClusterController
-    from quantdesk.gui.controller import HUB_TOKEN_SECTION, AppController
-    from quantdesk.gui.discover_controller import DiscoverController
-    from quantdesk.gui.downloads_controller import DownloadsController
-    from quantdesk.gui.hub_token_controller import HubTokenController
-    from quantdesk.gui.lab_controller import LabController
-    from quantdesk.gui.library_controller import LibraryController
-    from quantdesk.gui.quantize_controller import QuantizeController
-    from quantdesk.gui.remote_controller import RemoteController
-    from quantdesk.gui.server_controller import ServerController
+    from quantdesk.gui.controller import AppController
     from quantdesk.ui.cluster_page import ClusterPage
     from quantdesk.ui.discover.page import DiscoverPage
     from quantdesk.ui.downloads_page import DownloadsPage
@@ -69,47 +56,7 @@ def build_app(args: argparse.Namespace):  # noqa: ANN201 - returns (window, cont
     window.add_page("Cluster", window.cluster_page)
     window.lab_page = LabPage(list(DEFAULT_TYPES))
     window.add_page("Lab", window.lab_page)
-    controller = AppController(paths, settings, window)
-    hub = hub_client(paths)
-    controller.hub_token = HubTokenController(token_store(paths), hub)
-    controller.discover = DiscoverController(
-        window.discover_page, settings, hub,
-        lambda: {e.path.name for e in controller.library.entries()},
-    )  # fmt: skip
-    window.discover_page.tokenRequested.connect(
-        lambda: controller.open_preferences(HUB_TOKEN_SECTION))
-    controller.hub_token.changed.connect(window.show_info)
-    controller.hub_token.changed.connect(lambda _words: controller.discover.token_changed())
-    queue, queue_warning = open_store(
-        DownloadStore, paths.downloads_db, what="The download queue",
-        not_kept="Downloads queued now are not kept after QuantDesk closes.",
-        untouched="downloaded files were not touched",
-    )  # fmt: skip
-    if queue_warning:
-        controller.store_warnings.append(queue_warning)
-    manager = DownloadManager(
-        queue,
-        paths.models_dir / "hub",
-        hub,
-        parallel=settings.get("downloads.parallel"),
-    )
-    controller.downloads = DownloadsController(
-        controller, window.downloads_page, manager, downloads_index
-    )
-    controller.quantize = QuantizeController(controller)
-    controller.library_ctl = LibraryController(controller)
-    controller.server = ServerController(controller, window.server_page)
-    controller.remote = RemoteController(controller)
-    controller.cluster = ClusterController(controller, window.cluster_page)
-    controller.lab = LabController(controller, window.lab_page)
-    manager.on_change = controller.downloads.on_change
-    manager.start()
-    controller.shutdown_hooks.append(controller.downloads.shutdown)
-    window.discover_page.downloadRequested.connect(
-        lambda repo, row: controller.downloads.request(
-            repo, row, window.discover_page.context_length()
-        )
-    )
+    controller = AppController(paths, settings, window, downloads_index)
     return window, controller, paths
 
 
@@ -163,6 +110,6 @@ def run_gui(argv: Sequence[str]) -> int:
     window.fit_to_screen()  # after show: the frame (title bar) is known then
     window.chat.input.setFocus()
     server = InstanceServer(data_dir, controller.open_files)  # later launches hand over here
-    controller.shutdown_hooks.append(server.close)
+    window.closing.connect(server.close)
     QTimer.singleShot(0, lambda: controller.start([f.resolve() for f in args.files]))
     return app.exec()

@@ -1,6 +1,6 @@
 """Keeps the chat window's conversation in the SQLite store and runs the chat list.
 
-The AppController calls the ``on_*`` hooks as the conversation changes; a streaming reply is
+The ChatController calls the ``on_*`` hooks as the conversation changes; a streaming reply is
 saved at most every ``SAVE_INTERVAL_S`` seconds while it grows, so killing the app mid-reply
 loses less than a second of it. The transcript shows the chat's branch shown, one stored
 message per row (a message's ``seq`` is its place in that branch); an edit or a regenerated
@@ -37,7 +37,9 @@ from quantdesk.gui.chat_saving import ChatSaving, failure_words
 from quantdesk.ui.jobs import run_job
 
 if TYPE_CHECKING:
-    from quantdesk.gui.controller import AppController
+    from quantdesk.gui.chat_controller import ChatController
+    from quantdesk.gui.notifier import Notifier
+    from quantdesk.ui.chat.chat_list import ChatListPanel
 
 log = logging.getLogger(__name__)
 
@@ -50,15 +52,17 @@ class ChatHistory(QObject):
 
     exported = Signal(str)  # path written, on the GUI thread
 
-    def __init__(self, app: AppController) -> None:
+    def __init__(
+        self, chat: ChatController, panel: ChatListPanel, chats_db: Path, notifier: Notifier
+    ) -> None:
         super().__init__()
-        self.app = app
+        self.chat, self.panel, self.notifier = chat, panel, notifier
         # a newer file: its ChatStoreError says that this session's chats are not saved
         self.store, self.warning = open_store(
-            ConversationStore, app.paths.chats_db, what="The chat history", not_kept=""
+            ConversationStore, chats_db, what="The chat history", not_kept=""
         )
         # a write the file refuses (a full disk…) is a message; values are kept until saved
-        self.saving = ChatSaving(self.store.path, app.window.show_error, app.window.show_info)
+        self.saving = ChatSaving(self.store.path, notifier.error, notifier.info)
         self.chat_id: int | None = None
         self._reply_id: int | None = None
         self._parts: list[str] = []
@@ -67,9 +71,8 @@ class ChatHistory(QObject):
         self._new_chat_draft = ""  # typed in a chat that has no message yet
         self._closed = False
         self.reply_stats_before: dict[str, Any] = {}  # of a reply being continued
-        panel = app.window.chat_list
         panel.chatSelected.connect(self.open)
-        panel.newChatRequested.connect(app.new_chat)
+        panel.newChatRequested.connect(chat.new_chat)
         panel.renameRequested.connect(self._rename)
         panel.deleteRequested.connect(self._delete)
         panel.pinRequested.connect(self._pin)
@@ -81,7 +84,7 @@ class ChatHistory(QObject):
 
     def refresh(self) -> None:
         """Re-read the chat list."""
-        self.app.window.chat_list.set_chats(self.store.chats(self._search), self.chat_id)
+        self.panel.set_chats(self.store.chats(self._search), self.chat_id)
 
     def _search_changed(self, text: str) -> None:
         self._search = text
@@ -97,7 +100,7 @@ class ChatHistory(QObject):
 
     def _delete(self, chat_id: int) -> None:
         if chat_id == self.chat_id:
-            self.app.new_chat()
+            self.chat.new_chat()
         self.saving.attempt(partial(self.store.delete_chat, chat_id))
         self.refresh()
 
@@ -106,8 +109,8 @@ class ChatHistory(QObject):
     def save_draft(self) -> None:
         """Keep what is typed in the message box with the chat shown (an edit in progress is
         not a draft: it is cancelled first, which puts the draft back)."""
-        self.app.cancel_edit()
-        text = self.app.window.chat.input.toPlainText()
+        self.chat.cancel_edit()
+        text = self.chat.page.input.toPlainText()
         if self.chat_id is None:
             self._new_chat_draft = text
         elif text != self.store.chat(self.chat_id).draft:
@@ -129,23 +132,23 @@ class ChatHistory(QObject):
         """Show a saved chat in the chat window (stops a reply in progress)."""
         if chat_id == self.chat_id and self._reply_id is None:
             return
-        self.app.stop_generation()
+        self.chat.stop_generation()
         try:
             chat = self.store.chat(chat_id)
         except KeyError:
             self.refresh()
             return
         self.save_draft()
-        self.app.show_conversation(self.store.messages(chat_id), chat.system_prompt)
+        self.chat.show_conversation(self.store.messages(chat_id), chat.system_prompt)
         self.chat_id = chat_id
-        self.app.window.chat.set_message_text(chat.draft)
+        self.chat.page.set_message_text(chat.draft)
         self.refresh()
 
     def reshow(self) -> None:
         """Show the current chat's branch again (after another version was chosen)."""
         if self.chat_id is not None:
             chat = self.store.chat(self.chat_id)
-            self.app.show_conversation(self.store.messages(self.chat_id), chat.system_prompt)
+            self.chat.show_conversation(self.store.messages(self.chat_id), chat.system_prompt)
             self.refresh()
 
     # -- export / import -----------------------------------------------------------------------
@@ -158,7 +161,7 @@ class ChatHistory(QObject):
         suffix, kind = (".md", "Markdown (*.md)") if fmt == "md" else (".json", "JSON (*.json)")
         name = "".join(c if c.isalnum() or c in " -_" else "_" for c in chat.title)[:60] + suffix
         path, _ = QFileDialog.getSaveFileName(
-            self.app.window, "Export chat", str(Path.home() / name), kind
+            self.notifier.dialog_parent, "Export chat", str(Path.home() / name), kind
         )
         if path:
             self.export_chat(chat_id, fmt, Path(path))
@@ -182,16 +185,17 @@ class ChatHistory(QObject):
             return path
 
         def done(written: Path) -> None:
-            self.app.window.show_info(f"Chat exported to {written}.")
+            self.notifier.info(f"Chat exported to {written}.")
             self.exported.emit(str(written))
 
-        run_job(work, on_done=done, on_error=self.app.show_job_error)
+        run_job(work, on_done=done, on_error=self.notifier.job_failed)
 
     def _ask_import(self) -> None:
         from PySide6.QtWidgets import QFileDialog
 
         path, _ = QFileDialog.getOpenFileName(
-            self.app.window, "Import chat", str(Path.home()), "JSON (*.json);;All files (*)"
+            self.notifier.dialog_parent, "Import chat", str(Path.home()),
+            "JSON (*.json);;All files (*)",
         )
         if path:
             self.import_chat(Path(path))
@@ -203,18 +207,18 @@ class ChatHistory(QObject):
             data = json.loads(raw)
             chat = import_json(self.store, data)
         except (OSError, ValueError) as exc:
-            self.app.window.show_error(f"'{path.name}' cannot be imported: {exc}")
+            self.notifier.error(f"'{path.name}' cannot be imported: {exc}")
             return None
         except sqlite3.Error as exc:
-            self.app.window.show_error(f"'{path.name}' was not imported. "
+            self.notifier.error(f"'{path.name}' was not imported. "
                                        + failure_words(exc, self.store.path, raw))
             return None
         except QuantDeskError as exc:
-            self.app.window.show_error(exc.message, exc.details)
+            self.notifier.error(exc.message, exc.details)
             return None
         self.open(chat.id)
         count = counted(chat.message_count, "message")
-        self.app.window.show_info(f"Imported “{chat.title}” ({count}).")
+        self.notifier.info(f"Imported “{chat.title}” ({count}).")
         return chat.id
 
     # -- hooks from the controller -----------------------------------------------------------
@@ -223,7 +227,7 @@ class ChatHistory(QObject):
         """The next message starts a new chat (none is created before it)."""
         self.save_draft()
         self.chat_id, self._reply_id = None, None
-        self.app.window.chat.set_message_text(self._new_chat_draft)
+        self.chat.page.set_message_text(self._new_chat_draft)
         self.refresh()
 
     def on_user_message(self, text: str, system_prompt: str, model_path: str,

@@ -13,11 +13,14 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Signal, Slot
 from PySide6.QtWidgets import QMessageBox
 
+from quantdesk.config.settings import Settings
 from quantdesk.engine.downloads.queue import DownloadItem, DownloadManager
 from quantdesk.engine.errors import QuantDeskError
 from quantdesk.engine.gguf.model_info import human_bytes
 from quantdesk.engine.library.store import LibraryEntry, add_model_file
-from quantdesk.gui.controller import AppController
+from quantdesk.gui.library_controller import LibraryController
+from quantdesk.gui.model_controller import ModelController
+from quantdesk.gui.notifier import CHAT_PAGE, Notifier
 from quantdesk.ui.discover.quant_table import QuantRow
 from quantdesk.ui.downloads_page import DownloadsPage
 from quantdesk.ui.jobs import run_job
@@ -30,13 +33,20 @@ class DownloadsController(QObject):
     modelAdded = Signal(object)  # LibraryEntry of a finished download (GUI thread)
 
     def __init__(
-        self, app: AppController, page: DownloadsPage, manager: DownloadManager, page_index: int
+        self,
+        page: DownloadsPage,
+        page_index: int,
+        manager: DownloadManager,
+        settings: Settings,
+        library: LibraryController,
+        notifier: Notifier,
+        models: ModelController,
     ) -> None:
+        """``page_index`` is the Downloads page's place in the rail (shown when one is queued);
+        the controller becomes ``manager``'s listener."""
         super().__init__()
-        self.app = app
-        self.page = page
-        self.manager = manager
-        self.page_index = page_index
+        self.page, self.page_index, self.manager = page, page_index, manager
+        self.library, self.notifier, self.models = library, notifier, models
         self._added: set[int] = set()
         self.itemChanged.connect(self._show_item)
         page.pauseRequested.connect(lambda i: self._act(manager.pause, i))
@@ -45,15 +55,16 @@ class DownloadsController(QObject):
         page.retryRequested.connect(lambda i: self._act(manager.retry, i))
         page.removeRequested.connect(self._remove)
         page.openRequested.connect(self._open)
-        page.parallel.setValue(app.settings.get("downloads.parallel"))
-        page.parallelChanged.connect(lambda n: app.settings.set("downloads.parallel", n))
-        app.settingsApplied.connect(self._settings_applied)
+        page.parallel.setValue(settings.get("downloads.parallel"))
+        page.parallelChanged.connect(lambda n: settings.set("downloads.parallel", n))
+        manager.on_change = self.on_change
         page.model.set_items(manager.items())
         for item in manager.items():
             if item.state == "done":
                 self._added.add(item.id)
 
-    def _settings_applied(self, changes: dict) -> None:
+    def settings_applied(self, changes: dict) -> None:
+        """Settings changed elsewhere: the page shows the number of parallel downloads."""
         if "downloads.parallel" in changes:  # set in Preferences: the page shows it
             self.page.parallel.setValue(changes["downloads.parallel"])
 
@@ -65,7 +76,7 @@ class DownloadsController(QObject):
         try:
             action(item_id)
         except QuantDeskError as exc:
-            self.app.window.show_error(exc.message, exc.details)
+            self.notifier.error(exc.message, exc.details)
         item = self.manager.get(item_id)
         if item is not None:
             self.page.model.upsert(item)
@@ -81,45 +92,45 @@ class DownloadsController(QObject):
             self._added.add(item.id)
             self._add_to_library(item)
         elif item.state == "failed":
-            self.app.window.show_error(f"Download of {item.files[0]} failed: {item.error}")
+            self.notifier.error(f"Download of {item.files[0]} failed: {item.error}")
 
     def _add_to_library(self, item: DownloadItem, load: bool = False) -> None:
-        db, sha256 = self.app.paths.library_db, self.manager.verified_sha256(item.id)
+        db, sha256 = self.library.db_path, self.manager.verified_sha256(item.id)
 
         def work() -> LibraryEntry:
             return add_model_file(db, item.dest, source="downloaded", owned=True, sha256=sha256)
 
         def done(entry: LibraryEntry) -> None:
-            self.app.refresh_library()
-            self.app.window.show_info(
+            self.library.refresh()
+            self.notifier.info(
                 f"Downloaded {entry.name} ({entry.file_type}); it is in the library.",
-                actions=[("Load now", lambda: self.app.load(entry))],
+                actions=[("Load now", lambda: self.models.load(entry))],
             )
             self.modelAdded.emit(entry)
             if load:
-                self.app.window.show_page(0)
-                self.app.load(entry)
+                self.notifier.show_page(CHAT_PAGE)
+                self.models.load(entry)
 
-        run_job(work, on_done=done, on_error=self.app.show_job_error)
+        run_job(work, on_done=done, on_error=self.notifier.job_failed)
 
     def _open(self, item_id: int) -> None:
         item = self.manager.get(item_id)
         if item is None:
             return
         if not Path(item.dest).is_file():
-            self.app.window.show_error(
+            self.notifier.error(
                 f"{Path(item.dest).name} is no longer on disk (it was deleted or moved). "
                 "Download it again from Discover, or remove this row."
             )
             self.page.model.upsert(item)  # the row says so now, and Open in Chat greys out
             return
-        entry = self.app.library.find(Path(item.dest))
+        entry = self.library.find(Path(item.dest))
         if entry is None:  # removed from the library since: add it back, then load it
             self._added.discard(item.id)
             self._add_to_library(item, load=True)
             return
-        self.app.window.show_page(0)
-        self.app.load(entry)
+        self.notifier.show_page(CHAT_PAGE)
+        self.models.load(entry)
 
     def request(self, repo_id: str, row: QuantRow, n_ctx: int, confirm: bool = True) -> None:
         """Show the estimate and free disk space again, then queue the download."""
@@ -134,7 +145,7 @@ class DownloadsController(QObject):
                 else "No memory estimate for this file."
             )
             answer = QMessageBox.question(
-                self.app.window,
+                self.notifier.dialog_parent,
                 "Download model",
                 f"Download {row.quant} of {repo_id} ({human_bytes(row.size)})?\n\n{estimate}\n"
                 f"Free disk space: {human_bytes(free)} in {dest}.",
@@ -147,10 +158,10 @@ class DownloadsController(QObject):
 
         def queued(item: DownloadItem) -> None:
             self.page.model.upsert(item)
-            self.app.window.show_page(self.page_index)
+            self.notifier.show_page(self.page_index)
             self.page.select_id(item.id)
 
-        run_job(work, on_done=queued, on_error=self.app.show_job_error)
+        run_job(work, on_done=queued, on_error=self.notifier.job_failed)
 
     def shutdown(self) -> None:
         """Stop the transfers (parts are kept and resume at the next start)."""

@@ -6,11 +6,12 @@ from __future__ import annotations
 import hashlib
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject
 from PySide6.QtWidgets import QFileDialog
 
+from quantdesk.config.paths import AppPaths
+from quantdesk.config.settings import Settings
 from quantdesk.engine.errors import QuantizeCancelled
 from quantdesk.engine.estimate.fit import fit_words
 from quantdesk.engine.estimate.load_plan import machine_budget
@@ -36,12 +37,11 @@ from quantdesk.engine.library.store import add_model_file
 from quantdesk.engine.quantize.options import QuantizeOptions
 from quantdesk.engine.quantize.quantizer import predict
 from quantdesk.engine.quantize.report import result_fit
+from quantdesk.gui.library_controller import LibraryController
+from quantdesk.gui.notifier import Notifier
 from quantdesk.ui.jobs import run_job
 from quantdesk.ui.lab.ladder_chart import ChartPoint
 from quantdesk.ui.lab.page import LabPage
-
-if TYPE_CHECKING:
-    from quantdesk.gui.controller import AppController
 
 #: Chart file names written beside the report.
 CHARTS = {"Quality kept vs size": "quality-vs-size.png", "Speed vs size": "speed-vs-size.png"}
@@ -50,9 +50,17 @@ CHARTS = {"Quality kept vs size": "quality-vs-size.png", "Speed vs size": "speed
 class LabController(QObject):
     """One ladder at a time; results stay on the page until the next run."""
 
-    def __init__(self, app: AppController, page: LabPage) -> None:
-        super().__init__(app)
-        self.app, self.page = app, page
+    def __init__(
+        self,
+        page: LabPage,
+        settings: Settings,
+        paths: AppPaths,
+        library: LibraryController,
+        notifier: Notifier,
+    ) -> None:
+        super().__init__()
+        self.page, self.settings, self.paths = page, settings, paths
+        self.library, self.notifier = library, notifier
         self.result: LadderResult | None = None
         self.fits: dict[str, str] = {}  # type -> its fit on this machine, in words
         self._cancel: threading.Event | None = None
@@ -65,11 +73,11 @@ class LabController(QObject):
         page.deleteFilesRequested.connect(self.delete_files)
         page.sourceChanged.connect(self._source_chosen)
         self.text_file: Path | None = None  # None: the bundled sample
-        app.window.library.model.modelReset.connect(self._sources_changed)
+        library.listChanged.connect(self._sources_changed)
         self._sources_changed()
 
     def _sources_changed(self) -> None:
-        entries = [e for e in self.app.window.library.model.entries()
+        entries = [e for e in self.library.listed()
                    if e.remote is None and e.is_unquantized and e.exists]  # fmt: skip
         self.page.set_sources([(f"{Path(e.path).name} · {e.name} ({e.file_type})", str(e.path))
                                for e in entries])  # fmt: skip
@@ -90,7 +98,7 @@ class LabController(QObject):
     def text_dialog(self) -> None:
         """Choose a text file (Cancel keeps the text chosen before)."""
         name, _ = QFileDialog.getOpenFileName(
-            self.app.window, "Text to measure quality on", str(Path.home()),
+            self.notifier.dialog_parent, "Text to measure quality on", str(Path.home()),
             "Text (*.txt *.md);;All files (*)",
         )  # fmt: skip
         if name:
@@ -100,14 +108,14 @@ class LabController(QObject):
         """Where a source's rungs are written: a folder of its own in the app's models folder
         (two models of the same name in different folders do not share one)."""
         where = hashlib.sha256(str(source.resolve()).encode()).hexdigest()[:8]
-        return self.app.paths.models_dir / "lab" / f"{source.stem}-{where}"
+        return self.paths.models_dir / "lab" / f"{source.stem}-{where}"
 
     def run(self, source: str, types: list[str]) -> None:
         """Run the ladder for ``source`` (progress and results arrive on the GUI thread)."""
         self._cancel = threading.Event()
         cancel, path = self._cancel, Path(source)
-        settings = LadderSettings(threads=self.app.settings.load_settings().n_threads)
-        load = self.app.settings.load_settings()
+        settings = LadderSettings(threads=self.settings.load_settings().n_threads)
+        load = self.settings.load_settings()
         self.page.set_running(True)
         self.page.set_progress(0, len(types) + 1, "Starting…")
 
@@ -141,7 +149,7 @@ class LabController(QObject):
         return labels
 
     def _cache(self) -> LadderCache:
-        return open_cache(self.app.paths.data_dir / "ladder.sqlite3")
+        return open_cache(self.paths.data_dir / "ladder.sqlite3")
 
     def _files(self, result: LadderResult) -> dict[str, Path]:
         """Every file the lab made from the result's source that is there now (of any type,
@@ -155,7 +163,7 @@ class LabController(QObject):
     def _deletable(self, result: LadderResult, keep: Path | None = None) -> list[Path]:
         """The lab's files of ``result``'s source but ``keep`` and those in the library (a
         kept file is the library's, though it lies in the lab's folder)."""
-        spared = {Path(e.path).resolve() for e in self.app.library.entries()}
+        spared = {Path(e.path).resolve() for e in self.library.entries()}
         if keep is not None:
             spared.add(keep.resolve())
         return [p for p in self._files(result).values() if p not in spared]
@@ -190,7 +198,7 @@ class LabController(QObject):
             return
         message = getattr(exc, "message", str(exc))
         self.page.status.setText(message)
-        self.app.window.show_error(message, getattr(exc, "details", ""))
+        self.notifier.error(message, getattr(exc, "details", ""))
 
     def _done(self, outcome: tuple[LadderResult, dict[str, str]]) -> None:
         self.result, self.fits = outcome
@@ -205,7 +213,7 @@ class LabController(QObject):
                     f"{', '.join(earlier)}.")  # fmt: skip
         self.page.set_progress(len(rungs), len(rungs), done)
         self.show(self.result)
-        self.app.window.show_info(
+        self.notifier.info(
             f"The lab finished {self.result.source.name}: {verdict(rungs)}",
             [("Export report…", self.export_dialog)],
         )
@@ -240,17 +248,19 @@ class LabController(QObject):
     def export_dialog(self) -> None:
         """Ask for a folder and export the report into a folder of its own there (named after
         the model: another model's report in the same place is not overwritten)."""
-        folder = QFileDialog.getExistingDirectory(self.app.window, "Export the lab's report")
+        folder = QFileDialog.getExistingDirectory(
+            self.notifier.dialog_parent, "Export the lab's report"
+        )
         if not folder or self.result is None:
             return
         target = Path(folder) / f"{self.result.source.stem}-ladder"
         try:
             report = self.export(target)
         except OSError as exc:
-            self.app.window.show_error(f"The report cannot be written to {target}: "
+            self.notifier.error(f"The report cannot be written to {target}: "
                                        f"{exc.strerror or exc}.")  # fmt: skip
             return
-        self.app.window.show_info(f"Report written to {report} (with ladder.json and charts).")
+        self.notifier.info(f"Report written to {report} (with ladder.json and charts).")
 
     def keep(self, qtype: str) -> None:
         """Add ``qtype``'s file to the library; delete the lab's other quantized files. A type
@@ -266,7 +276,7 @@ class LabController(QObject):
         self.page.set_running(True)
         status = f"{qtype}: quantizing again to keep it…"
         self.page.set_progress(0, 1, status)
-        threads = self.app.settings.load_settings().n_threads
+        threads = self.settings.load_settings().n_threads
 
         def work(report) -> Path:  # noqa: ANN001
             cache = self._cache()
@@ -286,11 +296,11 @@ class LabController(QObject):
     def _kept(self, qtype: str, path: Path) -> None:
         assert self.result is not None
         self.result.files[qtype] = path
-        add_model_file(self.app.paths.library_db, path, source="quantized", owned=True)
+        add_model_file(self.library.db_path, path, source="quantized", owned=True)
         self._delete(keep=path)
-        self.app.refresh_library()
+        self.library.refresh()
         self.show(self.result)
-        self.app.window.show_info(f"{path.name} is in the library; the other lab files were "
+        self.notifier.info(f"{path.name} is in the library; the other lab files were "
                                   "deleted (their figures stay in the lab).")  # fmt: skip
 
     def delete_files(self) -> None:
@@ -300,7 +310,7 @@ class LabController(QObject):
             return
         freed = self._delete(keep=None)
         self.show(self.result)
-        self.app.window.show_info(f"Deleted the lab's files: {human_bytes(freed)} freed. "
+        self.notifier.info(f"Deleted the lab's files: {human_bytes(freed)} freed. "
                                   "Their figures stay in the lab.")  # fmt: skip
 
     def _delete(self, keep: Path | None) -> int:
@@ -315,7 +325,7 @@ class LabController(QObject):
             except FileNotFoundError:
                 continue
             except OSError as exc:
-                self.app.window.show_error(f"'{path}' could not be deleted: "
+                self.notifier.error(f"'{path}' could not be deleted: "
                                            f"{exc.strerror or exc}.")  # fmt: skip
                 continue
             freed += size

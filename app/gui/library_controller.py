@@ -1,4 +1,5 @@
-"""The library sidebar beyond the basics: models found everywhere, filters, details, delete.
+"""The library sidebar: the model library's store and its list, models found everywhere,
+filters, details, remove and delete.
 
 Models other tools keep (LM Studio, Ollama, Jan, GPT4All, the Hugging Face cache) and those
 in watched folders join the library table as entries the app does not own (``owned=False``,
@@ -13,20 +14,25 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from PySide6.QtCore import QObject, QTimer, Signal
+from PySide6.QtCore import QObject, QTimer, QUrl, Signal
+from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
+from quantdesk.config.paths import AppPaths
+from quantdesk.config.settings import Settings
 from quantdesk.engine.estimate.load_plan import Budget, machine_budget
 from quantdesk.engine.estimate.recommend import fit_files, settings_estimate_text
 from quantdesk.engine.gguf.model_info import format_text, human_bytes, summarize
 from quantdesk.engine.gguf.reader import read_header_from_file
 from quantdesk.engine.library.discovery import SOURCES, split_parts
-from quantdesk.engine.library.store import LibraryEntry
+from quantdesk.engine.library.store import LibraryEntry, ModelLibrary
 from quantdesk.engine.library.sync import ScanResult, discovery_roots, sync_discovered
-from quantdesk.gui.controller import AppController
+from quantdesk.engine.sqlite_files import open_store
+from quantdesk.gui.model_controller import ModelController
+from quantdesk.gui.notifier import Notifier
 from quantdesk.ui.jobs import run_job
 from quantdesk.ui.library.model_details import ModelDetails, ModelDetailsDialog
-from quantdesk.ui.library.panel import Fit, source_label
+from quantdesk.ui.library.panel import Fit, LibraryPanel, source_label
 
 
 def model_parts(path: Path, known: Mapping[str, tuple[Path, ...]]) -> tuple[Path, ...]:
@@ -57,8 +63,12 @@ class SingleFlight:
 
 
 class LibraryController(QObject):
-    """Rescans, watched folders, fit verdicts, Details… and Delete file… for the sidebar."""
+    """The library store and its sidebar: the list, rescans, watched folders, fit verdicts,
+    Details…, Remove and Delete file…"""
 
+    listChanged = Signal()  # the list was read again
+    quantizeRequested = Signal(object)  # Path: Quantize… on a model of the list
+    pathSelected = Signal(str)  # the model at this path (or remote key) was selected
     scanned = Signal(object)  # ScanResult
     fitsUpdated = Signal()
     detailsShown = Signal(object)  # ModelDetailsDialog
@@ -66,15 +76,25 @@ class LibraryController(QObject):
 
     def __init__(
         self,
-        app: AppController,
+        panel: LibraryPanel,
+        settings: Settings,
+        paths: AppPaths,
+        notifier: Notifier,
+        models: ModelController,
         *,
         home: Path | None = None,
         env: Mapping[str, str] | None = None,
         budget: Budget | None = None,
     ) -> None:
         super().__init__()
-        self.app = app
-        self.panel = app.window.library
+        self.panel, self.settings, self.paths = panel, settings, paths
+        self.notifier, self.models = notifier, models
+        self.store, self.warning = open_store(
+            ModelLibrary, paths.library_db, what="The model library",
+            not_kept="Models added now are not kept.",
+            untouched="your model files were not touched",
+        )  # fmt: skip
+        self._remote_entries: list[LibraryEntry] = []  # the remote servers' models
         self.home, self.env = home, env
         self.budget = budget  # this machine's, probed on first use
         self.details_dialog: ModelDetailsDialog | None = None
@@ -89,18 +109,17 @@ class LibraryController(QObject):
         self._fit_timer.setInterval(300)
         self._fit_timer.timeout.connect(self.update_fits)
         p = self.panel
+        p.loadRequested.connect(models.load)
+        p.removeRequested.connect(self._remove)
+        p.revealRequested.connect(self._reveal)
+        p.quantizeRequested.connect(lambda entry: self.quantizeRequested.emit(entry.path))
         p.rescanRequested.connect(self.rescan)
         p.addFolderRequested.connect(self._add_folder_dialog)
         p.removeFolderRequested.connect(self.remove_folder)
         p.detailsRequested.connect(self.show_details)
         p.deleteRequested.connect(self.delete)
-        p.removeRequested.connect(self._remember_removed)
         p.model.modelReset.connect(self._fit_timer.start)
-        app.window.settings_panel.settingChanged.connect(
-            lambda name, _v: self._fit_timer.start() if name.startswith("load.") else None
-        )
-        app.window.settings_panel.resetRequested.connect(self._fit_timer.start)
-        app.shutdown_hooks.append(self.shutdown)
+        models.modelLoaded.connect(lambda model: self.select(model.path))
         p.set_watched_folders(self.watched_folders())
         QTimer.singleShot(0, self.rescan)
 
@@ -109,11 +128,65 @@ class LibraryController(QObject):
         self._closed = True
         self._fit_timer.stop()
 
+    def close(self) -> None:
+        """Close the library's store (after the background jobs ended)."""
+        self.store.close()
+
+    def load_settings_changed(self) -> None:
+        """The load settings changed: the fit verdicts are worked out again."""
+        self._fit_timer.start()
+
+    # -- the list --------------------------------------------------------------------------
+
+    @property
+    def db_path(self) -> Path:
+        """The library's SQLite file (background jobs open their own connection to it)."""
+        return self.paths.library_db
+
+    def entries(self) -> list[LibraryEntry]:
+        """The models in the library store (not the remote servers' models)."""
+        return self.store.entries()
+
+    def listed(self) -> list[LibraryEntry]:
+        """Every model in the list, the remote servers' included."""
+        return self.panel.model.entries()
+
+    def find(self, path: Path) -> LibraryEntry | None:
+        """The library's entry for the file at ``path``, if it has one."""
+        return self.store.find(path)
+
+    def refresh(self) -> None:
+        """Re-read the library into the sidebar and picker (with the remote servers' models)."""
+        self.panel.set_entries(self.store.entries() + self._remote_entries)
+        if self.models.loaded is not None:
+            self.select(self.models.loaded.path)
+        self.listChanged.emit()
+
+    def set_remote_entries(self, entries: list[LibraryEntry]) -> None:
+        """The remote servers' models changed: the list shows these."""
+        self._remote_entries = list(entries)
+        self.refresh()
+
+    def select(self, path: str) -> None:
+        """Select the model at ``path`` (or remote key) in the list and the chat's picker."""
+        self.panel.select_path(path)
+        self.pathSelected.emit(path)
+
+    def _remove(self, entry: LibraryEntry) -> None:
+        """Remove from library (a remote server's model: its server removes it)."""
+        if entry.remote is None:
+            self.store.remove(entry.id)
+            self.refresh()
+        self._remember_removed(entry)
+
+    def _reveal(self, entry: LibraryEntry) -> None:
+        QDesktopServices.openUrl(QUrl.fromLocalFile(str(entry.path.parent)))
+
     # -- discovery -------------------------------------------------------------------------
 
     def watched_folders(self) -> list[str]:
         """The folders the user asked to watch."""
-        return [str(f) for f in self.app.settings.get("library.watched_folders")]
+        return [str(f) for f in self.settings.get("library.watched_folders")]
 
     def _roots(self):  # noqa: ANN202 - discovery.ToolRoots
         return discovery_roots(self.home, os.environ if self.env is None else self.env)
@@ -125,9 +198,9 @@ class LibraryController(QObject):
         if not self._scans.begin():
             return
         self.panel.set_scanning(True)
-        paths = self.app.paths
+        paths = self.paths
         watched = [Path(f) for f in self.watched_folders()]
-        hidden = set(self.app.settings.get("library.hidden"))
+        hidden = set(self.settings.get("library.hidden"))
         roots = self._roots()
 
         def work() -> ScanResult:
@@ -150,12 +223,12 @@ class LibraryController(QObject):
         if names_changed and result.names:
             self.panel.model.set_display_names(result.names)
         if result.added or result.removed:
-            self.app.refresh_library()
+            self.refresh()
         if result.invalid:
             self._say_invalid(result.invalid)
         if result.index_note and result.index_note != self._index_noted:
             self._index_noted = result.index_note  # once, not on every rescan
-            self.app.window.show_info(result.index_note)
+            self.notifier.info(result.index_note)
         self._fit_timer.start()
         if again:  # asked again meanwhile: only the latest scan is announced
             self.rescan()
@@ -167,7 +240,7 @@ class LibraryController(QObject):
         lines = [f"{Path(path).name}: {why}" for path, why in invalid.items()]
         head = ("This file in a watched folder is not a usable model:" if len(lines) == 1
                 else f"{len(lines)} files in watched folders are not usable models:")  # fmt: skip
-        self.app.window.show_error(head + "\n" + "\n".join(lines[:5]),
+        self.notifier.error(head + "\n" + "\n".join(lines[:5]),
                                    details="\n".join(f"{p}: {w}" for p, w in invalid.items()))
 
     def _scan_failed(self, exc: BaseException) -> None:
@@ -175,26 +248,26 @@ class LibraryController(QObject):
             return
         self._scans.end()
         self.panel.set_scanning(False, "Rescan failed")
-        self.app.show_job_error(exc)
+        self.notifier.job_failed(exc)
 
     def add_folder(self, folder: Path) -> None:
         """Watch ``folder`` (its models are listed in place) and rescan."""
         folders = self.watched_folders()
         if str(folder) not in folders:
-            self.app.settings.set("library.watched_folders", [*folders, str(folder)])
+            self.settings.set("library.watched_folders", [*folders, str(folder)])
         self.panel.set_watched_folders(self.watched_folders())
         self.rescan()
 
     def remove_folder(self, folder: str) -> None:
         """Stop watching ``folder``; its models leave the list at the rescan that follows."""
         folders = [f for f in self.watched_folders() if f != folder]
-        self.app.settings.set("library.watched_folders", folders)
+        self.settings.set("library.watched_folders", folders)
         self.panel.set_watched_folders(folders)
         self.rescan()
 
     def _add_folder_dialog(self) -> None:
         folder = QFileDialog.getExistingDirectory(
-            self.app.window, "Watch a folder for models", str(Path.home())
+            self.notifier.dialog_parent, "Watch a folder for models", str(Path.home())
         )
         if folder:
             self.add_folder(Path(folder))
@@ -202,9 +275,9 @@ class LibraryController(QObject):
     def _remember_removed(self, entry: LibraryEntry) -> None:
         """A found model the user removed stays out of the list at later rescans."""
         if entry.source in SOURCES:
-            hidden = list(self.app.settings.get("library.hidden"))
+            hidden = list(self.settings.get("library.hidden"))
             if str(entry.path) not in hidden:
-                self.app.settings.set("library.hidden", [*hidden, str(entry.path)])
+                self.settings.set("library.hidden", [*hidden, str(entry.path)])
 
     # -- fit verdicts ----------------------------------------------------------------------
 
@@ -214,7 +287,7 @@ class LibraryController(QObject):
             return
         if not self._fits.begin():
             return
-        load = self.app.settings.load_settings()
+        load = self.settings.load_settings()
         known = self._scan.parts if self._scan else {}
         todo: list[tuple[Path, tuple[Path, ...]]] = []
         cached: dict[str, Fit] = {}
@@ -265,7 +338,7 @@ class LibraryController(QObject):
 
     def show_details(self, entry: LibraryEntry) -> None:
         """Read the header and estimate off the GUI thread, then open the Details dialog."""
-        load = self.app.settings.load_settings()
+        load = self.settings.load_settings()
         found = (self._scan.sha256 if self._scan else {}).get(str(entry.path), "")
         sha = entry.sha256 or found  # checked at download (or named by the HF/Ollama cache)
         row = self.panel.model.row_of(str(entry.path))
@@ -290,16 +363,16 @@ class LibraryController(QObject):
                 return
             if self.details_dialog is not None:
                 self.details_dialog.close()
-            self.details_dialog = ModelDetailsDialog(details, self.app.window)
+            self.details_dialog = ModelDetailsDialog(details, self.notifier.dialog_parent)
             self.details_dialog.show()
             self.detailsShown.emit(self.details_dialog)
 
-        run_job(work, on_done=done, on_error=self.app.show_job_error)
+        run_job(work, on_done=done, on_error=self.notifier.job_failed)
 
     def delete(self, entry: LibraryEntry) -> None:
         """Delete an owned model's file(s) after a confirmation naming it and its size."""
         if not entry.owned:
-            self.app.window.show_error(
+            self.notifier.error(
                 f"{entry.path.name} belongs to {source_label(entry.source)}: QuantDesk only "
                 "deletes files it copied or downloaded itself. Use Remove from library."
             )
@@ -308,7 +381,7 @@ class LibraryController(QObject):
         size = sum(p.stat().st_size for p in files if p.is_file())
         listing = "\n".join(str(p) for p in files)
         answer = QMessageBox.question(
-            self.app.window,
+            self.notifier.dialog_parent,
             "Delete model file",
             f"Delete {entry.path.name} ({human_bytes(size)}) from disk?\n\n{listing}\n\n"
             "This cannot be undone.",
@@ -317,15 +390,15 @@ class LibraryController(QObject):
         )
         if answer != QMessageBox.StandardButton.Yes:
             return
-        if self.app.loaded is not None and self.app.loaded.path == str(entry.path):
-            self.app.eject()
+        if self.models.loaded is not None and self.models.loaded.path == str(entry.path):
+            self.models.eject()
         try:
             for p in files:
                 p.unlink(missing_ok=True)
         except OSError as exc:
-            self.app.window.show_error(f"Could not delete {entry.path.name}: {exc.strerror}.")
+            self.notifier.error(f"Could not delete {entry.path.name}: {exc.strerror}.")
             return
-        self.app.library.remove(entry.id)
-        self.app.refresh_library()
-        self.app.window.show_info(f"Deleted {entry.path.name} ({human_bytes(size)}).")
+        self.store.remove(entry.id)
+        self.refresh()
+        self.notifier.info(f"Deleted {entry.path.name} ({human_bytes(size)}).")
         self.deleted.emit(entry)

@@ -7,6 +7,7 @@ only taken into a chat that has no messages yet, never into a conversation under
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,23 +19,36 @@ from quantdesk.engine.library.presets import MAX_NAME_LENGTH, PresetStore
 from quantdesk.engine.sqlite_files import open_store
 
 if TYPE_CHECKING:
-    from quantdesk.gui.controller import AppController
+    from quantdesk.gui.notifier import Notifier
     from quantdesk.ui.model_worker import LoadedModel
+    from quantdesk.ui.settings.preset_bar import PresetBar
 
 
 class PresetController(QObject):
     """Owns the preset store; runs on the GUI thread."""
 
-    def __init__(self, app: AppController) -> None:
+    def __init__(
+        self,
+        bar: PresetBar,
+        presets_db: Path,
+        settings: Settings,
+        notifier: Notifier,
+        *,
+        apply: Callable[[dict], None],
+        conversation_under_way: Callable[[], bool],
+    ) -> None:
+        """``apply`` changes settings as the user would; ``conversation_under_way`` says
+        whether the chat shown has messages (its system prompt is then its own)."""
         super().__init__()
-        self.app = app
+        self.settings, self.notifier = settings, notifier
+        self._apply_settings, self._conversation_under_way = apply, conversation_under_way
         self.store, self.warning = open_store(
-            PresetStore, app.paths.presets_db, what="The presets file",
+            PresetStore, presets_db, what="The presets file",
             not_kept="Presets saved now are not kept.",
         )  # fmt: skip
         self._model: LoadedModel | None = None
         self._closed = False
-        self.bar = app.window.settings_panel.presets
+        self.bar = bar
         self.bar.presetChosen.connect(self.choose)
         self.bar.saveAsRequested.connect(self._ask_name)
         self.bar.deleteRequested.connect(self._ask_delete)
@@ -64,12 +78,12 @@ class PresetController(QObject):
     def save_preset(self, name: str) -> None:
         """Save the current settings as the preset ``name`` (replacing one of that name)."""
         try:
-            preset = self.store.save_preset(name, self.app.settings.preset_values())
+            preset = self.store.save_preset(name, self.settings.preset_values())
         except ValueError as exc:
-            self.app.window.show_error(str(exc))
+            self.notifier.error(str(exc))
             return
         self.refresh(current=preset.name)
-        self.app.window.statusBar().showMessage(f"Preset “{preset.name}” saved.", 5000)
+        self.notifier.status(f"Preset “{preset.name}” saved.", 5000)
 
     def delete_preset(self, name: str) -> None:
         """Forget the preset ``name``."""
@@ -82,7 +96,8 @@ class PresetController(QObject):
 
     def _ask_name(self) -> None:
         name, ok = QInputDialog.getText(
-            self.app.window, "Save preset", "Name of the preset:", QLineEdit.EchoMode.Normal,
+            self.notifier.dialog_parent, "Save preset", "Name of the preset:",
+            QLineEdit.EchoMode.Normal,
             self.bar.current(),
         )  # fmt: skip
         name = " ".join(name.split())[:MAX_NAME_LENGTH]
@@ -90,7 +105,7 @@ class PresetController(QObject):
             return
         if self.store.preset(name) is not None:
             answer = QMessageBox.question(
-                self.app.window, "Save preset", f"Replace the preset “{name}”?"
+                self.notifier.dialog_parent, "Save preset", f"Replace the preset “{name}”?"
             )
             if answer != QMessageBox.StandardButton.Yes:
                 return
@@ -98,7 +113,7 @@ class PresetController(QObject):
 
     def _ask_delete(self, name: str) -> None:
         answer = QMessageBox.question(
-            self.app.window, "Delete preset", f"Delete the preset “{name}”?"
+            self.notifier.dialog_parent, "Delete preset", f"Delete the preset “{name}”?"
         )
         if answer == QMessageBox.StandardButton.Yes:
             self.delete_preset(name)
@@ -110,7 +125,7 @@ class PresetController(QObject):
         values = self.store.model_defaults(path)
         if values is None:
             return
-        if self.app.messages:  # a conversation under way keeps its own system prompt
+        if self._conversation_under_way():  # a conversation under way keeps its own system prompt
             values = {k: v for k, v in values.items() if k != "chat.system_prompt"}
         self._apply(values, f"the settings saved for {Path(path).name}")
 
@@ -130,9 +145,9 @@ class PresetController(QObject):
         """Remember the current settings as the loaded model's own."""
         if self._model is None:
             return
-        self.store.save_model_defaults(self._model.path, self.app.settings.preset_values())
+        self.store.save_model_defaults(self._model.path, self.settings.preset_values())
         self.on_model(self._model)
-        self.app.window.statusBar().showMessage(
+        self.notifier.status(
             f"{Path(self._model.path).name} will load with these settings.", 5000
         )
 
@@ -147,9 +162,9 @@ class PresetController(QObject):
     def _apply(self, values: dict, what: str) -> None:
         usable, skipped = Settings.check_preset(values)
         if usable:
-            self.app.apply_settings(usable)
+            self._apply_settings(usable)
         if skipped:
-            self.app.window.show_info(
+            self.notifier.info(
                 f"Some values of {what} cannot be used by this version and were skipped: "
                 + ", ".join(skipped) + "."
             )  # fmt: skip

@@ -14,6 +14,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
+from quantdesk.config.paths import AppPaths
 from quantdesk.engine.errors import QuantDeskError, QuantizeCancelled
 from quantdesk.engine.estimate.load_plan import Budget, machine_budget
 from quantdesk.engine.library.store import LibraryEntry, add_model_file
@@ -33,7 +34,9 @@ from quantdesk.engine.quantize.quantizer import (
 )
 from quantdesk.engine.quantize.report import plan_lines, result_line, source_line
 from quantdesk.engine.wording import eta_text
-from quantdesk.gui.controller import AppController
+from quantdesk.gui.library_controller import LibraryController
+from quantdesk.gui.model_controller import ModelController
+from quantdesk.gui.notifier import CHAT_PAGE, Notifier
 from quantdesk.ui.jobs import run_job
 from quantdesk.ui.quantize_dialog import DEFAULT_TARGET, QuantizeDialog
 
@@ -56,17 +59,21 @@ class QuantizeController(QObject):
     runFailed = Signal(str)
     imatrixComputed = Signal(str)  # path of the new importance matrix
 
-    def __init__(self, app: AppController) -> None:
+    def __init__(
+        self,
+        library: LibraryController,
+        paths: AppPaths,
+        notifier: Notifier,
+        models: ModelController,
+    ) -> None:
         super().__init__()
-        self.app = app
+        self.library, self.paths, self.notifier, self.models = library, paths, notifier, models
         self.dialog: QuantizeDialog | None = None
         self._cancel, self._skip_quality = threading.Event(), threading.Event()
         self._generation = 0
         self._info: SourceInfo | None = None
         self._budget: Budget | None = None
         self._plan: QuantizePrediction | None = None
-        app.window.library.quantizeRequested.connect(lambda e: self.open(e.path))
-        app.quantizeRequested.connect(self.open)  # a dropped HF folder, the import banner
 
     # -- opening ------------------------------------------------------------------------------
 
@@ -81,7 +88,7 @@ class QuantizeController(QObject):
             if is_folder
             else default_output(source, DEFAULT_TARGET)
         )
-        dialog = QuantizeDialog(source, target, self.app.window)
+        dialog = QuantizeDialog(source, target, self.notifier.dialog_parent)
         self.dialog, self._info, self._plan = dialog, None, None
         dialog.predictRequested.connect(self._predict)
         dialog.startRequested.connect(self._start)
@@ -226,7 +233,7 @@ class QuantizeController(QObject):
         if dialog is None:
             return
         self._cancel, self._skip_quality = threading.Event(), threading.Event()
-        cancel, db = self._cancel, self.app.paths.library_db
+        cancel, db = self._cancel, self.paths.library_db
         source, options, output = dialog.source, dialog.options(), dialog.output_path()
         quality, plan = dialog.quality_wanted(), self._plan
 
@@ -242,7 +249,7 @@ class QuantizeController(QObject):
             result = quantize(
                 gguf, output, options, cancel=cancel, prediction=plan,
                 on_progress=lambda p: report((p.fraction, _progress_text(p))),
-                journal=PartJournal(self.app.paths.jobs_dir),
+                journal=PartJournal(self.paths.jobs_dir),
             )  # fmt: skip
             # QuantDesk wrote it: its own file, which Delete file… may remove
             entry = add_model_file(db, result.output, source="quantized", owned=True)
@@ -282,7 +289,7 @@ class QuantizeController(QObject):
             self.dialog.set_progress(*value)
 
     def _finished(self, outcome: QuantizeOutcome) -> None:
-        self.app.refresh_library()
+        self.library.refresh()
         self.modelQuantized.emit(outcome.entry)
         if self.dialog is None:
             return
@@ -305,10 +312,10 @@ class QuantizeController(QObject):
             self.dialog.set_result(_message(exc), ok=False)
 
     def _load(self, path: str) -> None:
-        entry = self.app.library.find(Path(path))
+        entry = self.library.find(Path(path))
         if entry is not None:
-            self.app.window.show_page(0)
-            self.app.load(entry)
+            self.notifier.show_page(CHAT_PAGE)
+            self.models.load(entry)
         if self.dialog is not None:
             self.dialog.close()
 

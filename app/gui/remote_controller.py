@@ -3,19 +3,19 @@ in the library beside the local ones and loaded into the same chat window."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from pathlib import Path
 
-from PySide6.QtCore import QObject
+from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QDialog
 
 from quantdesk.engine.library.store import LibraryEntry
 from quantdesk.engine.remote.models import Endpoint, RemoteModel, normalized_url, parse_remote_key
 from quantdesk.engine.remote.servers import RemoteServers
+from quantdesk.gui.model_controller import ModelController
+from quantdesk.gui.notifier import Notifier
 from quantdesk.ui.jobs import run_job
+from quantdesk.ui.library.panel import LibraryPanel
 from quantdesk.ui.remote_server_dialog import ServerDialog
-
-if TYPE_CHECKING:
-    from quantdesk.gui.controller import AppController
 
 
 def check_server(url: str, api_key: str) -> list[str]:
@@ -26,19 +26,23 @@ def check_server(url: str, api_key: str) -> list[str]:
 class RemoteController(QObject):
     """Keeps the remote servers (remote-servers.json) and the library rows of their models."""
 
-    def __init__(self, app: AppController) -> None:
-        super().__init__(app)
-        self.app = app
-        self.store = RemoteServers(app.paths.remote_servers_file)
+    entriesChanged = Signal(list)  # list[LibraryEntry]: the listed models of every server
+
+    def __init__(
+        self, panel: LibraryPanel, servers_file: Path, notifier: Notifier, models: ModelController
+    ) -> None:
+        super().__init__()
+        self.panel, self.notifier, self.models = panel, notifier, models
+        self.store = RemoteServers(servers_file)
         self.entries: list[LibraryEntry] = []  # the listed models of every server that answered
         self._models: dict[str, list[str]] = {}  # server URL -> model ids it last listed
         self._states: dict[str, str] = {}  # server URL -> "3 models", "asking…" or the error
         self._pending = ""  # the key of a remote model to load once its server listed it
-        panel = app.window.library
         panel.addServerRequested.connect(self.add_dialog)
         panel.removeServerRequested.connect(self.remove)
+        panel.removeRequested.connect(self._remove_entry)
         if self.store.recovered_from is not None:
-            app.window.show_error(
+            notifier.error(
                 f"The list of remote servers was damaged and was moved aside to "
                 f"{self.store.recovered_from}. Add the servers again."
             )
@@ -66,9 +70,9 @@ class RemoteController(QObject):
 
     def _load_pending(self) -> None:
         entry = next((e for e in self.entries if str(e.path) == self._pending), None)
-        if entry is not None and self.app.loaded is None and not self.app.loading:
+        if entry is not None and self.models.loaded is None and not self.models.loading:
             self._pending = ""
-            self.app.load(entry)
+            self.models.load(entry)
 
     def _listed(self, endpoint: Endpoint, models: list[str]) -> None:
         if self.store.find(endpoint.url) != endpoint:  # removed or changed meanwhile
@@ -93,10 +97,8 @@ class RemoteController(QObject):
             for server in servers
             for model in self._models.get(server.url, [])
         ]
-        self.app.window.library.set_servers(
-            [(s.url, self._states.get(s.url, "")) for s in servers]
-        )
-        self.app.refresh_library()
+        self.panel.set_servers([(s.url, self._states.get(s.url, "")) for s in servers])
+        self.entriesChanged.emit(self.entries)
 
     def add(self, url: str, api_key: str) -> Endpoint:
         """Keep the server at ``url`` (RemoteError for an address that is no http(s) URL) and
@@ -108,7 +110,7 @@ class RemoteController(QObject):
 
     def add_dialog(self) -> None:
         """Ask for a server's address and key; add it once checked."""
-        dialog = ServerDialog(check_server, self.app.window)
+        dialog = ServerDialog(check_server, self.notifier.dialog_parent)
         if dialog.exec() == QDialog.DialogCode.Accepted:
             self.add(dialog.url.text(), dialog.key.text())
 
@@ -117,8 +119,13 @@ class RemoteController(QObject):
         self.store.remove(url)
         self._models.pop(url, None)
         self._states.pop(url, None)
-        loaded = self.app.loaded
+        loaded = self.models.loaded
         remote = parse_remote_key(loaded.path) if loaded is not None else None
         if remote is not None and remote[0] == url:
-            self.app.eject()
+            self.models.eject()
         self._publish()
+
+    def _remove_entry(self, entry: LibraryEntry) -> None:
+        """Remove from library on a remote server's model forgets its server."""
+        if entry.remote is not None:
+            self.remove(entry.remote.endpoint.url)

@@ -50,19 +50,20 @@ def run_self_test() -> int:
 
         print(f"self-test: loaded {model.name} ({info.backend}, ctx {info.context_size}, "
               f"sampling step {sampling_step()})")  # fmt: skip
-        controller.send("Hello")
+        controller.chat.send("Hello")
 
     def replied(stats: object) -> None:
         finish(0, f"ok: {stats.completion_tokens} tokens at {stats.decode_tokens_per_s:.0f} "
                   f"tok/s in {time.monotonic() - started:.1f} s")  # fmt: skip
 
-    controller.modelLoaded.connect(loaded)
-    controller.modelLoadFailed.connect(lambda message: finish(1, f"FAILED to load: {message}"))
-    controller.replyFinished.connect(replied)
-    controller.replyFailed.connect(lambda message: finish(1, f"FAILED to reply: {message}"))
+    controller.models.modelLoaded.connect(loaded)
+    controller.models.modelLoadFailed.connect(
+        lambda message: finish(1, f"FAILED to load: {message}"))
+    controller.chat.replyFinished.connect(replied)
+    controller.chat.replyFailed.connect(lambda message: finish(1, f"FAILED to reply: {message}"))
     window.show()
     controller.start([])
-    QTimer.singleShot(0, lambda: controller.import_files([model], mode="reference",
+    QTimer.singleShot(0, lambda: controller.imports.import_files([model], mode="reference",
                                                          load_first=True))  # fmt: skip
     QTimer.singleShot(TIMEOUT_S * 1000, lambda: finish(2, f"timed out after {TIMEOUT_S} s"))
     app.exec()

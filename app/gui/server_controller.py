@@ -7,21 +7,25 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, QTimer
 
+from quantdesk.config.settings import Settings
 from quantdesk.engine.errors import QuantDeskError
+from quantdesk.gui.model_controller import ModelController
+from quantdesk.gui.notifier import Notifier
 from quantdesk.ui.model_worker import WorkerHost
 from quantdesk.ui.server_page import ServerPage
 
 if TYPE_CHECKING:
     from quantdesk.engine.serve.openai_server import RunningServer
-    from quantdesk.gui.controller import AppController
 
 
 class ServerController(QObject):
     """Start/stop from the Server page; the request log is refreshed every half second."""
 
-    def __init__(self, app: AppController, page: ServerPage) -> None:
+    def __init__(
+        self, page: ServerPage, settings: Settings, notifier: Notifier, models: ModelController
+    ) -> None:
         super().__init__()
-        self.app, self.page = app, page
+        self.page, self.settings, self.notifier, self.models = page, settings, notifier, models
         self.running: RunningServer | None = None
         self._shown = 0
         self._timer = QTimer(self)
@@ -29,22 +33,21 @@ class ServerController(QObject):
         self._timer.timeout.connect(self._show_log)
         page.startRequested.connect(self.start)
         page.stopRequested.connect(self.stop)
-        app.shutdown_hooks.append(self.stop)
-        app.modelLoaded.connect(self._show_model)
-        app.models.worker.unloaded.connect(self._show_model)
-        app.modelLoadFailed.connect(self._show_model)
-        app.models.worker.modelStopped.connect(self._model_stopped)
-        app.modelLoaded.connect(self._reloaded)
-        app.modelLoadFailed.connect(self._reload_failed)
+        models.modelLoaded.connect(self._show_model)
+        models.modelUnloaded.connect(self._show_model)
+        models.modelLoadFailed.connect(self._show_model)
+        models.modelStopped.connect(self._model_stopped)
+        models.modelLoaded.connect(self._reloaded)
+        models.modelLoadFailed.connect(self._reload_failed)
         self._stopped_with = ""  # the host's last words while it is loaded again for serving
 
     def _model_id(self) -> str:
         """The API's name of the model loaded in Chat; "" when none is (the API lists none)."""
-        loaded = self.app.loaded
+        loaded = self.models.loaded
         return Path(loaded.path).stem if loaded else ""
 
     def _show_model(self, *_args: object) -> None:
-        loaded = self.app.loaded
+        loaded = self.models.loaded
         self.page.set_model(self._model_id(), loaded.name if loaded else "")
 
     def _model_stopped(self, message: str, details: str) -> None:
@@ -57,15 +60,15 @@ class ServerController(QObject):
         self._stopped_with = message
         self._show_log()
         self.page.add_log_lines([said])
-        self.app.window.show_error(said, details)  # no Reload button: it is under way
-        self.app.reload()
+        self.notifier.error(said, details)  # no Reload button: it is under way
+        self.models.reload()
 
     def _reloaded(self, *_args: object) -> None:
         if self._stopped_with:
             said = f"{self._stopped_with} It was loaded again; the server goes on."
             self._stopped_with = ""
             self.page.add_log_lines([said])
-            self.app.window.show_info(said)
+            self.notifier.info(said)
 
     def _reload_failed(self, *_args: object) -> None:
         self._stopped_with = ""  # the app shows why the load failed
@@ -76,9 +79,9 @@ class ServerController(QObject):
         # imported when first started: aiohttp costs 0.1 s of the app's start-up otherwise
         from quantdesk.engine.serve.openai_server import OpenAIServer, RunningServer
 
-        origins = tuple(o for o in self.app.settings.get("server.allowed_origins").split(",")
+        origins = tuple(o for o in self.settings.get("server.allowed_origins").split(",")
                         if o.strip())  # fmt: skip
-        server = OpenAIServer(WorkerHost(self.app.models.worker), self._model_id, key or None,
+        server = OpenAIServer(WorkerHost(self.models.worker), self._model_id, key or None,
                               allowed_origins=origins)  # fmt: skip
         try:
             self.running = RunningServer(server, "0.0.0.0" if network else "127.0.0.1", port)

@@ -28,7 +28,7 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
 
 
 def _saved(controller) -> list[tuple[str, str, bool]]:  # noqa: ANN001
-    history = controller.history
+    history = controller.chat.history
     return [(m.role, m.text, m.complete) for m in history.store.messages(history.chat_id)]
 
 
@@ -52,7 +52,7 @@ def test_a_full_disk_refuses_sending_in_words_and_a_streaming_reply_is_saved_onc
     assert "cannot be saved" in banner and "full" in banner and str(data_dir) in banner, banner
     assert "Free at least" in banner, banner
     assert box.toPlainText() == typed  # nothing typed is lost
-    assert len(shown(window)) == 2 and controller._reply_row < 0  # nothing sent
+    assert len(shown(window)) == 2 and controller.chat._reply_row < 0  # nothing sent
     assert _saved(controller) == before
 
     # space back; a long reply, and the disk fills again while it streams
@@ -60,10 +60,10 @@ def test_a_full_disk_refuses_sending_in_words_and_a_streaming_reply_is_saved_onc
     window.settings_panel.editor("sampling.max_tokens").setValue(4000)
     box.clear()
     QTest.keyClicks(box, "Tell me a long story")
-    with qtbot.waitSignal(controller.replyStarted, timeout=10_000):
+    with qtbot.waitSignal(controller.chat.replyStarted, timeout=10_000):
         QTest.keyClick(box, Qt.Key.Key_Return)
     qtbot.waitUntil(lambda: controller.models.worker.tokens_generated >= 3, timeout=20_000)
-    with qtbot.waitSignal(controller.replyFinished, timeout=120_000) as finished:
+    with qtbot.waitSignal(controller.chat.replyFinished, timeout=120_000) as finished:
         filler = fill_disk(data_dir.parent)
         at_full = controller.models.worker.tokens_generated
     assert finished.args[0].completion_tokens > at_full + 100  # it streamed on, unsaved
@@ -73,10 +73,10 @@ def test_a_full_disk_refuses_sending_in_words_and_a_streaming_reply_is_saved_onc
     assert on_disk[:2] == before  # what was saved before the disk filled is all there
     assert on_disk[2][:2] == ("user", "Tell me a long story")
     assert len(on_disk[3][1]) < len(reply) and on_disk[3][2] is False  # behind the window
-    assert controller.history.saving.pending == 1
+    assert controller.chat.history.saving.pending == 1
 
     filler.unlink()  # the next retry saves the reply as the window shows it
-    qtbot.waitUntil(lambda: controller.history.saving.pending == 0, timeout=10_000)
+    qtbot.waitUntil(lambda: controller.chat.history.saving.pending == 0, timeout=10_000)
     assert "saved again" in window.banner.label.text()
     assert _saved(controller)[3][1:] == (reply, True)
     assert _saved(controller)[:2] == before

@@ -51,18 +51,18 @@ def test_edit_and_regenerate_keep_every_version_and_drafts_stay_with_their_chat(
     window.settings_panel.editor("sampling.max_tokens").setValue(1_000_000)
     box = window.chat.input
     QTest.keyClicks(box, "Tell me a long story")
-    with qtbot.waitSignal(controller.replyStarted, timeout=10_000):
+    with qtbot.waitSignal(controller.chat.replyStarted, timeout=10_000):
         QTest.keyClick(box, Qt.Key.Key_Return)
     qtbot.waitUntil(lambda: controller.models.worker.tokens_generated >= 3, timeout=20_000)
-    with qtbot.waitSignal(controller.replyFinished, timeout=20_000) as stopped:
+    with qtbot.waitSignal(controller.chat.replyFinished, timeout=20_000) as stopped:
         click(window.chat.stop)
     assert stopped.args[0].stop_reason == "stopped"
     window.settings_panel.editor("sampling.max_tokens").setValue(12)
 
-    store, chat_id = controller.history.store, controller.history.chat_id
+    store, chat_id = controller.chat.history.store, controller.chat.history.chat_id
     stopped_reply = shown(window)[3][1]
     # Regenerate keeps the stopped reply as version 1
-    with qtbot.waitSignal(controller.replyFinished, timeout=60_000):
+    with qtbot.waitSignal(controller.chat.replyFinished, timeout=60_000):
         click_link(window.chat.view, row_of(window, "assistant", 1), "action:regenerate")
     assert shown(window)[3][2] == (2, 2)
     assert [m.text for m in store.all_messages(chat_id)].count(stopped_reply) == 1
@@ -86,7 +86,7 @@ def test_edit_and_regenerate_keep_every_version_and_drafts_stay_with_their_chat(
     click_link(window.chat.view, row_of(window, "user", 0), "action:edit")
     box.selectAll()
     QTest.keyClicks(box, "Hello again")
-    with qtbot.waitSignal(controller.replyFinished, timeout=60_000):
+    with qtbot.waitSignal(controller.chat.replyFinished, timeout=60_000):
         QTest.keyClick(box, Qt.Key.Key_Return)
     assert [(r, v) for r, _t, v in shown(window)] == [("user", (2, 2)), ("assistant", (1, 1))]
     assert shown(window)[0][1] == "Hello again"
@@ -105,7 +105,7 @@ def test_edit_and_regenerate_keep_every_version_and_drafts_stay_with_their_chat(
     first = chat_view.model().index(window.chat_list.model.row_of(chat_id), 0)
     click_at = chat_view.visualRect(first).center()
     QTest.mouseClick(chat_view.viewport(), Qt.MouseButton.LeftButton, pos=click_at)
-    assert controller.history.chat_id == chat_id
+    assert controller.chat.history.chat_id == chat_id
     assert box.toPlainText() == "a thought for later"
     assert shown(window)[0][1:] == ("Hello there", (1, 2))
 
@@ -114,7 +114,7 @@ def test_edit_and_regenerate_keep_every_version_and_drafts_stay_with_their_chat(
     target.parent.mkdir()
     menu = choose_menu_item("Export as JSON…")
     save = when_dialog(QFileDialog, choose_files([target]))
-    with qtbot.waitSignal(controller.history.exported, timeout=30_000):
+    with qtbot.waitSignal(controller.chat.history.exported, timeout=30_000):
         right_click(chat_view.viewport(), click_at)
     menu.check()
     save.check()
@@ -136,7 +136,7 @@ def test_versions_and_drafts_survive_a_restart(qtbot, data_dir: Path, tmp_path: 
     window.settings_panel.editor("sampling.max_tokens").setValue(8)
     load_by_double_click(qtbot, window, controller, "chatty")
     type_and_send(qtbot, window, controller, "Keep me")
-    with qtbot.waitSignal(controller.replyFinished, timeout=60_000):
+    with qtbot.waitSignal(controller.chat.replyFinished, timeout=60_000):
         click_link(window.chat.view, row_of(window, "assistant", 0), "action:regenerate")
     QTest.keyClicks(window.chat.input, "unsent words")
     before = shown(window)
@@ -151,8 +151,8 @@ def test_versions_and_drafts_survive_a_restart(qtbot, data_dir: Path, tmp_path: 
         assert shown(window2) == before and before[1][2] == (2, 2)
         assert window2.chat.input.toPlainText() == "unsent words"
         # once the model is loaded again the status bar keeps this chat's figures, not 0
-        qtbot.waitUntil(lambda: controller2.loaded is not None, timeout=60_000)
-        used = controller2.history.shown_messages()[-1].stats["context_used"]
+        qtbot.waitUntil(lambda: controller2.models.loaded is not None, timeout=60_000)
+        used = controller2.chat.history.shown_messages()[-1].stats["context_used"]
         assert window2.context_label.text().startswith(f"Context {used:,} / ")
         click_link(window2.chat.view, row_of(window2, "assistant", 0), "action:older")
         assert shown(window2)[1][2] == (1, 2)

@@ -57,7 +57,7 @@ def test_discover_download_pause_resume_and_chat(qtbot, fake_hub, window_app) ->
     resumed = [r.range for r in fake_hub.requests("/lfs-files/*", method="GET") if r.range]
     assert any(r.startswith("bytes=") and int(r[6:].split("-")[0]) >= kept for r in resumed), (
         resumed, kept)
-    with qtbot.waitSignal(controller.modelLoaded, timeout=60_000) as loaded:
+    with qtbot.waitSignal(controller.models.modelLoaded, timeout=60_000) as loaded:
         click(downloads.buttons["Open in Chat"])
     assert loaded.args[0].path == str(entry.path)
     assert window.pages.currentIndex() == 0

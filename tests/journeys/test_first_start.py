@@ -27,7 +27,7 @@ def test_a_fresh_install_chats_with_an_instruct_model(qtbot, data_dir: Path, mon
     qtbot.addWidget(window)
     window.show()
     try:
-        with qtbot.waitSignal(controller.modelLoaded, timeout=120_000) as loaded:
+        with qtbot.waitSignal(controller.models.modelLoaded, timeout=120_000) as loaded:
             controller.start([])
         model = loaded.args[0]
         assert Path(model.path).name == CHAT_STARTER_FILE_NAME and model.mode == "chat"
@@ -44,7 +44,7 @@ def test_a_fresh_install_chats_with_an_instruct_model(qtbot, data_dir: Path, mon
 
         box = window.chat.input
         QTest.keyClicks(box, "Write a haiku about the sea.")
-        with qtbot.waitSignal(controller.replyFinished, timeout=120_000) as finished:
+        with qtbot.waitSignal(controller.chat.replyFinished, timeout=120_000) as finished:
             QTest.keyClick(box, Qt.Key.Key_Return)
         reply = window.chat.transcript.messages()[-1]
         assert reply.role == "assistant" and reply.text.strip()

@@ -52,8 +52,8 @@ def test_the_first_window_fits_the_screen_and_the_keyboard_gets_around(
 
 def test_one_message_is_one_message(qtbot, window_app) -> None:
     window, controller = window_app
-    store = controller.history.store
+    store = controller.chat.history.store
     chat = store.create_chat("Lonely")
     store.add_message(chat.id, "user", "Just me")
-    controller.history.refresh()
+    controller.chat.history.refresh()
     assert window.chat_list.model.index(0).data().split("\n")[1].startswith("1 message ·")

@@ -32,7 +32,7 @@ def test_a_quantized_file_can_be_deleted_from_the_library(qtbot, window_app, tmp
     window, controller = window_app
     source = write_tiny_model(tmp_path / "src" / "tiny-F16.gguf", n_embd=256, n_ff=512,
                               quant="F16")  # fmt: skip
-    controller.import_files([source], mode="reference")
+    controller.imports.import_files([source], mode="reference")
     qtbot.waitUntil(lambda: window.library.model.rowCount() == 1, timeout=15_000)
     quantizer = controller.quantize
     with qtbot.waitSignal(quantizer.predictionShown, timeout=60_000):
@@ -48,7 +48,7 @@ def test_a_quantized_file_can_be_deleted_from_the_library(qtbot, window_app, tmp
         window.library.model.index(window.library.model.row_of(str(output)), 0))
     menu = choose_menu_item("Delete file…")
     sure = when_dialog(QMessageBox, lambda box: click(button(box, "Yes")))
-    with qtbot.waitSignal(controller.library_ctl.deleted, timeout=15_000):
+    with qtbot.waitSignal(controller.library.deleted, timeout=15_000):
         right_click(view.viewport(), view.visualRect(row).center())
     menu.check()
     sure.check()

@@ -38,28 +38,28 @@ def test_figures_are_live_per_chat_and_count_a_whole_continued_reply(
     assert len(streaming) >= 2, seen  # at least every 0.5 s while it streamed
     used = [c[0] for _s, c in streaming]
     assert used == sorted(used) and used[0] > 0 and all(c[1] == 8192 for _s, c in streaming)
-    reply = controller.history.store.messages(controller.history.chat_id)[-1]
+    reply = controller.chat.history.store.messages(controller.chat.history.chat_id)[-1]
     first_chat = (window.speed_label.text(), _context(window))
     assert first_chat[1][0] == reply.stats["context_used"]
 
-    controller.new_chat()
+    controller.chat.new_chat()
     assert window.speed_label.text() == "" and _context(window) == (0, 8192)
     window.settings_panel.editor("sampling.max_tokens").setValue(10)
     type_and_send(qtbot, window, controller, "Short")
     second = _context(window)
     assert second[0] < first_chat[1][0]
-    controller.history.open(window.chat_list.model.chats()[1].id)  # back to the first chat
+    controller.chat.history.open(window.chat_list.model.chats()[1].id)  # back to the first chat
     assert (window.speed_label.text(), _context(window)) == first_chat
 
     # Continue the short reply of the second chat: its footer counts the whole reply
-    controller.history.open(window.chat_list.model.chats()[0].id)
-    before = controller.history.store.messages(controller.history.chat_id)[-1].stats
+    controller.chat.history.open(window.chat_list.model.chats()[0].id)
+    before = controller.chat.history.store.messages(controller.chat.history.chat_id)[-1].stats
     assert before["stop_reason"] == "length", before  # cut at max tokens: Continue is offered
-    with qtbot.waitSignal(controller.replyFinished, timeout=60_000) as done:
+    with qtbot.waitSignal(controller.chat.replyFinished, timeout=60_000) as done:
         click_link(window.chat.view, row_of(window, "assistant", 0), "action:continue")
     total = done.args[0].completion_tokens
     assert total > before["completion_tokens"]
     footer = window.chat.transcript.messages()[row_of(window, "assistant", 0)].stats
     assert footer.startswith(f"{total} tokens")
-    saved = controller.history.store.messages(controller.history.chat_id)[-1].stats
+    saved = controller.chat.history.store.messages(controller.chat.history.chat_id)[-1].stats
     assert saved["completion_tokens"] == total

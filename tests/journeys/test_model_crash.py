@@ -15,7 +15,7 @@ from PySide6.QtGui import QKeyEvent
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QPushButton
 
-from quantdesk.gui.controller import STOPPED_MARK
+from quantdesk.gui.chat_controller import STOPPED_MARK
 from tests.support.dialogs import click_link
 from tests.support.journey_actions import (
     add_in_place,
@@ -32,7 +32,7 @@ from tests.support.tiny_models import (
 
 
 def _saved(controller) -> list[tuple[str, str, bool]]:  # noqa: ANN001
-    history = controller.history
+    history = controller.chat.history
     return [(m.role, m.text, m.complete) for m in history.store.messages(history.chat_id)]
 
 
@@ -62,7 +62,7 @@ def _send_and_see_it_stop(qtbot, window, controller, text: str) -> None:  # noqa
     box.setFocus()
     _type(box, text)
     assert box.toPlainText() == text
-    with qtbot.waitSignal(controller.replyFailed, timeout=60_000):
+    with qtbot.waitSignal(controller.chat.replyFailed, timeout=60_000):
         QTest.keyClick(box, Qt.Key.Key_Return)
 
 
@@ -74,7 +74,7 @@ def _click_reload(qtbot, window, controller) -> None:  # noqa: ANN001
 
     qtbot.waitUntil(lambda: shown_reload() is not None, timeout=5_000)  # shown by the layout
     reload = shown_reload()
-    with qtbot.waitSignal(controller.modelLoaded, timeout=60_000):
+    with qtbot.waitSignal(controller.models.modelLoaded, timeout=60_000):
         QTest.mouseClick(reload, Qt.MouseButton.LeftButton)
 
 
@@ -87,11 +87,11 @@ def test_a_host_killed_mid_reply_keeps_the_reply_and_reload_goes_on(
     window.settings_panel.editor("sampling.max_tokens").setValue(60_000)
     box = window.chat.input
     QTest.keyClicks(box, "Tell me a long story")
-    with qtbot.waitSignal(controller.replyStarted, timeout=10_000):
+    with qtbot.waitSignal(controller.chat.replyStarted, timeout=10_000):
         QTest.keyClick(box, Qt.Key.Key_Return)
     worker = controller.models.worker
     qtbot.waitUntil(lambda: worker.tokens_generated >= 50, timeout=20_000)
-    with qtbot.waitSignal(controller.replyFailed, timeout=20_000):
+    with qtbot.waitSignal(controller.chat.replyFailed, timeout=20_000):
         os.kill(_host_pid(controller), signal.SIGKILL)
 
     assert window.isVisible()
@@ -108,11 +108,11 @@ def test_a_host_killed_mid_reply_keeps_the_reply_and_reload_goes_on(
 
     reply_row = window.chat.transcript.rowCount() - 2
     click_link(window.chat.view, reply_row, "action:continue")  # no model now: it says why
-    name = controller.stopped_model.name
+    name = controller.models.stopped_model.name
     assert window.banner.label.text() == f"{name} stopped. Reload it to go on."
     _click_reload(qtbot, window, controller)
     window.settings_panel.editor("sampling.max_tokens").setValue(12)
-    with qtbot.waitSignal(controller.replyFinished, timeout=60_000):
+    with qtbot.waitSignal(controller.chat.replyFinished, timeout=60_000):
         click_link(window.chat.view, reply_row, "action:continue")
     continued = window.chat.transcript.message(reply_row)
     assert continued.text.startswith(reply.text) and len(continued.text) > len(reply.text)
@@ -183,7 +183,8 @@ def test_a_file_swapped_under_the_same_size_and_mtime_is_tested_again_not_truste
     os.utime(model, ns=(before.st_atime_ns, before.st_mtime_ns))
     view = window.library.view
     rect = view.visualRect(view.model().index(0, 0))
-    with qtbot.waitSignal(controller.modelLoadFailed, timeout=60_000):  # loaded again by hand
+    # loaded again by hand
+    with qtbot.waitSignal(controller.models.modelLoadFailed, timeout=60_000):
         QTest.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
         QTest.mouseDClick(view.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
     assert window.isVisible()

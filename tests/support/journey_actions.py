@@ -60,7 +60,7 @@ def load_by_double_click(qtbot, window, controller, name: str) -> None:
     row = next(r for r in range(view.model().rowCount())
                if name in view.model().index(r, 0).data())  # fmt: skip
     rect = view.visualRect(view.model().index(row, 0))
-    with qtbot.waitSignals([controller.modelLoaded], timeout=60_000,
+    with qtbot.waitSignals([controller.models.modelLoaded], timeout=60_000,
                            raising=False) as loaded:  # fmt: skip
         # the first click of a double-click selects (QTest's double-click alone has no press
         # the view saw, so it would not count)
@@ -73,7 +73,7 @@ def type_and_send(qtbot, window, controller, text: str) -> None:
     box = window.chat.input
     box.setFocus()
     QTest.keyClicks(box, text)
-    with qtbot.waitSignal(controller.replyFinished, timeout=60_000):
+    with qtbot.waitSignal(controller.chat.replyFinished, timeout=60_000):
         QTest.keyClick(box, Qt.Key.Key_Return)
 
 

@@ -153,6 +153,10 @@ class ChatPage(QWidget):
         if text:
             self.sendRequested.emit(text)
 
+    def select_model(self, path: str) -> None:
+        """Show the library's entry for ``path`` in the picker (none when it is not listed)."""
+        self.picker.setCurrentIndex(self._picker_model.sourceModel().row_of(path))
+
     def set_message_text(self, text: str) -> None:
         """Put ``text`` in the message box (a draft, a message to edit), the cursor at its end."""
         self.input.setPlainText(text)

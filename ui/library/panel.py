@@ -422,6 +422,10 @@ class LibraryPanel(QWidget):
             if index.isValid():
                 self.view.setCurrentIndex(index)
 
+    def current_entry(self) -> LibraryEntry | None:
+        """The entry selected in the list (None when none is)."""
+        return self.view.currentIndex().data(EntryRole)
+
     def set_scanning(self, scanning: bool, message: str = "") -> None:
         """Show that a rescan is running (the button waits), or its outcome."""
         self._scanning = scanning

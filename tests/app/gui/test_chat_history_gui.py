@@ -35,15 +35,15 @@ def _build(qtbot):
 
 def _load(qtbot, window, controller, model: Path) -> None:
     """Add ``model`` (in place) and load it."""
-    controller.import_files([model], mode="reference")
+    controller.imports.import_files([model], mode="reference")
     qtbot.waitUntil(lambda: window.library.model.rowCount() == 1, timeout=10_000)
-    with qtbot.waitSignal(controller.modelLoaded, timeout=60_000):
-        controller.load(window.library.model.entries()[0])
+    with qtbot.waitSignal(controller.models.modelLoaded, timeout=60_000):
+        controller.models.load(window.library.model.entries()[0])
 
 
 def _say(qtbot, controller, text: str) -> None:
-    with qtbot.waitSignal(controller.replyFinished, timeout=60_000):
-        controller.send(text)
+    with qtbot.waitSignal(controller.chat.replyFinished, timeout=60_000):
+        controller.chat.send(text)
 
 
 def test_chat_persists_across_a_restart(qtbot, data_dir: Path, tmp_path: Path) -> None:
@@ -55,7 +55,7 @@ def test_chat_persists_across_a_restart(qtbot, data_dir: Path, tmp_path: Path) -
     shown = [(m.role, m.text) for m in window.chat.transcript.messages() if m.role != "notice"]
     [chat] = window.chat_list.model.chats()
     assert chat.title == "Hello world" and chat.message_count == 4
-    controller.new_chat()
+    controller.chat.new_chat()
     _say(qtbot, controller, "Another chat")
     controller.shutdown()
 
@@ -63,10 +63,10 @@ def test_chat_persists_across_a_restart(qtbot, data_dir: Path, tmp_path: Path) -
     try:
         titles = [c.title for c in window2.chat_list.model.chats()]
         assert titles == ["Another chat", "Hello world"]
-        controller2.history.open(window2.chat_list.model.chats()[1].id)
+        controller2.chat.history.open(window2.chat_list.model.chats()[1].id)
         again = [(m.role, m.text) for m in window2.chat.transcript.messages()]
         assert again == shown
-        assert [(m.role, m.content) for m in controller2.messages] == shown  # model context
+        assert [(m.role, m.content) for m in controller2.chat.messages] == shown  # model context
         assert "tok/s" in window2.chat.transcript.messages()[1].stats
     finally:
         controller2.shutdown()
@@ -84,22 +84,22 @@ s.set("sampling.max_tokens", 64)
 controller.start([])
 model = sys.argv[1]
 def report(_text):
-    parts = controller._reply_parts
-    print(json.dumps({"len": sum(len(p) for p in parts), "reply": len(controller.messages)}),
+    parts = controller.chat._reply_parts
+    print(json.dumps({"len": sum(len(p) for p in parts), "reply": len(controller.chat.messages)}),
           flush=True)
 controller.models.worker.tokenReady.connect(report)
 def loaded(_m):
-    controller.send("First question")
+    controller.chat.send("First question")
 def finished(_stats):
-    if len(controller.messages) == 2:
+    if len(controller.chat.messages) == 2:
         print(json.dumps({"first_done": True}), flush=True)
         s.set("sampling.max_tokens", 4000)  # streams until the context is full
-    controller.send("Second question" if len(controller.messages) == 2 else "Go on")
-controller.modelLoaded.connect(loaded)
-controller.replyFinished.connect(finished)
+    controller.chat.send("Second question" if len(controller.chat.messages) == 2 else "Go on")
+controller.models.modelLoaded.connect(loaded)
+controller.chat.replyFinished.connect(finished)
 def go():
     from pathlib import Path
-    controller.import_files([Path(model)], mode="reference", load_first=True)
+    controller.imports.import_files([Path(model)], mode="reference", load_first=True)
 from PySide6.QtCore import QTimer
 QTimer.singleShot(100, go)
 app.exec()
@@ -169,19 +169,19 @@ def test_regenerate_and_edit_keep_the_store_in_step(qtbot, data_dir: Path, tmp_p
         _say(qtbot, controller, "two")
         rows = window.chat.transcript.messages()
         last_reply = len(rows) - 1
-        with qtbot.waitSignal(controller.replyFinished, timeout=60_000):
-            controller.regenerate(last_reply)
-        store = controller.history.store
-        chat_id = controller.history.chat_id
+        with qtbot.waitSignal(controller.chat.replyFinished, timeout=60_000):
+            controller.chat.regenerate(last_reply)
+        store = controller.chat.history.store
+        chat_id = controller.chat.history.chat_id
         shown = [(m.role, m.text) for m in window.chat.transcript.messages()[1:]]
         assert [(m.role, m.text) for m in store.messages(chat_id)] == shown
         second_user = next(i for i, m in enumerate(window.chat.transcript.messages())
                            if m.text == "two")  # fmt: skip
         before = [(m.id, m.text) for m in store.all_messages(chat_id)]
-        controller.edit(second_user)  # nothing leaves the store on Edit (issue 19, fault 2)
+        controller.chat.edit(second_user)  # nothing leaves the store on Edit (issue 19, fault 2)
         assert [(m.id, m.text) for m in store.all_messages(chat_id)] == before
         assert len(store.messages(chat_id)) == 4 and window.chat.input.toPlainText() == "two"
-        controller.cancel_edit()
+        controller.chat.cancel_edit()
         assert window.chat.input.toPlainText() == "" and len(store.messages(chat_id)) == 4
     finally:
         controller.shutdown()
@@ -203,7 +203,7 @@ def test_continue_grows_the_last_reply_in_place(qtbot, data_dir: Path, tmp_path:
         first = transcript.message(row).text
         actions = [label for _, label in view.delegate().actions(transcript.index(row, 0))]
         assert "Continue" in actions
-        with qtbot.waitSignal(controller.replyFinished, timeout=60_000) as done:
+        with qtbot.waitSignal(controller.chat.replyFinished, timeout=60_000) as done:
             view.continueRequested.emit(row)
         # the whole reply: 24 tokens before Continue and 24 more (issue 19, fault 5)
         assert done.args[0].completion_tokens == 48
@@ -211,20 +211,21 @@ def test_continue_grows_the_last_reply_in_place(qtbot, data_dir: Path, tmp_path:
         grown = transcript.message(row).text
         assert transcript.rowCount() == row + 1 and grown.startswith(first) and grown != first
         assert not transcript.index(row, 0).data(ChatListModel.StreamingRole)
-        assert controller.messages[-1].content == grown and len(controller.messages) == 2
-        [stored_user, stored_reply] = controller.history.store.messages(controller.history.chat_id)
+        assert controller.chat.messages[-1].content == grown and len(controller.chat.messages) == 2
+        history = controller.chat.history
+        [stored_user, stored_reply] = history.store.messages(history.chat_id)
         assert stored_reply.text == grown and stored_reply.complete
         # a reply cut off (saved incomplete) is continued after a restart
-        controller.history.store.update_message(stored_reply.id, first, complete=False)
+        controller.chat.history.store.update_message(stored_reply.id, first, complete=False)
         controller.shutdown()
         window, controller, _ = _build(qtbot)
         _load(qtbot, window, controller, model)
         transcript = window.chat.transcript
         row = transcript.rowCount() - 1
         assert transcript.message(row).text == first
-        with qtbot.waitSignal(controller.replyFinished, timeout=60_000):
+        with qtbot.waitSignal(controller.chat.replyFinished, timeout=60_000):
             window.chat.view.continueRequested.emit(row)
-        again = controller.history.store.messages(controller.history.chat_id)[-1]
+        again = controller.chat.history.store.messages(controller.chat.history.chat_id)[-1]
         assert again.complete and again.text == transcript.message(row).text == grown
     finally:
         controller.shutdown()
@@ -238,7 +239,7 @@ def test_export_then_import_round_trip_in_the_app(qtbot, data_dir: Path, tmp_pat
     try:
         _load(qtbot, window, controller, model)
         _say(qtbot, controller, "Hello world")
-        history = controller.history
+        history = controller.chat.history
         original = history.chat_id
         out = tmp_path / "chat.json"
         with qtbot.waitSignal(history.exported, timeout=60_000):
@@ -275,7 +276,7 @@ def test_a_2000_message_chat_opens_laying_out_only_what_is_seen(qtbot, data_dir:
     try:
         view = window.chat.view
         before = view.delegate().layout_count
-        controller.history.open(chat.id)
+        controller.chat.history.open(chat.id)
         qtbot.wait(300)
         assert window.chat.transcript.rowCount() == 2000
         assert view.delegate().layout_count - before < 100  # about a screenful, not 2,000
@@ -316,14 +317,14 @@ def test_full_context_marker_keeps_the_store_in_step(qtbot, data_dir: Path, tmp_
             _say(qtbot, controller, f"{i} hello there friend")
         notices = [m for m in window.chat.transcript.messages() if m.role == "notice"]
         assert any("Context full" in m.text for m in notices)
-        stored = controller.history.store.messages(controller.history.chat_id)
+        stored = controller.chat.history.store.messages(controller.chat.history.chat_id)
         shown = [(m.role, m.text) for m in window.chat.transcript.messages() if m.role != "notice"]
         assert [(m.role, m.text) for m in stored] == shown  # markers are not messages
         last_reply = len(window.chat.transcript.messages()) - 2  # the marker follows it
         assert window.chat.transcript.messages()[last_reply].role == "assistant"
-        with qtbot.waitSignal(controller.replyFinished, timeout=60_000):
-            controller.regenerate(last_reply)
-        stored = controller.history.store.messages(controller.history.chat_id)
+        with qtbot.waitSignal(controller.chat.replyFinished, timeout=60_000):
+            controller.chat.regenerate(last_reply)
+        stored = controller.chat.history.store.messages(controller.chat.history.chat_id)
         shown = [(m.role, m.text) for m in window.chat.transcript.messages() if m.role != "notice"]
         assert [(m.role, m.text) for m in stored] == shown
     finally:

@@ -27,11 +27,11 @@ def test_load_a_model_across_the_cluster_and_chat(
     qtbot.waitUntil(lambda: all("free of" in page.workers.item(i).text() for i in range(2)),
                     timeout=30_000)  # fmt: skip
     model = write_tiny_chat_model(tmp_path / "split-me.gguf")
-    controller.import_files([model], mode="reference")
+    controller.imports.import_files([model], mode="reference")
     qtbot.waitUntil(lambda: window.library.model.row_of(str(model)) >= 0, timeout=30_000)
     window.library.select_path(str(model))
     try:
-        with qtbot.waitSignal(controller.modelLoaded, timeout=120_000) as loaded:
+        with qtbot.waitSignal(controller.models.modelLoaded, timeout=120_000) as loaded:
             page.load.click()
     except SignalTimeout as exc:  # once in a full CI run: keep what the split server said
         log = controller.paths.cache_dir / "cluster-server.log"
@@ -41,10 +41,10 @@ def test_load_a_model_across_the_cluster_and_chat(
     assert loaded.args[0].path.startswith("remote/") and cluster.server is not None
     assert "runs across the cluster" in page.status.text()
     assert re.search(r": [1-9]\d* of \d+ layers on 2 RPC worker", page.status.text())
-    with qtbot.waitSignal(controller.replyFinished, timeout=60_000) as finished:
-        controller.send("Hello, cluster")
+    with qtbot.waitSignal(controller.chat.replyFinished, timeout=60_000) as finished:
+        controller.chat.send("Hello, cluster")
     assert finished.args[0].completion_tokens > 0
     process = cluster.server.process
-    controller.eject()  # unloading ends the child process that held the split model
+    controller.models.eject()  # unloading ends the child process that held the split model
     qtbot.waitUntil(lambda: process.poll() is not None, timeout=30_000)
     assert cluster.server is None

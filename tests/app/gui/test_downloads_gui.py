@@ -61,7 +61,7 @@ def test_download_from_discover_lands_in_the_library(qtbot, opened_repo, hub_roo
 
     sha = hashlib.sha256(entry.path.read_bytes()).hexdigest()
     assert entry.sha256 == sha
-    with qtbot.waitSignal(controller.library_ctl.detailsShown, timeout=30_000) as shown:
+    with qtbot.waitSignal(controller.library.detailsShown, timeout=30_000) as shown:
         window.library.detailsRequested.emit(entry)
     assert sha in shown.args[0].details.as_text()
     shown.args[0].reject()
@@ -104,6 +104,6 @@ def test_parallel_downloads_set_in_preferences_show_on_the_page(qtbot, app) -> N
     """The Downloads page follows the setting however it changes (Preferences apply it through
     the controller's settingsApplied; the page no longer is reached into from outside)."""
     window, controller = app
-    controller.apply_settings({"downloads.parallel": 3})
+    controller.settings_ctl.apply({"downloads.parallel": 3})
     assert window.downloads_page.parallel.value() == 3
     assert controller.settings.get("downloads.parallel") == 3

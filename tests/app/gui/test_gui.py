@@ -37,8 +37,8 @@ def _direct_reply(path: Path, prompt: str, n: int) -> str:
 
 def load_first(qtbot, window, controller) -> None:
     entry = window.library.model.entries()[0]
-    with qtbot.waitSignal(controller.modelLoaded, timeout=60_000):
-        controller.load(entry)
+    with qtbot.waitSignal(controller.models.modelLoaded, timeout=60_000):
+        controller.models.load(entry)
 
 
 def test_drag_and_drop_adds_a_model_and_a_folder(qtbot, app, tmp_path: Path) -> None:
@@ -81,10 +81,10 @@ def test_a_model_that_aborts_llama_cpp_is_reported_not_fatal(qtbot, app, tmp_pat
     window, controller = app
     drop(window, [write_model_that_aborts_llama(tmp_path / "aborts.gguf")])
     qtbot.waitUntil(lambda: window.library.model.rowCount() == 1, timeout=10_000)
-    with qtbot.waitSignal(controller.modelLoadFailed, timeout=60_000):
-        controller.load(window.library.model.entries()[0])
+    with qtbot.waitSignal(controller.models.modelLoadFailed, timeout=60_000):
+        controller.models.load(window.library.model.entries()[0])
     assert "SIGABRT" in window.banner.label.text()
-    assert controller.loaded is None and window.isVisible()
+    assert controller.models.loaded is None and window.isVisible()
 
 
 def test_streaming_reply_in_completion_mode(qtbot, app, tmp_path: Path) -> None:
@@ -92,13 +92,13 @@ def test_streaming_reply_in_completion_mode(qtbot, app, tmp_path: Path) -> None:
     drop(window, [write_tiny_model(tmp_path / "base.gguf")])
     qtbot.waitUntil(lambda: window.library.model.rowCount() == 1, timeout=10_000)
     load_first(qtbot, window, controller)
-    assert controller.loaded.mode == MODE_COMPLETION
+    assert controller.models.loaded.mode == MODE_COMPLETION
     assert window.chat.mode_notice.isVisible()
     assert "base model" in window.chat.mode_notice.text()
     controller.settings.set("sampling.max_tokens", 24)
     controller.settings.set("sampling.temperature", 0.0)
     window.chat.input.setPlainText("Hello")
-    with qtbot.waitSignal(controller.replyFinished, timeout=60_000) as done:
+    with qtbot.waitSignal(controller.chat.replyFinished, timeout=60_000) as done:
         qtbot.keyClick(window.chat.input, Qt.Key.Key_Return)
     stats = done.args[0]
     assert stats.completion_tokens == 24
@@ -118,12 +118,12 @@ def test_chat_template_model_and_regenerate(qtbot, app, tmp_path: Path) -> None:
     load_first(qtbot, window, controller)
     assert not window.chat.mode_notice.isVisible()
     controller.settings.set("sampling.max_tokens", 8)
-    with qtbot.waitSignal(controller.replyFinished, timeout=60_000):
-        controller.send("Hi there")
-    assert len(controller.messages) == 2
-    with qtbot.waitSignal(controller.replyFinished, timeout=60_000):
+    with qtbot.waitSignal(controller.chat.replyFinished, timeout=60_000):
+        controller.chat.send("Hi there")
+    assert len(controller.chat.messages) == 2
+    with qtbot.waitSignal(controller.chat.replyFinished, timeout=60_000):
         window.chat.view.regenerateRequested.emit(len(window.chat.transcript.messages()) - 1)
-    assert [m.role for m in controller.messages] == ["user", "assistant"]
+    assert [m.role for m in controller.chat.messages] == ["user", "assistant"]
 
 
 def test_stop_takes_effect_within_one_token(qtbot, app, tmp_path: Path) -> None:
@@ -141,11 +141,11 @@ def test_stop_takes_effect_within_one_token(qtbot, app, tmp_path: Path) -> None:
     load_first(qtbot, window, controller)
     controller.settings.set("sampling.max_tokens", 1500)
     worker = controller.models.worker
-    with qtbot.waitSignal(controller.replyStarted, timeout=10_000):
-        controller.send("Hello")
+    with qtbot.waitSignal(controller.chat.replyStarted, timeout=10_000):
+        controller.chat.send("Hello")
     qtbot.waitUntil(lambda: worker.tokens_generated >= 5, timeout=10_000)
     assert window.chat.stop.isVisible()
-    with qtbot.waitSignal(controller.replyFinished, timeout=60_000) as done:
+    with qtbot.waitSignal(controller.chat.replyFinished, timeout=60_000) as done:
         qtbot.keyClick(window, Qt.Key.Key_Escape)
         at_stop = worker.tokens_generated
     stats = done.args[0]
@@ -163,7 +163,7 @@ def test_a_file_given_on_the_command_line_is_opened_and_loaded(qtbot, data_dir, 
     qtbot.addWidget(window)
     controller.settings.set("load.n_ctx", 256)
     try:
-        with qtbot.waitSignal(controller.modelLoaded, timeout=60_000) as loaded:
+        with qtbot.waitSignal(controller.models.modelLoaded, timeout=60_000) as loaded:
             controller.start([model])
         assert loaded.args[0].name == "opened-from-cli"
         [entry] = window.library.model.entries()

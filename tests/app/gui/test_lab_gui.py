@@ -19,7 +19,7 @@ def test_run_the_lab_export_and_keep(qtbot, app, tmp_path: Path, monkeypatch) ->
     window, controller = app
     page, lab = window.lab_page, controller.lab
     source = write_tiny_model(tmp_path / "tiny-F16.gguf", n_embd=256, n_ff=512, quant="F16")
-    controller.import_files([source], mode="reference")
+    controller.imports.import_files([source], mode="reference")
     qtbot.waitUntil(lambda: page.source.count() == 1, timeout=30_000)
     for qtype, box in page.type_boxes.items():
         box.setChecked(qtype == "Q8_0")
@@ -80,7 +80,7 @@ def test_the_lab_page_while_it_works(qtbot, app, tmp_path: Path, monkeypatch) ->
     page, lab = window.lab_page, controller.lab
     first = write_tiny_model(tmp_path / "a" / "tiny-F16.gguf", n_embd=256, n_ff=512, quant="F16")
     other = write_tiny_model(tmp_path / "b" / "tiny-F16.gguf", n_embd=128, n_ff=256, quant="F16")
-    controller.import_files([first, other], mode="reference")
+    controller.imports.import_files([first, other], mode="reference")
     qtbot.waitUntil(lambda: page.source.count() == 2, timeout=30_000)
     page.source.setCurrentIndex(page.source.findData(str(first)))
     for qtype, box in page.type_boxes.items():

@@ -48,7 +48,6 @@ def write_other_arch(path: Path, arch: str = "qwen2") -> Path:
 @pytest.fixture
 def lib(qtbot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, data_dir: Path):
     from quantdesk.gui import build_app
-    from quantdesk.gui.library_controller import LibraryController
 
     home = tmp_path / "home"
     files = build_fake_home(home)
@@ -56,7 +55,7 @@ def lib(qtbot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, data_dir: Path):
     controller.settings.set("load.n_ctx", 4096)
     qtbot.addWidget(window)
     window.show()
-    ctl = getattr(controller, "library_ctl", None) or LibraryController(controller)
+    ctl = controller.library
     ctl.home, ctl.env = home, {}  # this fake home only, never the machine's own folders
     ctl.budget = Budget(ram_available=8 * GIB, vram_free=None, gpu_offload=False)
     with qtbot.waitSignal(ctl.scanned, timeout=60_000):
@@ -197,7 +196,7 @@ def test_delete_only_for_owned_files_and_really_removes(qtbot, lib, tmp_path) ->
     window, controller, ctl, files = lib
     source = write_tiny_model(tmp_path / "copy-me.gguf", name="copied-tiny", seed=21)
     with qtbot.waitSignal(window.library.model.modelReset, timeout=30_000):
-        controller.import_files([source], mode="copy")
+        controller.imports.import_files([source], mode="copy")
     [owned] = [e for e in window.library.model.entries() if e.owned]
     assert owned.path.parent == controller.paths.models_dir and owned.path.is_file()
     [found] = [e for e in window.library.model.entries() if e.path == files["lms"]]

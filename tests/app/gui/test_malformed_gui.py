@@ -26,7 +26,7 @@ def test_structural_damage_is_refused_before_llama_cpp(qtbot, app, corpus) -> No
     details = window.banner.details()
     for name in REFUSED_AT_IMPORT:
         assert f"{name}.gguf:" in details, name  # one reason per file
-    assert window.library.model.rowCount() == 0 and controller.loaded is None
+    assert window.library.model.rowCount() == 0 and controller.models.loaded is None
     assert window.isVisible()
 
 
@@ -46,20 +46,20 @@ def test_a_file_llama_cpp_refuses_or_dies_on_is_reported(qtbot, app, corpus, nam
     window, controller = app
     pid = os.getpid()
     failures: list[str] = []
-    controller.modelLoadFailed.connect(failures.append)
-    controller.import_files([corpus[name]], mode="reference", load_first=True)
+    controller.models.modelLoadFailed.connect(failures.append)
+    controller.imports.import_files([corpus[name]], mode="reference", load_first=True)
     qtbot.waitUntil(lambda: bool(failures or window.banner.label.text()), timeout=60_000)
     if window.library.model.rowCount():  # accepted by the header check: the load must fail
         qtbot.waitUntil(lambda: bool(failures), timeout=60_000)
     text = window.banner.label.text()
     assert f"'{name}.gguf'" in text and SAYS[name] in text, text
-    assert controller.loaded is None and window.isVisible() and os.getpid() == pid
+    assert controller.models.loaded is None and window.isVisible() and os.getpid() == pid
     # the app still works: a good model loads after the bad one
     from tests.support.tiny_models import write_tiny_model
 
     good = write_tiny_model(corpus[name].with_name(f"good-after-{name}.gguf"))
-    with qtbot.waitSignal(controller.modelLoaded, timeout=60_000):
-        controller.import_files([good], mode="reference", load_first=True)
+    with qtbot.waitSignal(controller.models.modelLoaded, timeout=60_000):
+        controller.imports.import_files([good], mode="reference", load_first=True)
 
 
 def test_a_model_too_big_for_free_memory_loads_with_safer_settings(qtbot, app, tmp_path) -> None:
@@ -78,8 +78,8 @@ def test_a_model_too_big_for_free_memory_loads_with_safer_settings(qtbot, app, t
         LoadSettings(n_ctx=2048, n_gpu_layers=0)), offload=False).peak_ram  # fmt: skip
     controller.models.worker.budget_probe = lambda: Budget(need + (513 << 20), None, False)
     controller.settings.set("load.n_ctx", 8192)
-    with qtbot.waitSignal(controller.modelLoaded, timeout=60_000) as loaded:
-        controller.import_files([model], mode="reference", load_first=True)
+    with qtbot.waitSignal(controller.models.modelLoaded, timeout=60_000) as loaded:
+        controller.imports.import_files([model], mode="reference", load_first=True)
     model_info = loaded.args[0]
     assert 512 <= model_info.context_size < 8192 and model_info.adjustments
     text = window.banner.label.text()
@@ -94,10 +94,10 @@ def test_a_model_that_fits_nowhere_is_not_even_tried(qtbot, app, tmp_path) -> No
     window, controller = app
     controller.models.worker.budget_probe = lambda: Budget(64 << 20, None, False)  # 64 MiB free
     failures: list[str] = []
-    controller.modelLoadFailed.connect(failures.append)
-    controller.import_files([write_tiny_model(tmp_path / "m.gguf")], mode="reference",
+    controller.models.modelLoadFailed.connect(failures.append)
+    controller.imports.import_files([write_tiny_model(tmp_path / "m.gguf")], mode="reference",
                             load_first=True)  # fmt: skip
     qtbot.waitUntil(lambda: bool(failures), timeout=60_000)
     text = window.banner.label.text()
     assert "needs more memory than this computer has free" in text and "GiB of RAM" in text
-    assert controller.loaded is None and window.isVisible()
+    assert controller.models.loaded is None and window.isVisible()

@@ -26,7 +26,7 @@ def test_quantize_from_library_entry_lands_in_library(qtbot, app, tmp_path: Path
     window, controller = app
     source = write_tiny_model(tmp_path / "tiny-F16.gguf", n_embd=256, n_ff=512, quant="F16")
     with qtbot.waitSignal(window.library.model.modelReset, timeout=30_000):
-        controller.import_files([source], mode="reference")
+        controller.imports.import_files([source], mode="reference")
     [entry] = window.library.model.entries()
     assert entry.is_unquantized
     assert "Quantize…" in [b.text() for b in window.banner.findChildren(QPushButton)]
@@ -95,7 +95,7 @@ def test_dropping_a_non_model_folder_explains(qtbot, app, tmp_path: Path) -> Non
     folder.mkdir()
     (folder / "config.json").write_text("{}")
     (folder / "model.safetensors").write_bytes(b"\0" * 16)
-    controller.import_files([folder], mode="reference")
+    controller.imports.import_files([folder], mode="reference")
     dialog = controller.quantize.dialog
     assert dialog is not None and "Hugging Face model folder" in dialog.source_label.text()
     qtbot.waitUntil(lambda: "F16 conversion" in dialog.prediction_label.text()

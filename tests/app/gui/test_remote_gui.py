@@ -47,7 +47,7 @@ def remote_rows(window) -> list:
 
 def test_chat_with_a_model_on_another_server(qtbot, app, far_server: str) -> None:
     window, controller = app
-    controller.apply_settings({"sampling.temperature": 0.0, "sampling.max_tokens": 12})
+    controller.settings_ctl.apply({"sampling.temperature": 0.0, "sampling.max_tokens": 12})
     controller.remote.add(far_server.removesuffix("/v1"), KEY)  # as typed: no /v1
     qtbot.waitUntil(lambda: len(remote_rows(window)) == 1, timeout=30_000)
     entry = remote_rows(window)[0]
@@ -57,12 +57,12 @@ def test_chat_with_a_model_on_another_server(qtbot, app, far_server: str) -> Non
     assert shown.splitlines() == ["far-model", "remote", f"Remote · {entry.remote.host}"]
     assert "1 model" in window.library.server_menu.actions()[0].text()
 
-    with qtbot.waitSignal(controller.modelLoaded, timeout=30_000):
+    with qtbot.waitSignal(controller.models.modelLoaded, timeout=30_000):
         window.library.loadRequested.emit(entry)
     assert "remote · 127.0.0.1:" in window.chat.model_status.text()
     assert "sent to that server" in window.chat.mode_notice.text()  # not "nothing leaves"
-    with qtbot.waitSignal(controller.replyFinished, timeout=60_000) as finished:
-        controller.send("Hello from the app")
+    with qtbot.waitSignal(controller.chat.replyFinished, timeout=60_000) as finished:
+        controller.chat.send("Hello from the app")
     chat = [m for m in window.chat.transcript.messages() if m.role != "notice"]
     assert [m.role for m in chat] == ["user", "assistant"]
     # the very reply the server gives to the same request, streamed into the same window
@@ -74,7 +74,7 @@ def test_chat_with_a_model_on_another_server(qtbot, app, far_server: str) -> Non
     assert finished.args[0].completion_tokens > 0
 
     controller.remote.remove(far_server)  # the loaded model's server: it is unloaded too
-    qtbot.waitUntil(lambda: controller.loaded is None, timeout=10_000)
+    qtbot.waitUntil(lambda: controller.models.loaded is None, timeout=10_000)
     assert remote_rows(window) == []
 
 
@@ -137,15 +137,15 @@ def test_the_last_remote_model_is_loaded_again_at_the_next_start(qtbot, far_serv
     controller.start([])
     controller.remote.add(far_server, KEY)
     qtbot.waitUntil(lambda: len(remote_rows(window)) == 1, timeout=30_000)
-    with qtbot.waitSignal(controller.modelLoaded, timeout=30_000):
-        controller.load(remote_rows(window)[0])
-    key = controller.loaded.path
+    with qtbot.waitSignal(controller.models.modelLoaded, timeout=30_000):
+        controller.models.load(remote_rows(window)[0])
+    key = controller.models.loaded.path
     controller.shutdown()
 
     again, controller2, _ = build_app(argparse.Namespace(data_dir=None, files=[]))
     qtbot.addWidget(again)
     try:
-        with qtbot.waitSignal(controller2.modelLoaded, timeout=30_000) as loaded:
+        with qtbot.waitSignal(controller2.models.modelLoaded, timeout=30_000) as loaded:
             controller2.start([])
         assert loaded.args[0].path == key  # the server was asked first, then its model loaded
     finally:

@@ -19,8 +19,8 @@ from tests.support.tiny_models import (  # noqa: E402
 def test_serve_the_loaded_model_from_the_app(qtbot, app, tmp_path: Path) -> None:
     window, controller = app
     model = write_tiny_chat_model(tmp_path / "served.gguf")
-    with qtbot.waitSignal(controller.modelLoaded, timeout=60_000):
-        controller.import_files([model], mode="reference", load_first=True)
+    with qtbot.waitSignal(controller.models.modelLoaded, timeout=60_000):
+        controller.imports.import_files([model], mode="reference", load_first=True)
     page = window.server_page
     controller.server.start(0, False, "")  # port 0: any free one (the page's spin box: 1024+)
     url = controller.server.running.url
@@ -36,8 +36,8 @@ def test_serve_the_loaded_model_from_the_app(qtbot, app, tmp_path: Path) -> None
 
     asker = threading.Thread(target=ask)
     asker.start()
-    with qtbot.waitSignal(controller.replyFinished, timeout=60_000):
-        controller.send("And a chat message meanwhile")  # takes its turn on the same worker
+    with qtbot.waitSignal(controller.chat.replyFinished, timeout=60_000):
+        controller.chat.send("And a chat message meanwhile")  # takes its turn on the same worker
     qtbot.waitUntil(lambda: not asker.is_alive(), timeout=60_000)
     assert result["reply"].usage.completion_tokens <= 8
     qtbot.waitUntil(lambda: "POST /v1/chat/completions 200" in page.log.toPlainText(),
@@ -61,11 +61,11 @@ def test_the_page_names_the_model_served_and_no_model_is_invented(
     assert [m.id for m in client.models.list()] == []
     assert "No model is loaded" in page.serving.text()
     model = write_tiny_chat_model(tmp_path / "served.gguf", name="Served Tiny")
-    with qtbot.waitSignal(controller.modelLoaded, timeout=60_000):
-        controller.import_files([model], mode="reference", load_first=True)
+    with qtbot.waitSignal(controller.models.modelLoaded, timeout=60_000):
+        controller.imports.import_files([model], mode="reference", load_first=True)
     assert [m.id for m in client.models.list()] == ["served"]
     assert "Served Tiny" in page.serving.text() and "served" in page.serving.text()
-    controller.eject()
+    controller.models.eject()
     qtbot.waitUntil(lambda: "No model is loaded" in page.serving.text(), timeout=30_000)
     assert [m.id for m in client.models.list()] == []
     controller.server.stop()
@@ -79,8 +79,8 @@ def test_a_request_that_crashes_the_model_is_a_500_and_the_server_goes_on(
     request is answered (as `quantdesk serve` does), with the chat told what happened."""
     window, controller = app
     model = write_spm_model_without_byte_tokens(tmp_path / "no-bytes.gguf")
-    with qtbot.waitSignal(controller.modelLoaded, timeout=60_000):
-        controller.import_files([model], mode="reference", load_first=True)
+    with qtbot.waitSignal(controller.models.modelLoaded, timeout=60_000):
+        controller.imports.import_files([model], mode="reference", load_first=True)
     first_host = controller.models.worker._session.pid
     controller.server.start(0, False, "")
     client = openai.OpenAI(base_url=controller.server.running.url, api_key="none",
@@ -95,7 +95,7 @@ def test_a_request_that_crashes_the_model_is_a_500_and_the_server_goes_on(
             failed["error"] = exc
 
     asker = threading.Thread(target=ask, args=("It costs 5 €",))
-    with qtbot.waitSignal(controller.modelLoaded, timeout=60_000):  # loaded again, unasked
+    with qtbot.waitSignal(controller.models.modelLoaded, timeout=60_000):  # loaded again, unasked
         asker.start()
         qtbot.waitUntil(lambda: not asker.is_alive(), timeout=60_000)
     error = failed.pop("error")

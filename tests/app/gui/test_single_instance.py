@@ -29,7 +29,7 @@ def test_a_second_launch_hands_its_file_to_the_running_window(qtbot, tmp_path: P
     qtbot.addWidget(window)
     window.show()
     server = InstanceServer(paths.data_dir, controller.open_files)
-    controller.shutdown_hooks.append(server.close)
+    window.closing.connect(server.close)  # as run_gui does
     controller.start([])
     try:
         assert server.listening
@@ -37,14 +37,14 @@ def test_a_second_launch_hands_its_file_to_the_running_window(qtbot, tmp_path: P
             model = write_tiny_model(tmp_path / name)
             started = time.monotonic()
             second = _launch(data, model)
-            with qtbot.waitSignal(controller.modelLoaded, timeout=60_000) as loaded:
+            with qtbot.waitSignal(controller.models.modelLoaded, timeout=60_000) as loaded:
                 qtbot.waitUntil(lambda p=second: p.poll() is not None, timeout=30_000)
             assert second.returncode == 0, second.stderr.read().decode()
             assert time.monotonic() - started < 30
             assert Path(loaded.args[0].path) == model.resolve()
         assert window.library.model.rowCount() == 2  # both reached the same window
     finally:
-        controller.shutdown()
+        window.close()
 
 
 def test_instances_of_other_data_folders_are_separate(qtbot, tmp_path: Path) -> None:

@@ -95,11 +95,11 @@ def test_the_window_says_so_and_stop_and_quit_still_work(qtbot, tmp_path: Path) 
     window.show()
     try:
         controller.start([])
-        with qtbot.waitSignal(controller.modelLoaded, timeout=60_000):
-            controller.import_files([path], mode="reference", load_first=True)
+        with qtbot.waitSignal(controller.models.modelLoaded, timeout=60_000):
+            controller.imports.import_files([path], mode="reference", load_first=True)
         window.chat.input.setPlainText("Hi")
         started = time.monotonic()
-        with qtbot.waitSignal(controller.replyFailed, timeout=30_000) as failed:
+        with qtbot.waitSignal(controller.chat.replyFailed, timeout=30_000) as failed:
             window.chat.send.click()
         assert "took too long" in failed.args[0]
         assert time.monotonic() - started < RENDER_TIME_LIMIT_S + 5

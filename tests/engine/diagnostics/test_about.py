@@ -29,7 +29,7 @@ def test_f1_opens_the_dialog_with_copyable_facts(qtbot, data_dir) -> None:
     window.show()
     try:
         window.aboutRequested.emit()  # F1 or the rail's About button
-        dialog = controller.about
+        dialog = controller.window_ctl.about
         qtbot.waitUntil(dialog.isVisible)
         text = dialog.plain_text()
         assert f"QuantDesk {__version__}" in text and "Backends:" in text and "MIT" in text

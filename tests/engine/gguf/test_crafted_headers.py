@@ -73,13 +73,13 @@ def test_the_window_says_so_and_stays_usable(qtbot, tmp_path: Path) -> None:
     window.show()
     try:
         controller.start([])
-        with qtbot.waitSignal(controller.modelLoadFailed, timeout=30_000) as failed:
-            controller.import_files([crafted], mode="reference", load_first=True)
+        with qtbot.waitSignal(controller.models.modelLoadFailed, timeout=30_000) as failed:
+            controller.imports.import_files([crafted], mode="reference", load_first=True)
         assert "512" in failed.args[0] and "50,000,000" in failed.args[0]
-        assert not controller.loading  # not left "Loading…"
-        with qtbot.waitSignal(controller.library_ctl.scanned, timeout=30_000):
-            controller.library_ctl.add_folder(tmp_path / "models")  # the scan ends: no FIFO read
-        controller.import_files([tmp_path / "models" / "pipe.gguf"], mode="reference")
+        assert not controller.models.loading  # not left "Loading…"
+        with qtbot.waitSignal(controller.library.scanned, timeout=30_000):
+            controller.library.add_folder(tmp_path / "models")  # the scan ends: no FIFO read
+        controller.imports.import_files([tmp_path / "models" / "pipe.gguf"], mode="reference")
         qtbot.waitUntil(lambda: "not a regular file" in window.banner.label.text(), timeout=30_000)
         assert "pipe.gguf" in window.banner.label.text()
     finally:

@@ -90,8 +90,8 @@ def _build(qtbot):
 
 def _load(qtbot, controller, path: Path) -> None:
     entry = controller.library.find(path)
-    with qtbot.waitSignal(controller.modelLoaded, timeout=60_000):
-        controller.load(entry)
+    with qtbot.waitSignal(controller.models.modelLoaded, timeout=60_000):
+        controller.models.load(entry)
 
 
 def test_a_model_loads_with_its_own_settings_and_presets_apply(qtbot, data_dir, tmp_path):
@@ -102,38 +102,38 @@ def test_a_model_loads_with_its_own_settings_and_presets_apply(qtbot, data_dir, 
     window, controller = _build(qtbot)
     bar, panel = window.settings_panel.presets, window.settings_panel
     try:
-        controller.import_files([a, b], mode="reference")
+        controller.imports.import_files([a, b], mode="reference")
         qtbot.waitUntil(lambda: window.library.model.rowCount() == 2, timeout=10_000)
         _load(qtbot, controller, a)
         assert "no settings of its own" in bar.model_label.text()
-        controller._setting_changed("load.n_ctx", 256)
-        controller._setting_changed("sampling.temperature", 0.3)
+        controller.settings_ctl._setting_changed("load.n_ctx", 256)
+        controller.settings_ctl._setting_changed("sampling.temperature", 0.3)
         bar.save_model.click()
         assert "a.gguf loads with its own settings: Context length 256" in bar.model_label.text()
         assert bar.forget_model.isVisibleTo(window.settings_panel)
-        controller._setting_changed("load.n_ctx", 384)
+        controller.settings_ctl._setting_changed("load.n_ctx", 384)
         _load(qtbot, controller, b)  # no defaults: the current settings are used
-        assert controller.loaded.context_size == 384
+        assert controller.models.loaded.context_size == 384
         assert not bar.forget_model.isVisibleTo(window.settings_panel)
         _load(qtbot, controller, a)
-        assert controller.loaded.context_size == 256
+        assert controller.models.loaded.context_size == 256
         assert panel.editor("load.n_ctx").value() == 256
         assert panel.editor("sampling.temperature").value() == pytest.approx(0.3)
 
-        controller.presets.save_preset("Precise")
+        controller.settings_ctl.presets.save_preset("Precise")
         assert bar.current() == "Precise"
-        controller._setting_changed("sampling.temperature", 1.5)
+        controller.settings_ctl._setting_changed("sampling.temperature", 1.5)
         assert bar.current() == ""  # edited by hand: no longer the preset
-        controller._setting_changed("chat.system_prompt", "Answer in French.")
-        controller.presets.choose("Precise")
+        controller.settings_ctl._setting_changed("chat.system_prompt", "Answer in French.")
+        controller.settings_ctl.presets.choose("Precise")
         assert controller.settings.get("sampling.temperature") == pytest.approx(0.3)
         assert controller.settings.get("chat.system_prompt") == ""
         assert panel.editor("sampling.temperature").value() == pytest.approx(0.3)
-        controller.presets.save_preset("Big context")
-        controller._setting_changed("load.n_ctx", 2048)
-        controller.presets.save_preset("Big context")  # replaced
-        controller._setting_changed("load.n_ctx", 512)
-        controller.presets.choose("Big context")
+        controller.settings_ctl.presets.save_preset("Big context")
+        controller.settings_ctl._setting_changed("load.n_ctx", 2048)
+        controller.settings_ctl.presets.save_preset("Big context")  # replaced
+        controller.settings_ctl._setting_changed("load.n_ctx", 512)
+        controller.settings_ctl.presets.choose("Big context")
         assert controller.settings.get("load.n_ctx") == 2048
         assert panel._reload_row.isVisibleTo(window.settings_panel)  # reload offered
     finally:
@@ -144,12 +144,14 @@ def test_a_model_loads_with_its_own_settings_and_presets_apply(qtbot, data_dir, 
     try:
         names = [bar.combo.itemText(i) for i in range(1, bar.combo.count())]
         assert names == ["Big context", "Precise"]
-        qtbot.waitUntil(lambda: controller.loaded is not None, timeout=60_000)  # the last model
-        assert controller.loaded.path == str(a)
-        assert controller.loaded.context_size == 256  # still its own settings after a restart
+        # the last model
+        qtbot.waitUntil(lambda: controller.models.loaded is not None, timeout=60_000)
+        assert controller.models.loaded.path == str(a)
+        # still its own settings after a restart
+        assert controller.models.loaded.context_size == 256
         bar.forget_model.click()
         assert "no settings of its own" in bar.model_label.text()
-        controller.presets.delete_preset("Precise")
+        controller.settings_ctl.presets.delete_preset("Precise")
         assert [bar.combo.itemText(i) for i in range(1, bar.combo.count())] == ["Big context"]
     finally:
         controller.shutdown()
@@ -160,17 +162,17 @@ def test_a_chat_under_way_keeps_its_system_prompt(qtbot, data_dir, tmp_path):
     window, controller = _build(qtbot)
     try:
         controller.settings.set("sampling.max_tokens", 4)
-        controller.import_files([model], mode="reference")
+        controller.imports.import_files([model], mode="reference")
         qtbot.waitUntil(lambda: window.library.model.rowCount() == 1, timeout=10_000)
         _load(qtbot, controller, model)
-        controller._setting_changed("chat.system_prompt", "Talk like a pirate.")
-        controller.presets.save_model_defaults()
-        controller._setting_changed("chat.system_prompt", "Be brief.")
-        with qtbot.waitSignal(controller.replyFinished, timeout=60_000):
-            controller.send("Hello")
+        controller.settings_ctl._setting_changed("chat.system_prompt", "Talk like a pirate.")
+        controller.settings_ctl.presets.save_model_defaults()
+        controller.settings_ctl._setting_changed("chat.system_prompt", "Be brief.")
+        with qtbot.waitSignal(controller.chat.replyFinished, timeout=60_000):
+            controller.chat.send("Hello")
         _load(qtbot, controller, model)  # reload mid-chat: the chat's prompt stays
         assert controller.settings.get("chat.system_prompt") == "Be brief."
-        controller.new_chat()
+        controller.chat.new_chat()
         _load(qtbot, controller, model)  # a new chat takes the model's prompt
         assert controller.settings.get("chat.system_prompt") == "Talk like a pirate."
     finally:
