@@ -148,6 +148,19 @@ def test_docs_architecture_names_every_package_and_module() -> None:
     assert missing == []
 
 
+def test_every_gui_module_is_kept_from_the_composition_root() -> None:
+    """The contract that no controller imports the composition root (so none is given the
+    whole app) names every GUI module but the root and the entry points (``__init__``, and
+    ``self_test``, which runs the whole app headless): a new one is in it."""
+    import re
+
+    text = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    block = text.split('name = "No controller is given the whole app', 1)[1].split("]", 1)[0]
+    kept = set(re.findall(r'"quantdesk\.gui\.(\w+)"', block))
+    modules = {p.stem for p in (ROOT / "app" / "gui").glob("*.py")} - {"__init__", "controller", "self_test"}
+    assert kept == modules
+
+
 def test_every_engine_package_has_its_layer() -> None:
     """The layers contract (pyproject.toml) names every engine package: a new one cannot
     escape it."""
