@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from huggingface_hub import __version__ as hf_version  # noqa: E402
 from huggingface_hub import hf_hub_download  # noqa: E402
 
-from quantdesk.engine.downloads.transfer import download_file  # noqa: E402
+from quantdesk.engine.downloads._transfer import download_file  # noqa: E402
 from quantdesk.engine.hub.client import HubClient  # noqa: E402
 from tests.support.fake_hub import FakeHub  # noqa: E402
 from tests.support.gguf_fixtures import VT, build_gguf  # noqa: E402

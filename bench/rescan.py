@@ -28,8 +28,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from quantdesk.engine.library._model_index import ModelIndex  # noqa: E402
 from quantdesk.engine.library.discovery import discover_models  # noqa: E402
-from quantdesk.engine.library.model_index import ModelIndex  # noqa: E402
 from tests.support.tiny_models import write_tiny_model  # noqa: E402
 
 

@@ -23,8 +23,8 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import replace
 from pathlib import Path
 
+from quantdesk.engine.downloads._transfer import Paused, download_file, part_path, target_path
 from quantdesk.engine.downloads.store import DownloadItem, DownloadState, DownloadStore
-from quantdesk.engine.downloads.transfer import Paused, download_file, part_path, target_path
 from quantdesk.engine.errors import DownloadFailed, InsufficientDiskSpace, QuantDeskError
 from quantdesk.engine.gguf.model_info import human_bytes
 from quantdesk.engine.hub.client import HubClient

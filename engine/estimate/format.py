@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from quantdesk.engine.estimate._overhead import HostOverhead
+from quantdesk.engine.estimate._weights import WeightPlacement
 from quantdesk.engine.estimate.hparams import ModelShape
-from quantdesk.engine.estimate.overhead import HostOverhead
-from quantdesk.engine.estimate.weights import WeightPlacement
 
 if TYPE_CHECKING:
     from quantdesk.engine.estimate.memory import MemoryEstimate

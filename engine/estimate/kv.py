@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from quantdesk.engine.estimate.ggml_graph import row_size
+from quantdesk.engine.estimate._ggml_graph import row_size
 from quantdesk.engine.estimate.hparams import ModelShape
 
 KV_TYPES = {"f16": 1, "q8_0": 8, "q4_0": 2}

@@ -6,7 +6,7 @@ compute buffers, output buffer - and adds the host memory that does not show up 
 (vocabulary tables, scratch, bindings) to predict the process's peak resident memory.
 Weights, KV and compute buffers agree with llama.cpp's own numbers to the byte for the
 architectures whose graphs are rebuilt op by op (llama, gemma3; see
-:mod:`~quantdesk.engine.estimate.graph`); others are marked ``approximate``.
+:mod:`~quantdesk.engine.estimate._graph`); others are marked ``approximate``.
 :mod:`~quantdesk.engine.estimate.llama_sim` asks llama.cpp itself for the same figures.
 """
 
@@ -18,15 +18,23 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from quantdesk.engine.errors import EstimateError
-from quantdesk.engine.estimate.format import explain
-from quantdesk.engine.estimate.ggml_alloc import measure
-from quantdesk.engine.estimate.graph import (
+from quantdesk.engine.estimate._ggml_alloc import measure
+from quantdesk.engine.estimate._graph import (
     GraphConfig,
     build_graph,
     graph_bytes,
     sched_graph_bytes,
     work_buffer_bytes,
 )
+from quantdesk.engine.estimate._overhead import CUDA_LOAD_RSS, cuda_overhead, host_overhead
+from quantdesk.engine.estimate._weights import (
+    CUDA_ALIGNMENT,
+    PAGE,
+    WeightPlacement,
+    cpu_features,
+    place_weights,
+)
+from quantdesk.engine.estimate.format import explain
 from quantdesk.engine.estimate.hparams import ModelShape, model_shape
 from quantdesk.engine.estimate.kv import (
     KV_TYPES,
@@ -34,14 +42,6 @@ from quantdesk.engine.estimate.kv import (
     context_size,
     layer_cache_bytes,
     swa_cells,
-)
-from quantdesk.engine.estimate.overhead import CUDA_LOAD_RSS, cuda_overhead, host_overhead
-from quantdesk.engine.estimate.weights import (
-    CUDA_ALIGNMENT,
-    PAGE,
-    WeightPlacement,
-    cpu_features,
-    place_weights,
 )
 from quantdesk.engine.gguf.reader import GGUFHeader
 from quantdesk.engine.params import AUTO_GPU_LAYERS, LoadSettings, default_threads

@@ -14,8 +14,8 @@ import sys
 import psutil
 
 from quantdesk.engine.errors import HardwareProbeError
+from quantdesk.engine.hardware._sys_tools import DEFAULT_TIMEOUT_S, run_tool
 from quantdesk.engine.hardware.report import CpuInfo, ProbeNote
-from quantdesk.engine.hardware.sys_tools import DEFAULT_TIMEOUT_S, run_tool
 
 SOURCE = "CPU features"
 # fmt: off

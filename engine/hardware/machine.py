@@ -19,8 +19,9 @@ from typing import TypeVar
 import psutil
 
 from quantdesk.engine.gguf.model_info import human_bytes
+from quantdesk.engine.hardware._gpu import probe_amd, probe_apple, probe_nvidia
+from quantdesk.engine.hardware._sys_tools import DEFAULT_TIMEOUT_S
 from quantdesk.engine.hardware.cpu import cpu_name, probe_cpu
-from quantdesk.engine.hardware.gpu import probe_amd, probe_apple, probe_nvidia
 from quantdesk.engine.hardware.llama_build import (
     GPU_KINDS,
     REBUILD_HINTS,
@@ -36,7 +37,6 @@ from quantdesk.engine.hardware.report import (
     MemoryInfo,
     ProbeNote,
 )
-from quantdesk.engine.hardware.sys_tools import DEFAULT_TIMEOUT_S
 
 __all__ = [
     "HardwareReport",

@@ -3,7 +3,7 @@
 :class:`HubClient` talks to the hub through ``huggingface_hub`` (its ``HfApi``, URL helpers and
 shared HTTP session), so ``HF_ENDPOINT``, ``HF_TOKEN`` and ``HF_HUB_OFFLINE`` work as they do for
 every Hugging Face tool. Headers are read with HTTP range requests (see
-:mod:`~quantdesk.engine.hub.header`) and cached by (repository, commit, path, ETag).
+:mod:`~quantdesk.engine.hub._header`) and cached by (repository, commit, path, ETag).
 
 Every failure becomes a :class:`~quantdesk.engine.errors.HubError`: :class:`HubUnreachable`,
 :class:`RepoNotFound` or :class:`AuthRequired`. Server errors (5xx, 429) and dropped
@@ -31,8 +31,8 @@ from huggingface_hub.utils import build_hf_headers, hf_raise_for_status
 
 from quantdesk.engine.errors import HubError, HubUnreachable, InvalidGGUF, NeedMoreBytes
 from quantdesk.engine.gguf.reader import GGUFHeader, read_header
-from quantdesk.engine.hub.errors import translate_http_error
-from quantdesk.engine.hub.header import HeaderCache, RemoteHeader, read_remote_header
+from quantdesk.engine.hub._errors import translate_http_error
+from quantdesk.engine.hub._header import HeaderCache, RemoteHeader, read_remote_header
 from quantdesk.engine.hub.quants import QuantGroup, RemoteFile, RepoGGUF, group_gguf_files
 
 __all__ = ["HubClient", "ModelSummary", "QuantGroup", "RemoteFile", "RemoteHeader", "RepoGGUF"]

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from quantdesk.engine.gguf.model_info import summarize
 from quantdesk.engine.gguf.reader import read_header_from_file
+from quantdesk.engine.library._model_index import ModelIndex
 from quantdesk.engine.library.discovery import SOURCES, ToolRoots, discover_models, tool_roots
-from quantdesk.engine.library.model_index import ModelIndex
 from quantdesk.engine.library.store import ModelLibrary
 
 #: Set to 1 to look only in watched folders, not in other tools' folders (tests set it).

@@ -80,7 +80,7 @@ class _LogParser:
 
 def _imatrix_array(job: dict[str, Any], llama_cpp: Any, keep: list[Any]) -> tuple[Any, Any]:
     """The imatrix array and the kv overrides llama-quantize adds with it (or NULLs)."""
-    from quantdesk.engine.quantize.imatrix import load_imatrix
+    from quantdesk.engine.quantize._imatrix import load_imatrix
 
     matrix = load_imatrix(job["imatrix"])
     entries = (llama_cpp.llama_model_imatrix_data * (len(matrix.values) + 1))()

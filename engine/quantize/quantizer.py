@@ -32,7 +32,7 @@ from quantdesk.engine.errors import (
 from quantdesk.engine.file_hash import file_version
 from quantdesk.engine.gguf.reader import GGUFHeader, read_header_cached
 from quantdesk.engine.gguf.types import GGML_TYPES, file_type_name, tensor_nbytes
-from quantdesk.engine.quantize.imatrix import Imatrix, load_imatrix
+from quantdesk.engine.quantize._imatrix import Imatrix, load_imatrix
 from quantdesk.engine.quantize.job_parts import PartJournal
 from quantdesk.engine.quantize.options import (
     QUANT_TARGETS,

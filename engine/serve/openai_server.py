@@ -5,7 +5,7 @@ counts, stop sequences, sampling parameters and errors in OpenAI's format.
 Requests queue on the one :class:`~quantdesk.engine.run.model_host.ModelHost` that owns the model.
 The server binds 127.0.0.1 unless told otherwise, and refuses any other address without an API
 key (a model server on the network must not be open to everyone). Web pages are kept out by the
-Host, Origin and Content-Type checks of :mod:`~quantdesk.engine.serve.api_guard`; a client that
+Host, Origin and Content-Type checks of :mod:`~quantdesk.engine.serve._api_guard`; a client that
 disconnects stops its generation.
 """
 
@@ -28,7 +28,7 @@ from quantdesk.engine.errors import PromptTooLong, QuantDeskError
 from quantdesk.engine.events import STOP_EOS, GenerationStats, TokenText
 from quantdesk.engine.params import SamplingSettings
 from quantdesk.engine.run.model_host import DONE, ModelHost
-from quantdesk.engine.serve.api_guard import (
+from quantdesk.engine.serve._api_guard import (
     CORS_HEADERS,
     CORS_METHODS,
     IDLE_TIMEOUT_S,

@@ -157,7 +157,8 @@ def test_every_gui_module_is_kept_from_the_composition_root() -> None:
     text = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
     block = text.split('name = "No controller is given the whole app', 1)[1].split("]", 1)[0]
     kept = set(re.findall(r'"quantdesk\.gui\.(\w+)"', block))
-    modules = {p.stem for p in (ROOT / "app" / "gui").glob("*.py")} - {"__init__", "controller", "self_test"}
+    entry_points = {"__init__", "controller", "self_test"}
+    modules = {p.stem for p in (ROOT / "app" / "gui").glob("*.py")} - entry_points
     assert kept == modules
 
 
@@ -171,3 +172,24 @@ def test_every_engine_package_has_its_layer() -> None:
     layered = {name for line in re.findall(r'"([^"]+)"', block) for name in line.split(" | ")}
     packages = {p.parent.name for p in (ROOT / "engine").glob("*/__init__.py")}
     assert layered == packages
+
+
+def test_a_private_module_is_imported_only_by_its_own_package() -> None:
+    """``_name`` is its package's own (its subpackages' too): a module of another package that
+    imports it fails."""
+    import re
+
+    folders = {"app": "quantdesk", "ui": "quantdesk.ui", "engine": "quantdesk.engine"}
+    private = re.compile(r"(?:from|import)\s+(quantdesk[\w.]*)\.(_[a-z]\w*)\b|"
+                         r"from\s+(quantdesk[\w.]*)\s+import\s+(_[a-z]\w*)\b")  # fmt: skip
+    crossing = []
+    for top, name in folders.items():
+        for path in (ROOT / top).rglob("*.py"):
+            if "__pycache__" in path.parts:
+                continue
+            package = ".".join([name, *path.parent.relative_to(ROOT / top).parts])
+            for match in private.finditer(path.read_text(encoding="utf-8")):
+                owner = match.group(1) or match.group(3)
+                if package != owner and not package.startswith(owner + "."):
+                    crossing.append(f"{path.relative_to(ROOT)} imports {match.group(0)}")
+    assert crossing == []

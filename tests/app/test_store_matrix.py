@@ -39,8 +39,8 @@ def _seed(data: Path, models: Path) -> None:
     """A data folder as a user has it: a chat, a model, a preset, a download, an index row."""
     from quantdesk.engine.chat.conversations import ConversationStore
     from quantdesk.engine.downloads.store import DownloadStore
+    from quantdesk.engine.library._model_index import ModelIndex
     from quantdesk.engine.library.discovery import DiscoveredModel
-    from quantdesk.engine.library.model_index import ModelIndex
     from quantdesk.engine.library.presets import PresetStore
     from quantdesk.engine.library.store import add_model_file
 

@@ -12,7 +12,8 @@ import pytest
 from quantdesk.engine.chat import conversations
 from quantdesk.engine.downloads import store as download_store
 from quantdesk.engine.lab import ladder
-from quantdesk.engine.library import model_index, presets
+from quantdesk.engine.library import _model_index as model_index
+from quantdesk.engine.library import presets
 from quantdesk.engine.library import store as library
 
 STORE_MODULES = (conversations, library, ladder, presets, model_index, download_store)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from quantdesk.engine.downloads.transfer import Paused, download_file, target_path
+from quantdesk.engine.downloads._transfer import Paused, download_file, target_path
 from quantdesk.engine.errors import DownloadFailed, HashMismatch, RepoNotFound
 from quantdesk.engine.hub.client import HubClient
 from tests.support.fake_hub import corrupt, drop_after, http_status, slow
@@ -141,7 +141,7 @@ def test_disk_full_mid_write_keeps_the_part_and_resumes(
 ) -> None:
     import errno
 
-    from quantdesk.engine.downloads import transfer as module
+    from quantdesk.engine.downloads import _transfer as module
     from quantdesk.engine.errors import InsufficientDiskSpace
 
     class FullDisk:

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from quantdesk.engine.downloads import _transfer as transfer
 from quantdesk.engine.downloads import queue as dl
-from quantdesk.engine.downloads import transfer
+from quantdesk.engine.downloads._transfer import download_file, part_path, target_path
 from quantdesk.engine.downloads.queue import DownloadManager, DownloadState
-from quantdesk.engine.downloads.transfer import download_file, part_path, target_path
 from quantdesk.engine.errors import (
     AuthRequired,
     DownloadFailed,

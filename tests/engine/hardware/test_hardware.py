@@ -14,7 +14,7 @@ import llama_cpp
 import psutil
 import pytest
 
-from quantdesk.engine.hardware.gpu import probe_amd
+from quantdesk.engine.hardware._gpu import probe_amd
 from quantdesk.engine.hardware.machine import gpu_memory_budget, probe_hardware, ram_budget
 from quantdesk.engine.hardware.report import HardwareReport, ProbeNote
 from tests.support.fake_tools import ROCM_JSON, fake_tool, gpu_build, needs_posix

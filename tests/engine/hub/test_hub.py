@@ -16,8 +16,8 @@ from huggingface_hub import get_hf_file_metadata, hf_hub_download, hf_hub_url
 
 from quantdesk.engine.errors import AuthRequired, HubUnreachable, InvalidGGUF, RepoNotFound
 from quantdesk.engine.gguf.reader import read_header_from_file
+from quantdesk.engine.hub._header import FIRST_RANGE
 from quantdesk.engine.hub.client import HubClient
-from quantdesk.engine.hub.header import FIRST_RANGE
 from quantdesk.engine.hub.quants import RemoteFile, group_gguf_files, parse_quant
 from tests.support.fake_hub import FAKE_TOKEN, FakeHub, corrupt, drop_after, http_status
 from tests.support.hub_fixtures import (

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from quantdesk.engine.library._model_index import ModelIndex
 from quantdesk.engine.library.discovery import (
     DiscoveredModel,
     discover_models,
@@ -14,7 +15,6 @@ from quantdesk.engine.library.discovery import (
     ollama_name,
     tool_roots,
 )
-from quantdesk.engine.library.model_index import ModelIndex
 from tests.support.fake_home import (
     FOUND_IN_FAKE_HOME,
     build_fake_home,

@@ -13,8 +13,8 @@ import pytest
 from quantdesk.cli import ls as cli_ls
 from quantdesk.engine.gguf.model_info import summarize
 from quantdesk.engine.gguf.reader import read_header_from_file
+from quantdesk.engine.library._model_index import ModelIndex
 from quantdesk.engine.library.discovery import DiscoveredModel, discover_models
-from quantdesk.engine.library.model_index import ModelIndex
 from tests.support.fake_home import FOUND_IN_FAKE_HOME, build_fake_home, tiny
 
 

@@ -13,7 +13,7 @@ from quantdesk.engine.child_process import run_child
 from quantdesk.engine.errors import ImatrixError, ModelLoadError
 from quantdesk.engine.gguf.reader import read_header_from_file
 from quantdesk.engine.llama.ggml_ctypes import GgmlTensor, ggml_base
-from quantdesk.engine.quantize.imatrix import load_imatrix
+from quantdesk.engine.quantize._imatrix import load_imatrix
 from quantdesk.engine.quantize.imatrix_compute import (
     ImatrixCancelled,
     ImatrixSummary,

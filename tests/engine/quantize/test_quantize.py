@@ -14,7 +14,7 @@ import pytest
 
 from quantdesk.engine.errors import ImatrixError, QuantizeCancelled, QuantizeError
 from quantdesk.engine.gguf.reader import read_header_from_file
-from quantdesk.engine.quantize.imatrix import load_imatrix
+from quantdesk.engine.quantize._imatrix import load_imatrix
 from quantdesk.engine.quantize.options import QUANT_TARGETS, QuantizeOptions, target_name
 from quantdesk.engine.quantize.quantizer import (
     QuantizeProgress,

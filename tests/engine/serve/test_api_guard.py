@@ -14,7 +14,7 @@ import pytest
 from quantdesk.engine.events import STOP_USER, GenerationStats
 from quantdesk.engine.params import LoadSettings
 from quantdesk.engine.run.model_host import ModelHost
-from quantdesk.engine.serve.api_guard import RequestPolicy, host_name
+from quantdesk.engine.serve._api_guard import RequestPolicy, host_name
 from quantdesk.engine.serve.openai_server import OpenAIServer, RunningServer
 from tests.support.tiny_models import write_tiny_chat_model
 

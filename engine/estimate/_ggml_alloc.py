@@ -1,6 +1,6 @@
 """A line-by-line port of ggml's graph allocator (ggml-alloc.c), for sizing compute buffers.
 
-:func:`measure` walks a :class:`~quantdesk.engine.estimate.ggml_graph.Graph` exactly as
+:func:`measure` walks a :class:`~quantdesk.engine.estimate._ggml_graph.Graph` exactly as
 ``ggml_gallocr_alloc_graph_impl`` does - leafs first, then each node (reusing a parent's memory
 in place when ggml would), freeing a tensor after its last consumer - with ggml's best-fit
 dynamic allocator, and returns the high-water mark: the compute buffer size llama.cpp logs.
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from quantdesk.engine.estimate.ggml_graph import INPLACE_OPS, OUTPUT, Graph, Tensor
+from quantdesk.engine.estimate._ggml_graph import INPLACE_OPS, OUTPUT, Graph, Tensor
 
 _LAST_BLOCK_SIZE = (1 << 63) - 1  # the last free block is "everything after the high-water mark"
 

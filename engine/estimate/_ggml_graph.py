@@ -4,7 +4,7 @@ llama.cpp sizes its compute buffer by building the worst-case graph and running 
 allocator over it (``ggml_gallocr_reserve``). This module mirrors the parts of ggml that decide
 that size: tensor shapes, strides and types, views (which own no memory), the ops that may
 work in place, and the depth-first order in which ``ggml_build_forward_expand`` lists nodes and
-leafs. No data is ever held; :mod:`quantdesk.engine.estimate.ggml_alloc` replays the allocation.
+leafs. No data is ever held; :mod:`quantdesk.engine.estimate._ggml_alloc` replays the allocation.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Each probe returns the GPUs it found and, when it found none, a note saying why ("not
 detected: NVML library not found (no NVIDIA driver installed)"). None of them raises, and
-the external tools run with a timeout (:func:`quantdesk.engine.hardware.sys_tools.run_tool`).
+the external tools run with a timeout (:func:`quantdesk.engine.hardware._sys_tools.run_tool`).
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import sys
 from typing import Any
 
 from quantdesk.engine.errors import HardwareProbeError
+from quantdesk.engine.hardware._sys_tools import DEFAULT_TIMEOUT_S, run_tool
 from quantdesk.engine.hardware.report import GpuInfo, LlamaBuildInfo, ProbeNote
-from quantdesk.engine.hardware.sys_tools import DEFAULT_TIMEOUT_S, run_tool
 
 GIB = 2**30
 MIB = 2**20

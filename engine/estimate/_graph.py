@@ -3,10 +3,10 @@
 llama.cpp's ``sched_reserve`` builds the graph of one full micro-batch (``n_ubatch`` tokens, all
 of them outputs, attending over the whole KV cache) and lets ggml's allocator lay it out; the
 high-water mark is the "compute buffer size" it logs. :func:`compute_buffer_bytes` rebuilds the
-same graph with :mod:`~quantdesk.engine.estimate.ggml_graph` - same ops, shapes, views and
+same graph with :mod:`~quantdesk.engine.estimate._ggml_graph` - same ops, shapes, views and
 expansion order as ``llama_model_llama::graph`` / ``llama_model_gemma3::graph`` and
 ``llm_graph_context`` - and replays the allocator with
-:mod:`~quantdesk.engine.estimate.ggml_alloc`. Other dense architectures use the llama graph with
+:mod:`~quantdesk.engine.estimate._ggml_alloc`. Other dense architectures use the llama graph with
 their own sizes and are flagged approximate.
 """
 
@@ -15,8 +15,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from quantdesk.engine.estimate import ggml_graph as g
-from quantdesk.engine.estimate.ggml_alloc import _DynAllocator, _GraphAllocator, measure  # noqa: PLC2701 - same allocator
+from quantdesk.engine.estimate import _ggml_graph as g
+from quantdesk.engine.estimate._ggml_alloc import _DynAllocator, _GraphAllocator, measure  # noqa: PLC2701 - same allocator
 from quantdesk.engine.estimate.hparams import ModelShape
 from quantdesk.engine.gguf.types import GGML_TYPES
 
