@@ -7,8 +7,8 @@ from PySide6.QtCore import QModelIndex, Qt
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtTest import QTest
 
-from quantdesk.ui.chat.delegate import STREAM_RESERVE_LINES
-from quantdesk.ui.chat.markdown_render import code_blocks, render_markdown
+from quantdesk.ui.chat._delegate import STREAM_RESERVE_LINES
+from quantdesk.ui.chat._markdown_render import code_blocks, render_markdown
 from quantdesk.ui.chat.transcript_model import ChatListModel
 from quantdesk.ui.chat.view import ChatView
 

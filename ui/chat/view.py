@@ -29,8 +29,8 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import QAbstractItemView, QListView, QMenu, QWidget
 
-from quantdesk.ui.chat.delegate import ChatDelegate
-from quantdesk.ui.chat.markdown_render import code_blocks
+from quantdesk.ui.chat._delegate import ChatDelegate
+from quantdesk.ui.chat._markdown_render import code_blocks
 from quantdesk.ui.chat.transcript_model import ChatListModel
 
 __all__ = ["ChatDelegate", "ChatView"]

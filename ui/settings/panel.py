@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from quantdesk.ui.settings.editors import SettingSpec, make_editor, set_editor_value
+from quantdesk.ui.settings._editors import SettingSpec, make_editor, set_editor_value
 from quantdesk.ui.settings.preset_bar import PresetBar
 
 __all__ = ["SettingSpec", "SettingsPanel"]

@@ -1,6 +1,6 @@
 """The Preferences dialog: every user-facing declared setting, one page per section.
 
-Built from the same specs as the settings panel (through ui/settings/editors.py):
+Built from the same specs as the settings panel (through ui/settings/_editors.py):
 a setting with a label and an editable type appears here without code. Edits are
 pending until Apply or OK; each page can put its section back to the defaults.
 Pages that are not settings (the Hugging Face token) join with :meth:`add_page`.
@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from quantdesk.ui.settings.editors import (
+from quantdesk.ui.settings._editors import (
     SettingSpec,
     editable,
     editor_value,

@@ -44,7 +44,7 @@ from PySide6.QtWidgets import (
     QToolTip,
 )
 
-from quantdesk.ui.chat.markdown_render import render_markdown, theme
+from quantdesk.ui.chat._markdown_render import render_markdown, theme
 from quantdesk.ui.chat.transcript_model import ChatListModel
 
 __all__ = ["ChatDelegate"]
