@@ -46,10 +46,21 @@ class _TookTooLong(Exception):
 
 @dataclass(frozen=True)
 class Message:
-    """One chat turn: role is "system", "user" or "assistant"."""
+    """One chat turn: role is "system", "user" or "assistant"; an assistant's ``reasoning`` is
+    the thinking that came before its answer ``content`` (empty when it did not think)."""
 
     role: str
     content: str
+    reasoning: str = ""
+
+    def template_turn(self) -> dict[str, str]:
+        """The turn as chat templates read it. Thinking goes where templates look for it:
+        ``reasoning_content`` (Qwen3 and others) and ``thinking`` (gpt-oss); templates that
+        read neither drop it, as their models expect."""
+        turn = {"role": self.role, "content": self.content}
+        if self.reasoning:
+            turn["reasoning_content"] = turn["thinking"] = self.reasoning
+        return turn
 
 
 def _too_big(what: str) -> SecurityError:
@@ -140,8 +151,12 @@ def render_chat(
     bos_token: str = "",
     eos_token: str = "",
     add_generation_prompt: bool = True,
+    enable_thinking: bool | None = None,
 ) -> str:
     """Render ``messages`` with a GGUF chat template into the prompt text.
+
+    ``enable_thinking`` False asks a template that reads it (Qwen3) for a reply without
+    thinking; None leaves the template's own default.
 
     Raises :class:`TemplateError` with a readable message when the template is
     malformed, tries something the sandbox forbids, or produces absurd output.
@@ -151,11 +166,16 @@ def render_chat(
             f"The model's chat template is {len(template):,} characters long; "
             f"templates over {MAX_TEMPLATE_CHARS:,} are refused."
         )
-    turns = [{"role": m.role, "content": m.content} for m in messages]
+    turns = [m.template_turn() for m in messages]
+    context: dict[str, Any] = {"messages": turns, "bos_token": bos_token,
+                               "eos_token": eos_token,
+                               "add_generation_prompt": add_generation_prompt}  # fmt: skip
+    if enable_thinking is not None:
+        context["enable_thinking"] = enable_thinking
     try:
-        text = _within_time(RENDER_TIME_LIMIT_S, lambda: _environment().from_string(template)
-                            .render(messages=turns, bos_token=bos_token, eos_token=eos_token,
-                                    add_generation_prompt=add_generation_prompt))  # fmt: skip
+        text = _within_time(
+            RENDER_TIME_LIMIT_S, lambda: _environment().from_string(template).render(**context)
+        )
     except TemplateError:
         raise
     except _TookTooLong:
