@@ -18,6 +18,14 @@ class TokenText:
 
 
 @dataclass(frozen=True)
+class ThinkingText:
+    """A piece of the reply's thinking (a reasoning model's, before its answer); only replies
+    asked for with their thinking apart stream it (see ``chat.reasoning``)."""
+
+    text: str
+
+
+@dataclass(frozen=True)
 class PromptReady:
     """The prompt is in the context and the reply begins: how many tokens it takes of how many."""
 
@@ -95,4 +103,4 @@ def saved_stats_summary(stats: dict) -> str:
         return ""
 
 
-GenerationEvent = TokenText | PromptReady | GenerationStats
+GenerationEvent = TokenText | ThinkingText | PromptReady | GenerationStats

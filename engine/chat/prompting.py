@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from quantdesk.engine.chat.reasoning import ReasoningStyle, reasoning_style
 from quantdesk.engine.chat.templates import Message, render_chat
 from quantdesk.engine.errors import GenerationError
 
@@ -29,6 +30,7 @@ class PromptPlan:
     has_bos_text: bool  # the text already starts with the BOS token's text
     parse_special: bool  # special-token text in ``text`` maps to special tokens
     prefill: str = ""  # the reply so far (Continue): plain text, never parsed for special tokens
+    reasoning: ReasoningStyle = ReasoningStyle()  # how the reply will mark its thinking
 
 
 def plan_prompt(
@@ -38,20 +40,25 @@ def plan_prompt(
     bos_token: str = "",
     eos_token: str = "",
     prefill: str = "",
+    enable_thinking: bool | None = None,
 ) -> PromptPlan:
     """Build the prompt for ``messages`` (the last one must be from the user).
 
     ``prefill`` is the start of the reply, already written (Continue): the model carries on
-    from it instead of starting its reply afresh.
+    from it instead of starting its reply afresh. ``enable_thinking`` False asks a template
+    that can (Qwen3's) for an answer without thinking.
     """
     if not messages or messages[-1].role != "user":
         raise GenerationError("There is no user message to reply to.")
     if chat_template:
-        text = render_chat(chat_template, messages, bos_token=bos_token, eos_token=eos_token)
+        text = render_chat(chat_template, messages, bos_token=bos_token, eos_token=eos_token,
+                           enable_thinking=enable_thinking)  # fmt: skip
         has_bos = bool(bos_token) and text.startswith(bos_token)
-        return PromptPlan(
-            text=text, mode="chat", has_bos_text=has_bos, parse_special=True, prefill=prefill
-        )
+        style = reasoning_style(chat_template, text)
+        if prefill:  # the reply goes on from its answer: the thinking was written before
+            style = ReasoningStyle(style.style, switchable=style.switchable)
+        return PromptPlan(text=text, mode="chat", has_bos_text=has_bos, parse_special=True,
+                          prefill=prefill, reasoning=style)  # fmt: skip
     return PromptPlan(
         text=messages[-1].content,
         mode="completion",

@@ -65,10 +65,12 @@ class _Requests:
 
 
 def _event(event: object) -> dict[str, Any]:
-    from quantdesk.engine.events import GenerationStats, PromptReady, TokenText
+    from quantdesk.engine.events import GenerationStats, PromptReady, ThinkingText, TokenText
 
     if isinstance(event, TokenText):
         return {"type": "token", "text": event.text}
+    if isinstance(event, ThinkingText):
+        return {"type": "thinking", "text": event.text}
     if isinstance(event, PromptReady):
         return {"type": "prompt", **asdict(event)}
     if isinstance(event, GenerationStats):
@@ -106,10 +108,12 @@ def _serve(requests: _Requests) -> None:
                     SamplingSettings(**request["sampling"]), requests.stop,
                     request.get("prefill", ""), request.get("raw", False),
                     on_prepared=lambda: emit({"type": "prepared"}),
+                    thinking_apart=request.get("thinking_apart", False),
+                    enable_thinking=request.get("enable_thinking"),
                 )  # fmt: skip
                 for event in events:
                     sent = _event(event)
-                    if sent["type"] == "token":
+                    if sent["type"] in ("token", "thinking"):
                         requests.emitted += 1
                     elif sent["type"] == "stats":  # how soon a stop took effect, for tests
                         sent["stop_seen_at"] = requests.stop_seen_at

@@ -73,8 +73,12 @@ class Detokenizer:
     Control tokens, unused ones and user-defined markers (:data:`_MARKER`) are never text.
     """
 
-    def __init__(self, vocab: object) -> None:
+    def __init__(self, vocab: object, markers: frozenset[str] = frozenset()) -> None:
+        """``markers``: token texts written out as they are even where they are control tokens
+        (the thinking's and the channels' markers, for ``chat.reasoning`` to split on)."""
         self._vocab = vocab
+        self._markers = {m.encode("utf-8") for m in markers}
+        self._marker_ids: dict[int, bytes | None] = {}
         self._size = 256
         self._buffer = (ctypes.c_char * self._size)()
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
@@ -96,8 +100,17 @@ class Detokenizer:
             self._hidden[token] = found
         return found
 
+    def _marker(self, token: int) -> bytes | None:
+        """The text of ``token`` when it is one of the markers asked for, else None."""
+        if token not in self._marker_ids:
+            text = self._token_text(self._vocab, token) or b""
+            self._marker_ids[token] = text if text in self._markers else None
+        return self._marker_ids[token]
+
     def piece(self, token: int) -> bytes:
         """The bytes of one token, as llama.cpp writes them; nothing for a marker token."""
+        if self._markers and (marker := self._marker(token)) is not None:
+            return marker
         if self.hidden(token):
             return b""
         n = self._to_piece(self._vocab, token, self._buffer, self._size, 0, False)

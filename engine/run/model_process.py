@@ -34,7 +34,13 @@ from quantdesk.engine import errors
 from quantdesk.engine.chat.templates import Message
 from quantdesk.engine.child_process import EVENT_MARKER, crash_reason, module_command
 from quantdesk.engine.errors import ModelLoadError, ModelStopped, QuantDeskError
-from quantdesk.engine.events import GenerationEvent, GenerationStats, PromptReady, TokenText
+from quantdesk.engine.events import (
+    GenerationEvent,
+    GenerationStats,
+    PromptReady,
+    ThinkingText,
+    TokenText,
+)
 from quantdesk.engine.gguf.model_info import ModelReport, summarize
 from quantdesk.engine.gguf.reader import read_header_cached
 from quantdesk.engine.params import LoadSettings, SamplingSettings
@@ -133,13 +139,18 @@ class ModelProcess:
         stop: threading.Event,
         prefill: str = "",
         raw: bool = False,
+        thinking_apart: bool = False,
+        enable_thinking: bool | None = None,
     ) -> Iterator[GenerationEvent]:
-        """Stream the reply to ``messages`` from the host: TokenText events, then one
-        GenerationStats; ``stop`` set: the host stops before its next token."""
+        """Stream the reply to ``messages`` from the host: TokenText events (and ThinkingText
+        with ``thinking_apart``, see ``InferenceSession.generate``), then one GenerationStats;
+        ``stop`` set: the host stops before its next token."""
         reply = next(self._ids)
         self._reply = reply
         self._send({"op": "generate", "id": reply, "messages": [asdict(m) for m in messages],
-                    "sampling": asdict(sampling), "prefill": prefill, "raw": raw})  # fmt: skip
+                    "sampling": asdict(sampling), "prefill": prefill, "raw": raw,
+                    "thinking_apart": thinking_apart,
+                    "enable_thinking": enable_thinking})  # fmt: skip
         started = time.monotonic()
         prepared = False
         asked_stop_at: float | None = None
@@ -167,6 +178,8 @@ class ModelProcess:
             kind = event["type"]
             if kind == "token":
                 yield TokenText(event["text"])
+            elif kind == "thinking":
+                yield ThinkingText(event["text"])
             elif kind == "prepared":
                 prepared = True
             elif kind == "prompt":

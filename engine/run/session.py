@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from quantdesk.engine.chat.prompting import PromptPlan, drop_oldest_turn, plan_prompt
+from quantdesk.engine.chat.reasoning import THINKING, ReasoningStyle, ReplySplitter
 from quantdesk.engine.chat.templates import Message
 from quantdesk.engine.cluster.rpc import split_across_workers
 from quantdesk.engine.errors import GenerationError, ModelLoadError, PromptTooLong
@@ -27,6 +28,7 @@ from quantdesk.engine.events import (
     GenerationEvent,
     GenerationStats,
     PromptReady,
+    ThinkingText,
     TokenText,
 )
 from quantdesk.engine.gguf.model_info import ModelReport, summarize
@@ -151,7 +153,11 @@ class InferenceSession:
         return len(self._require().tokenize(text.encode("utf-8"), add_bos=False, special=False))
 
     def plan(
-        self, messages: Sequence[Message], prefill: str = "", raw: bool = False
+        self,
+        messages: Sequence[Message],
+        prefill: str = "",
+        raw: bool = False,
+        enable_thinking: bool | None = None,
     ) -> PromptPlan:
         """The prompt text (and mode) the conversation turns into for this model; ``raw``: the
         last message as it is, without the chat template (a plain completion)."""
@@ -162,6 +168,7 @@ class InferenceSession:
             bos_token=_token_text(llama, llama.token_bos()),
             eos_token=_token_text(llama, llama.token_eos()),
             prefill=prefill,
+            enable_thinking=enable_thinking,
         )
 
     def prompt_tokens(self, plan: PromptPlan) -> list[int]:
@@ -183,19 +190,25 @@ class InferenceSession:
         prefill: str = "",
         raw: bool = False,
         on_prepared: Callable[[], None] | None = None,
+        thinking_apart: bool = False,
+        enable_thinking: bool | None = None,
     ) -> Iterator[GenerationEvent]:
         """Stream the reply to ``messages``: TokenText events, then one GenerationStats.
 
         With ``prefill`` (the reply so far), the model continues that reply; only the new
-        text is streamed. ``on_prepared`` is called once the chat template has been rendered
+        text is streamed. ``thinking_apart``: a reasoning model's thinking streams as
+        ThinkingText, its markers left out (``chat.reasoning``); else the reply is the text
+        as written. ``enable_thinking`` False asks a template that can for no thinking.
+        ``on_prepared`` is called once the chat template has been rendered
         and the prompt tokenized, before any of it is evaluated (the model host's parent
         bounds that step's time).
         """
         llama = self._require()
         n_ctx = usable_context(llama)
-        tokens, dropped = self._fit_prompt(
-            list(messages), n_ctx, sampling.max_tokens, prefill, raw
+        plan, tokens, dropped = self._fit_prompt(
+            list(messages), n_ctx, sampling.max_tokens, prefill, raw, enable_thinking
         )
+        style = plan.reasoning if thinking_apart else None
         if on_prepared is not None:
             on_prepared()
         if len(tokens) >= n_ctx:
@@ -216,7 +229,8 @@ class InferenceSession:
             evaluated = self._cache.prefill(tokens)
             yield PromptReady(len(tokens), n_ctx)
             chain = SamplerChain(ctx, llama.n_vocab(), sampling, seed)
-            text = Detokenizer(vocab)
+            text = Detokenizer(vocab, style.markers if style else frozenset())
+            split = _Split(style)
             try:
                 while True:
                     token = chain.sample()
@@ -228,7 +242,7 @@ class InferenceSession:
                     produced += 1
                     piece = text.feed(token)
                     if piece:
-                        yield TokenText(piece)
+                        yield from split.feed(piece)
                     if produced >= budget:
                         break
                     if stop.is_set():
@@ -237,9 +251,7 @@ class InferenceSession:
                     self._cache.append(token)
             finally:
                 chain.close()
-            tail = text.flush()
-            if tail:
-                yield TokenText(tail)
+            yield from split.feed(text.flush(), final=True)
         ended = time.perf_counter()
         self.context_used = len(tokens) + produced
         decode_s = ended - first_at if first_at is not None else 0.0
@@ -263,23 +275,45 @@ class InferenceSession:
         max_tokens: int,
         prefill: str = "",
         raw: bool = False,
-    ) -> tuple[list[int], int]:
-        """Tokens of the prompt, leaving the oldest turns out until a reply has room.
+        enable_thinking: bool | None = None,
+    ) -> tuple[PromptPlan, list[int], int]:
+        """The prompt's plan and tokens, leaving the oldest turns out until a reply has room.
 
-        Returns the tokens and how many messages were left out. The system prompt
-        and the latest user message are always kept.
+        Returns them and how many messages were left out. The system prompt and the latest
+        user message are always kept.
         """
         room_for_reply = min(max_tokens, max(16, n_ctx // 4))
         dropped = 0
         while True:
-            tokens = self.prompt_tokens(self.plan(messages, prefill, raw))
+            plan = self.plan(messages, prefill, raw, enable_thinking)
+            tokens = self.prompt_tokens(plan)
             if len(tokens) + room_for_reply <= n_ctx:
-                return tokens, dropped
+                return plan, tokens, dropped
             shorter = drop_oldest_turn(messages)
             if shorter is None:
-                return tokens, dropped
+                return plan, tokens, dropped
             dropped += len(messages) - len(shorter)
             messages = shorter
+
+
+class _Split:
+    """The reply's text as events: all of it TokenText, or (with a reasoning style) the
+    thinking as ThinkingText and the answer as TokenText."""
+
+    def __init__(self, style: ReasoningStyle | None) -> None:
+        self._splitter = ReplySplitter(style) if style is not None else None
+
+    def feed(self, text: str, final: bool = False) -> Iterator[GenerationEvent]:
+        """The events ``text`` completes (``final``: the reply's last text)."""
+        if self._splitter is None:
+            if text:
+                yield TokenText(text)
+            return
+        parts = self._splitter.feed(text)
+        if final:
+            parts += self._splitter.flush()
+        for kind, part in parts:
+            yield ThinkingText(part) if kind == THINKING else TokenText(part)
 
 
 def usable_context(llama) -> int:  # noqa: ANN001 - llama_cpp.Llama

@@ -11,6 +11,8 @@ tests (the models' own templates are longer; these keep the parts that matter he
 
 from __future__ import annotations
 
+from pathlib import Path
+
 R1_STYLE = (
     "{{ bos_token }}{% for m in messages %}"
     "{% if m['role'] == 'system' %}{{ m['content'] }}"
@@ -43,4 +45,31 @@ HARMONY_STYLE = (
     "{% else %}<|start|>{{ m.role }}<|message|>{{ m.content }}<|end|>{% endif %}{% endfor %}"
     "{% if add_generation_prompt %}<|start|>assistant{% endif %}"
 )
-HARMONY_TOKENS = ("<|start|>", "<|channel|>", "<|message|>", "<|end|>", "<|return|>")
+HARMONY_TOKENS = ("<|start|>", "<|channel|>", "<|message|>", "<|end|>", "<|return|>", "<|call|>")
+
+
+def write_reasoning_models(folder: Path) -> dict[str, Path]:
+    """One scripted model (``tests.support.scripted_models``) per way of thinking, each writing
+    the reply its family writes: DeepSeek-R1 (the block opened by the prompt), Qwen3 (opened
+    by the model; with thinking off, the prompt's empty block leads to the answer alone), and
+    gpt-oss's analysis and final channels (two models: a marker stands once in a script)."""
+    from tests.support.scripted_models import write_scripted_model
+
+    def model(name: str, **kwargs: object) -> Path:
+        return write_scripted_model(folder / f"{name}.gguf", name=name, **kwargs)
+
+    return {
+        "r1": model("r1-style", chat_template=R1_STYLE, control=R1_TOKENS, trigger="\n",
+                    script=["Two and two", " make four.\n", "</think>", "\n\n", "It is 4."]),
+        "qwen3": model("qwen3-style", chat_template=QWEN3_STYLE, control=QWEN3_TOKENS,
+                       trigger="\n", script=["<think>", "\nThe user greets me.\n", "</think>",
+                                             "\n\n", "Hello!"]),
+        "harmony-analysis": model(
+            "harmony-analysis", chat_template=HARMONY_STYLE, control=HARMONY_TOKENS,
+            trigger="assistant",
+            script=["<|channel|>", "analysis", "<|message|>", "User says hi.", "<|end|>"]),
+        "harmony-final": model(
+            "harmony-final", chat_template=HARMONY_STYLE, control=HARMONY_TOKENS,
+            trigger="assistant", script=["<|channel|>", "final", "<|message|>", "Hi!",
+                                         "<|return|>"]),
+    }  # fmt: skip
