@@ -304,8 +304,8 @@ class WorkerHost:
         self._worker = worker
 
     def submit(self, messages: list, sampling: SamplingSettings, *, raw: bool = False,
-               events: object | None = None) -> Job:  # fmt: skip
+               thinking_apart: bool = False, events: object | None = None) -> Job:  # fmt: skip
         """Queue a generation on the worker thread (callable from any thread)."""
-        job = Job.new(messages, sampling, raw=raw, events=events)
+        job = Job.new(messages, sampling, raw=raw, thinking_apart=thinking_apart, events=events)
         self._worker.jobRequested.emit(job)
         return job

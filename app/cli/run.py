@@ -28,7 +28,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                      help="Layers on the GPU: -2 = as many as fit (default), -1 = all, 0 = none.")
     run.add_argument("--temperature", type=float, default=0.8)
     run.add_argument("--seed", type=int, default=-1)
-    run.add_argument("--json", action="store_true", help="Print one JSON object at the end.")
+    run.add_argument("--json", action="store_true",
+                     help="Print one JSON object at the end (a reasoning model's thinking in "
+                          "its own field, \"thinking\").")
+    run.add_argument("--no-thinking", action="store_true",
+                     help="Ask a model whose template can (Qwen3) to answer without thinking.")
     run.add_argument("--no-probe", action="store_true", help="Skip the child-process test load.")
     run.add_argument("--verbose", action="store_true", help="Show llama.cpp's own log on stderr.")
 
@@ -41,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     from quantdesk.engine.chat.templates import Message
     from quantdesk.engine.errors import ModelStopped
     from quantdesk.engine.estimate.load_plan import load_settings_for
-    from quantdesk.engine.events import GenerationStats, TokenText
+    from quantdesk.engine.events import GenerationStats, ThinkingText, TokenText
     from quantdesk.engine.params import LoadSettings, SamplingSettings
     from quantdesk.engine.run.model_process import ModelProcess
     from quantdesk.engine.run.probe import ProbeCache, probe_load, raise_for_probe
@@ -70,14 +74,19 @@ def run(args: argparse.Namespace) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     pieces: list[str] = []
+    thinking: list[str] = []
     stats: GenerationStats | None = None
+    show = _Shown(sys.stdout, quiet=args.json)
     try:
-        for event in session.generate([Message("user", args.prompt)], sampling, stop):
-            if isinstance(event, TokenText):
+        for event in session.generate([Message("user", args.prompt)], sampling, stop,
+                                      thinking_apart=True,
+                                      enable_thinking=False if args.no_thinking else None):
+            if isinstance(event, ThinkingText):
+                thinking.append(event.text)
+                show.thinking(event.text)
+            elif isinstance(event, TokenText):
                 pieces.append(event.text)
-                if not args.json:
-                    sys.stdout.write(event.text)
-                    sys.stdout.flush()
+                show.answer(event.text)
             elif isinstance(event, GenerationStats):
                 stats = event
     except ModelStopped:
@@ -85,11 +94,58 @@ def run(args: argparse.Namespace) -> int:
             sys.stdout.write("\n")  # the error goes on a line of its own
         raise
     finally:
+        show.end()
         session.close()
     if args.json:
-        print(json.dumps({"mode": session.mode, "text": "".join(pieces), "stats": asdict(stats)}))
+        print(json.dumps({"mode": session.mode, "thinking": "".join(thinking).strip(),
+                          "text": "".join(pieces), "stats": asdict(stats)}))
     else:
         sys.stdout.write("\n")
         if stats is not None:
             print(f"[{stats.summary()}]", file=sys.stderr)
     return 0
+
+
+class _Shown:
+    """Writes the reply as it streams: a reasoning model's thinking dimmed on a terminal, under
+    a heading ("Thinking:", then "Answer:") elsewhere; nothing with ``quiet`` (--json)."""
+
+    DIM, PLAIN = "\x1b[2m", "\x1b[0m"
+
+    def __init__(self, out, quiet: bool) -> None:  # noqa: ANN001 - a text stream
+        self.out, self.quiet = out, quiet
+        self.terminal = out.isatty()
+        self._in = ""  # "thinking" or "answer": what is being written now
+        self._pending = ""  # the thinking's whitespace at its end so far
+
+    def thinking(self, text: str) -> None:
+        """A piece of the thinking."""
+        self._write("thinking", text)
+
+    def answer(self, text: str) -> None:
+        """A piece of the answer."""
+        self._write("answer", text)
+
+    def _write(self, part: str, text: str) -> None:
+        if self.quiet:
+            return
+        if part != self._in:
+            if self._in:  # from the thinking on to the answer
+                self.out.write((self.PLAIN if self.terminal else "") + "\n\n")
+            if self.terminal:
+                self.out.write(self.DIM if part == "thinking" else "")
+            elif part == "thinking" or self._in:  # a reply without thinking has no heading
+                self.out.write(f"{part.capitalize()}:\n")
+            self._in = part
+        if part == "thinking":  # its trailing blank lines are not written before the answer
+            text = self._pending + text
+            kept = text.rstrip()
+            self._pending = text[len(kept):]
+            text = kept
+        self.out.write(text)
+        self.out.flush()
+
+    def end(self) -> None:
+        """The reply ended: the terminal's colours as they were."""
+        if self.terminal and self._in == "thinking" and not self.quiet:
+            self.out.write(self.PLAIN)

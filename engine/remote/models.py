@@ -29,6 +29,7 @@ from quantdesk.engine.events import (
     STOP_USER,
     GenerationEvent,
     GenerationStats,
+    ThinkingText,
     TokenText,
 )
 from quantdesk.engine.params import SamplingSettings
@@ -101,8 +102,11 @@ class Endpoint:
             raise RemoteError(f"{self.url} answered /models with something else.") from exc
 
     def stream_chat(self, model: str, messages: Sequence[Message], sampling: SamplingSettings,
-                    stop: threading.Event) -> Iterator[GenerationEvent]:  # fmt: skip
-        """Stream a chat reply from ``model``: TokenText events, then GenerationStats.
+                    stop: threading.Event,
+                    thinking_apart: bool = False) -> Iterator[GenerationEvent]:  # fmt: skip
+        """Stream a chat reply from ``model``: TokenText events, then GenerationStats; with
+        ``thinking_apart``, the ``reasoning_content`` a server sends (llama-server, QuantDesk)
+        as ThinkingText, else it is left out.
 
         RemoteStreamCut when the connection drops before the stream's end (after the text
         that did arrive)."""
@@ -141,10 +145,15 @@ class Endpoint:
                         ) from exc
                     usage = chunk.get("usage") or usage
                     for choice in chunk.get("choices") or []:
-                        text = (choice.get("delta") or {}).get("content") or ""
-                        if text:
+                        delta = choice.get("delta") or {}
+                        thought = (delta.get("reasoning_content") or "") if thinking_apart else ""
+                        text = delta.get("content") or ""
+                        if text or thought:
                             first_at = first_at or time.perf_counter()
                             pieces += 1
+                        if thought:
+                            yield ThinkingText(thought)
+                        if text:
                             yield TokenText(text)
                         finish = choice.get("finish_reason") or finish
         except (httpx2.RemoteProtocolError, httpx2.ReadError, httpx2.ReadTimeout) as exc:
@@ -241,16 +250,18 @@ class RemoteSession:
         self.remote = remote
 
     def generate(self, messages: Sequence[Message], sampling: SamplingSettings,
-                 stop: threading.Event, prefill: str = "",
-                 raw: bool = False) -> Iterator[GenerationEvent]:  # fmt: skip
-        """Stream the server's reply to ``messages``: TokenText events, then GenerationStats."""
+                 stop: threading.Event, prefill: str = "", raw: bool = False,
+                 thinking_apart: bool = False) -> Iterator[GenerationEvent]:  # fmt: skip
+        """Stream the server's reply to ``messages``: TokenText events (ThinkingText too, with
+        ``thinking_apart``), then GenerationStats."""
         if prefill or raw:
             what = "continued" if prefill else "completed as plain text (no chat template)"
             raise GenerationError(
                 f"'{self.remote.model}' runs on {self.remote.host}, which applies its own chat "
                 f"template: its replies cannot be {what} from here."
             )
-        return self.remote.endpoint.stream_chat(self.remote.model, messages, sampling, stop)
+        return self.remote.endpoint.stream_chat(self.remote.model, messages, sampling, stop,
+                                                thinking_apart)
 
     def close(self) -> None:
         """Nothing to free: the model lives on the server."""

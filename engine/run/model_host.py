@@ -35,15 +35,16 @@ class Job:
     messages: Sequence[Message]
     sampling: SamplingSettings
     raw: bool = False
+    thinking_apart: bool = False  # a reasoning model's thinking comes as ThinkingText
     stop: threading.Event = field(default_factory=threading.Event)
     events: queue.Queue = field(default_factory=queue.Queue)
 
     @classmethod
     def new(cls, messages: Sequence[Message], sampling: SamplingSettings, *, raw: bool = False,
-            events: object | None = None) -> Job:  # fmt: skip
+            thinking_apart: bool = False, events: object | None = None) -> Job:  # fmt: skip
         """A job for ``messages``; ``events``: any object with ``put(item)`` to receive its
         events instead of the job's own queue (an asyncio bridge)."""
-        job = cls(list(messages), sampling, raw=raw)
+        job = cls(list(messages), sampling, raw=raw, thinking_apart=thinking_apart)
         if events is not None:
             job.events = events  # type: ignore[assignment]
         return job
@@ -67,7 +68,8 @@ def run_job(session: ModelProcess | None, job: Job) -> None:
         job.events.put(QuantDeskError("No model is loaded in QuantDesk. Load one first."))
     elif not job.stop.is_set():
         try:
-            for event in session.generate(job.messages, job.sampling, job.stop, raw=job.raw):
+            for event in session.generate(job.messages, job.sampling, job.stop, raw=job.raw,
+                                          thinking_apart=job.thinking_apart):  # fmt: skip
                 job.events.put(event)
         except QuantDeskError as exc:
             job.events.put(exc)
@@ -95,14 +97,16 @@ class ModelHost:
         return self._jobs.qsize()
 
     def submit(self, messages: Sequence[Message], sampling: SamplingSettings, *,
-               raw: bool = False, events: object | None = None) -> Job:  # fmt: skip
+               raw: bool = False, thinking_apart: bool = False,
+               events: object | None = None) -> Job:  # fmt: skip
         """Queue a generation; read it with ``job.results()``, cancel with ``job.stop.set()``.
 
         ``raw``: the last message's text is the whole prompt (no chat template: a plain
-        completion). ``events``: any object with ``put(item)`` to receive the events instead of
-        the job's own queue (an asyncio bridge); the end is the :data:`DONE` marker.
+        completion). ``thinking_apart``: a reasoning model's thinking comes as ThinkingText.
+        ``events``: any object with ``put(item)`` to receive the events instead of the job's
+        own queue (an asyncio bridge); the end is the :data:`DONE` marker.
         """
-        job = Job.new(messages, sampling, raw=raw, events=events)
+        job = Job.new(messages, sampling, raw=raw, thinking_apart=thinking_apart, events=events)
         self._jobs.put(job)
         return job
 

@@ -25,7 +25,7 @@ from aiohttp import web
 
 from quantdesk.engine.chat.templates import Message
 from quantdesk.engine.errors import PromptTooLong, QuantDeskError
-from quantdesk.engine.events import STOP_EOS, GenerationStats, TokenText
+from quantdesk.engine.events import STOP_EOS, GenerationStats, ThinkingText, TokenText
 from quantdesk.engine.params import SamplingSettings
 from quantdesk.engine.run.model_host import DONE, ModelHost
 from quantdesk.engine.serve._api_guard import (
@@ -281,8 +281,9 @@ class OpenAIServer:
         except ValueError:
             raise ApiError(400, "The request body is not valid JSON.") from None
 
-    async def _events(self, req: _Request) -> AsyncIterator[object]:
-        """The job's events on this event loop; the job is stopped if the caller goes away."""
+    async def _events(self, req: _Request, chat: bool) -> AsyncIterator[object]:
+        """The job's events on this event loop; the job is stopped if the caller goes away.
+        A chat reply's thinking comes apart (ThinkingText), for ``reasoning_content``."""
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue = asyncio.Queue()
 
@@ -293,7 +294,8 @@ class OpenAIServer:
                 except RuntimeError:  # the server was stopped: the reply (max_tokens at most)
                     pass  # finishes unread instead of raising on the model's thread
 
-        job = self.host.submit(req.messages, req.sampling, raw=req.raw, events=Bridge())
+        job = self.host.submit(req.messages, req.sampling, raw=req.raw, thinking_apart=chat,
+                               events=Bridge())  # fmt: skip
         try:
             while (item := await queue.get()) is not DONE:
                 if isinstance(item, QuantDeskError):
@@ -310,11 +312,15 @@ class OpenAIServer:
         matcher = StopMatcher(req.stops)
         stats: GenerationStats | None = None
 
-        def choice(text: str, finish: str | None, delta: bool) -> dict:
+        def choice(text: str, finish: str | None, delta: bool, thinking: str = "") -> dict:
             if not chat:
                 return {"index": 0, "text": text, "logprobs": None, "finish_reason": finish}
             key = "delta" if delta else "message"
             body = {"content": text} if delta else {"role": "assistant", "content": text}
+            if thinking:  # as llama-server's --reasoning-format deepseek gives it
+                body["reasoning_content"] = thinking
+            if delta and thinking and not text:
+                del body["content"]
             return {"index": 0, key: body, "finish_reason": finish}
 
         def usage() -> dict:
@@ -329,9 +335,11 @@ class OpenAIServer:
             return "length"
 
         if not req.stream:
-            parts = []
-            async for event in self._events(req):
-                if isinstance(event, TokenText) and not matcher.stopped:
+            parts, thinking = [], []
+            async for event in self._events(req, chat):
+                if isinstance(event, ThinkingText):
+                    thinking.append(event.text)
+                elif isinstance(event, TokenText) and not matcher.stopped:
                     parts.append(matcher.feed(event.text))
                     if matcher.stopped:
                         break
@@ -340,7 +348,8 @@ class OpenAIServer:
             parts.append(matcher.flush())
             return web.json_response({
                 "id": ident, "object": kind, "created": created, "model": self.model_id,
-                "choices": [choice("".join(parts), finish_reason(), delta=False)],
+                "choices": [choice("".join(parts), finish_reason(), delta=False,
+                                   thinking="".join(thinking).strip())],
                 "usage": usage()})  # fmt: skip
 
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream",
@@ -351,16 +360,18 @@ class OpenAIServer:
         async def send(payload: dict) -> None:
             await response.write(f"data: {json.dumps(payload)}\n\n".encode())
 
-        def chunk(text: str, finish: str | None) -> dict:
+        def chunk(text: str, finish: str | None, thinking: str = "") -> dict:
             return {"id": ident, "object": chunk_kind, "created": created, "model": self.model_id,
-                    "choices": [choice(text, finish, delta=True)]}  # fmt: skip
+                    "choices": [choice(text, finish, delta=True, thinking=thinking)]}  # fmt: skip
 
         if chat:
             first = chunk("", None)
             first["choices"][0]["delta"] = {"role": "assistant", "content": ""}
             await send(first)
-        async for event in self._events(req):
-            if isinstance(event, TokenText) and not matcher.stopped:
+        async for event in self._events(req, chat):
+            if isinstance(event, ThinkingText):
+                await send(chunk("", None, thinking=event.text))
+            elif isinstance(event, TokenText) and not matcher.stopped:
                 text = matcher.feed(event.text)
                 if text:
                     await send(chunk(text, None))

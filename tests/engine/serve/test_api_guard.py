@@ -26,7 +26,8 @@ CHAT = {"model": "tiny-chat", "messages": [{"role": "user", "content": "Hello"}]
 class _KeptJobs(ModelHost):
     """The real host, keeping each job's final figures (to see how it ended)."""
 
-    def submit(self, messages, sampling, *, raw=False, events=None):  # noqa: ANN001, ANN201
+    def submit(self, messages, sampling, *, raw=False, thinking_apart=False,  # noqa: ANN001, ANN201
+               events=None):  # noqa: ANN001
         ended: list = []
         self.jobs.append(ended)
 
@@ -36,7 +37,8 @@ class _KeptJobs(ModelHost):
                     ended.append(item)
                 events.put(item)
 
-        return super().submit(messages, sampling, raw=raw, events=Watch())
+        return super().submit(messages, sampling, raw=raw, thinking_apart=thinking_apart,
+                              events=Watch())
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,67 @@
+"""A reasoning model's thinking through the OpenAI-compatible server, as llama-server gives it
+(``reasoning_content`` beside ``content``), streamed and not, read with the official client
+and by QuantDesk's own remote-model client."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+openai = pytest.importorskip("openai")
+
+from quantdesk.engine.chat.templates import Message  # noqa: E402
+from quantdesk.engine.events import ThinkingText, TokenText  # noqa: E402
+from quantdesk.engine.params import LoadSettings, SamplingSettings  # noqa: E402
+from quantdesk.engine.remote.models import Endpoint  # noqa: E402
+from quantdesk.engine.run.model_host import ModelHost  # noqa: E402
+from quantdesk.engine.serve.openai_server import OpenAIServer, RunningServer  # noqa: E402
+from tests.support.reasoning_templates import write_reasoning_models  # noqa: E402
+
+ASK = {"model": "r1", "messages": [{"role": "user", "content": "2+2?"}], "max_tokens": 40}
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory):
+    models = write_reasoning_models(tmp_path_factory.mktemp("reasoning"))
+    host = ModelHost(models["r1"], LoadSettings(n_ctx=256, n_threads=1, n_gpu_layers=0))
+    running = RunningServer(OpenAIServer(host, "r1"))
+    yield running
+    running.stop()
+    host.close()
+
+
+def _client(server: RunningServer):
+    return openai.OpenAI(base_url=server.url, api_key="none", max_retries=0, timeout=60)
+
+
+def test_a_reply_gives_its_thinking_as_reasoning_content(server: RunningServer) -> None:
+    message = _client(server).chat.completions.create(**ASK).choices[0].message
+    assert message.content == "It is 4."
+    assert message.model_extra["reasoning_content"] == "Two and two make four."
+
+
+def test_a_streamed_reply_sends_the_thinking_first_in_its_own_deltas(server) -> None:
+    chunks = list(_client(server).chat.completions.create(**ASK, stream=True))
+    deltas = [c.choices[0].delta for c in chunks if c.choices]
+    thinking = "".join((d.model_extra or {}).get("reasoning_content") or "" for d in deltas)
+    content = "".join(d.content or "" for d in deltas)
+    assert (thinking, content) == ("Two and two make four.\n", "It is 4.")
+    first_content = next(i for i, d in enumerate(deltas) if d.content)
+    assert all(not (d.model_extra or {}).get("reasoning_content") for d in deltas[first_content:])
+
+
+def test_a_plain_completion_is_the_text_as_written(server: RunningServer) -> None:
+    prompt = "<｜User｜>2+2?<｜Assistant｜><think>\n"
+    reply = _client(server).completions.create(model="r1", prompt=prompt, max_tokens=40)
+    assert reply.choices[0].text == "Two and two make four.\n</think>\n\nIt is 4."
+
+
+def test_a_remote_model_on_such_a_server_streams_its_thinking_apart(server) -> None:
+    endpoint = Endpoint(server.url, None)
+    events = list(endpoint.stream_chat("r1", [Message("user", "2+2?")],
+                                       SamplingSettings(max_tokens=40), threading.Event(),
+                                       thinking_apart=True))  # fmt: skip
+    assert "".join(e.text for e in events if isinstance(e, ThinkingText)) == (
+        "Two and two make four.\n")
+    assert "".join(e.text for e in events if isinstance(e, TokenText)) == "It is 4."
