@@ -23,7 +23,7 @@ from typing import Any
 
 from quantdesk.engine.sqlite_files import NewerDatabase, open_database
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS chats (
@@ -50,7 +50,8 @@ CREATE TABLE IF NOT EXISTS messages (
     stats TEXT NOT NULL DEFAULT '{}',
     settings TEXT NOT NULL DEFAULT '{}',
     complete INTEGER NOT NULL DEFAULT 1,
-    active_child INTEGER              -- the version of the next message shown after this one
+    active_child INTEGER,             -- the version of the next message shown after this one
+    thinking TEXT NOT NULL DEFAULT '' -- a reasoning model's thinking before this reply
 );
 CREATE INDEX IF NOT EXISTS messages_by_chat ON messages (chat_id, seq);
 CREATE INDEX IF NOT EXISTS messages_by_parent ON messages (parent_id);
@@ -89,7 +90,12 @@ def _to_v2(db: sqlite3.Connection) -> None:
                        ORDER BY m.seq DESC LIMIT 1)""")
 
 
-MIGRATIONS = {2: _to_v2}
+def _to_v3(db: sqlite3.Connection) -> None:
+    """Version 3: a reply keeps its thinking (reasoning models) apart from its text."""
+    db.execute("ALTER TABLE messages ADD COLUMN thinking TEXT NOT NULL DEFAULT ''")
+
+
+MIGRATIONS = {2: _to_v2, 3: _to_v3}
 
 TITLE_LENGTH = 60
 
@@ -135,6 +141,7 @@ class StoredMessage:
     parent_id: int | None = None
     version: int = 1
     versions: int = 1
+    thinking: str = ""  # a reasoning model's thinking before the reply ``text``
 
 
 def title_from(text: str) -> str:
@@ -262,11 +269,12 @@ class ConversationStore:
         settings: dict[str, Any] | None = None,
         complete: bool = True,
         created: float | None = None,
+        thinking: str = "",
     ) -> int:
         """Add a message after ``parent_id`` (None: a first message), shown from now on."""
         with self._db:
             return self._insert(chat_id, parent_id, role, text, model, stats, settings,
-                                complete, created)  # fmt: skip
+                                complete, created, thinking)  # fmt: skip
 
     def add_version(
         self,
@@ -282,12 +290,12 @@ class ConversationStore:
         with self._db:
             row = self._place(message_id)
             return self._insert(row["chat_id"], row["parent_id"], row["role"], text, model,
-                                None, settings, complete, None)  # fmt: skip
+                                None, settings, complete, None, "")  # fmt: skip
 
     def _insert(
         self, chat_id: int, parent_id: int | None, role: str, text: str, model: str,
         stats: dict[str, Any] | None, settings: dict[str, Any] | None, complete: bool,
-        created: float | None,
+        created: float | None, thinking: str,
     ) -> int:  # fmt: skip
         now = time.time()
         seq = 0
@@ -297,9 +305,9 @@ class ConversationStore:
             ).fetchone()[0]
         cur = self._db.execute(
             "INSERT INTO messages (chat_id, parent_id, seq, role, text, created, model, stats,"
-            " settings, complete) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " settings, complete, thinking) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (chat_id, parent_id, seq, role, text, now if created is None else created, model,
-             json.dumps(stats or {}), json.dumps(settings or {}), int(complete)),
+             json.dumps(stats or {}), json.dumps(settings or {}), int(complete), thinking),
         )  # fmt: skip
         new_id = int(cur.lastrowid or 0)
         self._show(chat_id, parent_id, new_id)
@@ -356,9 +364,14 @@ class ConversationStore:
         *,
         complete: bool | None = None,
         stats: dict[str, Any] | None = None,
+        thinking: str | None = None,
     ) -> None:
-        """Save a message's text so far (a streaming reply), optionally marking it complete."""
+        """Save a message's text so far (a streaming reply), optionally marking it complete;
+        ``thinking``: its thinking so far, too."""
         sets, args = ["text = ?"], [text]
+        if thinking is not None:
+            sets.append("thinking = ?")
+            args.append(thinking)
         if complete is not None:
             sets.append("complete = ?")
             args.append(int(complete))
@@ -426,5 +439,5 @@ def _message(row: sqlite3.Row) -> StoredMessage:
         text=row["text"], created=row["created"], model=row["model"],
         stats=json.loads(row["stats"] or "{}"), settings=json.loads(row["settings"] or "{}"),
         complete=bool(row["complete"]), parent_id=row["parent_id"],
-        version=row["version"], versions=row["versions"],
+        version=row["version"], versions=row["versions"], thinking=row["thinking"],
     )  # fmt: skip

@@ -1,18 +1,19 @@
 """Export a saved chat to JSON or Markdown with a reproducibility block, and import JSON back.
 
-The JSON format (``"format": "quantdesk-chat"``, ``"version": 2``) holds the chat's header, every
-message as saved (role, text, created, model, stats, settings, complete) — every version of
-every message: ``id`` and ``parent`` (ids within the file) give the tree, ``shown`` marks the
-branch shown (version 1 files hold that branch alone) — and a
+The JSON format (``"format": "quantdesk-chat"``, ``"version": 2``) holds the chat's header,
+every message as saved (role, text, thinking, created, model, stats, settings, complete) —
+every version of every message: ``id`` and ``parent`` (ids within the file) give the tree,
+``shown`` marks the branch shown (version 1 files hold that branch alone) — and a
 ``reproducibility`` block: the model file, its sha256 and quant type, the llama-cpp-python and
 QuantDesk versions, and the sampling and load settings (seed included) of the last reply.
 The block is read when exporting (the file's hash, the installed versions), not recorded when
 each reply was generated; ``notes`` in it says where that matters.
 
 Importing always creates a new chat. Preserved: the chat's title, pinned flag, system prompt
-and model path, and each message's role, text, created time, model, stats, settings and
-completeness. Not preserved: ids (the store assigns them) and the chat's own created/updated
-times (the imported chat is new in this store, so it is created and updated at import time).
+and model path, and each message's role, text, thinking (none from files written before it was
+kept), created time, model, stats, settings and completeness. Not preserved: ids (the store
+assigns them) and the chat's own created/updated times (the imported chat is new in this store,
+so it is created and updated at import time).
 The reproducibility block is derived data and is not imported.
 """
 
@@ -158,6 +159,7 @@ def export_json(store: ConversationStore, chat_id: int, *, hash_models: bool = T
                 "versions": m.versions,
                 "role": m.role,
                 "text": m.text,
+                "thinking": m.thinking,  # a reasoning model's thinking, apart from its text
                 "created": m.created,
                 "model": m.model,
                 "stats": m.stats,
@@ -202,7 +204,11 @@ def _markdown_message(m: StoredMessage, where: str = "") -> list[str]:
     heading = _HEADINGS.get(m.role, f"**{m.role}**")
     if m.versions > 1:
         heading += f" (version {m.version} of {m.versions}{', ' + where if where else ''})"
-    parts = [heading, _close_open_fence(m.text) if m.text else "*(empty)*"]
+    parts = [heading]
+    if m.thinking:  # marked as thinking: a quoted block under its own label
+        quoted = "\n".join(f"> {line}" if line else ">" for line in m.thinking.splitlines())
+        parts.append("> **Thinking**\n>\n" + quoted)
+    parts.append(_close_open_fence(m.text) if m.text else "*(empty)*")
     if not m.complete:
         parts.append("*(reply cut off)*")
     elif m.role == "assistant" and (line := saved_stats_summary(m.stats)):
@@ -292,6 +298,7 @@ def _messages(data: dict) -> list[dict[str, Any]]:
             "shown": _optional(item, "shown", bool, where, True),
             "role": role,
             "text": _field(item, "text", str, where),
+            "thinking": _optional(item, "thinking", str, where, ""),
             "created": created,
             "model": _optional(item, "model", str, where, ""),
             "stats": _optional(item, "stats", dict, where, {}),
@@ -324,6 +331,7 @@ def _add_tree(store: ConversationStore, chat_id: int, messages: list[dict[str, A
         new_ids[key] = store.add_message_after(
             chat_id, parent, m["role"], m["text"], model=m["model"], stats=m["stats"],
             settings=m["settings"], complete=m["complete"], created=m["created"],
+            thinking=m["thinking"],
         )  # fmt: skip
         if m["shown"]:
             shown.append(new_ids[key])

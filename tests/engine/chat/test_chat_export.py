@@ -309,3 +309,17 @@ def test_every_version_is_exported_and_imported_back_as_it_was_shown(store) -> N
     assert "Salt wind, grey water" in shown_part and "(version 2 of 2)" in shown_part
     assert "Waves fold into foam" in others and "Write a haiku about rain." in others
     assert "Drops on the window" in others
+
+
+def test_a_replys_thinking_is_exported_marked_and_imported_back(tmp_path: Path) -> None:
+    store = ConversationStore(tmp_path / "chats.sqlite3")
+    chat = store.create_chat("Sums")
+    store.add_message(chat.id, "user", "2+2?")
+    store.add_message(chat.id, "assistant", "It is 4.", thinking="Two and two.\nMake four.")
+    markdown = export_markdown(store, chat.id, hash_models=False)
+    assert "> **Thinking**\n>\n> Two and two.\n> Make four.\n\nIt is 4." in markdown
+    data = export_json(store, chat.id, hash_models=False)
+    assert [m["thinking"] for m in data["messages"]] == ["", "Two and two.\nMake four."]
+    copy = import_json(store, json.loads(json.dumps(data)))
+    assert [m.thinking for m in store.messages(copy.id)] == ["", "Two and two.\nMake four."]
+    store.close()
