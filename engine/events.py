@@ -57,6 +57,7 @@ class GenerationStats:
     context_size: int
     dropped_messages: int = 0  # old messages left out so the prompt fits the context
     prompt_tokens_evaluated: int = 0  # prompt tokens computed; the rest came from the KV cache
+    thinking_s: float = 0.0  # how long a reasoning model thought before its answer
 
     def summary(self) -> str:
         """One line for a status bar or a message footer."""

@@ -33,7 +33,13 @@ from quantdesk.engine.estimate.load_plan import (
     machine_budget,
     plan_load,
 )
-from quantdesk.engine.events import GenerationStats, LiveFigures, PromptReady, TokenText
+from quantdesk.engine.events import (
+    GenerationStats,
+    LiveFigures,
+    PromptReady,
+    ThinkingText,
+    TokenText,
+)
 from quantdesk.engine.params import AUTO_GPU_LAYERS, LoadSettings, SamplingSettings
 from quantdesk.engine.remote.models import RemoteModel, RemoteSession
 from quantdesk.engine.run.model_host import Job, run_job
@@ -80,6 +86,7 @@ class ModelWorker(QObject):
     unloaded = Signal()
     generationStarted = Signal()
     tokenReady = Signal(str)
+    thinkingReady = Signal(str)  # a piece of a reasoning model's thinking, before its answer
     figuresChanged = Signal(object)  # LiveFigures, at most every LIVE_FIGURES_INTERVAL_S
     generationFinished = Signal(object)  # GenerationStats
     generationFailed = Signal(str, str)
@@ -209,21 +216,21 @@ class ModelWorker(QObject):
             return
         self.tokens_generated = 0  # the stop event was cleared when the reply was asked for
         self.generationStarted.emit()
-        pending: list[str] = []
+        pending = _Pending(self.tokenReady, self.thinkingReady)
         last_flush = last_figures = time.monotonic()
         prompt: PromptReady | None = None
         first_at = 0.0
         try:
-            for event in session.generate(messages, sampling, self._stop, prefill):
-                if isinstance(event, TokenText):
+            for event in session.generate(messages, sampling, self._stop, prefill,
+                                          thinking_apart=True):  # fmt: skip
+                if isinstance(event, (TokenText, ThinkingText)):
                     self.tokens_generated += 1
-                    pending.append(event.text)
+                    pending.add(event)
                     now = time.monotonic()
                     if self.tokens_generated == 1:
                         first_at = now
                     if now - last_flush >= TOKEN_FLUSH_INTERVAL_S:
-                        self.tokenReady.emit("".join(pending))
-                        pending.clear()
+                        pending.flush()
                         last_flush = now
                     if prompt is not None and now - last_figures >= LIVE_FIGURES_INTERVAL_S:
                         self.figuresChanged.emit(self._figures(prompt, now - first_at))
@@ -232,17 +239,13 @@ class ModelWorker(QObject):
                     prompt = event
                     self.figuresChanged.emit(self._figures(prompt, 0.0))
                 elif isinstance(event, GenerationStats):
-                    if pending:
-                        self.tokenReady.emit("".join(pending))
-                        pending.clear()
+                    pending.flush()
                     self.generationFinished.emit(event)
         except ModelStopped as exc:
-            if pending:
-                self.tokenReady.emit("".join(pending))
+            pending.flush()
             self._host_ended(exc)
         except QuantDeskError as exc:
-            if pending:
-                self.tokenReady.emit("".join(pending))
+            pending.flush()
             self.generationFailed.emit(exc.message, exc.details)
 
     def _host_ended(self, exc: ModelStopped) -> None:
@@ -274,6 +277,29 @@ class ModelWorker(QObject):
     def _unload(self) -> None:
         self._unload_quietly()
         self.unloaded.emit()
+
+
+class _Pending:
+    """Streamed text waiting to be sent to the GUI in one signal: the thinking and the answer
+    each in order, never mixed (a switch from one to the other sends what waits first)."""
+
+    def __init__(self, answer: Signal, thinking: Signal) -> None:
+        self._signals = {TokenText: answer, ThinkingText: thinking}
+        self._kind: type = TokenText
+        self._parts: list[str] = []
+
+    def add(self, event: TokenText | ThinkingText) -> None:
+        """Keep ``event``'s text (what waits of the other kind goes first)."""
+        if type(event) is not self._kind:
+            self.flush()
+            self._kind = type(event)
+        self._parts.append(event.text)
+
+    def flush(self) -> None:
+        """Send what waits."""
+        if self._parts:
+            self._signals[self._kind].emit("".join(self._parts))
+            self._parts.clear()
 
 
 class ModelThread:

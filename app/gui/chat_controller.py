@@ -3,6 +3,7 @@ versions and Continue. :class:`ChatHistory` keeps it in the chat store as it cha
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict
 from pathlib import Path
 
@@ -76,6 +77,8 @@ class ChatController(QObject):
         self.messages: list[Message] = []
         self._reply_row = -1
         self._reply_parts: list[str] = []
+        self._thinking: list[str] = []  # a reasoning model's thinking in the reply being written
+        self._thinking_since: float | None = None  # when its first piece came
         self._continued = 0  # characters of the reply that were there before Continue
         self._editing: int | None = None  # place (seq) of the message being edited
         self._welcome, self._welcome_row = "", -1
@@ -99,6 +102,7 @@ class ChatController(QObject):
         models.modelUnloaded.connect(self._unloaded)
         models.modelStopped.connect(self._model_stopped)
         worker.tokenReady.connect(self._token)
+        worker.thinkingReady.connect(self._thinking_token)
         worker.figuresChanged.connect(self._live_figures)
         worker.generationFinished.connect(self._finished)
         worker.generationFailed.connect(self._generation_failed)
@@ -205,6 +209,9 @@ class ChatController(QObject):
             if message.role == "assistant":
                 note = "" if message.complete else CUT_OFF_NOTE
                 transcript.finish(row, note or saved_stats_summary(message.stats))
+                if message.thinking:
+                    transcript.set_thinking(row, message.thinking,
+                                            float(message.stats.get("thinking_s", 0.0)), False)
             if message.versions > 1:
                 transcript.set_versions(row, message.version, message.versions)
         self.messages = context_messages(stored)
@@ -245,8 +252,10 @@ class ChatController(QObject):
         transcript = self.page.transcript
         model_path = self.models.loaded.path if self.models.loaded else ""
         sampling = self.settings.sampling_settings()
+        self._thinking, self._thinking_since = [], None
         if continue_row >= 0:
             prefill = transcript.message(continue_row).text
+            self._thinking = [transcript.message(continue_row).thinking]  # written before
             transcript.resume(continue_row)
             self._reply_row = continue_row
             self.history.on_reply_continued(self._seq_of(continue_row), prefill)
@@ -271,9 +280,27 @@ class ChatController(QObject):
 
     def _token(self, text: str) -> None:
         if self._reply_row >= 0:
+            if self._thinking_since is not None:  # the answer begins: the thinking closes
+                self._close_thinking(time.monotonic() - self._thinking_since)
             self._reply_parts.append(text)
             self.page.transcript.append_text(self._reply_row, text)
             self.history.on_reply_text(self._reply_parts)
+
+    def _thinking_token(self, text: str) -> None:
+        """A piece of a reasoning model's thinking: it streams into the open thinking block."""
+        if self._reply_row >= 0:
+            if self._thinking_since is None:
+                self._thinking_since = time.monotonic()
+            self._thinking.append(text)
+            self.page.transcript.append_thinking(self._reply_row, text)
+            self.history.on_reply_thinking("".join(self._thinking))
+
+    def _close_thinking(self, seconds: float) -> None:
+        """The thinking ended: its block closes and says how long it took."""
+        self._thinking_since = None
+        thinking = "".join(self._thinking)
+        if thinking:
+            self.page.transcript.set_thinking(self._reply_row, thinking, seconds, False)
 
     def _live_figures(self, figures: LiveFigures) -> None:
         """tok/s and context use of the reply streaming now (it belongs to the chat shown:
@@ -287,9 +314,11 @@ class ChatController(QObject):
     def _finished(self, stats: GenerationStats) -> None:
         if self._continued:  # the footer and the store count the whole reply
             stats = continued_stats(self.history.reply_stats_before, stats)
-        reply = "".join(self._reply_parts)
+        reply, thinking = "".join(self._reply_parts), "".join(self._thinking)
+        if thinking:
+            self._close_thinking(stats.thinking_s)
         self.page.transcript.finish(self._reply_row, stats.summary())
-        self.messages.append(Message("assistant", reply))
+        self.messages.append(Message("assistant", reply, reasoning=thinking))
         self.history.on_reply_finished(reply, stats)
         self._reply_row = -1
         self.page.set_generating(False)
@@ -308,6 +337,8 @@ class ChatController(QObject):
 
     def _end_reply(self, message: str) -> None:
         """The reply being written ended without finishing: saved as far as it got."""
+        if self._thinking_since is not None:
+            self._close_thinking(time.monotonic() - self._thinking_since)
         self.history.on_reply_failed("".join(self._reply_parts))
         self._reply_row = -1
         self.page.set_generating(False)
@@ -331,7 +362,8 @@ class ChatController(QObject):
             transcript.finish(self._reply_row, STOPPED_MARK)
             written = "".join(self._reply_parts)
             if written:  # the next message (or Continue, after Reload) sees what was written
-                self.messages.append(Message("assistant", written))
+                self.messages.append(Message("assistant", written,
+                                             reasoning="".join(self._thinking)))
             self._end_reply(message)
         self._unloaded()
         stopped = self.models.stopped_model

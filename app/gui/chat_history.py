@@ -66,6 +66,7 @@ class ChatHistory(QObject):
         self.chat_id: int | None = None
         self._reply_id: int | None = None
         self._parts: list[str] = []
+        self._thinking = ""  # the thinking of the reply being written
         self._saved_at = 0.0
         self._search = ""
         self._new_chat_draft = ""  # typed in a chat that has no message yet
@@ -260,7 +261,7 @@ class ChatHistory(QObject):
         chat_id = self.chat_id
         if chat_id is None:
             return (1, 1)
-        self._parts = []
+        self._parts, self._thinking = [], ""
         self._saved_at = time.monotonic()
 
         def save() -> int:
@@ -317,6 +318,7 @@ class ChatHistory(QObject):
         self._reply_id = reply.id if reply is not None else None
         self.reply_stats_before = reply.stats if reply is not None else {}
         self._parts = [text]
+        self._thinking = reply.thinking if reply is not None else ""
         self._saved_at = time.monotonic()
         if self._reply_id is not None:
             self._keep_reply(text, complete=False)
@@ -326,15 +328,25 @@ class ChatHistory(QObject):
         reply_id = self._reply_id
         assert reply_id is not None
         self.saving.keep(("message", reply_id),
-                         partial(self.store.update_message, reply_id, text, **fields), text)
+                         partial(self.store.update_message, reply_id, text,
+                                 thinking=self._thinking, **fields), text)  # fmt: skip
 
     def on_reply_text(self, parts: list[str]) -> None:
         """The reply so far; saved when the last save is older than SAVE_INTERVAL_S."""
         self._parts = parts
+        self._save_soon()
+
+    def _save_soon(self) -> None:
+        """Save the reply so far when the last save is older than SAVE_INTERVAL_S."""
         now = time.monotonic()
         if self._reply_id is not None and now - self._saved_at >= SAVE_INTERVAL_S:
-            self._keep_reply("".join(parts))
+            self._keep_reply("".join(self._parts))
             self._saved_at = now
+
+    def on_reply_thinking(self, thinking: str) -> None:
+        """The reply's thinking so far (a reasoning model's); saved as the text is."""
+        self._thinking = thinking
+        self._save_soon()
 
     def on_reply_finished(self, text: str, stats: GenerationStats) -> None:
         """The whole reply and its statistics."""
@@ -374,4 +386,5 @@ class ChatHistory(QObject):
 
 def context_messages(stored: list[StoredMessage]) -> list[Message]:
     """What the model sees again from a saved chat (failed empty replies left out)."""
-    return [Message(m.role, m.text) for m in stored if m.text or m.role == "user"]
+    return [Message(m.role, m.text, reasoning=m.thinking) for m in stored
+            if m.text or m.role == "user"]  # fmt: skip

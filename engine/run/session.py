@@ -220,6 +220,7 @@ class InferenceSession:
         seed = sampling.seed if sampling.seed >= 0 else random.randrange(2**31)
         started = time.perf_counter()
         first_at: float | None = None
+        thought_at: float | None = None  # the last of the thinking
         produced = evaluated = 0
         stop_reason = STOP_LENGTH if budget == sampling.max_tokens else STOP_CONTEXT_FULL
         if stop.is_set():
@@ -242,7 +243,10 @@ class InferenceSession:
                     produced += 1
                     piece = text.feed(token)
                     if piece:
-                        yield from split.feed(piece)
+                        for event in split.feed(piece):
+                            if isinstance(event, ThinkingText):
+                                thought_at = time.perf_counter()
+                            yield event
                     if produced >= budget:
                         break
                     if stop.is_set():
@@ -266,6 +270,7 @@ class InferenceSession:
             context_size=n_ctx,
             dropped_messages=dropped,
             prompt_tokens_evaluated=evaluated,
+            thinking_s=thought_at - first_at if thought_at and first_at else 0.0,
         )
 
     def _fit_prompt(

@@ -140,6 +140,31 @@ def _anchor_rect(doc: QTextDocument, href: str) -> QRectF | None:
     return None
 
 
+def thinking_label(seconds: float | None) -> str:
+    """The thinking block's title: "Thinking…" while it streams, then how long it took."""
+    if seconds is None:
+        return "Thinking…"
+    return f"Thought for {seconds:.0f} s" if seconds >= 1 else "Thought for less than a second"
+
+
+def thinking_html(thinking: tuple[str, bool, float | None] | None, dark: bool) -> str:
+    """A reply's thinking block above its answer: a title that opens and closes it (and, open,
+    a Copy link and the thinking itself, dimmed); nothing for a reply without thinking."""
+    if not thinking or not thinking[0]:
+        return ""
+    text, shown, seconds = thinking
+    th = theme(dark)
+    link = f"color:{th.muted}; text-decoration:none;"
+    arrow = "▾" if shown else "▸"
+    title = f'<a href="action:thinking" style="{link}">{arrow} {thinking_label(seconds)}</a>'
+    if not shown:
+        return f"<p>{title}</p>"
+    copy = (f'&nbsp;&nbsp;<a href="action:copy-thinking" style="color:{th.link}; '
+            'text-decoration:none;">Copy</a>')
+    body = html.escape(text.strip()).replace("\n", "<br>")
+    return f"<p>{title}{copy}</p><p style='color:{th.muted};'>{body}</p>"
+
+
 class ChatDelegate(QStyledItemDelegate):
     """Renders :class:`~quantdesk.ui.chat.transcript_model.ChatListModel` rows; reports links."""
 
@@ -385,7 +410,8 @@ class ChatDelegate(QStyledItemDelegate):
         doc.setDefaultTextOption(option)
         doc.setDefaultFont(font)
         text = index.data(ChatListModel.TextRole) or ""
-        doc.setHtml(render_markdown(text, dark=dark, mono_family=m.mono))
+        thinking = thinking_html(index.data(ChatListModel.ThinkingRole), dark)
+        doc.setHtml(thinking + render_markdown(text, dark=dark, mono_family=m.mono))
         # Drop the outer margins: the bubble already has padding.
         for block, top in ((doc.firstBlock(), True), (doc.lastBlock(), False)):
             fmt = block.blockFormat()

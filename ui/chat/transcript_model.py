@@ -24,7 +24,10 @@ class ChatMessage:
     ``stats`` is a ready-to-show line such as ``"42 tokens · 12.3 tok/s · 3.4 s"``;
     ``streaming`` is true while the reply is still being generated; ``error`` marks a reply that
     failed (its text then says what happened); ``version`` of ``versions`` is shown as
-    "‹ 2/3 ›" when the message has other versions (edits, regenerated replies).
+    "‹ 2/3 ›" when the message has other versions (edits, regenerated replies). ``thinking`` is a
+    reasoning model's thinking before the reply's ``text``: shown as a block that is open
+    (``thinking_open``) while it streams, closed when the answer begins, and that says how long
+    it took (``thought_s``, None while the model is still thinking).
     """
 
     role: Role
@@ -34,6 +37,9 @@ class ChatMessage:
     error: bool = False
     version: int = 1
     versions: int = 1
+    thinking: str = ""
+    thinking_open: bool = False
+    thought_s: float | None = None
 
 
 class ChatListModel(QAbstractListModel):
@@ -48,6 +54,8 @@ class ChatListModel(QAbstractListModel):
     RevisionRole = Qt.ItemDataRole.UserRole + 6
     #: (version, versions): which of the message's versions this is, of how many.
     VersionRole = Qt.ItemDataRole.UserRole + 7
+    #: (thinking text, open, seconds or None while thinking): ("", False, None) for none
+    ThinkingRole = Qt.ItemDataRole.UserRole + 8
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -80,11 +88,14 @@ class ChatListModel(QAbstractListModel):
             return msg.error
         if role == self.VersionRole:
             return (msg.version, msg.versions)
+        if role == self.ThinkingRole:
+            return (msg.thinking, msg.thinking_open, msg.thought_s)
         if role == Qt.ItemDataRole.AccessibleTextRole:
             state = " (error)" if msg.error else " (generating)" if msg.streaming else ""
             if msg.versions > 1:
                 state += f" (version {msg.version} of {msg.versions})"
-            return f"{_LABELS[msg.role]}{state}: {msg.text}"
+            thought = f" (thought: {msg.thinking})" if msg.thinking and msg.thinking_open else ""
+            return f"{_LABELS[msg.role]}{state}{thought}: {msg.text}"
         return None
 
     def roleNames(self) -> dict[int, bytes]:
@@ -99,6 +110,7 @@ class ChatListModel(QAbstractListModel):
                 self.ErrorRole: b"error",
                 self.RevisionRole: b"revision",
                 self.VersionRole: b"version",
+                self.ThinkingRole: b"thinking",
             }
         )
         return names
@@ -124,6 +136,23 @@ class ChatListModel(QAbstractListModel):
     def set_text(self, row: int, text: str) -> None:
         """Replace the whole text of the message at ``row``."""
         self._update(row, text=text, roles=self._TEXT_ROLES)
+
+    def append_thinking(self, row: int, chunk: str) -> None:
+        """Append a streamed piece of thinking to the message at ``row`` (its block open)."""
+        if chunk:
+            msg = self._messages[row]
+            self._update(row, thinking=msg.thinking + chunk, thinking_open=msg.thought_s is None)
+
+    def set_thinking(self, row: int, text: str, seconds: float | None, open_: bool) -> None:
+        """The message's whole thinking, how long it took (None: still thinking), whether its
+        block is open."""
+        self._update(row, thinking=text, thought_s=seconds, thinking_open=open_)
+
+    def toggle_thinking(self, row: int) -> None:
+        """Open or close the thinking block of the message at ``row``."""
+        msg = self._messages[row]
+        if msg.thinking:
+            self._update(row, thinking_open=not msg.thinking_open)
 
     def finish(self, row: int, stats: str = "") -> None:
         """Mark the message at ``row`` as complete and attach its stats line."""

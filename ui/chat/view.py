@@ -113,6 +113,11 @@ class ChatView(QListView):
         QGuiApplication.clipboard().setText(self.model().index(row, 0).data(ChatListModel.TextRole))
         self.copyRequested.emit(row)
 
+    def copy_thinking(self, row: int) -> None:
+        """Put the thinking of message ``row`` on the clipboard."""
+        thinking, _open, _seconds = self.model().index(row, 0).data(ChatListModel.ThinkingRole)
+        QGuiApplication.clipboard().setText(thinking.strip())
+
     def copy_code(self, row: int, block: int) -> None:
         """Put code block ``block`` of message ``row`` on the clipboard."""
         blocks = code_blocks(self.model().index(row, 0).data(ChatListModel.TextRole))
@@ -284,6 +289,10 @@ class ChatView(QListView):
             self.continueRequested.emit(row)
         elif href in ("action:older", "action:newer"):
             self.versionRequested.emit(row, -1 if href == "action:older" else 1)
+        elif href == "action:thinking":
+            self.model().toggle_thinking(row)
+        elif href == "action:copy-thinking":
+            self.copy_thinking(row)
         elif href.startswith("copy-code:") and href[10:].isdigit():
             self.copy_code(row, int(href[10:]))
         elif QUrl(href).scheme() in ("http", "https", "mailto"):
