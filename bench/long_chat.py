@@ -70,7 +70,7 @@ def main(argv: list[str]) -> int:
 
     def open_chat() -> None:
         marks["open"] = time.perf_counter()
-        controller.history.open(chat.id)
+        controller.chat.history.open(chat.id)
 
     reply: dict[str, float] = {}
 
@@ -78,13 +78,13 @@ def main(argv: list[str]) -> int:
         controller.settings.update({"sampling.max_tokens": args.tokens, "sampling.seed": 1})
         # a person types for a while after the model loaded: the load's own follow-up work
         # (the memory estimate for its settings) is done by then
-        controller.modelLoaded.connect(lambda _model: QTimer.singleShot(2000, send))
-        controller.import_files([model], mode="reference", load_first=True)
+        controller.models.modelLoaded.connect(lambda _model: QTimer.singleShot(2000, send))
+        controller.imports.import_files([model], mode="reference", load_first=True)
 
     def send() -> None:
-        controller.replyFinished.connect(finished)
+        controller.chat.replyFinished.connect(finished)
         marks["stream"] = time.perf_counter()
-        controller.send("Write a long story about a lighthouse keeper and a storm.")
+        controller.chat.send("Write a long story about a lighthouse keeper and a storm.")
 
     def finished(stats) -> None:  # noqa: ANN001 - GenerationStats
         marks["stream_end"] = time.perf_counter()

@@ -84,8 +84,8 @@ def main(argv: list[str]) -> int:
         index, count = plan[state["step"]]
         state["step"] += 1
         state["left"] = count
-        controller.new_chat()
-        controller.import_files([models[index]], mode="reference", load_first=True)
+        controller.chat.new_chat()
+        controller.imports.import_files([models[index]], mode="reference", load_first=True)
 
     def loaded(_model: object) -> None:
         state["loads"] += 1
@@ -96,7 +96,7 @@ def main(argv: list[str]) -> int:
             QTimer.singleShot(0, next_load)
             return
         state["left"] -= 1
-        controller.send(f"Reply number {state['done'] + 1}: tell me a story.")
+        controller.chat.send(f"Reply number {state['done'] + 1}: tell me a story.")
 
     visits: dict[int, list[int]] = {}
 
@@ -110,10 +110,10 @@ def main(argv: list[str]) -> int:
         state["failed"].append(message)
         QTimer.singleShot(0, send)
 
-    controller.modelLoaded.connect(loaded)
-    controller.replyFinished.connect(finished)
-    controller.replyFailed.connect(failed)
-    controller.modelLoadFailed.connect(lambda m: (state["failed"].append(m), app.quit()))
+    controller.models.modelLoaded.connect(loaded)
+    controller.chat.replyFinished.connect(finished)
+    controller.chat.replyFailed.connect(failed)
+    controller.models.modelLoadFailed.connect(lambda m: (state["failed"].append(m), app.quit()))
     QTimer.singleShot(0, next_load)
     app.exec()
     wall = time.perf_counter() - started
