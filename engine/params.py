@@ -72,6 +72,7 @@ class SamplingSettings:
     repeat_penalty: float = 1.1
     seed: int = -1  # -1 means a new random seed per reply
     max_tokens: int = 512
+    thinking: bool = True  # False: a template that can (Qwen3's) is asked for no thinking
 
     def with_(self, **changes: object) -> SamplingSettings:
         """A copy with some fields changed."""

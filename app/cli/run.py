@@ -69,7 +69,8 @@ def run(args: argparse.Namespace) -> int:
     if session.mode == MODE_COMPLETION and not args.json:
         print(f"[{COMPLETION_MODE_NOTICE}]", file=sys.stderr)
     sampling = SamplingSettings(
-        temperature=args.temperature, seed=args.seed, max_tokens=args.max_tokens
+        temperature=args.temperature, seed=args.seed, max_tokens=args.max_tokens,
+        thinking=not args.no_thinking,
     )
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -79,8 +80,7 @@ def run(args: argparse.Namespace) -> int:
     show = _Shown(sys.stdout, quiet=args.json)
     try:
         for event in session.generate([Message("user", args.prompt)], sampling, stop,
-                                      thinking_apart=True,
-                                      enable_thinking=False if args.no_thinking else None):
+                                      thinking_apart=True):
             if isinstance(event, ThinkingText):
                 thinking.append(event.text)
                 show.thinking(event.text)

@@ -223,6 +223,15 @@ SETTINGS: dict[str, Setting] = {
             label="Max tokens",
             tooltip="Longest reply, in tokens.",
         ),
+        Setting(
+            "sampling.thinking",
+            bool,
+            _SAMPLING.thinking,
+            label="Thinking",
+            tooltip="Let a reasoning model think before it answers. Off asks models whose "
+            "template can answer at once (Qwen3 and others) to skip it; Save for this model "
+            "keeps the choice with the model.",
+        ),
         Setting("chat.system_prompt", str, "", maximum=100_000, label="System prompt"),
         Setting(
             "import.mode",
@@ -524,4 +533,5 @@ class Settings:
             repeat_penalty=self.get("sampling.repeat_penalty"),
             seed=self.get("sampling.seed"),
             max_tokens=self.get("sampling.max_tokens"),
+            thinking=self.get("sampling.thinking"),
         )

@@ -118,6 +118,8 @@ class Endpoint:
         }  # fmt: skip
         if sampling.seed >= 0:
             body["seed"] = sampling.seed
+        if not sampling.thinking:  # as llama-server (and QuantDesk's server) read it
+            body["chat_template_kwargs"] = {"enable_thinking": False}
         base = self._base()
         started = time.perf_counter()
         first_at, pieces, finish, usage, ended_well = None, 0, None, {}, False

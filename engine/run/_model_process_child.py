@@ -109,7 +109,6 @@ def _serve(requests: _Requests) -> None:
                     request.get("prefill", ""), request.get("raw", False),
                     on_prepared=lambda: emit({"type": "prepared"}),
                     thinking_apart=request.get("thinking_apart", False),
-                    enable_thinking=request.get("enable_thinking"),
                 )  # fmt: skip
                 for event in events:
                     sent = _event(event)

@@ -140,7 +140,6 @@ class ModelProcess:
         prefill: str = "",
         raw: bool = False,
         thinking_apart: bool = False,
-        enable_thinking: bool | None = None,
     ) -> Iterator[GenerationEvent]:
         """Stream the reply to ``messages`` from the host: TokenText events (and ThinkingText
         with ``thinking_apart``, see ``InferenceSession.generate``), then one GenerationStats;
@@ -149,8 +148,7 @@ class ModelProcess:
         self._reply = reply
         self._send({"op": "generate", "id": reply, "messages": [asdict(m) for m in messages],
                     "sampling": asdict(sampling), "prefill": prefill, "raw": raw,
-                    "thinking_apart": thinking_apart,
-                    "enable_thinking": enable_thinking})  # fmt: skip
+                    "thinking_apart": thinking_apart})  # fmt: skip
         started = time.monotonic()
         prepared = False
         asked_stop_at: float | None = None

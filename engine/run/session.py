@@ -191,14 +191,13 @@ class InferenceSession:
         raw: bool = False,
         on_prepared: Callable[[], None] | None = None,
         thinking_apart: bool = False,
-        enable_thinking: bool | None = None,
     ) -> Iterator[GenerationEvent]:
         """Stream the reply to ``messages``: TokenText events, then one GenerationStats.
 
         With ``prefill`` (the reply so far), the model continues that reply; only the new
         text is streamed. ``thinking_apart``: a reasoning model's thinking streams as
         ThinkingText, its markers left out (``chat.reasoning``); else the reply is the text
-        as written. ``enable_thinking`` False asks a template that can for no thinking.
+        as written; ``sampling.thinking`` False asks a template that can for no thinking.
         ``on_prepared`` is called once the chat template has been rendered
         and the prompt tokenized, before any of it is evaluated (the model host's parent
         bounds that step's time).
@@ -206,7 +205,8 @@ class InferenceSession:
         llama = self._require()
         n_ctx = usable_context(llama)
         plan, tokens, dropped = self._fit_prompt(
-            list(messages), n_ctx, sampling.max_tokens, prefill, raw, enable_thinking
+            list(messages), n_ctx, sampling.max_tokens, prefill, raw,
+            None if sampling.thinking else False,
         )
         style = plan.reasoning if thinking_apart else None
         if on_prepared is not None:

@@ -161,10 +161,23 @@ def parse_request(body: Any, *, chat: bool) -> _Request:
         seed=_number(body, "seed", int, -1, 2**31 - 1, -1),
         max_tokens=_number({"max_tokens": limit}, "max_tokens", int, 1, 1 << 20,
                            defaults.max_tokens),  # fmt: skip
+        thinking=_thinking(body),
     )
     options = body.get("stream_options") or {}
     return _Request(messages, sampling, stops, bool(body.get("stream")), not chat,
                     bool(isinstance(options, dict) and options.get("include_usage")))  # fmt: skip
+
+
+def _thinking(body: dict) -> bool:
+    """False when the request asks the template for no thinking, as llama-server reads it:
+    ``"chat_template_kwargs": {"enable_thinking": false}``."""
+    kwargs = body.get("chat_template_kwargs")
+    if kwargs is None:
+        return True
+    if not isinstance(kwargs, dict) or not isinstance(kwargs.get("enable_thinking", True), bool):
+        raise ApiError(400, "'chat_template_kwargs' must be an object; its 'enable_thinking' "
+                       "true or false.", param="chat_template_kwargs")  # fmt: skip
+    return kwargs.get("enable_thinking", True)
 
 
 class OpenAIServer:

@@ -23,11 +23,12 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return write_reasoning_models(tmp_path_factory.mktemp("reasoning"))
 
 
-def _reply(model: Path, apart: bool, **kwargs: object) -> tuple[str, str, GenerationStats]:
+def _reply(model: Path, apart: bool, sampling: SamplingSettings = SAMPLING,
+           ) -> tuple[str, str, GenerationStats]:  # fmt: skip
     host = ModelProcess.load(model, LOAD)
     try:
-        events = list(host.generate([Message("user", "Hi")], SAMPLING, threading.Event(),
-                                    thinking_apart=apart, **kwargs))  # fmt: skip
+        events = list(host.generate([Message("user", "Hi")], sampling, threading.Event(),
+                                    thinking_apart=apart))  # fmt: skip
     finally:
         host.close()
     thinking = "".join(e.text for e in events if isinstance(e, ThinkingText))
@@ -61,5 +62,6 @@ def test_thinking_switched_off_in_the_template_gives_the_answer_alone(
 ) -> None:
     """Qwen3's template writes an empty thinking block into the prompt: the model goes on
     from there with its answer."""
-    thinking, answer, stats = _reply(models["qwen3"], apart=True, enable_thinking=False)
+    thinking, answer, stats = _reply(models["qwen3"], apart=True,
+                                     sampling=SAMPLING.with_(thinking=False))
     assert (thinking, answer) == ("", "Hello!") and stats.completion_tokens == 1

@@ -65,3 +65,31 @@ def test_a_remote_model_on_such_a_server_streams_its_thinking_apart(server) -> N
     assert "".join(e.text for e in events if isinstance(e, ThinkingText)) == (
         "Two and two make four.\n")
     assert "".join(e.text for e in events if isinstance(e, TokenText)) == "It is 4."
+
+
+def test_thinking_can_be_switched_off_per_request_and_a_bad_switch_is_a_400(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    models = write_reasoning_models(tmp_path_factory.mktemp("qwen3"))
+    host = ModelHost(models["qwen3"], LoadSettings(n_ctx=256, n_threads=1, n_gpu_layers=0))
+    running = RunningServer(OpenAIServer(host, "qwen3"))
+    try:
+        client = _client(running)
+        ask = {"model": "qwen3", "messages": [{"role": "user", "content": "Hi"}]}
+        on = client.chat.completions.create(**ask).choices[0].message
+        assert (on.model_extra["reasoning_content"], on.content) == (
+            "The user greets me.", "Hello!")
+        off = client.chat.completions.create(
+            **ask, extra_body={"chat_template_kwargs": {"enable_thinking": False}}
+        ).choices[0].message
+        assert (off.model_extra.get("reasoning_content"), off.content) == (None, "Hello!")
+        with pytest.raises(openai.BadRequestError, match="chat_template_kwargs"):
+            client.chat.completions.create(
+                **ask, extra_body={"chat_template_kwargs": {"enable_thinking": "no"}})
+        events = list(Endpoint(running.url, None).stream_chat(
+            "qwen3", [Message("user", "Hi")], SamplingSettings(thinking=False),
+            threading.Event(), thinking_apart=True))  # fmt: skip
+        assert not any(isinstance(e, ThinkingText) for e in events)  # asked of the server
+    finally:
+        running.stop()
+        host.close()
