@@ -33,9 +33,8 @@ class ServerController(QObject):
         self._timer.timeout.connect(self._show_log)
         page.startRequested.connect(self.start)
         page.stopRequested.connect(self.stop)
-        models.modelLoaded.connect(self._show_model)
-        models.modelUnloaded.connect(self._show_model)
-        models.modelLoadFailed.connect(self._show_model)
+        for change in (models.modelLoaded, models.modelUnloaded, models.modelLoadFailed):
+            change.connect(self._show_model)  # the page names the model served (or none)
         models.modelStopped.connect(self._model_stopped)
         models.modelLoaded.connect(self._reloaded)
         models.modelLoadFailed.connect(self._reload_failed)
