@@ -73,6 +73,7 @@ class SamplingSettings:
     seed: int = -1  # -1 means a new random seed per reply
     max_tokens: int = 512
     thinking: bool = True  # False: a template that can (Qwen3's) is asked for no thinking
+    grammar: str = ""  # GBNF the reply must follow (structured output, chat.structured); "" none
 
     def with_(self, **changes: object) -> SamplingSettings:
         """A copy with some fields changed."""

@@ -31,6 +31,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--json", action="store_true",
                      help="Print one JSON object at the end (a reasoning model's thinking in "
                           "its own field, \"thinking\").")
+    run.add_argument("--json-schema", type=Path, metavar="FILE",
+                     help="Hold the reply to a JSON document valid against this JSON Schema "
+                          "(a grammar constrains sampling, so it always parses).")
     run.add_argument("--no-thinking", action="store_true",
                      help="Ask a model whose template can (Qwen3) to answer without thinking.")
     run.add_argument("--no-probe", action="store_true", help="Skip the child-process test load.")
@@ -70,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"[{COMPLETION_MODE_NOTICE}]", file=sys.stderr)
     sampling = SamplingSettings(
         temperature=args.temperature, seed=args.seed, max_tokens=args.max_tokens,
-        thinking=not args.no_thinking,
+        thinking=not args.no_thinking, grammar=_schema_grammar(args.json_schema),
     )
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -104,6 +107,23 @@ def run(args: argparse.Namespace) -> int:
         if stats is not None:
             print(f"[{stats.summary()}]", file=sys.stderr)
     return 0
+
+
+def _schema_grammar(path: Path | None) -> str:
+    """The grammar of ``--json-schema FILE`` ("" without it); a file that is not a usable
+    JSON Schema is an error that says why."""
+    if path is None:
+        return ""
+    from quantdesk.engine.chat.structured import grammar_for_schema
+
+    try:
+        schema = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise QuantDeskError(f"The JSON Schema file {path} cannot be read: "
+                             f"{exc.strerror}.") from exc
+    except ValueError as exc:
+        raise QuantDeskError(f"{path} is not JSON: {exc}.") from exc
+    return grammar_for_schema(schema)
 
 
 class _Shown:

@@ -165,6 +165,15 @@ class SamplerChain:
         self._n_vocab = n_vocab
         self.chain = lib.llama_sampler_chain_init(lib.llama_sampler_chain_default_params())
         add = lambda sampler: lib.llama_sampler_chain_add(self.chain, sampler)  # noqa: E731
+        self._grammar = None  # structured output: checked after the chain picks (see sample)
+        if sampling.grammar:
+            vocab = lib.llama_model_get_vocab(lib.llama_get_model(ctx))
+            self._grammar = lib.llama_sampler_init_grammar(
+                vocab, sampling.grammar.encode("utf-8"), b"root")  # fmt: skip
+            if not self._grammar:
+                lib.llama_sampler_free(self.chain)
+                self.chain = None
+                raise GenerationError("llama.cpp could not use the output format's grammar.")
         add(lib.llama_sampler_init_penalties(
             n_vocab, PENALTY_LAST_N, sampling.repeat_penalty, 0.0, 0.0
         ))  # fmt: skip
@@ -190,7 +199,7 @@ class SamplerChain:
         self._array.data = None
         self._data = np.empty(0, _TOKEN_DATA)
         self._native = None
-        if self._needed and _native_sampling is not None:
+        if self._needed and _native_sampling is not None and self._grammar is None:
             self._native = _native_sampling.Sampler(
                 _address(lib.llama_get_logits_ith), _address(lib.llama_sampler_apply),
                 _address(lib.llama_sampler_accept), _address(ctx), _address(self.chain),
@@ -252,6 +261,8 @@ class SamplerChain:
     def sample(self) -> int:
         """Pick the next token from the last decoded position's logits (and accept it)."""
         lib = self._lib
+        if self._grammar is not None:
+            return self._sample_in_grammar()
         if not self._needed:
             return lib.llama_sampler_sample(self.chain, self._ctx, -1)
         if self._native is not None:
@@ -260,7 +271,49 @@ class SamplerChain:
             except RuntimeError as error:
                 raise GenerationError(f"{error}.") from error
         logits = self._logits_view()
-        ids = self.candidates(logits)
+        token = self._pick(self.candidates(logits), logits)
+        lib.llama_sampler_accept(self.chain, token)
+        return token
+
+    def _sample_in_grammar(self) -> int:
+        """As llama.cpp's own sampler does it: the chain picks as usual, and only when the
+        grammar refuses that token is the grammar applied and the chain asked again; both
+        accept the token. The grammar goes over the likeliest tokens first (those the chain
+        could pick: top-k, top-p and min-p keep no other), over the whole vocabulary (tens of
+        milliseconds with a 49k vocabulary) only when it allows none of them."""
+        lib = self._lib
+        logits = self._logits_view()
+        ids = self.candidates(logits) if self._needed else np.arange(self._n_vocab)
+        token = self._pick(ids, logits)
+        if not self._grammar_allows(token):
+            allowed = self._allowed(ids, logits) if len(ids) < self._n_vocab else ids[:0]
+            every = allowed if len(allowed) else np.arange(self._n_vocab)
+            token = self._pick(every, logits, first=None if len(allowed) else self._grammar)
+        lib.llama_sampler_accept(self._grammar, token)
+        lib.llama_sampler_accept(self.chain, token)
+        return token
+
+    def _allowed(self, ids: np.ndarray, logits: np.ndarray) -> np.ndarray:
+        """Those of ``ids`` the grammar allows next."""
+        lib = self._lib
+        data = np.empty(len(ids), _TOKEN_DATA)
+        data["id"], data["logit"], data["p"] = ids, logits[ids], 0.0
+        array = lib.llama_token_data_array(
+            data.ctypes.data_as(ctypes.POINTER(lib.llama_token_data)), len(ids), -1, False)
+        lib.llama_sampler_apply(self._grammar, ctypes.byref(array))
+        return data["id"][np.isfinite(data["logit"])]
+
+    def _grammar_allows(self, token: int) -> bool:
+        lib = self._lib
+        one = (lib.llama_token_data * 1)(lib.llama_token_data(token, 1.0, 0.0))
+        single = lib.llama_token_data_array(one, 1, -1, False)
+        lib.llama_sampler_apply(self._grammar, ctypes.byref(single))
+        return bool(np.isfinite(one[0].logit))
+
+    def _pick(self, ids: np.ndarray, logits: np.ndarray, first: object = None) -> int:
+        """The token the chain selects among ``ids`` (``first`` applied before it), not yet
+        accepted."""
+        lib = self._lib
         array = self._array
         if len(self._data) < len(ids):
             self._data = np.empty(max(len(ids), 2 * len(self._data)), _TOKEN_DATA)
@@ -272,18 +325,21 @@ class SamplerChain:
         array.size = len(ids)
         array.selected = -1
         array.sorted = False
+        if first is not None:
+            lib.llama_sampler_apply(first, ctypes.byref(array))
         lib.llama_sampler_apply(self.chain, ctypes.byref(array))
         if not 0 <= array.selected < array.size:
             raise GenerationError("llama.cpp's sampler chain selected no token.")
-        token = int(array.data[array.selected].id)  # the chain sorts (and may move) the data
-        lib.llama_sampler_accept(self.chain, token)
-        return token
+        return int(array.data[array.selected].id)  # the chain sorts (and may move) the data
 
     def close(self) -> None:
         """Free the chain and its samplers."""
         if self.chain is not None:
             self._lib.llama_sampler_free(self.chain)
             self.chain = None
+        if self._grammar is not None:
+            self._lib.llama_sampler_free(self._grammar)
+            self._grammar = None
 
 
 class TokenCache:

@@ -23,6 +23,7 @@ from typing import Any
 
 from aiohttp import web
 
+from quantdesk.engine.chat.structured import SchemaError, grammar_for_response_format
 from quantdesk.engine.chat.templates import Message
 from quantdesk.engine.errors import PromptTooLong, QuantDeskError
 from quantdesk.engine.events import STOP_EOS, GenerationStats, ThinkingText, TokenText
@@ -162,10 +163,20 @@ def parse_request(body: Any, *, chat: bool) -> _Request:
         max_tokens=_number({"max_tokens": limit}, "max_tokens", int, 1, 1 << 20,
                            defaults.max_tokens),  # fmt: skip
         thinking=_thinking(body),
+        grammar=_grammar(body),
     )
     options = body.get("stream_options") or {}
     return _Request(messages, sampling, stops, bool(body.get("stream")), not chat,
                     bool(isinstance(options, dict) and options.get("include_usage")))  # fmt: skip
+
+
+def _grammar(body: dict) -> str:
+    """The grammar of the reply's ``response_format`` ("" for free text); a format or JSON
+    Schema that cannot be used is a 400 that says why."""
+    try:
+        return grammar_for_response_format(body.get("response_format"))
+    except SchemaError as exc:
+        raise ApiError(400, exc.message, param="response_format") from None
 
 
 def _thinking(body: dict) -> bool:

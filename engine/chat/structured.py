@@ -1,0 +1,76 @@
+"""Structured output: a reply held to JSON, or to a JSON Schema, by a grammar llama.cpp samples
+with (a token that would break the format is never picked), so the reply always parses.
+
+OpenAI's ``response_format`` (``{"type": "json_object"}`` or ``{"type": "json_schema",
+"json_schema": {"name": …, "schema": {…}}}``) and a schema file (``quantdesk run
+--json-schema``) both come here. The schema is checked first (JSON Schema's own meta-schema),
+so a wrong one is refused with the reason, then turned into a GBNF grammar by
+llama-cpp-python's port of llama.cpp's converter.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from quantdesk.engine.errors import QuantDeskError
+
+#: Any JSON object (llama.cpp's json.gbnf, limited to an object at the top).
+JSON_OBJECT_GRAMMAR = r"""
+root   ::= object
+value  ::= object | array | string | number | ("true" | "false" | "null") ws
+object ::= "{" ws ( string ":" ws value ("," ws string ":" ws value)* )? "}" ws
+array  ::= "[" ws ( value ("," ws value)* )? "]" ws
+string ::= "\"" ( [^"\\\x7F\x00-\x1F] | "\\" (["\\bfnrt] | "u" [0-9a-fA-F]{4}) )* "\"" ws
+number ::= ("-"? ([0-9] | [1-9] [0-9]{0,15})) ("." [0-9]+)? ([eE] [-+]? [0-9] [1-9]{0,15})? ws
+ws     ::= | " " | "\n" [ \t]{0,20}
+"""
+
+
+class SchemaError(QuantDeskError):
+    """A response format or JSON Schema that cannot be used (the message says why)."""
+
+
+def grammar_for_schema(schema: Any) -> str:
+    """The GBNF grammar of replies that are JSON documents valid against ``schema``."""
+    from jsonschema import exceptions, validators
+
+    if not isinstance(schema, dict):
+        raise SchemaError("The JSON Schema must be a JSON object.")
+    try:
+        validators.validator_for(schema).check_schema(schema)
+    except exceptions.SchemaError as exc:
+        where = "/".join(str(p) for p in exc.absolute_path) or "the top"
+        raise SchemaError(f"The JSON Schema is not valid at {where}: {exc.message}") from None
+    from quantdesk.engine.llama.log import import_llama_cpp
+
+    import_llama_cpp("structured output cannot be used")
+    from llama_cpp.llama_grammar import json_schema_to_gbnf
+
+    try:
+        return json_schema_to_gbnf(json.dumps(schema))
+    except (ValueError, KeyError, TypeError, RecursionError) as exc:  # parts it cannot express
+        raise SchemaError(f"This JSON Schema cannot be turned into a grammar: {exc}") from None
+
+
+def grammar_for_response_format(response_format: Any) -> str:
+    """The grammar for OpenAI's ``response_format``: "" for ``{"type": "text"}`` (or none),
+    any JSON object for ``json_object``, the schema's documents for ``json_schema``."""
+    if response_format is None:
+        return ""
+    if not isinstance(response_format, dict):
+        raise SchemaError("'response_format' must be an object such as "
+                          "{\"type\": \"json_object\"}.")  # fmt: skip
+    kind = response_format.get("type")
+    if kind == "text":
+        return ""
+    if kind == "json_object":
+        return JSON_OBJECT_GRAMMAR
+    if kind == "json_schema":
+        spec = response_format.get("json_schema")
+        if not isinstance(spec, dict) or "schema" not in spec:
+            raise SchemaError("'response_format' of type json_schema needs "
+                              "\"json_schema\": {\"name\": …, \"schema\": {…}}.")  # fmt: skip
+        return grammar_for_schema(spec["schema"])
+    raise SchemaError(f"'response_format' type {kind!r} is not one of text, json_object, "
+                      "json_schema.")  # fmt: skip
