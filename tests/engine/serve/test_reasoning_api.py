@@ -12,11 +12,11 @@ openai = pytest.importorskip("openai")
 
 from quantdesk.engine.chat.templates import Message  # noqa: E402
 from quantdesk.engine.events import ThinkingText, TokenText  # noqa: E402
-from quantdesk.engine.params import LoadSettings, SamplingSettings  # noqa: E402
+from quantdesk.engine.params import SamplingSettings  # noqa: E402
 from quantdesk.engine.remote.models import Endpoint  # noqa: E402
-from quantdesk.engine.run.model_host import ModelHost  # noqa: E402
-from quantdesk.engine.serve.openai_server import OpenAIServer, RunningServer  # noqa: E402
+from quantdesk.engine.serve.openai_server import RunningServer  # noqa: E402
 from tests.support.reasoning_templates import write_reasoning_models  # noqa: E402
+from tests.support.serving import served  # noqa: E402
 
 ASK = {"model": "r1", "messages": [{"role": "user", "content": "2+2?"}], "max_tokens": 40}
 
@@ -24,11 +24,8 @@ ASK = {"model": "r1", "messages": [{"role": "user", "content": "2+2?"}], "max_to
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory):
     models = write_reasoning_models(tmp_path_factory.mktemp("reasoning"))
-    host = ModelHost(models["r1"], LoadSettings(n_ctx=256, n_threads=1, n_gpu_layers=0))
-    running = RunningServer(OpenAIServer(host, "r1"))
-    yield running
-    running.stop()
-    host.close()
+    with served(models["r1"], "r1") as running:
+        yield running
 
 
 def _client(server: RunningServer):
@@ -71,9 +68,7 @@ def test_thinking_can_be_switched_off_per_request_and_a_bad_switch_is_a_400(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
     models = write_reasoning_models(tmp_path_factory.mktemp("qwen3"))
-    host = ModelHost(models["qwen3"], LoadSettings(n_ctx=256, n_threads=1, n_gpu_layers=0))
-    running = RunningServer(OpenAIServer(host, "qwen3"))
-    try:
+    with served(models["qwen3"], "qwen3") as running:
         client = _client(running)
         ask = {"model": "qwen3", "messages": [{"role": "user", "content": "Hi"}]}
         on = client.chat.completions.create(**ask).choices[0].message
@@ -90,6 +85,3 @@ def test_thinking_can_be_switched_off_per_request_and_a_bad_switch_is_a_400(
             "qwen3", [Message("user", "Hi")], SamplingSettings(thinking=False),
             threading.Event(), thinking_apart=True))  # fmt: skip
         assert not any(isinstance(e, ThinkingText) for e in events)  # asked of the server
-    finally:
-        running.stop()
-        host.close()

