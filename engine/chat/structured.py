@@ -27,6 +27,12 @@ ws     ::= | " " | "\n" [ \t]{0,20}
 """
 
 
+#: The string-character rule of llama-cpp-python's schema converter, and JSON's own (no
+#: control characters unescaped, as in llama.cpp's current converter).
+_ANY_CHAR = 'char ::= [^"\\\\]'
+_JSON_CHAR = 'char ::= [^"\\\\\\x7F\\x00-\\x1F]'
+
+
 class SchemaError(QuantDeskError):
     """A response format or JSON Schema that cannot be used (the message says why)."""
 
@@ -48,9 +54,12 @@ def grammar_for_schema(schema: Any) -> str:
     from llama_cpp.llama_grammar import json_schema_to_gbnf
 
     try:
-        return json_schema_to_gbnf(json.dumps(schema))
+        grammar = json_schema_to_gbnf(json.dumps(schema))
     except (ValueError, KeyError, TypeError, RecursionError) as exc:  # parts it cannot express
         raise SchemaError(f"This JSON Schema cannot be turned into a grammar: {exc}") from None
+    # the port's string characters include control characters (a raw newline in a string),
+    # which JSON forbids: strict parsers (Python's json.loads) refuse such a reply
+    return grammar.replace(_ANY_CHAR, _JSON_CHAR)
 
 
 def grammar_for_response_format(response_format: Any) -> str:

@@ -42,6 +42,7 @@ def test_response_formats_become_grammars_and_bad_ones_say_why() -> None:
     grammar = grammar_for_response_format({"type": "json_schema",
                                            "json_schema": {"name": "p", "schema": PERSON}})
     assert '"\\"happy\\""' in grammar and "root ::=" in grammar
+    assert "\\x00-\\x1F" in grammar  # no raw control character in a string: JSON forbids it
     for bad, words in (({"type": "xml"}, "is not one of"),
                        ({"type": "json_schema", "json_schema": {"name": "p"}}, "needs"),
                        ("json", "must be an object")):  # fmt: skip
