@@ -293,7 +293,7 @@ class ChatController(QObject):
                 self._thinking_since = time.monotonic()
             self._thinking.append(text)
             self.page.transcript.append_thinking(self._reply_row, text)
-            self.history.on_reply_thinking("".join(self._thinking))
+            self.history.on_reply_thinking(self._thinking)
 
     def _close_thinking(self, seconds: float) -> None:
         """The thinking ended: its block closes and says how long it took."""

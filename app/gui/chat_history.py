@@ -66,7 +66,7 @@ class ChatHistory(QObject):
         self.chat_id: int | None = None
         self._reply_id: int | None = None
         self._parts: list[str] = []
-        self._thinking = ""  # the thinking of the reply being written
+        self._thinking: list[str] = []  # the thinking of the reply being written, in pieces
         self._saved_at = 0.0
         self._search = ""
         self._new_chat_draft = ""  # typed in a chat that has no message yet
@@ -261,7 +261,7 @@ class ChatHistory(QObject):
         chat_id = self.chat_id
         if chat_id is None:
             return (1, 1)
-        self._parts, self._thinking = [], ""
+        self._parts, self._thinking = [], []
         self._saved_at = time.monotonic()
 
         def save() -> int:
@@ -318,7 +318,7 @@ class ChatHistory(QObject):
         self._reply_id = reply.id if reply is not None else None
         self.reply_stats_before = reply.stats if reply is not None else {}
         self._parts = [text]
-        self._thinking = reply.thinking if reply is not None else ""
+        self._thinking = [reply.thinking] if reply is not None else []
         self._saved_at = time.monotonic()
         if self._reply_id is not None:
             self._keep_reply(text, complete=False)
@@ -329,7 +329,7 @@ class ChatHistory(QObject):
         assert reply_id is not None
         self.saving.keep(("message", reply_id),
                          partial(self.store.update_message, reply_id, text,
-                                 thinking=self._thinking, **fields), text)  # fmt: skip
+                                 thinking="".join(self._thinking), **fields), text)  # fmt: skip
 
     def on_reply_text(self, parts: list[str]) -> None:
         """The reply so far; saved when the last save is older than SAVE_INTERVAL_S."""
@@ -343,9 +343,10 @@ class ChatHistory(QObject):
             self._keep_reply("".join(self._parts))
             self._saved_at = now
 
-    def on_reply_thinking(self, thinking: str) -> None:
-        """The reply's thinking so far (a reasoning model's); saved as the text is."""
-        self._thinking = thinking
+    def on_reply_thinking(self, parts: list[str]) -> None:
+        """The reply's thinking so far (a reasoning model's), in pieces; saved as the text is
+        (joined only when it is saved)."""
+        self._thinking = parts
         self._save_soon()
 
     def on_reply_finished(self, text: str, stats: GenerationStats) -> None:

@@ -285,7 +285,7 @@ class SamplerChain:
         logits = self._logits_view()
         ids = self.candidates(logits) if self._needed else np.arange(self._n_vocab)
         token = self._pick(ids, logits)
-        if not self._grammar_allows(token):
+        if not len(self._allowed(np.array([token]), logits)):
             allowed = self._allowed(ids, logits) if len(ids) < self._n_vocab else ids[:0]
             every = allowed if len(allowed) else np.arange(self._n_vocab)
             token = self._pick(every, logits, first=None if len(allowed) else self._grammar)
@@ -302,13 +302,6 @@ class SamplerChain:
             data.ctypes.data_as(ctypes.POINTER(lib.llama_token_data)), len(ids), -1, False)
         lib.llama_sampler_apply(self._grammar, ctypes.byref(array))
         return data["id"][np.isfinite(data["logit"])]
-
-    def _grammar_allows(self, token: int) -> bool:
-        lib = self._lib
-        one = (lib.llama_token_data * 1)(lib.llama_token_data(token, 1.0, 0.0))
-        single = lib.llama_token_data_array(one, 1, -1, False)
-        lib.llama_sampler_apply(self._grammar, ctypes.byref(single))
-        return bool(np.isfinite(one[0].logit))
 
     def _pick(self, ids: np.ndarray, logits: np.ndarray, first: object = None) -> int:
         """The token the chain selects among ``ids`` (``first`` applied before it), not yet
