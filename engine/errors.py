@@ -63,6 +63,10 @@ class PromptTooLong(GenerationError):
     """The prompt alone fills the model's context (the API answers 400, as OpenAI's does)."""
 
 
+class ToolError(GenerationError):
+    """Tools, a tool choice or a conversation with tool calls that cannot be used."""
+
+
 class TemplateError(QuantDeskError):
     """A chat template could not be rendered safely."""
 

@@ -26,6 +26,16 @@ class ThinkingText:
 
 
 @dataclass(frozen=True)
+class ToolCall:
+    """A call the reply makes to one of the tools it was given (see ``chat.tools``):
+    ``arguments`` is the JSON text of an object, as OpenAI's API gives it."""
+
+    id: str
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True)
 class PromptReady:
     """The prompt is in the context and the reply begins: how many tokens it takes of how many."""
 
@@ -104,4 +114,4 @@ def saved_stats_summary(stats: dict) -> str:
         return ""
 
 
-GenerationEvent = TokenText | ThinkingText | PromptReady | GenerationStats
+GenerationEvent = TokenText | ThinkingText | ToolCall | PromptReady | GenerationStats

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
+from quantdesk.engine.chat.tools import ToolRequest
 from quantdesk.engine.errors import (
     EstimateError,
     InvalidGGUF,
@@ -330,8 +331,10 @@ class WorkerHost:
         self._worker = worker
 
     def submit(self, messages: list, sampling: SamplingSettings, *, raw: bool = False,
-               thinking_apart: bool = False, events: object | None = None) -> Job:  # fmt: skip
+               thinking_apart: bool = False, events: object | None = None,
+               tools: ToolRequest | None = None) -> Job:  # fmt: skip
         """Queue a generation on the worker thread (callable from any thread)."""
-        job = Job.new(messages, sampling, raw=raw, thinking_apart=thinking_apart, events=events)
+        job = Job.new(messages, sampling, raw=raw, thinking_apart=thinking_apart, events=events,
+                      tools=tools)  # fmt: skip
         self._worker.jobRequested.emit(job)
         return job

@@ -60,7 +60,7 @@ def reasoning_style(template: str | None, prompt: str) -> ReasoningStyle:
                           switchable="enable_thinking" in template)  # fmt: skip
 
 
-def _held_back(text: str, markers: frozenset[str]) -> int:
+def held_back(text: str, markers: frozenset[str]) -> int:
     """How many characters at the end of ``text`` could be the start of a marker."""
     longest = 0
     for marker in markers:
@@ -140,7 +140,7 @@ class ReplySplitter:
                     self._buffer = self._buffer[end + len(THINK_CLOSE):]
                     self._switch(ANSWER)
                     continue
-                keep = 0 if final else _held_back(self._buffer, frozenset({THINK_CLOSE}))
+                keep = 0 if final else held_back(self._buffer, frozenset({THINK_CLOSE}))
                 self._emit(parts, THINKING, self._buffer[: len(self._buffer) - keep])
                 self._buffer = self._buffer[len(self._buffer) - keep:]
                 break
@@ -158,7 +158,7 @@ class ReplySplitter:
             at, marker = min(((self._buffer.find(m), m) for m in markers if m in self._buffer),
                              default=(-1, ""))  # fmt: skip
             if at < 0:
-                cut = len(self._buffer) - (0 if final else _held_back(self._buffer, markers))
+                cut = len(self._buffer) - (0 if final else held_back(self._buffer, markers))
                 self._harmony_text(parts, self._buffer[:cut])
                 self._buffer = self._buffer[cut:]
                 break

@@ -16,6 +16,7 @@ intercepts the operator).
 from __future__ import annotations
 
 import datetime
+import json
 import math
 import re
 import sys
@@ -46,21 +47,53 @@ class _TookTooLong(Exception):
 
 @dataclass(frozen=True)
 class Message:
-    """One chat turn: role is "system", "user" or "assistant"; an assistant's ``reasoning`` is
-    the thinking that came before its answer ``content`` (empty when it did not think)."""
+    """One chat turn: role is "system", "user", "assistant" or "tool"; an assistant's
+    ``reasoning`` is the thinking that came before its answer ``content`` (empty when it did not
+    think), its ``tool_calls`` the calls it made (``{"id", "name", "arguments"}``, the arguments
+    as JSON text); a tool's turn is the result of call ``tool_call_id`` of function ``name``."""
 
     role: str
     content: str
     reasoning: str = ""
+    tool_calls: tuple[dict[str, str], ...] = ()
+    tool_call_id: str = ""
+    name: str = ""
 
-    def template_turn(self) -> dict[str, str]:
+    def template_turn(self) -> dict[str, Any]:
         """The turn as chat templates read it. Thinking goes where templates look for it:
         ``reasoning_content`` (Qwen3 and others) and ``thinking`` (gpt-oss); templates that
-        read neither drop it, as their models expect."""
-        turn = {"role": self.role, "content": self.content}
+        read neither drop it, as their models expect. Calls are OpenAI's ``tool_calls``, their
+        arguments an object (templates turn it to JSON)."""
+        turn: dict[str, Any] = {"role": self.role, "content": self.content}
         if self.reasoning:
             turn["reasoning_content"] = turn["thinking"] = self.reasoning
+        if self.tool_calls:
+            turn["tool_calls"] = [
+                {"id": c["id"], "type": "function",
+                 "function": {"name": c["name"], "arguments": arguments_object(c["arguments"])}}
+                for c in self.tool_calls]  # fmt: skip
+        if self.role == "tool":
+            turn["tool_call_id"] = self.tool_call_id
+            if self.name:
+                turn["name"] = self.name
         return turn
+
+
+def arguments_object(arguments: str) -> Any:
+    """A call's arguments (JSON text) as templates render them: an object, which they turn
+    to JSON themselves (the text as it is if it is not JSON)."""
+    try:
+        return json.loads(arguments)
+    except (TypeError, ValueError):
+        return arguments
+
+
+def _tojson(value: Any, indent: int | None = None, separators: Any = None,
+            sort_keys: bool = False, ensure_ascii: bool = False) -> str:  # fmt: skip
+    """Jinja's ``tojson`` as Hugging Face's templates expect it: plain JSON (Jinja's own
+    escapes ``<``, ``>``, ``&`` and ``'`` for HTML, which would reach the prompt)."""
+    return json.dumps(value, indent=indent, separators=tuple(separators) if separators else None,
+                      sort_keys=sort_keys, ensure_ascii=ensure_ascii)  # fmt: skip
 
 
 def _too_big(what: str) -> SecurityError:
@@ -141,6 +174,7 @@ def _environment() -> ImmutableSandboxedEnvironment:
     env.globals["range"] = _bounded_range
     env.globals["raise_exception"] = _raise_exception
     env.globals["strftime_now"] = _strftime_now
+    env.filters["tojson"] = _tojson
     return env
 
 
@@ -152,11 +186,13 @@ def render_chat(
     eos_token: str = "",
     add_generation_prompt: bool = True,
     enable_thinking: bool | None = None,
+    tools: Sequence[dict] | None = None,
 ) -> str:
     """Render ``messages`` with a GGUF chat template into the prompt text.
 
     ``enable_thinking`` False asks a template that reads it (Qwen3) for a reply without
-    thinking; None leaves the template's own default.
+    thinking; None leaves the template's own default. ``tools``: OpenAI tool definitions, for
+    a template that renders them (``chat.tools``).
 
     Raises :class:`TemplateError` with a readable message when the template is
     malformed, tries something the sandbox forbids, or produces absurd output.
@@ -172,6 +208,8 @@ def render_chat(
                                "add_generation_prompt": add_generation_prompt}  # fmt: skip
     if enable_thinking is not None:
         context["enable_thinking"] = enable_thinking
+    if tools:
+        context["tools"] = list(tools)
     try:
         text = _within_time(
             RENDER_TIME_LIMIT_S, lambda: _environment().from_string(template).render(**context)

@@ -22,7 +22,8 @@ from urllib.parse import quote, unquote, urlsplit
 import httpx2
 
 from quantdesk.engine.chat.templates import Message
-from quantdesk.engine.errors import GenerationError, QuantDeskError
+from quantdesk.engine.chat.tools import ToolRequest
+from quantdesk.engine.errors import GenerationError, QuantDeskError, ToolError
 from quantdesk.engine.events import (
     STOP_EOS,
     STOP_LENGTH,
@@ -253,9 +254,13 @@ class RemoteSession:
 
     def generate(self, messages: Sequence[Message], sampling: SamplingSettings,
                  stop: threading.Event, prefill: str = "", raw: bool = False,
-                 thinking_apart: bool = False) -> Iterator[GenerationEvent]:  # fmt: skip
+                 thinking_apart: bool = False,
+                 tools: ToolRequest | None = None) -> Iterator[GenerationEvent]:  # fmt: skip
         """Stream the server's reply to ``messages``: TokenText events (ThinkingText too, with
         ``thinking_apart``), then GenerationStats."""
+        if tools is not None:
+            raise ToolError(f"'{self.remote.model}' runs on {self.remote.host}: tools cannot "
+                            "be passed on to it from here; call that server directly.")
         if prefill or raw:
             what = "continued" if prefill else "completed as plain text (no chat template)"
             raise GenerationError(

@@ -65,17 +65,32 @@ class _Requests:
 
 
 def _event(event: object) -> dict[str, Any]:
-    from quantdesk.engine.events import GenerationStats, PromptReady, ThinkingText, TokenText
+    from quantdesk.engine.events import (
+        GenerationStats,
+        PromptReady,
+        ThinkingText,
+        TokenText,
+        ToolCall,
+    )
 
     if isinstance(event, TokenText):
         return {"type": "token", "text": event.text}
     if isinstance(event, ThinkingText):
         return {"type": "thinking", "text": event.text}
+    if isinstance(event, ToolCall):
+        return {"type": "tool_call", **asdict(event)}
     if isinstance(event, PromptReady):
         return {"type": "prompt", **asdict(event)}
     if isinstance(event, GenerationStats):
         return {"type": "stats", **asdict(event)}
     raise TypeError(f"unknown generation event {event!r}")
+
+
+def _tools(sent: dict | None) -> object:
+    """The ToolRequest the parent sent (None for none)."""
+    from quantdesk.engine.chat.tools import ToolRequest
+
+    return None if sent is None else ToolRequest(tuple(sent["tools"]), sent["choice"])
 
 
 def _serve(requests: _Requests) -> None:
@@ -109,6 +124,7 @@ def _serve(requests: _Requests) -> None:
                     request.get("prefill", ""), request.get("raw", False),
                     on_prepared=lambda: emit({"type": "prepared"}),
                     thinking_apart=request.get("thinking_apart", False),
+                    tools=_tools(request.get("tools")),
                 )  # fmt: skip
                 for event in events:
                     sent = _event(event)

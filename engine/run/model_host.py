@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from quantdesk.engine.chat.templates import Message
+from quantdesk.engine.chat.tools import ToolRequest
 from quantdesk.engine.errors import QuantDeskError
 from quantdesk.engine.events import GenerationEvent
 from quantdesk.engine.params import LoadSettings, SamplingSettings
@@ -36,15 +37,17 @@ class Job:
     sampling: SamplingSettings
     raw: bool = False
     thinking_apart: bool = False  # a reasoning model's thinking comes as ThinkingText
+    tools: ToolRequest | None = None  # functions the reply may call (ToolCall events)
     stop: threading.Event = field(default_factory=threading.Event)
     events: queue.Queue = field(default_factory=queue.Queue)
 
     @classmethod
     def new(cls, messages: Sequence[Message], sampling: SamplingSettings, *, raw: bool = False,
-            thinking_apart: bool = False, events: object | None = None) -> Job:  # fmt: skip
+            thinking_apart: bool = False, events: object | None = None,
+            tools: ToolRequest | None = None) -> Job:  # fmt: skip
         """A job for ``messages``; ``events``: any object with ``put(item)`` to receive its
         events instead of the job's own queue (an asyncio bridge)."""
-        job = cls(list(messages), sampling, raw=raw, thinking_apart=thinking_apart)
+        job = cls(list(messages), sampling, raw=raw, thinking_apart=thinking_apart, tools=tools)
         if events is not None:
             job.events = events  # type: ignore[assignment]
         return job
@@ -69,7 +72,8 @@ def run_job(session: ModelProcess | None, job: Job) -> None:
     elif not job.stop.is_set():
         try:
             for event in session.generate(job.messages, job.sampling, job.stop, raw=job.raw,
-                                          thinking_apart=job.thinking_apart):  # fmt: skip
+                                          thinking_apart=job.thinking_apart,
+                                          tools=job.tools):  # fmt: skip
                 job.events.put(event)
         except QuantDeskError as exc:
             job.events.put(exc)
@@ -98,15 +102,17 @@ class ModelHost:
 
     def submit(self, messages: Sequence[Message], sampling: SamplingSettings, *,
                raw: bool = False, thinking_apart: bool = False,
-               events: object | None = None) -> Job:  # fmt: skip
+               events: object | None = None, tools: ToolRequest | None = None) -> Job:  # fmt: skip
         """Queue a generation; read it with ``job.results()``, cancel with ``job.stop.set()``.
 
         ``raw``: the last message's text is the whole prompt (no chat template: a plain
         completion). ``thinking_apart``: a reasoning model's thinking comes as ThinkingText.
         ``events``: any object with ``put(item)`` to receive the events instead of the job's
-        own queue (an asyncio bridge); the end is the :data:`DONE` marker.
+        own queue (an asyncio bridge); the end is the :data:`DONE` marker. ``tools``: the
+        functions the reply may call.
         """
-        job = Job.new(messages, sampling, raw=raw, thinking_apart=thinking_apart, events=events)
+        job = Job.new(messages, sampling, raw=raw, thinking_apart=thinking_apart, events=events,
+                      tools=tools)  # fmt: skip
         self._jobs.put(job)
         return job
 

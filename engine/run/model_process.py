@@ -32,6 +32,7 @@ from typing import Any
 
 from quantdesk.engine import errors
 from quantdesk.engine.chat.templates import Message
+from quantdesk.engine.chat.tools import ToolRequest
 from quantdesk.engine.child_process import EVENT_MARKER, crash_reason, module_command
 from quantdesk.engine.errors import ModelLoadError, ModelStopped, QuantDeskError
 from quantdesk.engine.events import (
@@ -40,6 +41,7 @@ from quantdesk.engine.events import (
     PromptReady,
     ThinkingText,
     TokenText,
+    ToolCall,
 )
 from quantdesk.engine.gguf.model_info import ModelReport, summarize
 from quantdesk.engine.gguf.reader import read_header_cached
@@ -140,15 +142,17 @@ class ModelProcess:
         prefill: str = "",
         raw: bool = False,
         thinking_apart: bool = False,
+        tools: ToolRequest | None = None,
     ) -> Iterator[GenerationEvent]:
         """Stream the reply to ``messages`` from the host: TokenText events (and ThinkingText
-        with ``thinking_apart``, see ``InferenceSession.generate``), then one GenerationStats;
-        ``stop`` set: the host stops before its next token."""
+        with ``thinking_apart``, ToolCall with ``tools``, see ``InferenceSession.generate``),
+        then one GenerationStats; ``stop`` set: the host stops before its next token."""
         reply = next(self._ids)
         self._reply = reply
         self._send({"op": "generate", "id": reply, "messages": [asdict(m) for m in messages],
                     "sampling": asdict(sampling), "prefill": prefill, "raw": raw,
-                    "thinking_apart": thinking_apart})  # fmt: skip
+                    "thinking_apart": thinking_apart,
+                    "tools": None if tools is None else asdict(tools)})  # fmt: skip
         started = time.monotonic()
         prepared = False
         asked_stop_at: float | None = None
@@ -178,6 +182,8 @@ class ModelProcess:
                 yield TokenText(event["text"])
             elif kind == "thinking":
                 yield ThinkingText(event["text"])
+            elif kind == "tool_call":
+                yield ToolCall(event["id"], event["name"], event["arguments"])
             elif kind == "prepared":
                 prepared = True
             elif kind == "prompt":

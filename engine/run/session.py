@@ -14,8 +14,9 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from quantdesk.engine.chat.prompting import PromptPlan, drop_oldest_turn, plan_prompt
-from quantdesk.engine.chat.reasoning import THINKING, ReasoningStyle, ReplySplitter
+from quantdesk.engine.chat.reasoning import ANSWER, THINKING, ReasoningStyle, ReplySplitter
 from quantdesk.engine.chat.templates import Message
+from quantdesk.engine.chat.tools import TOOL_MARKERS, ToolCallSplitter, ToolRequest, tool_grammar
 from quantdesk.engine.cluster.rpc import split_across_workers
 from quantdesk.engine.errors import GenerationError, ModelLoadError, PromptTooLong
 from quantdesk.engine.estimate.kv import KV_TYPES
@@ -158,9 +159,11 @@ class InferenceSession:
         prefill: str = "",
         raw: bool = False,
         enable_thinking: bool | None = None,
+        tools: ToolRequest | None = None,
     ) -> PromptPlan:
         """The prompt text (and mode) the conversation turns into for this model; ``raw``: the
-        last message as it is, without the chat template (a plain completion)."""
+        last message as it is, without the chat template (a plain completion); ``tools``: the
+        functions the reply may call."""
         llama = self._require()
         return plan_prompt(
             messages,
@@ -169,6 +172,7 @@ class InferenceSession:
             eos_token=_token_text(llama, llama.token_eos()),
             prefill=prefill,
             enable_thinking=enable_thinking,
+            tools=tools,
         )
 
     def prompt_tokens(self, plan: PromptPlan) -> list[int]:
@@ -191,6 +195,7 @@ class InferenceSession:
         raw: bool = False,
         on_prepared: Callable[[], None] | None = None,
         thinking_apart: bool = False,
+        tools: ToolRequest | None = None,
     ) -> Iterator[GenerationEvent]:
         """Stream the reply to ``messages``: TokenText events, then one GenerationStats.
 
@@ -198,6 +203,8 @@ class InferenceSession:
         text is streamed. ``thinking_apart``: a reasoning model's thinking streams as
         ThinkingText, its markers left out (``chat.reasoning``); else the reply is the text
         as written; ``sampling.thinking`` False asks a template that can for no thinking.
+        ``tools``: the functions the reply may call; its calls come as ToolCall events (and
+        with a forced choice a grammar makes it call one, ``chat.tools``).
         ``on_prepared`` is called once the chat template has been rendered
         and the prompt tokenized, before any of it is evaluated (the model host's parent
         bounds that step's time).
@@ -206,9 +213,11 @@ class InferenceSession:
         n_ctx = usable_context(llama)
         plan, tokens, dropped = self._fit_prompt(
             list(messages), n_ctx, sampling.max_tokens, prefill, raw,
-            None if sampling.thinking else False,
+            None if sampling.thinking else False, tools,
         )
         style = plan.reasoning if thinking_apart else None
+        if plan.tool_format and (grammar := tool_grammar(tools, plan.tool_format)):
+            sampling = sampling.with_(grammar=grammar)
         if on_prepared is not None:
             on_prepared()
         if len(tokens) >= n_ctx:
@@ -230,8 +239,11 @@ class InferenceSession:
             evaluated = self._cache.prefill(tokens)
             yield PromptReady(len(tokens), n_ctx)
             chain = SamplerChain(ctx, llama.n_vocab(), sampling, seed)
-            text = Detokenizer(vocab, style.markers if style else frozenset())
-            split = _Split(style)
+            markers = (style.markers if style else frozenset()) | (
+                TOOL_MARKERS if plan.tool_format else frozenset())  # fmt: skip
+            text = Detokenizer(vocab, markers)
+            split = _Split(style, ToolCallSplitter(plan.tool_format, tools)
+                           if tools is not None and plan.tool_format else None)  # fmt: skip
             try:
                 while True:
                     token = chain.sample()
@@ -281,6 +293,7 @@ class InferenceSession:
         prefill: str = "",
         raw: bool = False,
         enable_thinking: bool | None = None,
+        tools: ToolRequest | None = None,
     ) -> tuple[PromptPlan, list[int], int]:
         """The prompt's plan and tokens, leaving the oldest turns out until a reply has room.
 
@@ -290,7 +303,7 @@ class InferenceSession:
         room_for_reply = min(max_tokens, max(16, n_ctx // 4))
         dropped = 0
         while True:
-            plan = self.plan(messages, prefill, raw, enable_thinking)
+            plan = self.plan(messages, prefill, raw, enable_thinking, tools)
             tokens = self.prompt_tokens(plan)
             if len(tokens) + room_for_reply <= n_ctx:
                 return plan, tokens, dropped
@@ -303,22 +316,36 @@ class InferenceSession:
 
 class _Split:
     """The reply's text as events: all of it TokenText, or (with a reasoning style) the
-    thinking as ThinkingText and the answer as TokenText."""
+    thinking as ThinkingText and the answer as TokenText; with tools, the answer's calls as
+    ToolCall events."""
 
-    def __init__(self, style: ReasoningStyle | None) -> None:
+    def __init__(self, style: ReasoningStyle | None,
+                 calls: ToolCallSplitter | None = None) -> None:  # fmt: skip
         self._splitter = ReplySplitter(style) if style is not None else None
+        self._calls = calls
 
     def feed(self, text: str, final: bool = False) -> Iterator[GenerationEvent]:
         """The events ``text`` completes (``final``: the reply's last text)."""
         if self._splitter is None:
-            if text:
-                yield TokenText(text)
-            return
-        parts = self._splitter.feed(text)
-        if final:
-            parts += self._splitter.flush()
+            parts = [(ANSWER, text)] if text else []
+        else:
+            parts = self._splitter.feed(text)
+            if final:
+                parts += self._splitter.flush()
         for kind, part in parts:
-            yield ThinkingText(part) if kind == THINKING else TokenText(part)
+            if kind == THINKING:
+                yield ThinkingText(part)
+            elif self._calls is None:
+                yield TokenText(part)
+            else:
+                yield from _answer_events(self._calls.feed(part))
+        if final and self._calls is not None:
+            yield from _answer_events(self._calls.flush())
+
+
+def _answer_events(items: list) -> Iterator[GenerationEvent]:
+    for item in items:
+        yield TokenText(item) if isinstance(item, str) else item
 
 
 def usable_context(llama) -> int:  # noqa: ANN001 - llama_cpp.Llama

@@ -25,8 +25,9 @@ from aiohttp import web
 
 from quantdesk.engine.chat.structured import SchemaError, grammar_for_response_format
 from quantdesk.engine.chat.templates import Message
-from quantdesk.engine.errors import PromptTooLong, QuantDeskError
-from quantdesk.engine.events import STOP_EOS, GenerationStats, ThinkingText, TokenText
+from quantdesk.engine.chat.tools import ToolRequest, tool_request
+from quantdesk.engine.errors import PromptTooLong, QuantDeskError, ToolError
+from quantdesk.engine.events import STOP_EOS, GenerationStats, ThinkingText, TokenText, ToolCall
 from quantdesk.engine.params import SamplingSettings
 from quantdesk.engine.run.model_host import DONE, ModelHost
 from quantdesk.engine.serve._api_guard import (
@@ -38,7 +39,7 @@ from quantdesk.engine.serve._api_guard import (
     RequestPolicy,
 )
 
-ROLES = ("system", "user", "assistant")
+ROLES = ("system", "user", "assistant", "tool")
 MAX_STOP_SEQUENCES = 4  # as OpenAI's API
 
 
@@ -95,6 +96,7 @@ class _Request:
     stream: bool
     raw: bool
     include_usage: bool
+    tools: ToolRequest | None = None
 
 
 def _number(body: dict, name: str, kind: type, low: float, high: float, default: Any) -> Any:
@@ -128,15 +130,10 @@ def parse_request(body: Any, *, chat: bool) -> _Request:
         raw_messages = body.get("messages")
         if not isinstance(raw_messages, list) or not raw_messages:
             raise ApiError(400, "'messages' must be a non-empty list.", param="messages")
-        messages = []
-        for i, m in enumerate(raw_messages):
-            if not isinstance(m, dict) or m.get("role") not in ROLES:
-                raise ApiError(400, f"messages[{i}].role must be one of {', '.join(ROLES)}.",
-                               param=f"messages[{i}].role")  # fmt: skip
-            text = _content(m.get("content"), f"messages[{i}].content")
-            messages.append(Message(m["role"], text))
-        if messages[-1].role != "user":
-            raise ApiError(400, "The last message must be from the user.", param="messages")
+        messages = [_message(m, i) for i, m in enumerate(raw_messages)]
+        if messages[-1].role not in ("user", "tool"):
+            raise ApiError(400, "The last message must be from the user (or a tool's result).",
+                           param="messages")  # fmt: skip
     else:
         prompt = body.get("prompt")
         if isinstance(prompt, list) and len(prompt) == 1:
@@ -167,7 +164,52 @@ def parse_request(body: Any, *, chat: bool) -> _Request:
     )
     options = body.get("stream_options") or {}
     return _Request(messages, sampling, stops, bool(body.get("stream")), not chat,
-                    bool(isinstance(options, dict) and options.get("include_usage")))  # fmt: skip
+                    bool(isinstance(options, dict) and options.get("include_usage")),
+                    _tools(body) if chat else None)  # fmt: skip
+
+
+def _message(m: Any, i: int) -> Message:
+    """messages[i] of a chat request: a turn, an assistant's calls, or a tool's result."""
+    if not isinstance(m, dict) or m.get("role") not in ROLES:
+        raise ApiError(400, f"messages[{i}].role must be one of {', '.join(ROLES)}.",
+                       param=f"messages[{i}].role")  # fmt: skip
+    calls = m.get("tool_calls") if m["role"] == "assistant" else None
+    if calls is not None and not isinstance(calls, list):
+        raise ApiError(400, f"messages[{i}].tool_calls must be a list.",
+                       param=f"messages[{i}].tool_calls")  # fmt: skip
+    content = m.get("content")
+    text = "" if content is None and calls else _content(content, f"messages[{i}].content")
+    if m["role"] == "tool":
+        ident = m.get("tool_call_id")
+        if not isinstance(ident, str) or not ident:
+            raise ApiError(400, f"messages[{i}] is a tool's result: it needs the "
+                           "'tool_call_id' of the call it answers.",
+                           param=f"messages[{i}].tool_call_id")  # fmt: skip
+        return Message("tool", text, tool_call_id=ident, name=str(m.get("name") or ""))
+    return Message(m["role"], text, tool_calls=tuple(
+        _call(c, f"messages[{i}].tool_calls[{j}]") for j, c in enumerate(calls or ())))
+
+
+def _call(call: Any, where: str) -> dict[str, str]:
+    """One of an assistant message's ``tool_calls``, as :class:`Message` keeps it."""
+    function = call.get("function") if isinstance(call, dict) else None
+    if not isinstance(function, dict) or not isinstance(function.get("name"), str):
+        raise ApiError(400, f"{where} must be {{\"id\": …, \"type\": \"function\", "
+                       "\"function\": {\"name\": …, \"arguments\": \"…\"}}.",
+                       param=where)  # fmt: skip
+    arguments = function.get("arguments", "{}")
+    if not isinstance(arguments, str):
+        arguments = json.dumps(arguments)
+    return {"id": str(call.get("id") or ""), "name": function["name"], "arguments": arguments}
+
+
+def _tools(body: dict) -> ToolRequest | None:
+    """The request's ``tools`` and ``tool_choice``; ones that cannot be used are a 400."""
+    try:
+        return tool_request(body.get("tools"), body.get("tool_choice"))
+    except ToolError as exc:
+        param = "tool_choice" if "tool_choice" in exc.message else "tools"
+        raise ApiError(400, exc.message, param=param) from None
 
 
 def _grammar(body: dict) -> str:
@@ -265,6 +307,8 @@ class OpenAIServer:
             response = ApiError(exc.status, exc.reason or "Not found.").response()
         except PromptTooLong as exc:
             response = ApiError(400, exc.message, code="context_length_exceeded").response()
+        except ToolError as exc:
+            response = ApiError(400, exc.message, param="tools").response()
         except QuantDeskError as exc:
             response = ApiError(500, exc.message, kind="server_error").response()
         self._count(request, response)
@@ -319,7 +363,7 @@ class OpenAIServer:
                     pass  # finishes unread instead of raising on the model's thread
 
         job = self.host.submit(req.messages, req.sampling, raw=req.raw, thinking_apart=chat,
-                               events=Bridge())  # fmt: skip
+                               events=Bridge(), tools=req.tools)  # fmt: skip
         try:
             while (item := await queue.get()) is not DONE:
                 if isinstance(item, QuantDeskError):
@@ -336,6 +380,8 @@ class OpenAIServer:
         matcher = StopMatcher(req.stops)
         stats: GenerationStats | None = None
 
+        calls: list[ToolCall] = []
+
         def choice(text: str, finish: str | None, delta: bool, thinking: str = "") -> dict:
             if not chat:
                 return {"index": 0, "text": text, "logprobs": None, "finish_reason": finish}
@@ -345,6 +391,9 @@ class OpenAIServer:
                 body["reasoning_content"] = thinking
             if delta and thinking and not text:
                 del body["content"]
+            if calls and not delta:
+                body["tool_calls"] = [_call_body(c) for c in calls]
+                body["content"] = text or None
             return {"index": 0, key: body, "finish_reason": finish}
 
         def usage() -> dict:
@@ -354,6 +403,8 @@ class OpenAIServer:
                     "total_tokens": prompt + done}  # fmt: skip
 
         def finish_reason() -> str:
+            if calls:
+                return "tool_calls"
             if matcher.stopped or (stats is not None and stats.stop_reason == STOP_EOS):
                 return "stop"
             return "length"
@@ -363,6 +414,8 @@ class OpenAIServer:
             async for event in self._events(req, chat):
                 if isinstance(event, ThinkingText):
                     thinking.append(event.text)
+                elif isinstance(event, ToolCall):
+                    calls.append(event)
                 elif isinstance(event, TokenText) and not matcher.stopped:
                     parts.append(matcher.feed(event.text))
                     if matcher.stopped:
@@ -395,6 +448,15 @@ class OpenAIServer:
         async for event in self._events(req, chat):
             if isinstance(event, ThinkingText):
                 await send(chunk("", None, thinking=event.text))
+            elif isinstance(event, ToolCall):  # its name first, then its arguments
+                calls.append(event)
+                head, rest = _call_body(event, len(calls) - 1), {"index": len(calls) - 1}
+                rest["function"] = {"arguments": head["function"]["arguments"]}
+                head["function"]["arguments"] = ""
+                for part in (head, rest):
+                    delta = chunk("", None)
+                    delta["choices"][0]["delta"] = {"tool_calls": [part]}
+                    await send(delta)
             elif isinstance(event, TokenText) and not matcher.stopped:
                 text = matcher.feed(event.text)
                 if text:
@@ -415,6 +477,13 @@ class OpenAIServer:
         await response.write(b"data: [DONE]\n\n")
         await response.write_eof()
         return response
+
+
+def _call_body(call: ToolCall, index: int | None = None) -> dict:
+    """A call as OpenAI's API gives it (``index`` in a streamed delta)."""
+    body: dict[str, Any] = {"id": call.id, "type": "function",
+                            "function": {"name": call.name, "arguments": call.arguments}}  # fmt: skip
+    return body if index is None else {"index": index, **body}
 
 
 def check_bind(bind: str, api_key: str | None) -> None:

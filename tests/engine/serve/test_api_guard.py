@@ -27,7 +27,7 @@ class _KeptJobs(ModelHost):
     """The real host, keeping each job's final figures (to see how it ended)."""
 
     def submit(self, messages, sampling, *, raw=False, thinking_apart=False,  # noqa: ANN001, ANN201
-               events=None):  # noqa: ANN001
+               events=None, tools=None):  # noqa: ANN001
         ended: list = []
         self.jobs.append(ended)
 
@@ -38,6 +38,7 @@ class _KeptJobs(ModelHost):
                 events.put(item)
 
         return super().submit(messages, sampling, raw=raw, thinking_apart=thinking_apart,
+                              tools=tools,
                               events=Watch())
 
 
