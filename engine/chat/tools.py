@@ -230,7 +230,8 @@ def _checked(schema: dict) -> str:
     try:
         return grammar_for_schema(schema)
     except SchemaError as exc:
-        raise ToolError(f"The tools' schemas cannot be turned into a grammar: {exc.message}")
+        raise ToolError(f"The tools' schemas cannot be turned into a grammar: {exc.message}"
+                        ) from None
 
 
 # -- reading calls out of the reply ---------------------------------------------------------------

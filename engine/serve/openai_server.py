@@ -481,8 +481,8 @@ class OpenAIServer:
 
 def _call_body(call: ToolCall, index: int | None = None) -> dict:
     """A call as OpenAI's API gives it (``index`` in a streamed delta)."""
-    body: dict[str, Any] = {"id": call.id, "type": "function",
-                            "function": {"name": call.name, "arguments": call.arguments}}  # fmt: skip
+    function = {"name": call.name, "arguments": call.arguments}
+    body: dict[str, Any] = {"id": call.id, "type": "function", "function": function}
     return body if index is None else {"index": index, **body}
 
 

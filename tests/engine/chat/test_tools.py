@@ -26,7 +26,8 @@ from quantdesk.engine.events import ToolCall
 from tests.support.tool_templates import HERMES_TOOLS, LLAMA3_TOOLS, MISTRAL_TOOLS
 
 CHATML = ("{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n"
-          "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")  # fmt: skip
+          "{% endfor %}"
+          "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")  # fmt: skip
 WEATHER = {"type": "function", "function": {
     "name": "get_weather", "description": "The weather in a city",
     "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
@@ -41,7 +42,8 @@ def _conversation(call_id: str = "abcDEF123") -> list[Message]:
 
 
 def test_tools_and_choices_are_checked_and_bad_ones_say_why() -> None:
-    request = tool_request([WEATHER, TIME], {"type": "function", "function": {"name": "get_time"}})
+    named = {"type": "function", "function": {"name": "get_time"}}
+    request = tool_request([WEATHER, TIME], named)
     assert request is not None and request.names == ("get_weather", "get_time")
     assert request.choice == "get_time" and request.forced
     assert request.callable_names() == ("get_time",)

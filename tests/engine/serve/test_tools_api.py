@@ -97,13 +97,14 @@ def test_required_forces_a_well_formed_call_on_a_model_that_would_answer_in_word
         tool_models: dict) -> None:  # fmt: skip
     with served(tool_models["hermes-chat"], "hermes-chat", n_ctx=1024) as running:
         client = _client(running)
-        free = client.chat.completions.create(model="m", messages=ASK, tools=[NO_ARGUMENTS, PARIS_ONLY],
+        tools = [NO_ARGUMENTS, PARIS_ONLY]
+        free = client.chat.completions.create(model="m", messages=ASK, tools=tools,
                                               max_tokens=40)  # fmt: skip
         assert free.choices[0].message.content == "It is sunny in Paris today."
         assert free.choices[0].message.tool_calls is None
         named = {"type": "function", "function": {"name": "get_weather"}}
         for choice in ("required", named):
-            reply = client.chat.completions.create(model="m", messages=ASK, tools=[NO_ARGUMENTS, PARIS_ONLY],
+            reply = client.chat.completions.create(model="m", messages=ASK, tools=tools,
                                                    tool_choice=choice, max_tokens=120)  # fmt: skip
             assert reply.choices[0].finish_reason == "tool_calls"
             [call] = reply.choices[0].message.tool_calls
