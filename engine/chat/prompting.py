@@ -86,17 +86,24 @@ def plan_prompt(
     )
 
 
-def drop_oldest_turn(messages: Sequence[Message]) -> list[Message] | None:
-    """The conversation without its oldest user/assistant exchange, or None if nothing can go.
+def oldest_turns(messages: Sequence[Message]) -> list[tuple[int, ...]]:
+    """The exchanges that may be left out to fit the context, oldest first, as indices into
+    ``messages``: a user message with the reply that follows it, or a lone message. System
+    messages and the final message always stay."""
+    turns: list[tuple[int, ...]] = []
+    last = len(messages) - 1
+    i = 0
+    while i < last:
+        if messages[i].role == "system":
+            i += 1
+            continue
+        pair = messages[i].role == "user" and i + 1 < last and messages[i + 1].role == "assistant"
+        turns.append((i, i + 1) if pair else (i,))
+        i += 2 if pair else 1
+    return turns
 
-    System messages and the final user message always stay.
-    """
-    movable = [i for i, m in enumerate(messages[:-1]) if m.role != "system"]
-    if not movable:
-        return None
-    first = movable[0]
-    drop = {first}
-    if messages[first].role == "user" and first + 1 < len(messages) - 1:
-        if messages[first + 1].role == "assistant":
-            drop.add(first + 1)
-    return [m for i, m in enumerate(messages) if i not in drop]
+
+def without_turns(messages: Sequence[Message], turns: Sequence[tuple[int, ...]]) -> list[Message]:
+    """``messages`` less the exchanges ``turns`` (from :func:`oldest_turns`)."""
+    gone = {i for turn in turns for i in turn}
+    return [m for i, m in enumerate(messages) if i not in gone]

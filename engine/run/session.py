@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
-from quantdesk.engine.chat.prompting import PromptPlan, drop_oldest_turn, plan_prompt
+from quantdesk.engine.chat.prompting import PromptPlan, oldest_turns, plan_prompt, without_turns
 from quantdesk.engine.chat.reasoning import ANSWER, THINKING, ReasoningStyle, ReplySplitter
 from quantdesk.engine.chat.templates import Message
 from quantdesk.engine.chat.tools import TOOL_MARKERS, ToolCallSplitter, ToolRequest, tool_grammar
@@ -295,23 +295,39 @@ class InferenceSession:
         enable_thinking: bool | None = None,
         tools: ToolRequest | None = None,
     ) -> tuple[PromptPlan, list[int], int]:
-        """The prompt's plan and tokens, leaving the oldest turns out until a reply has room.
+        """The prompt's plan and tokens, leaving out the fewest oldest turns that give a reply
+        room.
 
         Returns them and how many messages were left out. The system prompt and the latest
-        user message are always kept.
+        user message are always kept. How many turns go is found by bisection: a chat of
+        thousands of messages is rendered a dozen times, not once per turn left out.
         """
         room_for_reply = min(max_tokens, max(16, n_ctx // 4))
-        dropped = 0
-        while True:
-            plan = self.plan(messages, prefill, raw, enable_thinking, tools)
-            tokens = self.prompt_tokens(plan)
-            if len(tokens) + room_for_reply <= n_ctx:
-                return plan, tokens, dropped
-            shorter = drop_oldest_turn(messages)
-            if shorter is None:
-                return plan, tokens, dropped
-            dropped += len(messages) - len(shorter)
-            messages = shorter
+        turns = oldest_turns(messages)
+
+        def attempt(count: int) -> tuple[PromptPlan, list[int], int]:
+            kept = without_turns(messages, turns[:count])
+            plan = self.plan(kept, prefill, raw, enable_thinking, tools)
+            return plan, self.prompt_tokens(plan), len(messages) - len(kept)
+
+        def fits(found: tuple[PromptPlan, list[int], int]) -> bool:
+            return len(found[1]) + room_for_reply <= n_ctx
+
+        best = attempt(0)
+        if fits(best) or not turns:
+            return best
+        low, high = 1, len(turns)
+        best = attempt(high)  # the most that can go: if even that does not fit, so be it
+        if not fits(best):
+            return best
+        while low < high:  # the fewest turns to leave out lie in [low, high]; best: high's
+            middle = (low + high) // 2
+            found = attempt(middle)
+            if fits(found):
+                high, best = middle, found
+            else:
+                low = middle + 1
+        return best
 
 
 class _Split:

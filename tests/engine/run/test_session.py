@@ -144,17 +144,42 @@ def test_a_long_chat_leaves_out_its_oldest_turns_instead_of_failing(
     assert "left out" in stats.summary()
 
 
-def test_drop_oldest_turn_keeps_system_and_last_message() -> None:
-    from quantdesk.engine.chat.prompting import drop_oldest_turn
+def test_a_chat_of_thousands_of_messages_is_rendered_a_few_times_not_once_per_turn(
+    chat_session: InferenceSession, monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """Leaving one turn out at a time rendered a 2,000-message chat a thousand times: the
+    reply took minutes to start. Bisection renders it about a dozen times, and still leaves
+    out the fewest turns: one turn fewer would not fit."""
+    s = chat_session
+    history = [Message("system", "Be brief.")]
+    for i in range(1000):
+        history += [Message("user", f"question {i}"), Message("assistant", f"answer {i}")]
+    history.append(Message("user", "last question"))
+    renders = []
+    real_plan = s.plan
+    monkeypatch.setattr(s, "plan", lambda *a: renders.append(len(a[0])) or real_plan(*a))
+    stats = list(s.generate(history, GREEDY, threading.Event()))[-1]
+    assert stats.dropped_messages > 1900 and len(renders) <= 14
+    kept = len(history) - stats.dropped_messages
+    one_more = [history[0], *history[len(history) - kept - 1:]]  # the turn before, given back
+    room = min(GREEDY.max_tokens, max(16, 256 // 4))
+    assert len(s.prompt_tokens(real_plan(one_more))) + room > 256
+
+
+def test_the_turns_left_out_are_the_oldest_and_never_the_system_or_last_message() -> None:
+    from quantdesk.engine.chat.prompting import oldest_turns, without_turns
 
     msgs = [
         Message("system", "s"),
         Message("user", "u1"),
         Message("assistant", "a1"),
         Message("user", "u2"),
+        Message("assistant", "a2"),
+        Message("user", "u3"),
     ]
-    assert drop_oldest_turn(msgs) == [Message("system", "s"), Message("user", "u2")]
-    assert drop_oldest_turn([Message("system", "s"), Message("user", "u2")]) is None
+    assert oldest_turns(msgs) == [(1, 2), (3, 4)]
+    assert without_turns(msgs, oldest_turns(msgs)[:1]) == [msgs[0], *msgs[3:]]
+    assert oldest_turns([Message("system", "s"), Message("user", "u2")]) == []
 
 
 def test_quantized_kv_cache_with_flash_attention_generates(tmp_path: Path) -> None:
