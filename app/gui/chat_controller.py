@@ -13,6 +13,7 @@ from PySide6.QtWidgets import QLabel
 from quantdesk.config.settings import Settings
 from quantdesk.engine.chat.conversations import StoredMessage
 from quantdesk.engine.chat.prompting import COMPLETION_MODE_NOTICE
+from quantdesk.engine.chat.structured import SchemaError, grammar_for_response_format
 from quantdesk.engine.chat.templates import Message
 from quantdesk.engine.events import (
     GenerationStats,
@@ -28,6 +29,7 @@ from quantdesk.gui.chat_saving import ChatNotSaved
 from quantdesk.gui.model_controller import ModelController
 from quantdesk.gui.notifier import Notifier
 from quantdesk.ui.chat.chat_list import ChatListPanel
+from quantdesk.ui.chat.json_schema_dialog import JsonSchemaDialog
 from quantdesk.ui.chat.page import ChatPage
 from quantdesk.ui.model_worker import LoadedModel
 
@@ -96,6 +98,8 @@ class ChatController(QObject):
         page.view.continueRequested.connect(self.continue_reply)
         page.view.versionRequested.connect(self.switch_version)
         page.cancelEditRequested.connect(self.cancel_edit)
+        page.jsonOutputToggled.connect(self._json_output_toggled)
+        page.schemaRequested.connect(self.ask_schema)
         models.loadStarted.connect(self._load_started)
         models.modelLoaded.connect(self._loaded)
         models.modelLoadFailed.connect(self._load_failed)
@@ -252,6 +256,14 @@ class ChatController(QObject):
         transcript = self.page.transcript
         model_path = self.models.loaded.path if self.models.loaded else ""
         sampling = self.settings.sampling_settings()
+        response_format = self.history.response_format
+        try:
+            grammar = grammar_for_response_format(response_format)
+        except SchemaError as exc:  # a schema stored by an older version, or damaged
+            self.notifier.error(f"This chat's JSON output cannot be used: {exc.message} "
+                                "Give it another schema (Schema…) or switch it off.")  # fmt: skip
+            self.history.reshow()
+            return
         self._thinking, self._thinking_since = [], None
         if continue_row >= 0:
             prefill = transcript.message(continue_row).text
@@ -262,6 +274,8 @@ class ChatController(QObject):
         else:
             prefill = ""
             snapshot = {"sampling": asdict(sampling), "load": asdict(self.settings.load_settings())}
+            if response_format is not None:
+                snapshot["response_format"] = response_format
             try:
                 version = self.history.on_reply_started(model_path, snapshot, replaces)
             except ChatNotSaved as exc:  # no reply the chat could not keep
@@ -276,7 +290,24 @@ class ChatController(QObject):
         self.replyStarted.emit()
         system = self.settings.get("chat.system_prompt").strip()
         history = ([Message("system", system)] if system else []) + list(self.messages)
-        self.models.worker.request_reply(history, sampling, prefill)
+        self.models.worker.request_reply(history, sampling.with_(grammar=grammar), prefill)
+
+    # -- JSON output -------------------------------------------------------------------------
+
+    def _json_output_toggled(self, on: bool) -> None:
+        self.history.set_response_format({"type": "json_object"} if on else None)
+
+    def ask_schema(self) -> None:
+        """Schema…: ask for the JSON Schema the chat's replies must follow (none: any JSON
+        object)."""
+        current = self.history.response_format or {}
+        schema = (current.get("json_schema") or {}).get("schema")
+        dialog = JsonSchemaDialog(schema, self.notifier.dialog_parent)
+        if dialog.exec() != JsonSchemaDialog.DialogCode.Accepted:
+            return
+        self.history.set_response_format(
+            {"type": "json_object"} if dialog.schema is None else
+            {"type": "json_schema", "json_schema": {"name": "chat", "schema": dialog.schema}})
 
     def _token(self, text: str) -> None:
         if self._reply_row >= 0:
@@ -415,6 +446,10 @@ class ChatController(QObject):
         later = [m.role for m in transcript.messages()[row + 1:] if m.role != "notice"]
         if later or not self.messages or self.messages[-1].role != "assistant":
             return  # only the last reply can be continued
+        if self.history.response_format is not None:
+            self.notifier.info("A reply held to JSON is written in one go: Regenerate writes "
+                               "it afresh.")  # fmt: skip
+            return
         self.messages.pop()
         self._request_reply(continue_row=row)
 

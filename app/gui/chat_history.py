@@ -70,6 +70,7 @@ class ChatHistory(QObject):
         self._saved_at = 0.0
         self._search = ""
         self._new_chat_draft = ""  # typed in a chat that has no message yet
+        self.response_format: dict[str, Any] | None = None  # the shown chat's JSON output
         self._closed = False
         self.reply_stats_before: dict[str, Any] = {}  # of a reply being continued
         panel.chatSelected.connect(self.open)
@@ -143,7 +144,20 @@ class ChatHistory(QObject):
         self.chat.show_conversation(self.store.messages(chat_id), chat.system_prompt)
         self.chat_id = chat_id
         self.chat.page.set_message_text(chat.draft)
+        self._show_format(chat.response_format)
         self.refresh()
+
+    def _show_format(self, response_format: dict[str, Any] | None) -> None:
+        self.response_format = response_format
+        self.chat.page.show_json_output(response_format)
+
+    def set_response_format(self, response_format: dict[str, Any] | None) -> None:
+        """Hold the shown chat's replies to JSON (OpenAI's ``response_format``), or let them be
+        text (None); a chat with no message yet keeps it once its first one is saved."""
+        self._show_format(response_format)
+        if self.chat_id is not None:
+            self.saving.keep(("format", self.chat_id), partial(
+                self.store.set_response_format, self.chat_id, response_format))  # fmt: skip
 
     def reshow(self) -> None:
         """Show the current chat's branch again (after another version was chosen)."""
@@ -229,6 +243,7 @@ class ChatHistory(QObject):
         self.save_draft()
         self.chat_id, self._reply_id = None, None
         self.chat.page.set_message_text(self._new_chat_draft)
+        self._show_format(None)  # a new chat's replies are text until switched
         self.refresh()
 
     def on_user_message(self, text: str, system_prompt: str, model_path: str,
@@ -240,6 +255,8 @@ class ChatHistory(QObject):
         def save() -> int:
             if self.chat_id is None:
                 chat = self.store.create_chat(title_from(text), system_prompt, model_path)
+                if self.response_format is not None:  # switched before the first message
+                    self.store.set_response_format(chat.id, self.response_format)
                 self.chat_id = chat.id
                 self._new_chat_draft = ""
             old = self.store.message_id(self.chat_id, replaces) if replaces is not None else None

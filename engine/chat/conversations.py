@@ -23,7 +23,7 @@ from typing import Any
 
 from quantdesk.engine.sqlite_files import NewerDatabase, open_database
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS chats (
@@ -36,7 +36,8 @@ CREATE TABLE IF NOT EXISTS chats (
     model_path TEXT NOT NULL DEFAULT '',
     active_root INTEGER,              -- first message of the branch shown
     leaf_id INTEGER,                  -- last message of the branch shown
-    draft TEXT NOT NULL DEFAULT ''    -- what was typed and not sent yet
+    draft TEXT NOT NULL DEFAULT '',   -- what was typed and not sent yet
+    response_format TEXT NOT NULL DEFAULT '' -- JSON output: OpenAI's response_format, as JSON
 );
 CREATE TABLE IF NOT EXISTS messages (
     id INTEGER PRIMARY KEY,
@@ -95,7 +96,12 @@ def _to_v3(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE messages ADD COLUMN thinking TEXT NOT NULL DEFAULT ''")
 
 
-MIGRATIONS = {2: _to_v2, 3: _to_v3}
+def _to_v4(db: sqlite3.Connection) -> None:
+    """Version 4: a chat can hold its replies to JSON (its response format)."""
+    db.execute("ALTER TABLE chats ADD COLUMN response_format TEXT NOT NULL DEFAULT ''")
+
+
+MIGRATIONS = {2: _to_v2, 3: _to_v3, 4: _to_v4}
 
 TITLE_LENGTH = 60
 
@@ -118,6 +124,7 @@ class Chat:
     message_count: int = 0  # in the branch shown
     draft: str = ""
     stored_count: int = 0  # every version of every message
+    response_format: dict[str, Any] | None = None  # JSON output (OpenAI's form); None: text
 
 
 @dataclass(frozen=True)
@@ -238,6 +245,14 @@ class ConversationStore:
         """What was typed in this chat and not sent (kept with the chat, not with the app)."""
         with self._db:
             self._db.execute("UPDATE chats SET draft = ? WHERE id = ?", (text, chat_id))
+
+    def set_response_format(self, chat_id: int, response_format: dict[str, Any] | None) -> None:
+        """Hold this chat's replies to JSON (``{"type": "json_object"}``, or ``json_schema``
+        with a schema, as OpenAI's API writes it), or let them be text again (None)."""
+        stored = json.dumps(response_format) if response_format else ""
+        with self._db:
+            self._db.execute("UPDATE chats SET response_format = ? WHERE id = ?",
+                             (stored, chat_id))  # fmt: skip
 
     def delete_chat(self, chat_id: int) -> None:
         """Delete a chat and its messages."""
@@ -429,8 +444,16 @@ def _chat(row: sqlite3.Row) -> Chat:
         id=row["id"], title=row["title"], created=row["created"], updated=row["updated"],
         pinned=bool(row["pinned"]), system_prompt=row["system_prompt"],
         model_path=row["model_path"], message_count=row["n"], draft=row["draft"],
-        stored_count=row["stored"],
+        stored_count=row["stored"], response_format=_response_format(row["response_format"]),
     )  # fmt: skip
+
+
+def _response_format(stored: str) -> dict[str, Any] | None:
+    try:
+        value = json.loads(stored) if stored else None
+    except ValueError:  # written by hand, or damaged: the chat is text again
+        return None
+    return value if isinstance(value, dict) else None
 
 
 def _message(row: sqlite3.Row) -> StoredMessage:

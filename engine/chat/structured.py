@@ -11,6 +11,7 @@ llama-cpp-python's port of llama.cpp's converter.
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from quantdesk.engine.errors import QuantDeskError
@@ -54,12 +55,46 @@ def grammar_for_schema(schema: Any) -> str:
     from llama_cpp.llama_grammar import json_schema_to_gbnf
 
     try:
-        grammar = json_schema_to_gbnf(json.dumps(schema))
+        grammar = json_schema_to_gbnf(json.dumps(_with_integer_ranges(schema)))
     except (ValueError, KeyError, TypeError, RecursionError) as exc:  # parts it cannot express
         raise SchemaError(f"This JSON Schema cannot be turned into a grammar: {exc}") from None
     # the port's string characters include control characters (a raw newline in a string),
     # which JSON forbids: strict parsers (Python's json.loads) refuse such a reply
     return grammar.replace(_ANY_CHAR, _JSON_CHAR)
+
+
+#: An integer range of at most this many values is held by the grammar (as the list of them).
+MAX_RANGE_VALUES = 1_000
+
+
+def _with_integer_ranges(node: Any) -> Any:
+    """``node`` with each bounded integer (``minimum``/``maximum``, exclusive ones too, at most
+    :data:`MAX_RANGE_VALUES` values) written as the list of its values: the converter holds
+    an integer to its type alone, so an "age" from 0 to 120 could come out 195."""
+    if isinstance(node, list):
+        return [_with_integer_ranges(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    node = {key: _with_integer_ranges(value) for key, value in node.items()}
+    if node.get("type") != "integer" or "enum" in node or "const" in node:
+        return node
+    low, high = node.get("minimum"), node.get("maximum")
+    if isinstance(node.get("exclusiveMinimum"), (int, float)):
+        low = max(low, node["exclusiveMinimum"] + 1) if low is not None else (
+            node["exclusiveMinimum"] + 1)  # fmt: skip
+    if isinstance(node.get("exclusiveMaximum"), (int, float)):
+        high = min(high, node["exclusiveMaximum"] - 1) if high is not None else (
+            node["exclusiveMaximum"] - 1)  # fmt: skip
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (low, high)):
+        return node
+    first, last = math.ceil(low), math.floor(high)
+    if first > last:
+        raise SchemaError(f"An integer from {low} to {high} has no value to take.")
+    if last - first + 1 > MAX_RANGE_VALUES:
+        return node
+    bounds = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "type")
+    return {**{k: v for k, v in node.items() if k not in bounds},
+            "enum": list(range(first, last + 1))}  # fmt: skip
 
 
 def grammar_for_response_format(response_format: Any) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from PySide6.QtCore import QModelIndex, Qt
 from PySide6.QtGui import QGuiApplication
@@ -32,7 +34,7 @@ echo hi
 def test_code_block_gets_copy_link_and_raw_html_is_escaped() -> None:
     html = render_markdown("Hi <script>alert(1)</script>\n\n```python\nx = 1\n```", dark=False)
     assert 'href="copy-code:0"' in html
-    assert "<pre" in html and "x = 1" in html
+    assert "<pre" in html and "x = 1" in re.sub("<[^>]+>", "", html)  # coloured, as it was
     assert "<script>" not in html
     assert "&lt;script&gt;" in html
 

@@ -16,6 +16,8 @@ from typing import Any
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
+from quantdesk.ui.chat._code_highlight import guess_language, highlight_code
+
 __all__ = ["MarkdownTheme", "code_blocks", "render_markdown", "theme"]
 
 #: Fallback list; Qt picks the first family installed.
@@ -83,9 +85,10 @@ def render_markdown(text: str, *, dark: bool, mono_family: str = DEFAULT_MONO) -
     """Render ``text`` as QTextDocument HTML.
 
     Code blocks get a header row with the language and a ``copy-code:N`` link, N being the
-    block's index in :func:`code_blocks`.
+    block's index in :func:`code_blocks`, and their code in colour (``_code_highlight``).
     """
-    env: dict[str, Any] = {"theme": theme(dark), "mono": mono_family, "code_index": 0}
+    env: dict[str, Any] = {"theme": theme(dark), "mono": mono_family, "code_index": 0,
+                           "dark": dark, "lines": text.split("\n")}  # fmt: skip
     return _RENDERER.render(text, env)
 
 
@@ -99,8 +102,14 @@ def _code(_r: Any, tokens: _Tokens, idx: int, _o: Any, env: dict) -> str:
     th: MarkdownTheme = env["theme"]
     index = env["code_index"]
     env["code_index"] = index + 1
-    lang = html.escape(token.info.split()[0]) if token.info.strip() else ""
-    code = html.escape(_code_text(token)) or "&nbsp;"
+    language = token.info.split()[0] if token.info.strip() else ""
+    text = _code_text(token)
+    closed = _closed(token, env["lines"])
+    if not language and closed:  # a guess only once the block is whole
+        language = guess_language(text)
+    lang = html.escape(language)
+    code = (highlight_code(text, language, env["dark"], streaming=not closed)
+            or html.escape(text) or "&nbsp;")  # fmt: skip
     head = f'bgcolor="{th.code_header_bg}" style="font-size:small;'
     return (
         f'<table width="100%" cellspacing="0" cellpadding="6" border="0" '
@@ -112,6 +121,16 @@ def _code(_r: Any, tokens: _Tokens, idx: int, _o: Any, env: dict) -> str:
         f'<tr><td colspan="2"><pre style="margin:0; white-space:pre-wrap; '
         f'font-family:{env["mono"]};">{code}</pre></td></tr></table>\n'
     )
+
+
+def _closed(token: Token, lines: list[str]) -> bool:
+    """Whether the code block is whole: indented, or fenced with its closing fence written
+    (a streaming reply's open fence runs to the end of the text so far)."""
+    if token.type != "fence":
+        return True
+    start, end = token.map or (0, 0)
+    last = lines[end - 1].strip() if start < end - 1 < len(lines) else ""
+    return bool(last) and last.startswith(token.markup) and set(last) == set(token.markup[0])
 
 
 def _code_inline(_r: Any, tokens: _Tokens, idx: int, _o: Any, env: dict) -> str:

@@ -58,6 +58,8 @@ class ChatPage(QWidget):
     modelChosen = Signal(object)  # LibraryEntry
     ejectRequested = Signal()
     cancelEditRequested = Signal()
+    jsonOutputToggled = Signal(bool)  # the chat's replies held to JSON, or text again
+    schemaRequested = Signal()  # Schema…: give the JSON output a schema
 
     def __init__(self, library_model: QAbstractItemModel, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -129,6 +131,20 @@ class ChatPage(QWidget):
         self.input.setTabChangesFocus(True)  # Tab leaves the box, as in every other field
         self.input.submitted.connect(self._send)
         bottom.addWidget(self.input, 1)
+        output = QVBoxLayout()
+        self.json_output = QPushButton("JSON output")
+        self.json_output.setCheckable(True)
+        self.json_output.setAccessibleName("JSON output")
+        self.json_output.setToolTip("Hold this chat's replies to JSON (a grammar makes the "
+                                    "model write it), with a schema if you give one")  # fmt: skip
+        self.json_output.toggled.connect(self._json_toggled)
+        self.schema = QPushButton("Schema…")
+        self.schema.setToolTip("Give the JSON output a JSON Schema to follow")
+        self.schema.setEnabled(False)
+        self.schema.clicked.connect(self.schemaRequested)
+        output.addWidget(self.json_output)
+        output.addWidget(self.schema)
+        bottom.addLayout(output)
         self.send = QPushButton("Send")
         self.send.setDefault(True)
         self.send.setToolTip("Send the message (Enter)")
@@ -152,6 +168,25 @@ class ChatPage(QWidget):
         text = self.input.toPlainText().strip()
         if text:
             self.sendRequested.emit(text)
+
+    def _json_toggled(self, on: bool) -> None:
+        self.schema.setEnabled(on)
+        self.jsonOutputToggled.emit(on)
+
+    def show_json_output(self, response_format: dict | None) -> None:
+        """Show the chat's output format (None: text; OpenAI's ``response_format`` else)
+        without asking for a change."""
+        self.json_output.blockSignals(True)
+        self.json_output.setChecked(response_format is not None)
+        self.json_output.blockSignals(False)
+        self.schema.setEnabled(response_format is not None)
+        with_schema = bool(response_format) and response_format.get("type") == "json_schema"
+        self.schema.setText("Schema ✓…" if with_schema else "Schema…")
+        self.json_output.setToolTip(
+            "Replies follow this chat's JSON Schema" if with_schema
+            else "Replies are JSON objects" if response_format
+            else "Hold this chat's replies to JSON (a grammar makes the model write it), with "
+                 "a schema if you give one")  # fmt: skip
 
     def select_model(self, path: str) -> None:
         """Show the library's entry for ``path`` in the picker (none when it is not listed)."""

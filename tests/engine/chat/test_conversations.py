@@ -158,7 +158,7 @@ def test_a_version_1_store_is_migrated_with_a_backup_kept(tmp_path: Path) -> Non
     old.executescript(_V1_SCHEMA)
     old.close()
     store = ConversationStore(path)
-    [backup] = tmp_path.glob("chats.before-v3-*.sqlite3")
+    [backup] = tmp_path.glob("chats.before-v4-*.sqlite3")
     kept = sqlite3.connect(backup)
     assert kept.execute("PRAGMA user_version").fetchone()[0] == 1
     assert kept.execute("SELECT count(*) FROM messages").fetchone()[0] == 3
@@ -172,9 +172,9 @@ def test_a_version_1_store_is_migrated_with_a_backup_kept(tmp_path: Path) -> Non
     store.add_version(11, "Hello again!")
     assert [m.text for m in store.messages(1)] == ["Hi", "Hello again!"]
     store.close()
-    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == 3
+    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == 4
     again = ConversationStore(path)  # opened again: no second migration, no second backup
-    assert len(list(tmp_path.glob("chats.before-v3-*"))) == 1
+    assert len(list(tmp_path.glob("chats.before-v4-*"))) == 1
     assert [m.text for m in again.messages(1)] == ["Hi", "Hello again!"]
     again.close()
 
@@ -186,7 +186,7 @@ def test_a_reply_keeps_its_thinking_apart_and_a_version_2_store_gains_the_column
     old = sqlite3.connect(path)
     old.executescript(_V1_SCHEMA)
     old.close()
-    ConversationStore(path).close()  # to version 3 through 2
+    ConversationStore(path).close()  # to version 4 through 2 and 3
     store = ConversationStore(path)
     assert [m.thinking for m in store.messages(1)] == ["", "", ""]  # old replies: none
     reply = store.add_message(1, "assistant", "", complete=False)
@@ -195,4 +195,26 @@ def test_a_reply_keeps_its_thinking_apart_and_a_version_2_store_gains_the_column
     store = ConversationStore(path)
     last = store.messages(1)[-1]
     assert (last.thinking, last.text, last.complete) == ("Two and two.", "Four.", True)
+    store.close()
+
+
+def test_a_chat_keeps_its_json_output_and_a_version_3_store_gains_the_column(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "chats.sqlite3"
+    old = sqlite3.connect(path)
+    old.executescript(_V1_SCHEMA)
+    old.close()
+    store = ConversationStore(path)
+    assert store.chat(1).response_format is None  # an old chat: text
+    schema = {"type": "json_schema", "json_schema": {"name": "chat", "schema": {
+        "type": "object", "properties": {"n": {"type": "integer"}}}}}  # fmt: skip
+    store.set_response_format(1, schema)
+    store.set_response_format(2, {"type": "json_object"})
+    store.close()
+    store = ConversationStore(path)
+    assert store.chat(1).response_format == schema
+    assert store.chat(2).response_format == {"type": "json_object"}
+    store.set_response_format(2, None)
+    assert store.chat(2).response_format is None
     store.close()

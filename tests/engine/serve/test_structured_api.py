@@ -50,6 +50,13 @@ def test_response_formats_become_grammars_and_bad_ones_say_why() -> None:
             grammar_for_response_format(bad)
     with pytest.raises(SchemaError, match="not valid at properties/age/type"):
         grammar_for_schema({"type": "object", "properties": {"age": {"type": "int"}}})
+    # a bounded integer is held to its bounds, not to its type alone (an age of 195 was written)
+    ages = grammar_for_schema({"type": "integer", "minimum": 0, "exclusiveMaximum": 121})
+    assert '"120"' in ages and '"121"' not in ages and "integral-part" not in ages
+    wide = grammar_for_schema({"type": "integer", "minimum": 0, "maximum": 10**9})
+    assert "integral-part" in wide  # too many values to list: the type alone
+    with pytest.raises(SchemaError, match="no value to take"):
+        grammar_for_schema({"type": "integer", "minimum": 5, "maximum": 4})
 
 
 @pytest.fixture(scope="module")
