@@ -65,3 +65,33 @@ def test_thinking_switched_off_in_the_template_gives_the_answer_alone(
     thinking, answer, stats = _reply(models["qwen3"], apart=True,
                                      sampling=SAMPLING.with_(thinking=False))
     assert (thinking, answer) == ("", "Hello!") and stats.completion_tokens == 1
+
+
+def test_stop_inside_the_thinking_ends_the_reply_there(tmp_path: Path) -> None:
+    """Stop while the model thinks: the reply ends at once, its thinking kept as far as it got,
+    no answer, and the thinking's tokens counted."""
+    from quantdesk.engine.run.session import InferenceSession
+    from tests.support.reasoning_templates import R1_STYLE, R1_TOKENS
+    from tests.support.scripted_models import write_scripted_model
+
+    steps = [f" step{i}" for i in range(30)]
+    model = write_scripted_model(tmp_path / "long-thinker.gguf", chat_template=R1_STYLE,
+                                 control=R1_TOKENS, trigger="\n",
+                                 script=[*steps, "</think>", "\n\n", "Done."])  # fmt: skip
+    session = InferenceSession.load(model, LOAD)
+    stop = threading.Event()
+    events = []
+    try:
+        for event in session.generate([Message("user", "Hi")], SAMPLING.with_(max_tokens=60),
+                                      stop, thinking_apart=True):  # fmt: skip
+            events.append(event)
+            if isinstance(event, ThinkingText) and "step3" in event.text:
+                stop.set()  # the person clicks Stop
+    finally:
+        session.close()
+    thinking = "".join(e.text for e in events if isinstance(e, ThinkingText))
+    stats = events[-1]
+    assert isinstance(stats, GenerationStats) and stats.stop_reason == "stopped"
+    assert thinking.startswith("step0 step1 step2 step3") and "step5" not in thinking
+    assert not [e for e in events if isinstance(e, TokenText)]  # no answer
+    assert 4 <= stats.completion_tokens <= 5
