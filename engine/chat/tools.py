@@ -257,7 +257,9 @@ class ToolCallSplitter:
         self.fmt = fmt
         self._names = set(request.callable_names())
         self._buffer = ""
-        self._state = "text" if fmt in (FORMAT_HERMES, FORMAT_MISTRAL) else "start"
+        # what opens the calls where text may come before them (none: the reply is one call)
+        self._opener = {FORMAT_HERMES: HERMES_OPEN, FORMAT_MISTRAL: MISTRAL_CALLS}.get(fmt, "")
+        self._state = "text" if self._opener else "start"
         self.calls: list[ToolCall] = []
 
     def feed(self, text: str) -> list[str | ToolCall]:
@@ -287,12 +289,11 @@ class ToolCallSplitter:
                     self._buffer = ""
                 return out
             if self._state == "text":
-                opener = HERMES_OPEN if self.fmt == FORMAT_HERMES else MISTRAL_CALLS
-                at = self._buffer.find(opener) if self.fmt in (FORMAT_HERMES,
-                                                                 FORMAT_MISTRAL) else -1
+                opener = self._opener
+                at = self._buffer.find(opener) if opener else -1
                 if at < 0:
-                    keep = 0 if final or self.fmt not in (FORMAT_HERMES, FORMAT_MISTRAL) else (
-                        held_back(self._buffer, frozenset({opener})))  # fmt: skip
+                    keep = held_back(self._buffer, frozenset({opener})) if opener and not (
+                        final) else 0  # fmt: skip
                     self._text(out, self._buffer[: len(self._buffer) - keep])
                     self._buffer = self._buffer[len(self._buffer) - keep :]
                     return out
